@@ -1,0 +1,123 @@
+"""`arbitrage` command line: run the engine and its operational tools.
+
+Exit codes: 0 success, 1 failure (a failed run, a bad config, an unreachable service),
+2 a usage error caught before anything started. Expected failures print one line and no
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from arbitrage.config import ConfigError, load_config
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are a single line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def duration_seconds(text: str) -> float:
+    """Parse `90s`, `2m`, `1h` or plain seconds into a positive number of seconds."""
+    match = _DURATION.match(text)
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else 0.0
+    if not match or seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a positive number with unit s, m or h (e.g. 90s, 2m, 1h)"
+        )
+    return seconds
+
+
+def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a number") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            floor = ">= 0" if allow_zero else "> 0"
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a value {floor}")
+        return value
+
+    return parse
+
+
+def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
+    run = sub.add_parser("run", help="run the engine for a duration or a number of ticks")
+    run.add_argument("--phase", choices=["smoke", "baseline", "longrun"], help="default duration 5/20/60 min")
+    bound = run.add_mutually_exclusive_group()
+    bound.add_argument("--duration", type=duration_seconds, help="wallclock bound, e.g. 90s, 2m, 1h")
+    bound.add_argument("--ticks", type=_positive(int, "tick count"), help="run exactly N ticks, as fast as possible")
+    run.add_argument("--seed", type=_positive(int, "seed", allow_zero=True))
+    run.add_argument("--heartbeat-interval", type=_positive(float, "heartbeat interval"), metavar="SECONDS")
+    run.add_argument("--market", choices=["synthetic", "ccxt"])
+    run.add_argument("--exchange-url", metavar="URL", help="ccxt only: a local exchange simulator")
+    run.add_argument("--mode", choices=["paper", "live"])
+    run.add_argument("--config", type=Path, metavar="PATH", help="default: config/v2/config.yml if present")
+    run.add_argument("--evidence-root", type=Path, metavar="DIR")
+    run.add_argument("--postgres-dsn", metavar="DSN", help="default: POSTGRES_DSN, else embedded")
+    run.add_argument("--redis-url", metavar="URL", help="default: REDIS_URL, else embedded")
+    run.add_argument("--log-format", choices=["text", "json"])
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="arbitrage", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    _add_run(sub)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from arbitrage.logs import setup_logging
+    from arbitrage.orchestrator import Orchestrator
+    from arbitrage.sources import universe
+
+    cli = {
+        "run.phase": args.phase,
+        "run.duration_sec": args.duration,
+        "run.ticks": args.ticks,
+        "run.seed": args.seed,
+        "heartbeat.interval_sec": args.heartbeat_interval,
+        "run.market": args.market,
+        "run.exchange_url": args.exchange_url,
+        "run.mode": args.mode,
+        "run.evidence_root": args.evidence_root,
+        "run.log_format": args.log_format,
+        "services.postgres_dsn": args.postgres_dsn,
+        "services.redis_url": args.redis_url,
+    }
+    try:
+        config = load_config(args.config, os.environ, cli)
+        universe(config)
+    except ConfigError as exc:
+        print(f"arbitrage: {exc}", file=sys.stderr)
+        return 1
+    if config.run.mode == "live":
+        print("arbitrage: live mode refused: live arming is not available in this build", file=sys.stderr)
+        return 1
+    setup_logging(config.run.log_format)
+    orchestrator = Orchestrator(config)
+    orchestrator.install_signal_handlers()
+    return orchestrator.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point."""
+    args = build_parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

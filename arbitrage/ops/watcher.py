@@ -1,0 +1,111 @@
+"""RunWatcher: the heartbeat, beaten from its own timer thread.
+
+A heartbeat logged from the trading loop goes quiet exactly when the loop stalls, and then
+"heartbeat alive, bot dead" cannot be told from a healthy run. So the beat comes from its own
+thread on an absolute schedule, and each line carries `last_loop_ts` and `loop_count` so a
+reader can judge the loop's progress, not only the file's freshness.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from evidence.writer import JsonlAppender
+
+log = logging.getLogger("arbitrage.watcher")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopProgress:
+    """What the loop publishes after each tick; replaced whole, so reading it needs no lock."""
+
+    loop_count: int = 0
+    last_loop_ts: float | None = None
+    kpi: dict[str, Any] = field(default_factory=dict)
+    guards: dict[str, Any] = field(default_factory=dict)
+
+
+class RunWatcher:
+    """Writes heartbeat.jsonl at start, every `interval_sec`, and at stop, each line fsynced."""
+
+    def __init__(
+        self,
+        path: Path,
+        interval_sec: float,
+        progress: Callable[[], LoopProgress],
+        watchdog_level: Callable[[], str] = lambda: "OK",
+        on_beat: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.interval_sec = interval_sec
+        self._appender = JsonlAppender(path)
+        self._progress = progress
+        self._watchdog_level = watchdog_level
+        self._on_beat = on_beat
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._process = psutil.Process()
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self.beat_epochs: list[float] = []
+        self.last_rss_mb = 0.0
+
+    def beat(self, event: str) -> dict[str, Any]:
+        """Write one heartbeat line now and return it."""
+        progress = self._progress()
+        now = time.time()
+        self.last_rss_mb = round(self._process.memory_info().rss / 1_048_576, 2)
+        with self._seq_lock:
+            line = {
+                "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
+                "epoch_time": now,
+                "seq": self._seq,
+                "event": event,
+                "kpi": progress.kpi,
+                "guards": progress.guards,
+                "last_loop_ts": progress.last_loop_ts,
+                "loop_count": progress.loop_count,
+                "rss_mb": self.last_rss_mb,
+                "watchdog": self._watchdog_level(),
+            }
+            self._appender.append(line)
+            self._seq += 1
+            self.beat_epochs.append(now)
+        if self._on_beat is not None:
+            self._on_beat(line)
+        return line
+
+    def _run(self) -> None:
+        due = time.monotonic() + self.interval_sec
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            try:
+                self.beat("beat")
+            except Exception:
+                log.exception("heartbeat write failed")
+            due += self.interval_sec
+            if due < time.monotonic():
+                due = time.monotonic() + self.interval_sec
+
+    def start(self) -> None:
+        """Write the start beat, then keep beating from a daemon thread."""
+        self.beat("start")
+        self._thread = threading.Thread(target=self._run, name="run-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the timer and write the final beat; safe to call twice."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=self.interval_sec + 5.0)
+        self._thread = None
+        self.beat("stop")
+        self._appender.close()

@@ -1,0 +1,381 @@
+"""The run protocol: bootstrap -> loop -> validate -> flush, and the exit code (OPS_PROTOCOL §3).
+
+Exit 0 only when every applicable invariant held, no WARNING was logged, and the run ended
+by its own stop condition. Everything else, SIGTERM included, is exit 1. The evidence is
+flushed in `finally`, whatever ended the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, TextIO
+
+from arbitrage.config import AppConfig
+from arbitrage.execution import PaperExecutor
+from arbitrage.ledger import Ledger, LedgerUnavailable
+from arbitrage.logs import WarningCounter, attach_file_log
+from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.source import MarketDataError, MarketSource, book_rejection
+from arbitrage.ops.watcher import LoopProgress, RunWatcher
+from arbitrage.portfolio import Portfolio
+from arbitrage.run_evidence import EvidenceDir, ManifestBase, git_state, new_run_id, percentiles
+from arbitrage.services import EmbeddedServices, ServiceStartError
+from arbitrage.sources import build_source
+from arbitrage.state import RunState, StateUnavailable
+from arbitrage.strategy import Strategy
+from arbitrage.trader import Trader
+from evidence import names
+from evidence.invariants import (
+    COMPLETENESS,
+    InvariantResult,
+    check_completeness,
+    check_db,
+    check_heartbeat_density,
+    check_wallclock,
+)
+
+log = logging.getLogger("arbitrage.orchestrator")
+
+CLEAN_STOPS = frozenset({"DURATION_REACHED", "TICKS_COMPLETED"})
+MIN_FREE_DISK_MB = 100
+
+
+class BootstrapError(Exception):
+    """The run could not start; the message is the operator's one line."""
+
+
+def _log_sparsely(count: int) -> bool:
+    """Log the 1st, 10th, 100th, ... occurrence of a repeating problem, so a fault cannot flood."""
+    return count == 1 or (count % 10 == 0 and str(count).rstrip("0") == "1")
+
+
+class Orchestrator:
+    """One engine run, from bootstrap to the sealed evidence directory."""
+
+    def __init__(self, config: AppConfig, out: TextIO = sys.stdout) -> None:
+        self.config = config
+        self.out = out
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._stop_lock = threading.Lock()
+        self.warnings = WarningCounter(on_first=self._on_first_warning)
+        self.run_id = new_run_id(config.run.phase)
+        self.market_errors: dict[str, int] = {}
+        self.rejected_books: dict[str, int] = {}
+        self.latencies_ms: list[float] = []
+        self.loop_count = 0
+        self.last_loop_ts: float | None = None
+        self.last_snapshot: MarketSnapshot | None = None
+        self._progress = LoopProgress()
+
+    # -- stopping -----------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to finish its current iteration and stop; the first reason wins."""
+        with self._stop_lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+        self._stop.set()
+
+    def _on_first_warning(self, record: logging.LogRecord) -> None:
+        if self.config.warn_policy == "stop":
+            self.request_stop("WARNING_LOGGED")
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT only set the stop event; the loop finishes its iteration."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.request_stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> int:
+        logging.getLogger().addHandler(self.warnings)
+        services = EmbeddedServices(self.config.services.data_dir)
+        ledger: Ledger | None = None
+        state: RunState | None = None
+        try:
+            try:
+                ledger, state = self._connect(services)
+            except (BootstrapError, LedgerUnavailable, StateUnavailable, ServiceStartError) as exc:
+                print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
+                return 1
+            return self._run_connected(ledger, state)
+        finally:
+            if state is not None:
+                state.close()
+            if ledger is not None:
+                ledger.close()
+            services.stop()
+            logging.getLogger().removeHandler(self.warnings)
+
+    def _connect(self, services: EmbeddedServices) -> tuple[Ledger, RunState]:
+        svc = self.config.services
+        dsn = svc.postgres_dsn.get_secret_value() if svc.postgres_dsn else None
+        url = svc.redis_url.get_secret_value() if svc.redis_url else None
+        endpoints = services.resolve(dsn, url)
+        ledger = Ledger(endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms)
+        ledger.open()
+        state = RunState(endpoints.redis_url, svc.redis_key_prefix, svc.redis_socket_timeout_sec)
+        try:
+            state.ping()
+        except StateUnavailable:
+            ledger.close()
+            raise
+        root = self.config.run.evidence_root
+        root.mkdir(parents=True, exist_ok=True)
+        free_mb = shutil.disk_usage(root).free / 1_048_576
+        if free_mb < MIN_FREE_DISK_MB:
+            raise BootstrapError(f"only {free_mb:.0f} MB free under {root}, need {MIN_FREE_DISK_MB} MB")
+        return ledger, state
+
+    def _run_connected(self, ledger: Ledger, state: RunState) -> int:
+        cfg = self.config
+        expected = cfg.run.expected_seconds()
+        started_at = datetime.now(UTC)
+        sha, dirty = git_state()
+        base = ManifestBase(
+            run_id=self.run_id,
+            phase=cfg.run.phase,
+            mode=cfg.run.mode,
+            started_at=started_at.isoformat(),
+            duration_minutes=None if expected is None else round(expected / 60.0, 4),
+            ticks=cfg.run.ticks,
+            seed=cfg.run.seed,
+            market_source=cfg.run.market,
+            config=cfg.redacted(),
+            config_hash=cfg.config_hash(),
+            pid=os.getpid(),
+            git_sha=sha,
+            git_dirty=dirty,
+        )
+        evidence = EvidenceDir(cfg.run.evidence_root / self.run_id, base)
+        evidence.write_running_manifest()
+        print(f"evidence: {evidence.path}", file=self.out, flush=True)
+        file_log = attach_file_log(evidence.path / names.ENGINE_LOG)
+        try:
+            ledger.record_run_start(
+                self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
+            )
+            state.register(self.run_id, {"status": "running", "pid": os.getpid(), "started_at": base.started_at})
+            ledger.record_event(self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash})
+            return self._trade_and_flush(ledger, state, evidence, expected)
+        except (LedgerUnavailable, StateUnavailable) as exc:
+            print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
+            evidence.seal("failed")
+            return 1
+        finally:
+            logging.getLogger().removeHandler(file_log)
+            file_log.close()
+
+    def _trade_and_flush(self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None) -> int:
+        cfg = self.config
+        source = build_source(cfg)
+        portfolio = Portfolio()
+        trader = Trader(
+            self.run_id,
+            Strategy(cfg.strategy, cfg.run.tick_interval_sec),
+            PaperExecutor(cfg.strategy, cfg.run.seed),
+            portfolio,
+            ledger,
+        )
+        ttl = cfg.heartbeat.redis_ttl_sec
+        watcher = RunWatcher(
+            evidence.path / names.HEARTBEAT,
+            cfg.heartbeat.interval_sec,
+            progress=lambda: self._progress,
+            on_beat=lambda line: state.beat(self.run_id, line, ttl),
+        )
+        self._publish(trader)
+        started_epoch = time.time()
+        t0 = time.monotonic()
+        watcher.start()
+        exit_code = 1
+        try:
+            try:
+                self._loop(source, trader, t0, expected)
+            except Exception as exc:
+                log.exception("trading loop crashed: %s", exc)
+                self.request_stop(f"EXCEPTION_{type(exc).__name__}")
+            trader.flatten(self.last_snapshot)
+            self._publish(trader)
+            duration = time.monotonic() - t0
+        finally:
+            source.close()
+            watcher.stop()
+        ended_epoch = time.time()
+        stop_reason = self._stop_reason or "UNKNOWN"
+        results = [
+            check_wallclock(duration, expected),
+            check_heartbeat_density(watcher.beat_epochs, started_epoch, ended_epoch, cfg.heartbeat.interval_sec),
+            check_db(ledger.db_inserts_ok, portfolio.closed_trades),
+        ]
+        kpi = self._kpi(trader, ledger, watcher)
+        evidence.write(names.KPI, kpi)
+
+        def summarize(completeness: InvariantResult) -> dict[str, Any]:
+            everything = [*results, completeness]
+            ok = all(not r.failed for r in everything) and stop_reason in CLEAN_STOPS and self.warnings.count == 0
+            return {
+                "run_id": self.run_id,
+                "duration_seconds": round(duration, 3),
+                "expected_duration_seconds": expected,
+                "run_started_epoch": started_epoch,
+                "run_ended_epoch": ended_epoch,
+                "heartbeat_interval_seconds": cfg.heartbeat.interval_sec,
+                "closed_trades": portfolio.closed_trades,
+                "wins": portfolio.wins,
+                "losses": portfolio.losses,
+                "net_pnl": {"krw": round(portfolio.net_pnl_krw, 2), "usd": round(portfolio.net_pnl_usd, 4)},
+                "opportunities_generated": trader.strategy.opportunities_generated,
+                "stop_reason": stop_reason,
+                "exit_code": 0 if ok else 1,
+                "warnings_count": self.warnings.count,
+                "warnings": list(self.warnings.first),
+                "invariants": {r.name: r.to_json() for r in everything},
+            }
+
+        # The summary reports on the files it is one of: write it, seal, check the sealed
+        # directory, then write the checked result and seal again.
+        pending = InvariantResult(COMPLETENESS, True, False, "unchecked", "4/4", "not checked yet")
+        evidence.write(names.CHAIN_SUMMARY, summarize(pending))
+        evidence.seal("failed")
+        summary = summarize(check_completeness(evidence.path))
+        evidence.write(names.CHAIN_SUMMARY, summary)
+        status = "ended" if summary["exit_code"] == 0 else "failed"
+        evidence.seal(status)
+        final = check_completeness(evidence.path)
+        if final.failed:
+            log.error("evidence incomplete after the final flush: %s", final.detail)
+            summary["exit_code"] = 1
+        exit_code = int(summary["exit_code"])
+        if self.warnings.count > summary["warnings_count"]:
+            exit_code = 1
+        ledger.record_event(self.run_id, "RUN_END", {"stop_reason": stop_reason, "exit_code": exit_code})
+        ledger.record_run_end(self.run_id, status, stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC))
+        state.set_status(self.run_id, status, exit_code=exit_code)
+        log.info(
+            "run %s %s: stop_reason=%s closed_trades=%d net_pnl_usd=%.4f exit=%d",
+            self.run_id, status, stop_reason, portfolio.closed_trades, portfolio.net_pnl_usd, exit_code,
+        )  # fmt: skip
+        return exit_code
+
+    def _loop(self, source: MarketSource, trader: Trader, t0: float, expected: float | None) -> None:
+        cfg = self.config.run
+        interval = cfg.tick_interval_sec
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            if expected is not None and time.monotonic() - t0 >= expected:
+                self.request_stop("DURATION_REACHED")
+                break
+            if cfg.ticks is not None and self.loop_count >= cfg.ticks:
+                self.request_stop("TICKS_COMPLETED")
+                break
+            started = time.perf_counter()
+            self._tick(source, trader)
+            self.latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            self.loop_count += 1
+            self.last_loop_ts = time.time()
+            self._publish(trader)
+            if cfg.debug_tick_delay_sec > 0:
+                self._stop.wait(cfg.debug_tick_delay_sec)
+            if cfg.ticks is None:
+                next_due += interval
+                wait = next_due - time.monotonic()
+                if expected is not None:
+                    wait = min(wait, t0 + expected - time.monotonic())
+                if wait > 0:
+                    self._stop.wait(wait)
+                else:
+                    next_due = time.monotonic()
+
+    def _tick(self, source: MarketSource, trader: Trader) -> None:
+        try:
+            snapshot = source.snapshot()
+        except MarketDataError as exc:
+            count = self.market_errors[exc.kind] = self.market_errors.get(exc.kind, 0) + 1
+            if _log_sparsely(count):
+                log.warning("market data unavailable (%s, %d so far): %s", exc.kind, count, exc)
+            return
+        screened = self._screen(snapshot)
+        if screened is None:
+            return
+        self.last_snapshot = screened
+        trader.on_snapshot(screened)
+
+    def _screen(self, snapshot: MarketSnapshot) -> MarketSnapshot | None:
+        """Drop every book that is empty, non-finite, crossed or stale before the strategy sees it."""
+        now_ms = int(time.time() * 1000)
+        max_age_ms = int(self.config.run.book_max_age_sec * 1000)
+        fx_problem = book_rejection(snapshot.fx, now_ms, max_age_ms)
+        if fx_problem is not None:
+            self._reject("upbit", "KRW-USDT", fx_problem)
+            return None
+        upbit, binance = dict(snapshot.upbit), dict(snapshot.binance)
+        for venue, books in (("upbit", upbit), ("binance", binance)):
+            for symbol, book in list(books.items()):
+                problem = book_rejection(book, now_ms, max_age_ms)
+                if problem is not None:
+                    del books[symbol]
+                    self._reject(venue, symbol, problem)
+        return MarketSnapshot(snapshot.tick, snapshot.fx, upbit, binance)
+
+    def _reject(self, venue: str, symbol: str, reason: str) -> None:
+        count = self.rejected_books[reason] = self.rejected_books.get(reason, 0) + 1
+        if _log_sparsely(count):
+            log.warning("rejected %s book %s: %s (%d %s books so far)", venue, symbol, reason, count, reason)
+
+    def _publish(self, trader: Trader) -> None:
+        p = trader.portfolio
+        self._progress = LoopProgress(
+            loop_count=self.loop_count,
+            last_loop_ts=self.last_loop_ts,
+            kpi={
+                "closed_trades": p.closed_trades,
+                "open_positions": len(p.positions),
+                "opportunities_generated": trader.strategy.opportunities_generated,
+                "wins": p.wins,
+                "losses": p.losses,
+                "net_pnl_krw": round(p.net_pnl_krw, 2),
+                "net_pnl_usd": round(p.net_pnl_usd, 4),
+                "db_inserts_ok": trader.ledger.db_inserts_ok,
+                "db_inserts_failed": trader.ledger.db_inserts_failed,
+            },
+            guards={
+                "peak_pnl": round(p.peak_pnl_usd, 4),
+                "drawdown_pct": round(p.drawdown_pct, 4),
+                "consecutive_losses": p.consecutive_losses,
+            },
+        )
+
+    def _kpi(self, trader: Trader, ledger: Ledger, watcher: RunWatcher) -> dict[str, Any]:
+        p = trader.portfolio
+        return {
+            "run_id": self.run_id,
+            "closed_trades": p.closed_trades,
+            "wins": p.wins,
+            "losses": p.losses,
+            "open_positions": len(p.positions),
+            "opportunities_generated": trader.strategy.opportunities_generated,
+            "loop_count": self.loop_count,
+            "net_pnl_krw": round(p.net_pnl_krw, 2),
+            "net_pnl_usd": round(p.net_pnl_usd, 4),
+            "db_counts": {"db_inserts_ok": ledger.db_inserts_ok, "db_inserts_failed": ledger.db_inserts_failed},
+            "event_inserts_failed": ledger.event_inserts_failed,
+            "loop_latency_ms": percentiles(self.latencies_ms),
+            "market_errors": dict(self.market_errors),
+            "rejected_books": dict(self.rejected_books),
+            "rejected_orders": dict(trader.rejected_orders),
+            "leg_unwinds": trader.leg_unwinds,
+            "rss_mb_last": watcher.last_rss_mb,
+            "trade_events": trader.trade_events,
+        }

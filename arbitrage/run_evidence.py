@@ -1,0 +1,143 @@
+"""The run's evidence documents, assembled from the engine's state and written through `evidence/`.
+
+The manifest is written at bootstrap with status `running` and rewritten last, with the
+sha256 of every other file; a manifest still saying `running` therefore means the process
+died before its final flush.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import platform
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evidence import names
+from evidence.invariants import InvariantResult
+from evidence.writer import FileDigest, atomic_write_json, file_digest
+
+_VERSIONED = ("arbitrage-harness", "psycopg", "redis", "ccxt", "pydantic", "jsonschema")
+
+
+def new_run_id(phase: str, now: datetime | None = None) -> str:
+    """`<phase>_<UTC yyyymmddTHHMMSSZ>_<6 hex>`: sortable by time, unique across hosts."""
+    now = now or datetime.now(UTC)
+    return f"{phase}_{now:%Y%m%dT%H%M%SZ}_{secrets.token_hex(3)}"
+
+
+def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
+    """(HEAD sha, dirty) of the working tree, or (None, None) outside a git checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return sha or None, bool(status.strip())
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages whose behaviour the evidence depends on."""
+    found = {"python": platform.python_version()}
+    for dist in _VERSIONED:
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = "absent"
+    return found
+
+
+def percentiles(samples: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max of loop latencies (nearest rank), None when there are no samples."""
+    if not samples:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(samples)
+
+    def rank(p: float) -> float:
+        return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 3)}
+
+
+@dataclass
+class ManifestBase:
+    """The manifest fields fixed at bootstrap."""
+
+    run_id: str
+    phase: str
+    mode: str
+    started_at: str
+    duration_minutes: float | None
+    ticks: int | None
+    seed: int
+    market_source: str
+    config: dict[str, Any]
+    config_hash: str
+    pid: int
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    versions: dict[str, str] = field(default_factory=versions)
+
+    def document(self, status: str, files: dict[str, FileDigest], ended_at: str | None) -> dict[str, Any]:
+        return {
+            "schema_version": names.SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "phase": self.phase,
+            "mode": self.mode,
+            "started_at": self.started_at,
+            "ended_at": ended_at,
+            "duration_minutes": self.duration_minutes,
+            "ticks": self.ticks,
+            "seed": self.seed,
+            "market_source": self.market_source,
+            "git_sha": self.git_sha,
+            "git_dirty": self.git_dirty,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "versions": self.versions,
+            "pid": self.pid,
+            "status": status,
+            "files": {name: digest.to_json() for name, digest in sorted(files.items())},
+        }
+
+
+class EvidenceDir:
+    """The run's evidence directory: writes documents and the manifest that seals them."""
+
+    def __init__(self, path: Path, base: ManifestBase) -> None:
+        self.path = path
+        self.base = base
+        path.mkdir(parents=True, exist_ok=False)
+
+    def write_running_manifest(self) -> None:
+        atomic_write_json(self.path / names.MANIFEST, self.base.document("running", {}, None))
+
+    def write(self, name: str, document: dict[str, Any]) -> None:
+        atomic_write_json(self.path / name, document)
+
+    def seal(self, status: str) -> None:
+        """Rewrite the manifest last, with the sha256 and size of every other finished file.
+
+        The engine log is left out: it is still being appended to while the run exits.
+        """
+        unsealed = {names.MANIFEST, names.ENGINE_LOG}
+        files = {
+            entry.name: file_digest(entry)
+            for entry in sorted(self.path.iterdir())
+            if entry.is_file() and entry.name not in unsealed and not entry.name.startswith(".")
+        }
+        ended_at = datetime.now(UTC).isoformat()
+        atomic_write_json(self.path / names.MANIFEST, self.base.document(status, files, ended_at))
+
+
+def invariants_document(results: list[InvariantResult]) -> dict[str, Any]:
+    return {result.name: result.to_json() for result in results}

@@ -1,0 +1,141 @@
+"""One tick of trading: intents from the strategy, fills from the executor, rows to the ledger.
+
+This is the part of the loop that touches money. It keeps the promise the DB invariant
+checks: every position that closes has exactly one entry row and one exit row, and every
+position still open at stop is flattened before the final flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arbitrage.execution import LegFailure, PaperExecutor, PairFill, Rejected
+from arbitrage.ledger import Ledger, LegRow
+from arbitrage.market.book import MarketSnapshot
+from arbitrage.portfolio import ClosedTrade, Portfolio, Position
+from arbitrage.strategy import ExitIntent, Strategy, exit_quote
+
+log = logging.getLogger("arbitrage.trader")
+
+
+def _leg_row(
+    run_id: str, position: Position, leg: str, fill: PairFill, tick: int, reason: str,
+    pnl: tuple[float, float] | None = None,
+) -> LegRow:  # fmt: skip
+    quote = fill.quote
+    return LegRow(
+        run_id=run_id,
+        trade_id=position.trade_id,
+        leg=leg,
+        correlation_id=position.correlation_id,
+        symbol=position.symbol,
+        direction=position.direction,
+        qty=quote.qty,
+        upbit_side=fill.upbit.side,
+        upbit_vwap_krw=fill.upbit.vwap,
+        upbit_fee_krw=fill.upbit.fee,
+        binance_side=fill.binance.side,
+        binance_vwap_usdt=fill.binance.vwap,
+        binance_fee_usdt=fill.binance.fee,
+        krw_per_usdt=quote.krw_per_usdt,
+        premium_net_pct=quote.net_pct,
+        pnl_krw=None if pnl is None else pnl[0],
+        pnl_usd=None if pnl is None else pnl[1],
+        reason=reason,
+        tick=tick,
+    )
+
+
+class Trader:
+    """Applies the strategy to each snapshot and records what happened."""
+
+    def __init__(
+        self, run_id: str, strategy: Strategy, executor: PaperExecutor, portfolio: Portfolio, ledger: Ledger
+    ) -> None:
+        self.run_id = run_id
+        self.strategy = strategy
+        self.executor = executor
+        self.portfolio = portfolio
+        self.ledger = ledger
+        self.rejected_orders: dict[str, int] = {}
+        self.leg_unwinds = 0
+        self.trade_events: list[dict[str, Any]] = []
+
+    def on_snapshot(self, snapshot: MarketSnapshot) -> None:
+        exits, entries = self.strategy.decide(snapshot, self.portfolio.held())
+        for intent in exits:
+            self._close(self.portfolio.positions[intent.position.symbol], intent, snapshot.tick)
+        for entry in entries:
+            self._open(entry.quote.symbol, snapshot, entry)
+
+    def _open(self, symbol: str, snapshot: MarketSnapshot, entry: Any) -> None:
+        result = self.executor.enter(entry, snapshot)
+        if isinstance(result, Rejected):
+            key = "below_minimum"
+            self.rejected_orders[key] = self.rejected_orders.get(key, 0) + 1
+            log.info("entry on %s rejected: %s", symbol, result.reason)
+            return
+        trade_id = self.portfolio.next_trade_id()
+        correlation_id = f"{self.run_id}:{trade_id}"
+        if isinstance(result, LegFailure):
+            self.leg_unwinds += 1
+            payload = {
+                "symbol": symbol,
+                "failed_venue": result.failed_venue,
+                "reason": result.reason,
+                "filled": {"venue": result.filled.venue, "side": result.filled.side, "qty": result.filled.qty,
+                           "vwap": result.filled.vwap},
+                "unwind": None if result.unwind is None else {
+                    "side": result.unwind.side, "qty": result.unwind.qty, "vwap": result.unwind.vwap},
+            }  # fmt: skip
+            self.ledger.record_event(self.run_id, "LEG_UNWOUND", payload, correlation_id)
+            if result.unwind is None:
+                log.error("one-legged exposure on %s: unwind found no depth (%s)", symbol, correlation_id)
+            else:
+                log.warning("asymmetric fill on %s unwound: %s (%s)", symbol, result.reason, correlation_id)
+            return
+        position = self.portfolio.open(trade_id, correlation_id, result, snapshot.tick)
+        self.ledger.record_leg(_leg_row(self.run_id, position, "entry", result, snapshot.tick, "threshold"))
+        self.ledger.record_event(
+            self.run_id,
+            "TRADE_OPEN",
+            {"symbol": symbol, "direction": position.direction, "premium_net_pct": result.quote.net_pct},
+            correlation_id,
+        )
+        self.trade_events.append(
+            {"tick": snapshot.tick, "event": "entry", "symbol": symbol, "premium_pct": result.quote.gross_pct}
+        )
+
+    def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade:
+        fill = self.executor.exit(intent)
+        closed = self.portfolio.close(position, fill, intent.reason)
+        row = _leg_row(self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd))
+        self.ledger.record_leg(row)
+        self.ledger.record_event(
+            self.run_id,
+            "TRADE_CLOSE",
+            {"symbol": position.symbol, "reason": intent.reason, "pnl_usd": closed.pnl_usd},
+            position.correlation_id,
+        )
+        self.trade_events.append(
+            {"tick": tick, "event": "exit", "symbol": position.symbol, "premium_pct": fill.quote.gross_pct,
+             "pnl_usd": closed.pnl_usd}
+        )  # fmt: skip
+        return closed
+
+    def flatten(self, snapshot: MarketSnapshot | None) -> int:
+        """Close every open position at the last good snapshot; returns how many were closed."""
+        if snapshot is None:
+            if self.portfolio.positions:
+                log.error("cannot flatten %d open positions: no market snapshot", len(self.portfolio.positions))
+            return 0
+        closed = 0
+        for position in list(self.portfolio.positions.values()):
+            quote = exit_quote(snapshot, position.view(), self.strategy.fees)
+            if quote is None:
+                log.error("cannot flatten %s: book too thin for %.8f", position.symbol, position.entry.quote.qty)
+                continue
+            self._close(position, ExitIntent(position.view(), quote, "flatten"), snapshot.tick)
+            closed += 1
+        return closed

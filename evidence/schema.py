@@ -1,0 +1,107 @@
+"""JSON Schema access for the minimum evidence set.
+
+The schemas ship inside the package (``evidence/schemas``) so the engine, ``verify`` and the
+harness all validate against the same contract, whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from typing import Any, Final
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
+
+SCHEMA_FILES: Final[Mapping[str, str]] = {
+    MANIFEST: "manifest.schema.json",
+    CHAIN_SUMMARY: "chain_summary.schema.json",
+    HEARTBEAT: "heartbeat.schema.json",
+    KPI: "kpi.schema.json",
+}
+"""Evidence file name -> schema resource; for ``heartbeat.jsonl`` the schema covers one line."""
+
+_MAX_MESSAGE_CHARS: Final = 240
+
+
+def _schema_file(file_name: str) -> str:
+    try:
+        return SCHEMA_FILES[file_name]
+    except KeyError:
+        known = ", ".join(sorted(SCHEMA_FILES))
+        raise ValueError(f"no schema for evidence file {file_name!r}; known: {known}") from None
+
+
+@functools.cache
+def _load_raw(file_name: str) -> dict[str, Any]:
+    resource = resources.files("evidence").joinpath("schemas", _schema_file(file_name))
+    loaded = json.loads(resource.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError(f"schema for {file_name} is not a JSON object")
+    return loaded
+
+
+@functools.cache
+def _validator(file_name: str) -> Draft202012Validator:
+    return Draft202012Validator(_load_raw(file_name))
+
+
+def load_schema(file_name: str) -> dict[str, Any]:
+    """Return the schema for an evidence file (e.g. ``"kpi.json"``); callers get a private copy."""
+    return copy.deepcopy(_load_raw(file_name))
+
+
+def _json_path(parts: Iterable[str | int]) -> str:
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(root)"
+
+
+def _shorten(message: str) -> str:
+    if len(message) <= _MAX_MESSAGE_CHARS:
+        return message
+    return message[: _MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def validation_errors(file_name: str, document: object, *, location: str | None = None) -> list[str]:
+    """Validate ``document`` against the schema of ``file_name`` and describe every violation.
+
+    Each message reads ``"<location>: <json path>: <problem>"``, e.g.
+    ``"kpi.json: db_counts.db_inserts_ok: -1 is less than the minimum of 0"``. ``location``
+    defaults to ``file_name``; pass e.g. ``"heartbeat.jsonl line 7"`` for a JSONL record.
+    An empty list means the document is valid.
+    """
+    where = location or file_name
+    errors = sorted(
+        _validator(file_name).iter_errors(document),
+        key=lambda e: ([str(p) for p in e.absolute_path], e.message),
+    )
+    return [f"{where}: {_json_path(e.absolute_path)}: {_shorten(e.message)}" for e in errors]
+
+
+def check_schemas() -> list[str]:
+    """Check that every shipped schema loads and is itself a valid draft 2020-12 schema.
+
+    Used by the doctor gate; an empty list means the contract is usable.
+    """
+    problems: list[str] = []
+    for file_name, schema_file in SCHEMA_FILES.items():
+        try:
+            schema = _load_raw(file_name)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{schema_file}: cannot load: {exc}")
+            continue
+        if schema.get("$schema") != Draft202012Validator.META_SCHEMA["$id"]:
+            problems.append(f"{schema_file}: $schema is {schema.get('$schema')!r}, expected draft 2020-12")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = _json_path(exc.absolute_path)
+            problems.append(f"{schema_file}: invalid schema at {where}: {_shorten(exc.message)}")
+    return problems
