@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -69,12 +70,23 @@ def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     run.add_argument("--postgres-dsn", metavar="DSN", help="default: POSTGRES_DSN, else embedded")
     run.add_argument("--redis-url", metavar="URL", help="default: REDIS_URL, else embedded")
     run.add_argument("--log-format", choices=["text", "json"])
+    run.set_defaults(handler=_run)
+
+
+Registrar = Callable[["argparse._SubParsersAction[OneLineParser]"], None]
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add a subcommand: each has `register(sub)`, which calls `sub.add_parser(...)` and
+`set_defaults(handler=...)` with a `handler(args) -> int`. Their heavy imports stay inside the handler."""
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="arbitrage", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_run(sub)
+    for module_name in COMMAND_MODULES:
+        register: Registrar = importlib.import_module(module_name).register
+        register(sub)
     return parser
 
 
@@ -115,8 +127,8 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     args = build_parser().parse_args(argv)
-    commands: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run}
-    return commands[args.command](args)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
 
 
 if __name__ == "__main__":

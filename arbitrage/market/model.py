@@ -24,10 +24,13 @@ from arbitrage.market.universe import (
 )
 
 MIN_LEVELS = 15
+"""Fewest levels per side a model may publish; the engine walks depth and needs room."""
 SECONDS_PER_YEAR = 365.0 * 24.0 * 3600.0
 
 PREMIUM_SIGMA_PCT = 0.7
+"""Default stationary standard deviation of each coin's premium, in percent."""
 PREMIUM_HALF_LIFE_SEC = 10.0
+"""Default half-life of the per-coin premium factor."""
 PREMIUM_COMMON_VAR_SHARE = 0.25
 """Fraction of the premium's stationary variance carried by the factor all coins share."""
 PREMIUM_COMMON_HALF_LIFE_MULT = 2.0
@@ -35,6 +38,7 @@ PREMIUM_COMMON_HALF_LIFE_MULT = 2.0
 
 FX_SIGMA_KRW = 3.0
 FX_HALF_LIFE_SEC = 600.0
+"""KRW/USDT is an OU process: stationary sigma in KRW and half-life in seconds."""
 
 SPREAD_REDRAW_PROB = 0.2
 """Chance per tick that a coin's Upbit spread (in ticks) is drawn again."""
@@ -46,6 +50,7 @@ UPBIT_DEPTH_RATIO = 0.6
 """Upbit books rest this fraction of Binance's quote size per level."""
 MIN_LEVEL_USD = 2_000.0
 MAX_LEVEL_USD = 60_000.0
+"""Mean quote size at the best level and (for the deepest coin) the last level, before +-40% noise."""
 
 
 def _ou(half_life_sec: float, sigma: float, dt_sec: float) -> tuple[float, float]:
@@ -66,7 +71,8 @@ def _krw_grid_ladder(start: float, count: int, up: bool) -> list[float]:
             q = p - tick
             lower = upbit_krw_tick(q)
             p = p - lower if lower < tick else q
-        out.append(round(p, tick_decimals(upbit_krw_tick(p))))
+        p = round(p, tick_decimals(upbit_krw_tick(p)))
+        out.append(p)
     return out
 
 
@@ -103,7 +109,9 @@ class MarketModel:
     """Seeded price process producing one `MarketSnapshot` per step of `dt_sec` model time.
 
     The model's premium is defined against the mids of the books it publishes: Upbit's mid is
-    (1 + premium) x KRW-USDT book mid x Binance book mid, rounded onto Upbit's grid.
+    (1 + premium) x KRW-USDT book mid x Binance book mid, rounded onto Upbit's grid. Per-coin
+    premium factors start at a stationary draw and the common factor at zero, so even a short
+    run sees premia on both sides of the mean rather than one seed-wide regime.
     """
 
     def __init__(
