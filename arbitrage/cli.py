@@ -59,7 +59,9 @@ def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     run.add_argument("--phase", choices=["smoke", "baseline", "longrun"], help="default duration 5/20/60 min")
     bound = run.add_mutually_exclusive_group()
     bound.add_argument("--duration", type=duration_seconds, help="wallclock bound, e.g. 90s, 2m, 1h")
-    bound.add_argument("--ticks", type=_positive(int, "tick count"), help="run exactly N ticks, as fast as possible")
+    bound.add_argument(
+        "--ticks", type=_positive(int, "tick count"), help="run exactly N ticks, as fast as possible"
+    )
     run.add_argument("--seed", type=_positive(int, "seed", allow_zero=True))
     run.add_argument("--heartbeat-interval", type=_positive(float, "heartbeat interval"), metavar="SECONDS")
     run.add_argument("--market", choices=["synthetic", "ccxt"])

@@ -211,10 +211,10 @@ def load_config(
     for dotted, (value, origin) in env_overrides(env).items():
         _set_path(tree, dotted, value)
         origins[dotted] = origin
-    for dotted, value in (cli or {}).items():
-        if value is None:
+    for dotted, flag in (cli or {}).items():
+        if flag is None:
             continue
-        _set_path(tree, dotted, value)
+        _set_path(tree, dotted, flag)
         origins[dotted] = f"CLI --{dotted.split('.')[-1].replace('_', '-')}"
     try:
         return AppConfig.model_validate(tree)

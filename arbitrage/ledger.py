@@ -159,7 +159,9 @@ class Ledger:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                 cur.execute(SCHEMA_SQL)
         except psycopg.Error as exc:
-            raise LedgerUnavailable(f"postgres schema setup failed at {describe_dsn(self._dsn)}: {exc}") from None
+            raise LedgerUnavailable(
+                f"postgres schema setup failed at {describe_dsn(self._dsn)}: {exc}"
+            ) from None
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -213,7 +215,13 @@ class Ledger:
             raise LedgerUnavailable(f"postgres refused the run registration: {exc}") from None
 
     def record_run_end(
-        self, run_id: str, status: str, stop_reason: str, exit_code: int, closed_trades: int, ended_at: datetime
+        self,
+        run_id: str,
+        status: str,
+        stop_reason: str,
+        exit_code: int,
+        closed_trades: int,
+        ended_at: datetime,
     ) -> bool:
         """Close the run's registry row; a failure is logged, the evidence still says what happened."""
         try:

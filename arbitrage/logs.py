@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import threading
 from collections.abc import Callable
@@ -76,8 +77,8 @@ def setup_logging(log_format: str, level: int = logging.INFO) -> None:
 
 
 def attach_file_log(path: Path) -> logging.Handler:
-    """Also write the run's log into its evidence directory; returns the handler to remove later."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    """Also write the run's log into its evidence directory, rotated daily; returns the handler."""
+    handler = logging.handlers.TimedRotatingFileHandler(path, when="midnight", utc=True, encoding="utf-8")
     handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.getLogger().addHandler(handler)
     return handler

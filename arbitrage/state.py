@@ -70,7 +70,8 @@ class RunState:
     def set_status(self, run_id: str, status: str, **extra: Any) -> bool:
         """Update the registry entry; a failure is logged, never raised."""
         try:
-            self._client.hset(self.key("run", run_id), mapping={"status": status, **extra})
+            fields = {"status": status, **extra}
+            self._client.hset(self.key("run", run_id), mapping={k: str(v) for k, v in fields.items()})
         except redis.RedisError as exc:
             log.error("redis registry update failed for %s: %s", run_id, exc)
             return False
@@ -88,8 +89,10 @@ class RunState:
     def registry(self) -> dict[str, dict[str, str]]:
         """Every registered run and its fields (for preflight and the harness)."""
         runs: dict[str, dict[str, str]] = {}
-        for run_id in sorted(self._client.smembers(self.key("runs"))):
-            runs[run_id] = self._client.hgetall(self.key("run", run_id))
+        members: set[str] = self._client.smembers(self.key("runs"))  # type: ignore[assignment]
+        for run_id in sorted(members):
+            fields: dict[str, str] = self._client.hgetall(self.key("run", run_id))  # type: ignore[assignment]
+            runs[run_id] = fields
         return runs
 
     def close(self) -> None:

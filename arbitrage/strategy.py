@@ -107,14 +107,18 @@ def exit_quote(snapshot: MarketSnapshot, position: OpenPosition, fees: tuple[flo
         upbit_usd = buy_u.vwap / fx
         gross = upbit_usd / sell_b.vwap - 1.0
         net = upbit_usd * (1.0 + fee_u) / (sell_b.vwap * (1.0 - fee_b)) - 1.0
-        return Quote(position.symbol, position.direction, qty, buy_u.vwap, sell_b.vwap, fx, gross * 100, net * 100)
+        return Quote(
+            position.symbol, position.direction, qty, buy_u.vwap, sell_b.vwap, fx, gross * 100, net * 100
+        )
     sell_u, buy_b = walk_depth(upbit, "sell", qty), walk_depth(binance, "buy", qty)
     if sell_u is None or buy_b is None:
         return None
     upbit_usd = sell_u.vwap / fx
     gross = buy_b.vwap / upbit_usd - 1.0
     net = buy_b.vwap * (1.0 + fee_b) / (upbit_usd * (1.0 - fee_u)) - 1.0
-    return Quote(position.symbol, position.direction, qty, sell_u.vwap, buy_b.vwap, fx, gross * 100, net * 100)
+    return Quote(
+        position.symbol, position.direction, qty, sell_u.vwap, buy_b.vwap, fx, gross * 100, net * 100
+    )
 
 
 def order_qty(binance: OrderBook, notional_usd: float) -> float:

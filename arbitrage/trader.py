@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arbitrage.execution import LegFailure, PaperExecutor, PairFill, Rejected
+from arbitrage.execution import LegFailure, PairFill, PaperExecutor, Rejected
 from arbitrage.ledger import Ledger, LegRow
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.portfolio import ClosedTrade, Portfolio, Position
@@ -110,7 +110,9 @@ class Trader:
     def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade:
         fill = self.executor.exit(intent)
         closed = self.portfolio.close(position, fill, intent.reason)
-        row = _leg_row(self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd))
+        row = _leg_row(
+            self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd)
+        )
         self.ledger.record_leg(row)
         self.ledger.record_event(
             self.run_id,
@@ -128,13 +130,17 @@ class Trader:
         """Close every open position at the last good snapshot; returns how many were closed."""
         if snapshot is None:
             if self.portfolio.positions:
-                log.error("cannot flatten %d open positions: no market snapshot", len(self.portfolio.positions))
+                log.error(
+                    "cannot flatten %d open positions: no market snapshot", len(self.portfolio.positions)
+                )
             return 0
         closed = 0
         for position in list(self.portfolio.positions.values()):
             quote = exit_quote(snapshot, position.view(), self.strategy.fees)
             if quote is None:
-                log.error("cannot flatten %s: book too thin for %.8f", position.symbol, position.entry.quote.qty)
+                log.error(
+                    "cannot flatten %s: book too thin for %.8f", position.symbol, position.entry.quote.qty
+                )
                 continue
             self._close(position, ExitIntent(position.view(), quote, "flatten"), snapshot.tick)
             closed += 1

@@ -67,12 +67,10 @@ def walk_depth(book: OrderBook, side: Side, qty: float) -> DepthFill | None:
     levels = book.asks if side == "buy" else book.bids
     remaining = qty
     notional = 0.0
-    used = 0
-    for price, size in levels:
+    for used, (price, size) in enumerate(levels, start=1):
         take = size if size < remaining else remaining
         notional += take * price
         remaining -= take
-        used += 1
         if remaining <= qty * 1e-12:
             return DepthFill(qty=qty, vwap=notional / qty, notional=notional, levels_used=used)
     return None

@@ -43,7 +43,7 @@ class RunWatcher:
         interval_sec: float,
         progress: Callable[[], LoopProgress],
         watchdog_level: Callable[[], str] = lambda: "OK",
-        on_beat: Callable[[dict[str, Any]], None] | None = None,
+        on_beat: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.interval_sec = interval_sec
         self._appender = JsonlAppender(path)
