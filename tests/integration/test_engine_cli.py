@@ -1,0 +1,176 @@
+"""`arbitrage run` as an operator meets it: bad input fails fast with one line, runs replay exactly.
+
+Each test drives the real engine in a subprocess with real embedded PostgreSQL and Redis in a
+private data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evidence import names
+from evidence.invariants import max_heartbeat_gap
+from evidence.reader import read_json, read_jsonl
+
+pytestmark = pytest.mark.integration
+
+
+def engine(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[
+    subprocess.CompletedProcess[str], float
+]:  # fmt: skip
+    full_env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
+    full_env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "services")
+    full_env.update(env or {})
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"), *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=tmp_path,
+    )  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def evidence_dir(done: subprocess.CompletedProcess[str]) -> Path:
+    lines = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
+    assert len(lines) == 1, done.stdout
+    return Path(lines[0].removeprefix("evidence: "))
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers: a hung server."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def refused_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+CONFIG_CASES = {
+    "broken_yaml": ("run: [unclosed\n", "broken YAML at line 2"),
+    "unknown_key": ("run:\n  sede: 3\n", "unknown key 'run.sede'"),
+    "empty_file": ("", "file is empty"),
+    "bad_value": ("strategy:\n  max_hold_sec: -4\n", "strategy.max_hold_sec = -4"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_bad_config_exits_1_with_one_line_and_no_evidence(tmp_path: Path, case: str) -> None:
+    text, fragment = CONFIG_CASES[case]
+    config = tmp_path / "config.yml"
+    config.write_text(text)
+    done, _ = engine(tmp_path, "--ticks", "5", "--config", str(config))
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert fragment in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "evidence").exists()
+
+
+def test_missing_config_file_exits_1(tmp_path: Path) -> None:
+    done, _ = engine(tmp_path, "--ticks", "5", "--config", str(tmp_path / "nope.yml"))
+    assert (done.returncode, done.stderr.strip()) == (
+        1,
+        f"arbitrage: config error: {tmp_path / 'nope.yml'}: file not found",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--duration=-5s"], "invalid duration '-5s'"),
+        (["--duration", "ninety"], "invalid duration 'ninety'"),
+        (["--phase", "forever"], "invalid choice: 'forever'"),
+        (["--heartbeat-interval", "0"], "invalid heartbeat interval '0'"),
+    ],
+)
+def test_usage_errors_exit_2_before_anything_starts(tmp_path: Path, args: list[str], fragment: str) -> None:
+    done, _ = engine(tmp_path, *args)
+    assert done.returncode == 2
+    assert fragment in done.stderr
+    assert done.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "evidence").exists()
+    assert not (tmp_path / "services").exists()
+
+
+@pytest.mark.parametrize("flag", ["--postgres-dsn", "--redis-url"])
+def test_unreachable_service_fails_within_10s(tmp_path: Path, flag: str, silent_listener: int) -> None:
+    scheme = "postgresql://u@127.0.0.1:{}/db" if flag == "--postgres-dsn" else "redis://127.0.0.1:{}/0"
+    for port in (refused_port(), silent_listener):
+        done, elapsed = engine(tmp_path, "--ticks", "5", flag, scheme.format(port))
+        assert done.returncode == 1
+        assert elapsed < 10.0, f"{flag} port {port}: took {elapsed:.1f}s"
+        assert "unreachable at 127.0.0.1" in done.stderr or "unreachable at redis://127.0.0.1" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "evidence").exists()
+
+
+def summary_numbers(directory: Path) -> tuple[object, ...]:
+    summary = read_json(directory / names.CHAIN_SUMMARY)
+    return (summary["closed_trades"], summary["wins"], summary["losses"], json.dumps(summary["net_pnl"]))
+
+
+def test_same_seed_same_ticks_same_trades(tmp_path: Path) -> None:
+    first, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7")
+    second, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7")
+    other, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "8")
+    assert (first.returncode, second.returncode, other.returncode) == (0, 0, 0), first.stderr + second.stderr
+    a, b, c = (summary_numbers(evidence_dir(run)) for run in (first, second, other))
+    assert a == b
+    assert a != c
+    assert isinstance(a[0], int) and a[0] > 0
+    wallclock = read_json(evidence_dir(first) / names.CHAIN_SUMMARY)["invariants"]["wallclock"]
+    assert (wallclock["applicable"], wallclock["passed"]) == (False, None)
+
+
+@pytest.mark.slow
+def test_slow_loop_does_not_stretch_the_heartbeat(tmp_path: Path) -> None:
+    done, _ = engine(
+        tmp_path, "--duration", "30s", "--heartbeat-interval", "5",
+        env={"ARB_RUN__DEBUG_TICK_DELAY_SEC": "4"},
+    )  # fmt: skip
+    directory = evidence_dir(done)
+    summary = read_json(directory / names.CHAIN_SUMMARY)
+    beats = read_jsonl(directory / names.HEARTBEAT).records
+    gap = max_heartbeat_gap(
+        [b["epoch_time"] for b in beats], summary["run_started_epoch"], summary["run_ended_epoch"]
+    )
+    loops = [b["loop_count"] for b in beats]
+    assert gap <= 7.0, f"max heartbeat gap {gap:.2f}s > 7s with a 4 s tick"
+    assert len(beats) >= 7
+    assert loops[-1] <= 9, f"loop_count {loops[-1]}: the tick delay did not slow the loop"
+    assert loops == sorted(loops)
