@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TextIO
 
+from arbitrage.closeout import RunFacts, close_out
 from arbitrage.config import AppConfig
 from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.book import MarketSnapshot
-from arbitrage.market.source import MarketDataError, MarketSource, book_rejection
+from arbitrage.market.screen import BookScreen, log_sparsely
+from arbitrage.market.source import MarketDataError, MarketSource
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
 from arbitrage.run_evidence import (
@@ -40,28 +42,14 @@ from arbitrage.state import RunState, StateUnavailable
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Trader
 from evidence import names
-from evidence.invariants import (
-    COMPLETENESS,
-    InvariantResult,
-    check_completeness,
-    check_db,
-    check_heartbeat_density,
-    check_wallclock,
-)
 
 log = logging.getLogger("arbitrage.orchestrator")
 
-CLEAN_STOPS = frozenset({"DURATION_REACHED", "TICKS_COMPLETED"})
 MIN_FREE_DISK_MB = 100
 
 
 class BootstrapError(Exception):
     """The run could not start; the message is the operator's one line."""
-
-
-def _log_sparsely(count: int) -> bool:
-    """Log the 1st, 10th, 100th, ... occurrence of a repeating problem, so a fault cannot flood."""
-    return count == 1 or (count % 10 == 0 and str(count).rstrip("0") == "1")
 
 
 class Orchestrator:
@@ -76,7 +64,7 @@ class Orchestrator:
         self.warnings = WarningCounter(on_first=self._on_first_warning)
         self.run_id = new_run_id(config.run.phase)
         self.market_errors: dict[str, int] = {}
-        self.rejected_books: dict[str, int] = {}
+        self.screen = BookScreen(int(config.run.book_max_age_sec * 1000))
         self.latencies_ms: list[float] = []
         self.loop_count = 0
         self.last_loop_ts: float | None = None
@@ -192,15 +180,9 @@ class Orchestrator:
         self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None
     ) -> int:
         cfg = self.config
-        source = build_source(cfg)
         portfolio = Portfolio()
-        trader = Trader(
-            self.run_id,
-            Strategy(cfg.strategy, cfg.run.tick_interval_sec),
-            PaperExecutor(cfg.strategy, cfg.run.seed),
-            portfolio,
-            ledger,
-        )
+        strategy = Strategy(cfg.strategy, cfg.run.tick_interval_sec)
+        trader = Trader(self.run_id, strategy, PaperExecutor(cfg.strategy, cfg.run.seed), portfolio, ledger)
         ttl = cfg.heartbeat.redis_ttl_sec
         watcher = RunWatcher(
             evidence.path / names.HEARTBEAT,
@@ -212,81 +194,50 @@ class Orchestrator:
         started_epoch = time.time()
         t0 = time.monotonic()
         watcher.start()
-        exit_code = 1
         try:
-            try:
+            source = build_source(cfg)
+        except Exception as exc:
+            log.error("market source %s could not start: %s", cfg.run.market, exc)
+            self.request_stop("SOURCE_UNAVAILABLE")
+            source = None
+        try:
+            if source is not None:
                 self._loop(source, trader, t0, expected)
-            except Exception as exc:
-                log.exception("trading loop crashed: %s", exc)
-                self.request_stop(f"EXCEPTION_{type(exc).__name__}")
+        except Exception as exc:
+            log.exception("trading loop crashed: %s", exc)
+            self.request_stop(f"EXCEPTION_{type(exc).__name__}")
+        finally:
             trader.flatten(self.last_snapshot)
             self._publish(trader)
             duration = time.monotonic() - t0
-        finally:
-            source.close()
+            if source is not None:
+                source.close()
             watcher.stop()
-        ended_epoch = time.time()
-        stop_reason = self._stop_reason or "UNKNOWN"
-        results = [
-            check_wallclock(duration, expected),
-            check_heartbeat_density(
-                watcher.beat_epochs, started_epoch, ended_epoch, cfg.heartbeat.interval_sec
-            ),
-            check_db(ledger.db_inserts_ok, portfolio.closed_trades),
-        ]
-        kpi = self._kpi(trader, ledger, watcher)
-        evidence.write(names.KPI, kpi)
-
-        def summarize(completeness: InvariantResult) -> dict[str, Any]:
-            everything = [*results, completeness]
-            ok = (
-                all(not r.failed for r in everything)
-                and stop_reason in CLEAN_STOPS
-                and self.warnings.count == 0
-            )
-            return {
-                "run_id": self.run_id,
-                "duration_seconds": round(duration, 3),
-                "expected_duration_seconds": expected,
-                "run_started_epoch": started_epoch,
-                "run_ended_epoch": ended_epoch,
-                "heartbeat_interval_seconds": cfg.heartbeat.interval_sec,
-                "closed_trades": portfolio.closed_trades,
-                "wins": portfolio.wins,
-                "losses": portfolio.losses,
-                "net_pnl": {"krw": round(portfolio.net_pnl_krw, 2), "usd": round(portfolio.net_pnl_usd, 4)},
-                "opportunities_generated": trader.strategy.opportunities_generated,
-                "stop_reason": stop_reason,
-                "exit_code": 0 if ok else 1,
-                "warnings_count": self.warnings.count,
-                "warnings": list(self.warnings.first),
-                "invariants": {r.name: r.to_json() for r in everything},
-            }
-
-        # The summary reports on the files it is one of: write it, seal, check the sealed
-        # directory, then write the checked result and seal again.
-        pending = InvariantResult(COMPLETENESS, True, False, "unchecked", "4/4", "not checked yet")
-        evidence.write(names.CHAIN_SUMMARY, summarize(pending))
-        evidence.seal("failed")
-        summary = summarize(check_completeness(evidence.path))
-        evidence.write(names.CHAIN_SUMMARY, summary)
-        status = "ended" if summary["exit_code"] == 0 else "failed"
-        evidence.seal(status)
-        final = check_completeness(evidence.path)
-        if final.failed:
-            log.error("evidence incomplete after the final flush: %s", final.detail)
-            summary["exit_code"] = 1
-        exit_code = int(summary["exit_code"])
-        if self.warnings.count > summary["warnings_count"]:
-            exit_code = 1
-        ledger.record_event(self.run_id, "RUN_END", {"stop_reason": stop_reason, "exit_code": exit_code})
+        facts = RunFacts(
+            run_id=self.run_id,
+            expected_seconds=expected,
+            heartbeat_interval_seconds=cfg.heartbeat.interval_sec,
+            started_epoch=started_epoch,
+            ended_epoch=time.time(),
+            duration_seconds=duration,
+            beat_epochs=watcher.beat_epochs,
+            stop_reason=self._stop_reason or "UNKNOWN",
+            portfolio=portfolio,
+            opportunities_generated=strategy.opportunities_generated,
+            db_inserts_ok=ledger.db_inserts_ok,
+            warnings=self.warnings,
+        )
+        exit_code, status = close_out(evidence, facts, self._kpi(trader, ledger, watcher))
+        ledger.record_event(
+            self.run_id, "RUN_END", {"stop_reason": facts.stop_reason, "exit_code": exit_code}
+        )
         ledger.record_run_end(
-            self.run_id, status, stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC)
+            self.run_id, status, facts.stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC)
         )
         state.set_status(self.run_id, status, exit_code=exit_code)
         log.info(
             "run %s %s: stop_reason=%s closed_trades=%d net_pnl_usd=%.4f exit=%d",
-            self.run_id, status, stop_reason, portfolio.closed_trades, portfolio.net_pnl_usd, exit_code,
+            self.run_id, status, facts.stop_reason, portfolio.closed_trades, portfolio.net_pnl_usd, exit_code,
         )  # fmt: skip
         return exit_code
 
@@ -324,36 +275,14 @@ class Orchestrator:
             snapshot = source.snapshot()
         except MarketDataError as exc:
             count = self.market_errors[exc.kind] = self.market_errors.get(exc.kind, 0) + 1
-            if _log_sparsely(count):
+            if log_sparsely(count):
                 log.warning("market data unavailable (%s, %d so far): %s", exc.kind, count, exc)
             return
-        screened = self._screen(snapshot)
+        screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is None:
             return
         self.last_snapshot = screened
         trader.on_snapshot(screened)
-
-    def _screen(self, snapshot: MarketSnapshot) -> MarketSnapshot | None:
-        """Drop every book that is empty, non-finite, crossed or stale before the strategy sees it."""
-        now_ms = int(time.time() * 1000)
-        max_age_ms = int(self.config.run.book_max_age_sec * 1000)
-        fx_problem = book_rejection(snapshot.fx, now_ms, max_age_ms)
-        if fx_problem is not None:
-            self._reject("upbit", "KRW-USDT", fx_problem)
-            return None
-        upbit, binance = dict(snapshot.upbit), dict(snapshot.binance)
-        for venue, books in (("upbit", upbit), ("binance", binance)):
-            for symbol, book in list(books.items()):
-                problem = book_rejection(book, now_ms, max_age_ms)
-                if problem is not None:
-                    del books[symbol]
-                    self._reject(venue, symbol, problem)
-        return MarketSnapshot(snapshot.tick, snapshot.fx, upbit, binance)
-
-    def _reject(self, venue: str, symbol: str, reason: str) -> None:
-        count = self.rejected_books[reason] = self.rejected_books.get(reason, 0) + 1
-        if _log_sparsely(count):
-            log.warning("rejected %s book %s: %s (%d %s books so far)", venue, symbol, reason, count, reason)
 
     def _publish(self, trader: Trader) -> None:
         p = trader.portfolio
@@ -398,7 +327,7 @@ class Orchestrator:
             "loop_latency_ms": percentiles(self.latencies_ms),
             "loop_latency_histogram": latency_histogram(self.latencies_ms),
             "market_errors": dict(self.market_errors),
-            "rejected_books": dict(self.rejected_books),
+            "rejected_books": dict(self.screen.rejected),
             "rejected_orders": dict(trader.rejected_orders),
             "leg_unwinds": trader.leg_unwinds,
             "rss_mb_last": watcher.last_rss_mb,

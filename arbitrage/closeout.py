@@ -1,0 +1,108 @@
+"""Validate and flush: the invariants, kpi.json, chain_summary.json and the sealed manifest.
+
+This is the end of every run that got as far as trading, whatever stopped it. The exit
+code is decided here: 0 only when every applicable invariant held, the run stopped by its own
+condition (duration or ticks), and no WARNING was logged (WARN = FAIL).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from arbitrage.logs import WarningCounter
+from arbitrage.portfolio import Portfolio
+from arbitrage.run_evidence import EvidenceDir
+from evidence import names
+from evidence.invariants import (
+    COMPLETENESS,
+    InvariantResult,
+    check_completeness,
+    check_db,
+    check_heartbeat_density,
+    check_wallclock,
+)
+
+log = logging.getLogger("arbitrage.closeout")
+
+CLEAN_STOPS = frozenset({"DURATION_REACHED", "TICKS_COMPLETED"})
+
+
+@dataclass
+class RunFacts:
+    """What the run measured about itself, gathered once the loop and the watcher have stopped."""
+
+    run_id: str
+    expected_seconds: float | None
+    heartbeat_interval_seconds: float
+    started_epoch: float
+    ended_epoch: float
+    duration_seconds: float
+    beat_epochs: list[float]
+    stop_reason: str
+    portfolio: Portfolio
+    opportunities_generated: int
+    db_inserts_ok: int
+    warnings: WarningCounter
+
+    def invariants(self) -> list[InvariantResult]:
+        """Wallclock, heartbeat density and DB; completeness is judged on the written files."""
+        return [
+            check_wallclock(self.duration_seconds, self.expected_seconds),
+            check_heartbeat_density(
+                self.beat_epochs, self.started_epoch, self.ended_epoch, self.heartbeat_interval_seconds
+            ),
+            check_db(self.db_inserts_ok, self.portfolio.closed_trades),
+        ]
+
+    def summary(self, results: list[InvariantResult]) -> dict[str, Any]:
+        ok = (
+            all(not r.failed for r in results)
+            and self.stop_reason in CLEAN_STOPS
+            and self.warnings.count == 0
+        )
+        p = self.portfolio
+        return {
+            "run_id": self.run_id,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "expected_duration_seconds": self.expected_seconds,
+            "run_started_epoch": self.started_epoch,
+            "run_ended_epoch": self.ended_epoch,
+            "heartbeat_interval_seconds": self.heartbeat_interval_seconds,
+            "closed_trades": p.closed_trades,
+            "wins": p.wins,
+            "losses": p.losses,
+            "net_pnl": {"krw": round(p.net_pnl_krw, 2), "usd": round(p.net_pnl_usd, 4)},
+            "opportunities_generated": self.opportunities_generated,
+            "stop_reason": self.stop_reason,
+            "exit_code": 0 if ok else 1,
+            "warnings_count": self.warnings.count,
+            "warnings": list(self.warnings.first),
+            "invariants": {r.name: r.to_json() for r in results},
+        }
+
+
+def close_out(evidence: EvidenceDir, facts: RunFacts, kpi: dict[str, Any]) -> tuple[int, str]:
+    """Write kpi.json and chain_summary.json, seal the manifest; return (exit code, status).
+
+    The summary reports on the files it is one of, so it is written, the directory sealed and
+    checked from disk, and then the checked result is written and sealed again.
+    """
+    evidence.write(names.KPI, kpi)
+    measured = facts.invariants()
+    pending = InvariantResult(COMPLETENESS, True, False, "unchecked", "4/4", "not checked yet")
+    evidence.write(names.CHAIN_SUMMARY, facts.summary([*measured, pending]))
+    evidence.seal("failed")
+    summary = facts.summary([*measured, check_completeness(evidence.path)])
+    evidence.write(names.CHAIN_SUMMARY, summary)
+    exit_code = int(summary["exit_code"])
+    status = "ended" if exit_code == 0 else "failed"
+    evidence.seal(status)
+    final = check_completeness(evidence.path)
+    if final.failed:
+        log.error("evidence incomplete after the final flush: %s", final.detail)
+        exit_code = 1
+    if facts.warnings.count > summary["warnings_count"]:
+        exit_code = 1
+    return exit_code, status
