@@ -24,8 +24,9 @@ from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.screen import BookScreen, log_sparsely
-from arbitrage.market.source import MarketDataError, MarketSource
+from arbitrage.market.source import MarketDataError
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
 from arbitrage.run_evidence import (
@@ -194,15 +195,15 @@ class Orchestrator:
         started_epoch = time.time()
         t0 = time.monotonic()
         watcher.start()
+        fetcher: DeadlineFetcher | None = None
         try:
-            source = build_source(cfg)
+            fetcher = DeadlineFetcher(build_source(cfg))
         except Exception as exc:
             log.error("market source %s could not start: %s", cfg.run.market, exc)
             self.request_stop("SOURCE_UNAVAILABLE")
-            source = None
         try:
-            if source is not None:
-                self._loop(source, trader, t0, expected)
+            if fetcher is not None:
+                self._loop(fetcher, trader, t0, expected)
         except Exception as exc:
             log.exception("trading loop crashed: %s", exc)
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
@@ -210,8 +211,8 @@ class Orchestrator:
             trader.flatten(self.last_snapshot)
             self._publish(trader)
             duration = time.monotonic() - t0
-            if source is not None:
-                source.close()
+            if fetcher is not None:
+                fetcher.close()
             watcher.stop()
         facts = RunFacts(
             run_id=self.run_id,
@@ -241,7 +242,7 @@ class Orchestrator:
         )  # fmt: skip
         return exit_code
 
-    def _loop(self, source: MarketSource, trader: Trader, t0: float, expected: float | None) -> None:
+    def _loop(self, fetcher: DeadlineFetcher, trader: Trader, t0: float, expected: float | None) -> None:
         cfg = self.config.run
         interval = cfg.tick_interval_sec
         next_due = time.monotonic()
@@ -253,7 +254,11 @@ class Orchestrator:
                 self.request_stop("TICKS_COMPLETED")
                 break
             started = time.perf_counter()
-            self._tick(source, trader)
+            deadline = None if expected is None else t0 + expected
+            if not self._tick(fetcher, trader, deadline):
+                if not self._stop.is_set():
+                    self.request_stop("DURATION_REACHED")
+                break
             self.latencies_ms.append((time.perf_counter() - started) * 1000.0)
             self.loop_count += 1
             self.last_loop_ts = time.time()
@@ -270,19 +275,22 @@ class Orchestrator:
                 else:
                     next_due = time.monotonic()
 
-    def _tick(self, source: MarketSource, trader: Trader) -> None:
+    def _tick(self, fetcher: DeadlineFetcher, trader: Trader, deadline: float | None) -> bool:
+        """One iteration; False when the fetch was given up for the deadline or a stop."""
         try:
-            snapshot = source.snapshot()
+            snapshot = fetcher.fetch(deadline, self._stop)
         except MarketDataError as exc:
             count = self.market_errors[exc.kind] = self.market_errors.get(exc.kind, 0) + 1
             if log_sparsely(count):
                 log.warning("market data unavailable (%s, %d so far): %s", exc.kind, count, exc)
-            return
+            return True
+        if snapshot is None:
+            return False
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
-        if screened is None:
-            return
-        self.last_snapshot = screened
-        trader.on_snapshot(screened)
+        if screened is not None:
+            self.last_snapshot = screened
+            trader.on_snapshot(screened)
+        return True
 
     def _publish(self, trader: Trader) -> None:
         p = trader.portfolio

@@ -30,5 +30,10 @@ def build_source(config: AppConfig) -> MarketSource:
     if config.run.market == "ccxt":
         from arbitrage.market.ccxt_source import CcxtSource
 
-        return CcxtSource(symbols, exchange_url=config.run.exchange_url)
+        return CcxtSource(
+            symbols,
+            exchange_url=config.run.exchange_url,
+            timeout_sec=config.run.book_max_age_sec,
+            tick_interval_sec=config.run.tick_interval_sec,
+        )
     return SyntheticSource(config.run.seed, symbols, dt_sec=config.run.tick_interval_sec)

@@ -1,0 +1,232 @@
+"""The production market source: real ccxt against Upbit and Binance, or against `arbitrage sim`.
+
+One tick is one concurrent round of requests on ccxt's async clients, with ccxt's rate limiter
+on: Upbit's books for every symbol plus KRW-USDT in one multi-market `/v1/orderbook` request,
+Binance's through `fetch_order_book` per symbol. Markets load once (on the first tick, so a
+venue that is down at start is retried like any other failure) or are set from a cached listing.
+
+Failures never reach the strategy as data. A ccxt error becomes `MarketDataError` named after
+its class ("RateLimitExceeded", "RequestTimeout", ...), and an answer ccxt cannot turn into a
+book at all becomes "BadResponse"; the engine counts either and skips the tick. Books that do
+parse are returned as they came, however bad, so the engine rejects and counts them: a market
+missing from Upbit's answer or refused by Binance as an invalid symbol (a halted market) comes
+back as an empty book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from arbitrage.market.book import Level, MarketSnapshot, OrderBook
+from arbitrage.market.source import MarketDataError
+from arbitrage.market.universe import FX_SYMBOL
+
+UPBIT_QUOTE = "KRW"
+BINANCE_QUOTE = "USDT"
+BOOK_LEVELS = 20
+"""Binance depth requested per symbol: at or under 50 levels ccxt prices the request at weight 2."""
+DEFAULT_TIMEOUT_SEC = 5.0
+PARSE_FAILURES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+"""What ccxt's parsers raise when an answer is not the JSON they expect."""
+MESSAGE_CHARS = 240
+
+
+class _Upbit(ccxt_async.upbit):  # type: ignore[misc]
+    """ccxt's Upbit client, classifying 429 and 418 by status as ccxt's Binance client does.
+
+    Upbit documents 429 as its rate limit and 418 as the temporary IP block that follows.
+    ccxt's Upbit class turns any JSON error body into a bare ExchangeError before it looks at
+    the status, which would hide a rate limit among all other errors.
+    """
+
+    def handle_errors(
+        self, code: int, reason: str, url: str, method: str, headers: Any, body: str, response: Any,
+        request_headers: Any, request_body: Any,
+    ) -> Any:  # fmt: skip
+        if code == 429:
+            raise ccxt.RateLimitExceeded(f"{self.id} {code} {reason} {body}")
+        if code == 418:
+            raise ccxt.DDoSProtection(f"{self.id} {code} {reason} {body}")
+        return super().handle_errors(
+            code, reason, url, method, headers, body, response, request_headers, request_body
+        )
+
+
+def point_at(exchange: Any, base_url: str) -> None:
+    """Send every REST endpoint of `exchange` to `base_url`, keeping each endpoint's path."""
+    base = base_url.rstrip("/")
+    api: dict[str, Any] = exchange.urls["api"]
+    for key, value in list(api.items()):
+        if isinstance(value, str):
+            resolved = value.replace("{hostname}", str(getattr(exchange, "hostname", "")))
+            api[key] = base + urlsplit(resolved).path
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+def _data_error(venue: str, exc: BaseException) -> MarketDataError:
+    kind = type(exc).__name__ if isinstance(exc, ccxt.BaseError) else "BadResponse"
+    return MarketDataError(kind, f"{venue}: {_one_line(exc)}")
+
+
+def _levels(raw: Any) -> tuple[Level, ...]:
+    nan = float("nan")
+    return tuple((nan if p is None else float(p), nan if s is None else float(s)) for p, s, *_ in raw)
+
+
+class _Freshness:
+    """First-seen times of book versions, for venues whose books carry no timestamp.
+
+    Binance's spot depth has only `lastUpdateId`. A book is as old as the first time this
+    source saw its update id: a venue that keeps serving one version goes stale.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[object, int]] = {}
+
+    def stamp(self, venue: str, symbol: str, version: object, now_ms: int) -> int:
+        key = (venue, symbol)
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] == version:
+            return seen[1]
+        self._seen[key] = (version, now_ms)
+        return now_ms
+
+
+class CcxtSource:
+    """A `MarketSource` on ccxt's async Upbit and Binance clients, driven from one private event loop.
+
+    `exchange_url` points both clients at a local simulator; without it they talk to the real
+    venues. `timeout_sec` bounds every request; `tick_interval_sec` turns elapsed wall time into
+    the tick numbers the strategy measures holding time in. `listings` ({"upbit": [...],
+    "binance": [...]}, as `listings()` returns) skips loading markets over the network.
+    """
+
+    name = "ccxt"
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        exchange_url: str | None = None,
+        *,
+        timeout_sec: float = DEFAULT_TIMEOUT_SEC,
+        tick_interval_sec: float = 0.5,
+        levels: int = BOOK_LEVELS,
+        listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self.symbols = tuple(symbols)
+        self.levels = levels
+        self._interval = tick_interval_sec
+        self._loop = asyncio.new_event_loop()
+        common = {"enableRateLimit": True, "timeout": round(timeout_sec * 1000), "asyncio_loop": self._loop}
+        self.upbit: Any = _Upbit(dict(common))
+        self.binance: Any = ccxt_async.binance(
+            {**common, "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}}
+        )
+        if exchange_url is not None:
+            point_at(self.upbit, exchange_url)
+            point_at(self.binance, exchange_url)
+        self._loaded = False
+        if listings is not None:
+            self.upbit.set_markets(list(listings["upbit"]))
+            self.binance.set_markets(list(listings["binance"]))
+            self._loaded = True
+        self._fresh = _Freshness()
+        self._t0: float | None = None
+        self._tick = 0
+        self._closed = False
+
+    def listings(self) -> dict[str, list[dict[str, Any]]]:
+        """The loaded markets of both venues, to hand to another source as `listings`."""
+        return {
+            "upbit": list(self.upbit.markets.values()) if self.upbit.markets else [],
+            "binance": list(self.binance.markets.values()) if self.binance.markets else [],
+        }
+
+    def snapshot(self) -> MarketSnapshot:
+        """Fetch one tick's books from both venues; raises `MarketDataError` when the tick has no data."""
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        self._tick = max(self._tick + 1, int((now - self._t0) / self._interval) + 1)
+        result: MarketSnapshot = self._loop.run_until_complete(self._snapshot(self._tick))
+        return result
+
+    def close(self) -> None:
+        """Close both clients' HTTP sessions and the event loop."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run_until_complete(self._close_clients())
+        finally:
+            self._loop.close()
+
+    async def _close_clients(self) -> None:
+        await asyncio.gather(self.upbit.close(), self.binance.close())
+
+    async def _load_markets(self) -> None:
+        results = await asyncio.gather(
+            self.upbit.load_markets(), self.binance.load_markets(), return_exceptions=True
+        )
+        for venue, outcome in zip(("upbit", "binance"), results, strict=True):
+            if isinstance(outcome, BaseException):
+                raise _data_error(venue, outcome) from outcome
+        self._loaded = True
+
+    async def _snapshot(self, tick: int) -> MarketSnapshot:
+        if not self._loaded:
+            await self._load_markets()
+        upbit_symbols = [s for s in (FX_SYMBOL, *self.symbols) if f"{s}/{UPBIT_QUOTE}" in self.upbit.markets]
+        binance_symbols = [s for s in self.symbols if f"{s}/{BINANCE_QUOTE}" in self.binance.markets]
+        results = await asyncio.gather(
+            self.upbit.fetch_order_books([f"{s}/{UPBIT_QUOTE}" for s in upbit_symbols]),
+            *(self.binance.fetch_order_book(f"{s}/{BINANCE_QUOTE}", self.levels) for s in binance_symbols),
+            return_exceptions=True,
+        )
+        now_ms = int(time.time() * 1000)
+        upbit_raw, binance_raw = results[0], dict(zip(binance_symbols, results[1:], strict=True))
+        if isinstance(upbit_raw, BaseException):
+            raise _data_error("upbit", upbit_raw) from upbit_raw
+        for outcome in binance_raw.values():
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ccxt.BadSymbol):
+                raise _data_error("binance", outcome) from outcome
+        try:
+            upbit = {s: self._upbit_book(s, upbit_raw, now_ms) for s in (FX_SYMBOL, *self.symbols)}
+            binance = {s: self._binance_book(s, binance_raw.get(s), now_ms) for s in self.symbols}
+        except PARSE_FAILURES as exc:
+            raise MarketDataError("BadResponse", f"unparseable book: {_one_line(exc)}") from exc
+        fx = upbit.pop(FX_SYMBOL)
+        return MarketSnapshot(tick=tick, fx=fx, upbit=upbit, binance=binance)
+
+    def _upbit_book(self, symbol: str, books: Any, now_ms: int) -> OrderBook:
+        raw = books.get(f"{symbol}/{UPBIT_QUOTE}")
+        if raw is None:
+            return OrderBook("upbit", symbol, UPBIT_QUOTE, (), (), now_ms)
+        bids, asks = _levels(raw["bids"]), _levels(raw["asks"])
+        stamp = raw.get("timestamp")
+        if stamp is None:
+            stamp = self._fresh.stamp("upbit", symbol, (bids, asks), now_ms)
+        return OrderBook("upbit", symbol, UPBIT_QUOTE, bids, asks, int(stamp))
+
+    def _binance_book(self, symbol: str, raw: Any, now_ms: int) -> OrderBook:
+        if raw is None or isinstance(raw, BaseException):
+            return OrderBook("binance", symbol, BINANCE_QUOTE, (), (), now_ms)
+        version = raw.get("nonce")
+        if version is None:
+            raise ValueError(f"binance depth for {symbol} has no lastUpdateId: not a depth answer")
+        bids, asks = _levels(raw["bids"]), _levels(raw["asks"])
+        stamp = raw.get("timestamp")
+        if stamp is None:
+            stamp = self._fresh.stamp("binance", symbol, version, now_ms)
+        return OrderBook("binance", symbol, BINANCE_QUOTE, bids, asks, int(stamp))

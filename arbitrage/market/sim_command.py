@@ -1,0 +1,132 @@
+"""`arbitrage sim`: run the local Upbit/Binance exchange simulator until SIGTERM or SIGINT.
+
+The first line on stdout is the base URL (`http://127.0.0.1:PORT`), flushed, so a test or the
+harness can start it with `--port 0` and read where it listens. Exit 0 after a signal, 1 when the
+port cannot be bound, 2 for a bad flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from arbitrage.cli import OneLineParser
+
+FAULT_CHOICES = (
+    "rate_limit", "ban", "server_error", "timeout", "bad_json",
+    "stale", "halted", "empty", "crossed", "negative", "nan",
+)  # fmt: skip
+"""Kept equal to `simulator.FAULT_KINDS` (a test checks it) so parsing flags imports nothing heavy."""
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 0-65535 (0 picks a free port)")
+    return int(text)
+
+
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer >= 0")
+    return int(text)
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid latency {text!r}: expected milliseconds >= 0") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"invalid latency {text!r}: expected milliseconds >= 0")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number of seconds > 0")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"invalid error rate {text!r}: expected a probability in [0, 1]")
+    return value
+
+
+def _symbols(text: str) -> list[str]:
+    from arbitrage.market.universe import UNIVERSE
+
+    symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
+    unknown = [s for s in symbols if s not in UNIVERSE]
+    if not symbols or unknown or len(set(symbols)) != len(symbols):
+        raise argparse.ArgumentTypeError(
+            f"invalid symbols {text!r}: expected distinct comma-separated symbols from {sorted(UNIVERSE)}"
+        )
+    return symbols
+
+
+def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
+    """Add `arbitrage sim` to the CLI."""
+    sim = sub.add_parser("sim", help="run a local Upbit/Binance exchange simulator (127.0.0.1 only)")
+    sim.add_argument("--port", type=_port, required=True, help="0 picks a free port")
+    sim.add_argument("--seed", type=_seed, required=True, help="seed of the market model")
+    sim.add_argument("--symbols", type=_symbols, help="default: the engine's default top-10 universe")
+    sim.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N")
+    sim.add_argument("--error-rate", type=_probability, default=0.0, metavar="P", help="chance of a 503")
+    sim.add_argument(
+        "--fault", action="extend", nargs="+", choices=FAULT_CHOICES, default=[], metavar="KIND",
+        help=f"fault active from the start: {', '.join(FAULT_CHOICES)}",
+    )  # fmt: skip
+    sim.add_argument(
+        "--premium-half-life-sec", type=_positive, default=None, metavar="S",
+        help="how fast each coin's premium mean-reverts (model default 10); shorter means more trades",
+    )  # fmt: skip
+    sim.add_argument("--dt-sec", type=_positive, default=0.5, metavar="S", help="model time step")
+    sim.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+    import threading
+
+    from arbitrage.market.model import PREMIUM_HALF_LIFE_SEC
+    from arbitrage.market.simulator import ExchangeSim, SimServer
+    from arbitrage.market.universe import top_n
+
+    sim = ExchangeSim(
+        args.seed,
+        args.symbols or top_n(10),
+        dt_sec=args.dt_sec,
+        premium_half_life_sec=args.premium_half_life_sec or PREMIUM_HALF_LIFE_SEC,
+        latency_ms=args.latency_ms,
+        error_rate=args.error_rate,
+        faults=args.fault,
+    )
+    try:
+        server = SimServer(sim, args.port)
+    except OSError as exc:
+        print(f"arbitrage sim: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    print(server.url, flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+    return 0

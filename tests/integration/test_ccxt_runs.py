@@ -1,0 +1,317 @@
+"""Engine runs over `--market ccxt` against `arbitrage sim`: smoke, slow answers, and a fault cycle.
+
+Each run is a real engine subprocess on real PostgreSQL and Redis, reading a simulator
+subprocess through real ccxt. The ledger is recounted here, not taken from the engine's KPIs.
+The 90 s smoke run and the 40 s slow-answer run start together in the background and finish
+while the fault cycle runs, which keeps the module's wall time near the fault cycle's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from arbitrage.services import EmbeddedServices, ServiceEndpoints
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+SMOKE_SECONDS = 90
+LATENCY_SECONDS = 40
+CYCLE_SECONDS = 160
+FAULT_SECONDS = 10.0
+RESUME_DEADLINE_SEC = 8.0
+MAX_BOOK_AGE_SEC = 2.0
+MIN_FAULTED_TICKS = 3
+"""Even under "timeout", where each tick waits out the client timeout, a 10 s window sees this many."""
+TICK_MARGIN_SEC = 1.0
+"""A tick already in flight when a fault starts may still use the books it fetched before it."""
+
+FAULT_CYCLE: tuple[tuple[str, str, str], ...] = (
+    ("rate_limit", "market_errors", "RateLimitExceeded"),
+    ("ban", "market_errors", "DDoSProtection"),
+    ("server_error", "market_errors", "ExchangeNotAvailable"),
+    ("timeout", "market_errors", "RequestTimeout"),
+    ("bad_json", "market_errors", "BadResponse"),
+    ("stale", "rejected_books", "stale"),
+    ("crossed", "rejected_books", "crossed"),
+    ("empty", "rejected_books", "empty"),
+    ("nan", "rejected_books", "non_finite"),
+    ("negative", "rejected_books", "non_finite"),
+    ("halted", "rejected_books", "empty"),
+)
+"""Each fault kind, the KPI group its ticks are counted in, and the counter's name."""
+
+
+class Sim:
+    """An `arbitrage sim` subprocess and its control API."""
+
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+
+    def faults(self, **update: Any) -> dict[str, Any]:
+        body = json.dumps(update).encode()
+        request = urllib.request.Request(f"{self.url}/_control/faults", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            state: dict[str, Any] = json.load(response)
+        return state
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
+            stats: dict[str, Any] = json.load(response)
+        return stats
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
+@dataclass
+class RunResult:
+    """What a finished engine run left behind, with the ledger recounted from PostgreSQL."""
+
+    returncode: int
+    evidence: Path
+    summary: dict[str, Any]
+    kpi: dict[str, Any]
+    legs: list[tuple[str, float]]
+    sim_stats: dict[str, Any]
+
+    def invariant(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.summary["invariants"][name]
+        return result
+
+
+@dataclass
+class EngineRun:
+    """An engine subprocess reading a simulator; `result()` waits for it and collects everything."""
+
+    sim: Sim
+    process: subprocess.Popen[bytes]
+    out: Path
+    dsn: str
+    timeout_sec: float
+    _result: RunResult | None = field(default=None, init=False)
+
+    def legs(self, run_id: str) -> list[tuple[str, float]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT leg, created_at FROM trade_legs WHERE run_id = %s ORDER BY created_at", (run_id,)
+            ).fetchall()
+        return [(str(leg), created.timestamp()) for leg, created in rows if isinstance(created, datetime)]
+
+    def run_id(self) -> str | None:
+        for line in (self.out / "stdout.txt").read_text().splitlines():
+            if line.startswith("evidence: "):
+                return Path(line.removeprefix("evidence: ")).name
+        return None
+
+    def result(self) -> RunResult:
+        if self._result is None:
+            try:
+                returncode = self.process.wait(timeout=self.timeout_sec)
+            finally:
+                if self.process.poll() is None:
+                    self.process.kill()
+                stats = self.sim.stats() if self.sim.process.poll() is None else {}
+                self.sim.stop()
+            lines = (self.out / "stdout.txt").read_text().splitlines()
+            evidence = Path(next(x for x in lines if x.startswith("evidence: ")).removeprefix("evidence: "))
+            summary = json.loads((evidence / "chain_summary.json").read_text())
+            kpi = json.loads((evidence / "kpi.json").read_text())
+            legs = self.legs(summary["run_id"])
+            self._result = RunResult(returncode, evidence, summary, kpi, legs, stats)
+        return self._result
+
+
+def start_run(
+    out: Path, services: ServiceEndpoints, sim_args: list[str], engine_args: list[str], env: dict[str, str]
+) -> EngineRun:
+    """Start a simulator and an engine reading it; the engine's stdout and stderr go to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    sim = Sim(*sim_args)
+    command = [
+        sys.executable, "-m", "arbitrage", "run", "--market", "ccxt", "--exchange-url", sim.url,
+        "--evidence-root", str(out / "evidence"), "--postgres-dsn", services.postgres_dsn,
+        "--redis-url", services.redis_url, *engine_args,
+    ]  # fmt: skip
+    with (out / "stdout.txt").open("wb") as stdout, (out / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env={**os.environ, **env})
+    duration = float(engine_args[engine_args.index("--duration") + 1].removesuffix("s"))
+    return EngineRun(sim, process, out, services.postgres_dsn, duration + 60.0)
+
+
+def wait_for(condition: Callable[[], bool], deadline: float, alive: Callable[[], bool]) -> bool:
+    """Poll `condition` until it holds or `deadline` passes; stop early when `alive()` turns false."""
+    while time.time() < deadline:
+        if condition():
+            return True
+        if not alive():
+            return condition()
+        time.sleep(0.1)
+    return condition()
+
+
+def hold(seconds: float, alive: Callable[[], bool]) -> bool:
+    """Keep the current fault on for `seconds`, checking the engine stays up; False if it exited."""
+    return wait_for(lambda: not alive(), time.time() + seconds, alive) is False
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
+    embedded = EmbeddedServices(tmp_path_factory.mktemp("ccxt_runs") / "svc")
+    try:
+        yield embedded.resolve(None, None)
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="module")
+def background(
+    services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, EngineRun]]:
+    """The smoke run and the slow-answer run, started together and left to finish on their own."""
+    root = tmp_path_factory.mktemp("background_runs")
+    runs = {
+        "smoke": start_run(
+            root / "smoke", services, ["--seed", "3"],
+            ["--duration", f"{SMOKE_SECONDS}s", "--seed", "3"], {},
+        ),
+        "latency": start_run(
+            root / "latency", services, ["--seed", "3", "--latency-ms", "4000"],
+            ["--duration", f"{LATENCY_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"],
+            {"ARB_WARN_POLICY": "continue"},
+        ),
+    }  # fmt: skip
+    try:
+        yield runs
+    finally:
+        for run in runs.values():
+            if run.process.poll() is None:
+                run.process.kill()
+            run.sim.stop()
+
+
+def _traded_after(run: EngineRun, run_id: str, since: float) -> bool:
+    return any(t > since for _, t in run.legs(run_id))
+
+
+def _cycle_env() -> dict[str, str]:
+    return {
+        "ARB_WARN_POLICY": "continue",
+        "ARB_RUN__BOOK_MAX_AGE_SEC": str(MAX_BOOK_AGE_SEC),
+        "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
+        "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
+        "ARB_WATCHDOG__CRITICAL_AFTER_ERRORS": "100",
+    }
+
+
+def test_each_fault_is_counted_never_traded_on_and_recovered_from(
+    background: dict[str, EngineRun], services: ServiceEndpoints, tmp_path: Path
+) -> None:
+    run = start_run(
+        tmp_path, services, ["--seed", "3", "--premium-half-life-sec", "1"],
+        ["--duration", f"{CYCLE_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"], _cycle_env(),
+    )  # fmt: skip
+    started = time.time()
+    alive = lambda: run.process.poll() is None  # noqa: E731
+    assert wait_for(lambda: run.run_id() is not None, started + 30, alive), "engine printed no evidence dir"
+    run_id = run.run_id()
+    assert run_id is not None
+    assert wait_for(lambda: bool(run.legs(run_id)), started + 30, alive), "no trade before the first fault"
+    windows: list[dict[str, Any]] = []
+    for kind, _, _ in FAULT_CYCLE:
+        assert time.time() + FAULT_SECONDS + RESUME_DEADLINE_SEC < started + CYCLE_SECONDS, (
+            f"the fault cycle fell behind the {CYCLE_SECONDS}s run before {kind!r}: {windows}"
+        )
+        t_on = time.time()
+        on = run.sim.faults(faults=[kind])
+        assert hold(FAULT_SECONDS, alive), f"the engine exited while {kind!r} was on"
+        t_off = time.time()
+        off = run.sim.faults(faults=[])
+        t_clear = time.time()
+        resumed = wait_for(partial(_traded_after, run, run_id, t_clear), t_clear + RESUME_DEADLINE_SEC, alive)
+        served = off["requests"].get("/v1/orderbook", 0) - on["requests"].get("/v1/orderbook", 0)
+        windows.append(
+            {"kind": kind, "on": t_on, "off": t_off, "ticks": served, "resumed": resumed, "cleared": t_clear}
+        )
+    result = run.result()
+
+    assert result.returncode == 1 and result.summary["exit_code"] == 1, result.summary
+    assert result.summary["stop_reason"] == "DURATION_REACHED"
+    assert result.summary["warnings_count"] >= 1
+    for name in ("completeness", "db", "heartbeat_density", "wallclock"):
+        assert result.invariant(name)["passed"], (name, result.invariant(name))
+    assert len(result.legs) == 2 * result.summary["closed_trades"], (len(result.legs), result.summary)
+
+    entries = [t for leg, t in result.legs if leg == "entry"]
+    problems: list[str] = []
+    for window, (kind, group, counter) in zip(windows, FAULT_CYCLE, strict=True):
+        margin = TICK_MARGIN_SEC + (MAX_BOOK_AGE_SEC if kind == "stale" else 0.0)
+        inside = [round(t - window["on"], 2) for t in entries if window["on"] + margin <= t <= window["off"]]
+        if inside:
+            problems.append(f"{kind}: entries {inside} s into the fault window")
+        if window["ticks"] < MIN_FAULTED_TICKS:
+            problems.append(f"{kind}: the engine asked only {window['ticks']} times while faulted")
+        if not window["resumed"]:
+            problems.append(f"{kind}: no trade within {RESUME_DEADLINE_SEC}s after the fault cleared")
+        if result.kpi[group].get(counter, 0) == 0:
+            problems.append(f"{kind}: {group}.{counter} never rose: {result.kpi[group]}")
+    for group, counter in {(g, c) for k, g, c in FAULT_CYCLE if k != "stale"}:
+        shared = [w for w, (_, g, c) in zip(windows, FAULT_CYCLE, strict=True) if (g, c) == (group, counter)]
+        expected = sum(w["ticks"] for w in shared)
+        observed = result.kpi[group].get(counter, 0)
+        if abs(observed - expected) > 2 * len(shared):
+            kinds = [w["kind"] for w in shared]
+            problems.append(f"{group}.{counter}: {observed} counted, {expected} faulted ticks in {kinds}")
+    stale = windows[[k for k, _, _ in FAULT_CYCLE].index("stale")]
+    if result.kpi["rejected_books"].get("stale", 0) > stale["ticks"]:
+        problems.append(f"stale: more rejections than ticks: {result.kpi['rejected_books']}, {stale}")
+    counters = {k: result.kpi[k] for k in ("market_errors", "rejected_books")}
+    report = {"run_id": run_id, "evidence": str(result.evidence), "counters": counters, "windows": windows}
+    (tmp_path / "fault_cycle.json").write_text(json.dumps(report, indent=2))
+    summary = [(w["kind"], w["ticks"], w["resumed"]) for w in windows]
+    assert not problems, f"{problems}\nwindows (kind, faulted ticks, resumed): {summary}\n{counters}"
+
+
+def test_smoke_run_over_ccxt_exits_0_with_trades(background: dict[str, EngineRun]) -> None:
+    result = background["smoke"].result()
+    assert result.returncode == 0 and result.summary["exit_code"] == 0, result.summary
+    assert result.summary["stop_reason"] == "DURATION_REACHED"
+    assert result.summary["closed_trades"] >= 1
+    for name, outcome in result.summary["invariants"].items():
+        assert outcome["passed"], (name, outcome)
+    assert len(result.legs) == 2 * result.summary["closed_trades"]
+    assert result.kpi["market_errors"] == {} and result.kpi["rejected_books"] == {}
+    ticks = result.kpi["loop_count"]
+    requests = result.sim_stats["requests"]
+    assert requests["/v1/orderbook"] == ticks
+    assert requests["/api/v3/depth"] == 10 * ticks
+    assert requests["/v1/market/all"] == requests["/api/v3/exchangeInfo"] == 1
+
+
+def test_slow_answers_keep_the_heartbeat_regular(background: dict[str, EngineRun]) -> None:
+    result = background["latency"].result()
+    density = result.invariant("heartbeat_density")
+    assert density["passed"] and density["observed"] <= 7.0, density
+    assert result.invariant("completeness")["passed"]
+    assert result.sim_stats["latency_ms"] == 4000
+    assert result.kpi["loop_count"] >= 1 and result.sim_stats["requests"]["/v1/orderbook"] >= 1

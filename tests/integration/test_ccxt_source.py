@@ -1,0 +1,215 @@
+"""`CcxtSource` over real ccxt and real HTTP against an `arbitrage sim` subprocess.
+
+Every failure a venue can produce must reach the engine as `MarketDataError` named after the
+ccxt exception class, and every bad book must reach it as a book `book_rejection` refuses, so
+the engine can count both and never trade on either. (ccxt's async client reports refused and
+reset connections as ExchangeNotAvailable; it raises a bare NetworkError for nothing the
+simulator can provoke, so that class is covered by the same by-name mapping, not by a case here.)
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from arbitrage.market.ccxt_source import CcxtSource
+from arbitrage.market.source import MarketDataError, book_rejection
+from arbitrage.market.universe import FX_SYMBOL, top_n
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = top_n(10)
+START_TIMEOUT_SEC = 20.0
+
+
+class Sim:
+    """An `arbitrage sim` subprocess and its control API."""
+
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), (self.url, self.process.stderr)
+
+    def faults(self, **update: Any) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url}/_control/faults", data=json.dumps(update).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            state: dict[str, Any] = json.load(response)
+        return state
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
+            stats: dict[str, Any] = json.load(response)
+        return stats
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Sim]:
+    server = Sim("--seed", "5")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source(sim: Sim) -> Iterator[CcxtSource]:
+    sim.faults(faults=[], latency_ms=0, error_rate=0.0, markets=None, venues=None)
+    src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0, tick_interval_sec=0.5)
+    try:
+        yield src
+    finally:
+        src.close()
+        sim.faults(faults=[], latency_ms=0, error_rate=0.0, markets=None, venues=None)
+
+
+def _rejections(snapshot: Any, max_age_ms: int = 5000) -> dict[str, str | None]:
+    now_ms = int(time.time() * 1000)
+    books = {f"upbit:{FX_SYMBOL}": snapshot.fx}
+    books.update({f"upbit:{s}": b for s, b in snapshot.upbit.items()})
+    books.update({f"binance:{s}": b for s, b in snapshot.binance.items()})
+    return {name: book_rejection(book, now_ms, max_age_ms) for name, book in books.items()}
+
+
+def test_healthy_ticks_one_upbit_request_and_one_depth_per_symbol(sim: Sim, source: CcxtSource) -> None:
+    before = sim.stats()["requests"]
+    snapshots = [source.snapshot() for _ in range(3)]
+    after = sim.stats()["requests"]
+
+    def delta(route: str) -> int:
+        return int(after.get(route, 0) - before.get(route, 0))
+
+    assert delta("/v1/orderbook") == 3
+    assert delta("/api/v3/depth") == 3 * len(SYMBOLS)
+    assert delta("/v1/market/all") == 1 and delta("/api/v3/exchangeInfo") == 1
+    assert [s.tick for s in snapshots] == sorted({s.tick for s in snapshots})
+    for snapshot in snapshots:
+        assert set(snapshot.upbit) == set(snapshot.binance) == set(SYMBOLS)
+        assert all(reason is None for reason in _rejections(snapshot).values())
+        assert 1300.0 < snapshot.krw_per_usdt < 1460.0
+
+
+def test_cached_listing_skips_loading_markets(sim: Sim, source: CcxtSource) -> None:
+    source.snapshot()
+    before = sim.stats()["requests"]
+    second = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0, listings=source.listings())
+    try:
+        assert set(second.snapshot().upbit) == set(SYMBOLS)
+    finally:
+        second.close()
+    after = sim.stats()["requests"]
+    for route in ("/v1/market/all", "/api/v3/exchangeInfo"):
+        assert after[route] == before[route], route
+
+
+@pytest.mark.parametrize(
+    ("update", "kind"),
+    [
+        ({"faults": ["rate_limit"]}, "RateLimitExceeded"),
+        ({"faults": ["rate_limit"], "venues": ["binance"]}, "DDoSProtection"),
+        ({"faults": ["ban"]}, "DDoSProtection"),
+        ({"faults": ["ban"], "venues": ["binance"]}, "DDoSProtection"),
+        ({"faults": ["server_error"]}, "ExchangeNotAvailable"),
+        ({"error_rate": 1.0}, "ExchangeNotAvailable"),
+        ({"faults": ["timeout"]}, "RequestTimeout"),
+        ({"faults": ["timeout"], "venues": ["binance"]}, "RequestTimeout"),
+        ({"faults": ["bad_json"]}, "BadResponse"),
+        ({"faults": ["bad_json"], "venues": ["binance"]}, "BadResponse"),
+    ],
+)
+def test_venue_failures_raise_market_data_error_by_ccxt_class(
+    update: dict[str, Any], kind: str, sim: Sim, source: CcxtSource
+) -> None:
+    source.snapshot()
+    sim.faults(**update)
+    for _ in range(2):
+        with pytest.raises(MarketDataError) as failure:
+            source.snapshot()
+        assert failure.value.kind == kind, failure.value.message
+        assert "\n" not in failure.value.message
+    sim.faults(faults=[], error_rate=0.0, venues=None)
+    assert all(reason is None for reason in _rejections(source.snapshot()).values())
+
+
+def test_failure_while_loading_markets_is_retried_next_tick(sim: Sim) -> None:
+    sim.faults(faults=["server_error"])
+    src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0)
+    try:
+        with pytest.raises(MarketDataError) as failure:
+            src.snapshot()
+        assert failure.value.kind == "ExchangeNotAvailable"
+        sim.faults(faults=[])
+        assert set(src.snapshot().binance) == set(SYMBOLS)
+    finally:
+        src.close()
+        sim.faults(faults=[])
+
+
+def test_unreachable_exchange_is_exchange_not_available() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    src = CcxtSource(SYMBOLS, f"http://127.0.0.1:{port}", timeout_sec=1.0)
+    try:
+        with pytest.raises(MarketDataError) as failure:
+            src.snapshot()
+        assert failure.value.kind == "ExchangeNotAvailable"
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("crossed", "crossed"),
+        ("empty", "empty"),
+        ("nan", "non_finite"),
+        ("negative", "non_finite"),
+        ("halted", "empty"),
+    ],
+)
+def test_bad_books_surface_for_rejection(fault: str, reason: str, sim: Sim, source: CcxtSource) -> None:
+    source.snapshot()
+    sim.faults(faults=[fault], markets=["BTC", FX_SYMBOL])
+    rejections = _rejections(source.snapshot())
+    bad = {name for name, why in rejections.items() if why is not None}
+    assert bad == {"upbit:BTC", "binance:BTC", f"upbit:{FX_SYMBOL}"}
+    assert {rejections[name] for name in bad} == {reason}
+
+
+def test_stale_books_age_from_the_freeze(sim: Sim, source: CcxtSource) -> None:
+    source.snapshot()
+    sim.faults(faults=["stale"], markets=["ETH"])
+    frozen_at = time.time()
+    deadline = frozen_at + 10.0
+    rejections = _rejections(source.snapshot(), max_age_ms=1500)
+    while rejections["binance:ETH"] is None and time.time() < deadline:
+        rejections = _rejections(source.snapshot(), max_age_ms=1500)
+    assert time.time() - frozen_at >= 1.0
+    assert rejections["upbit:ETH"] == rejections["binance:ETH"] == "stale"
+    assert sum(why is not None for why in rejections.values()) == 2
+
+
+def test_sim_prints_its_url_first_and_exits_0_on_sigterm() -> None:
+    server = Sim("--seed", "1", "--symbols", "BTC,ETH", "--fault", "crossed", "--latency-ms", "5")
+    try:
+        stats = server.stats()
+        assert (stats["faults"], stats["latency_ms"]) == (["crossed"], 5)
+    finally:
+        assert server.stop() == 0
