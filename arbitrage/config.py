@@ -17,6 +17,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from arbitrage.ops.alerts import AlertsConfig
+from arbitrage.ops.guards import GuardsConfig
+from arbitrage.ops.metrics import MetricsConfig
+from arbitrage.ops.sysmon import SysMonConfig
+from arbitrage.ops.watchdog import WatchdogConfig
+
 DEFAULT_CONFIG_PATH = Path("config/v2/config.yml")
 ENV_PREFIX = "ARB_"
 ENV_NESTING = "__"
@@ -120,6 +126,11 @@ class AppConfig(_Frozen):
     symbols: SymbolsConfig = SymbolsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     services: ServicesConfig = ServicesConfig()
+    guards: GuardsConfig = GuardsConfig()
+    sysmon: SysMonConfig = SysMonConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
     warn_policy: Literal["stop", "continue"] = "stop"
 
     def redacted(self) -> dict[str, Any]:

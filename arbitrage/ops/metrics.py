@@ -1,0 +1,221 @@
+"""Prometheus metrics of one engine: the ten names of D98 §3.1, heartbeat age, and alert health.
+
+Each engine owns a private `CollectorRegistry`, so several engines (or tests) in one process
+never collide. The loop feeds it through cheap setters; the harness monitor polls the HTTP
+endpoint while the run goes (D77-4 §2.3), and the final scrape is kept in the evidence as
+`metrics_snapshot.prom`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, ConfigDict, Field
+
+from arbitrage.ops.sysmon import ResourceSample
+from arbitrage.ops.watchdog import Level
+from evidence.writer import atomic_write_bytes
+
+log = logging.getLogger("arbitrage.metrics")
+
+D98_METRICS: Final[tuple[str, ...]] = (
+    "arbitrage_loop_latency_ms",
+    "arbitrage_round_trips_total",
+    "arbitrage_pnl_usd_total",
+    "arbitrage_win_rate",
+    "arbitrage_cpu_percent",
+    "arbitrage_memory_mb",
+    "arbitrage_exchange_errors_total",
+    "arbitrage_rate_limit_wait_seconds",
+    "arbitrage_open_positions",
+    "arbitrage_failed_fills_total",
+)
+"""The operator's ten metrics (D98 §3.1), exactly as exposed."""
+
+EXTRA_METRICS: Final[tuple[str, ...]] = (
+    "arbitrage_heartbeat_age_seconds",
+    "arbitrage_watchdog_level",
+    "arbitrage_alert_sent_total",
+    "arbitrage_alert_dlq_total",
+    "arbitrage_notifier_available",
+)
+"""Liveness and alerting, which the harness monitor polls beside the ten (D77-4 §2.3)."""
+
+
+class MetricsConfig(BaseModel):
+    """Where the endpoint listens; `port` None serves nothing, 0 picks a free port."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+
+
+_POLL_SEC = 0.1  # how soon close() returns: the server looks for a shutdown request this often
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Total:
+    """A Counter fed from a running total the engine already keeps."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.seen = 0.0
+
+    def set_total(self, total: float) -> None:
+        if total > self.seen:
+            self.counter.inc(total - self.seen)
+            self.seen = total
+
+
+class EngineMetrics:
+    """The engine's metric families in a private registry, and the optional HTTP endpoint."""
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        # Process-wide switch: `_created` series would add names beside the documented ones.
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.config = config or MetricsConfig()
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.loop_latency_ms = Gauge(
+            "arbitrage_loop_latency_ms", "Latency of the latest loop tick (ms)", registry=r
+        )
+        self.round_trips = _Total(
+            Counter("arbitrage_round_trips", "Closed round trips (entry and exit)", registry=r)
+        )
+        self.pnl_usd = Gauge("arbitrage_pnl_usd_total", "Realized net PnL of the run (USD)", registry=r)
+        self.win_rate = Gauge("arbitrage_win_rate", "Winning share of closed round trips (0..1)", registry=r)
+        self.cpu_percent = Gauge("arbitrage_cpu_percent", "CPU use of the engine process (%)", registry=r)
+        self.memory_mb = Gauge(
+            "arbitrage_memory_mb", "Resident memory of the engine process (MB)", registry=r
+        )
+        self.exchange_errors = _Total(
+            Counter("arbitrage_exchange_errors", "Market-data and exchange call failures", registry=r)
+        )
+        self.rate_limit_wait = Gauge(
+            "arbitrage_rate_limit_wait_seconds", "Time the latest tick waited on rate limits (s)", registry=r
+        )
+        self.open_positions = Gauge("arbitrage_open_positions", "Positions currently held", registry=r)
+        self.failed_fills = _Total(
+            Counter("arbitrage_failed_fills", "Legs refused or failed at execution", registry=r)
+        )
+        self.heartbeat_age = Gauge(
+            "arbitrage_heartbeat_age_seconds", "Seconds since the last heartbeat line", registry=r
+        )
+        self.watchdog_level = Gauge(
+            "arbitrage_watchdog_level", "Watchdog level: 0 OK, 1 WARN, 2 ERROR, 3 CRITICAL", registry=r
+        )
+        self.alerts_sent = _Total(Counter("arbitrage_alert_sent", "Alerts delivered", registry=r))
+        self.alerts_dlq = _Total(Counter("arbitrage_alert_dlq", "Alerts dead-lettered", registry=r))
+        self.notifier_available = Gauge(
+            "arbitrage_notifier_available", "1 when alerts can be delivered, else 0", registry=r
+        )
+        self._last_beat = time.time()
+        self.heartbeat_age.set_function(lambda: max(0.0, time.time() - self._last_beat))
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url: str | None = None
+
+    # -- feeding --------------------------------------------------------------------------------
+    def observe_tick(self, latency_ms: float, rate_limit_wait_sec: float = 0.0) -> None:
+        """After each loop tick."""
+        self.loop_latency_ms.set(latency_ms)
+        self.rate_limit_wait.set(rate_limit_wait_sec)
+
+    def update_trading(
+        self,
+        *,
+        round_trips: int,
+        wins: int,
+        pnl_usd: float,
+        open_positions: int,
+        exchange_errors: int,
+        failed_fills: int,
+    ) -> None:
+        """From the portfolio's and the loop's running totals (counters only ever move up)."""
+        self.round_trips.set_total(round_trips)
+        self.win_rate.set(wins / round_trips if round_trips else 0.0)
+        self.pnl_usd.set(pnl_usd)
+        self.open_positions.set(open_positions)
+        self.exchange_errors.set_total(exchange_errors)
+        self.failed_fills.set_total(failed_fills)
+
+    def update_resources(self, sample: ResourceSample) -> None:
+        """From each SysMonitor sample (pass as its `on_sample`)."""
+        self.cpu_percent.set(sample.cpu_pct)
+        self.memory_mb.set(sample.rss_mb)
+
+    def mark_heartbeat(self, epoch: float | None = None) -> None:
+        """After each heartbeat line; the age gauge is computed at scrape time from this."""
+        self._last_beat = time.time() if epoch is None else epoch
+
+    def set_watchdog_level(self, level: Level) -> None:
+        self.watchdog_level.set(level.rank)
+
+    def update_alerts(self, sent: int, dlq: int, available: bool) -> None:
+        self.alerts_sent.set_total(sent)
+        self.alerts_dlq.set_total(dlq)
+        self.notifier_available.set(1.0 if available else 0.0)
+
+    # -- exposing -------------------------------------------------------------------------------
+    def serve(self, port: int | None = None) -> str:
+        """Start the HTTP endpoint (0 = a free port) and return its URL; OSError if the port is taken."""
+        if self._server is not None:
+            raise RuntimeError(f"metrics endpoint already serving at {self.url}")
+        port = self.config.port if port is None else port
+        if port is None:
+            raise ValueError("no metrics port configured")
+        host = self.config.host
+        app = prometheus_client.make_wsgi_app(self.registry)
+        server_class = _Server6 if ":" in host else _Server
+        server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": _POLL_SEC}, name="metrics", daemon=True
+        )
+        self._thread.start()
+        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        shown = f"[{shown}]" if ":" in shown else shown
+        self.url = f"http://{shown}:{server.server_address[1]}/metrics"
+        log.info("metrics endpoint at %s", self.url)
+        return self.url
+
+    def scrape(self) -> str:
+        """The exposition text, exactly as the endpoint serves it."""
+        return prometheus_client.generate_latest(self.registry).decode("utf-8")
+
+    def write_snapshot(self, path: Path) -> None:
+        """Save the final scrape atomically (`metrics_snapshot.prom` in the evidence)."""
+        atomic_write_bytes(path, self.scrape().encode("utf-8"))
+
+    def close(self) -> None:
+        """Stop the endpoint and free its port; safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
