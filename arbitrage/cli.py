@@ -72,12 +72,20 @@ def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     run.add_argument("--postgres-dsn", metavar="DSN", help="default: POSTGRES_DSN, else embedded")
     run.add_argument("--redis-url", metavar="URL", help="default: REDIS_URL, else embedded")
     run.add_argument("--log-format", choices=["text", "json"])
+    run.add_argument(
+        "--metrics-port", type=_positive(int, "metrics port", allow_zero=True), metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0 picks a free port)",
+    )  # fmt: skip
     run.set_defaults(handler=_run)
 
 
 Registrar = Callable[["argparse._SubParsersAction[OneLineParser]"], None]
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "gates.verify_command",
+    "arbitrage.market.sim_command",
+    "arbitrage.ops.ops_commands",
+)
 """Modules that add a subcommand: each has `register(sub)`, which calls `sub.add_parser(...)` and
 `set_defaults(handler=...)` with a `handler(args) -> int`. Their heavy imports stay inside the handler."""
 
@@ -110,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         "run.log_format": args.log_format,
         "services.postgres_dsn": args.postgres_dsn,
         "services.redis_url": args.redis_url,
+        "metrics.port": args.metrics_port,
     }
     try:
         config = load_config(args.config, os.environ, cli)

@@ -27,8 +27,11 @@ from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
+from arbitrage.ops.guards import GuardTrip
+from arbitrage.ops.supervisor import LoopVitals, Supervisor
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
+from arbitrage.progress import RunProgress
 from arbitrage.run_evidence import (
     EvidenceDir,
     ManifestBase,
@@ -71,6 +74,8 @@ class Orchestrator:
         self.last_loop_ts: float | None = None
         self.last_snapshot: MarketSnapshot | None = None
         self._progress = LoopProgress()
+        self.postgres_dsn = ""
+        self.ledger: Ledger | None = None
 
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -119,8 +124,10 @@ class Orchestrator:
         dsn = svc.postgres_dsn.get_secret_value() if svc.postgres_dsn else None
         url = svc.redis_url.get_secret_value() if svc.redis_url else None
         endpoints = services.resolve(dsn, url)
+        self.postgres_dsn = endpoints.postgres_dsn
         ledger = Ledger(endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms)
         ledger.open()
+        self.ledger = ledger
         state = RunState(endpoints.redis_url, svc.redis_key_prefix, svc.redis_socket_timeout_sec)
         try:
             state.ping()
@@ -169,7 +176,7 @@ class Orchestrator:
                 self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash}
             )
             return self._trade_and_flush(ledger, state, evidence, expected)
-        except (LedgerUnavailable, StateUnavailable) as exc:
+        except (BootstrapError, LedgerUnavailable, StateUnavailable) as exc:
             print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
             evidence.seal("failed")
             return 1
@@ -184,17 +191,26 @@ class Orchestrator:
         portfolio = Portfolio()
         strategy = Strategy(cfg.strategy, cfg.run.tick_interval_sec)
         trader = Trader(self.run_id, strategy, PaperExecutor(cfg.strategy, cfg.run.seed), portfolio, ledger)
+        supervisor = Supervisor(cfg, self.run_id, self.postgres_dsn, self.request_stop, self._on_guard_trip)
+        try:
+            supervisor.start(self.out)
+        except OSError as exc:
+            raise BootstrapError(f"metrics port {cfg.metrics.port} unavailable: {exc.strerror}") from None
         ttl = cfg.heartbeat.redis_ttl_sec
         watcher = RunWatcher(
             evidence.path / names.HEARTBEAT,
             cfg.heartbeat.interval_sec,
             progress=lambda: self._progress,
-            on_beat=lambda line: state.beat(self.run_id, line, ttl),
+            watchdog_level=supervisor.watchdog_level,
+            extra=supervisor.heartbeat_extra,
+            on_beat=lambda line: supervisor.on_beat(line["epoch_time"], state.beat(self.run_id, line, ttl)),
         )
         self._publish(trader)
         started_epoch = time.time()
         t0 = time.monotonic()
         watcher.start()
+        supervisor.start_watchdog()
+        progress = RunProgress(expected, cfg.run.ticks)
         fetcher: DeadlineFetcher | None = None
         try:
             fetcher = DeadlineFetcher(build_source(cfg))
@@ -203,14 +219,16 @@ class Orchestrator:
             self.request_stop("SOURCE_UNAVAILABLE")
         try:
             if fetcher is not None:
-                self._loop(fetcher, trader, t0, expected)
+                self._loop(fetcher, trader, supervisor, t0, expected, progress, watcher)
         except Exception as exc:
             log.exception("trading loop crashed: %s", exc)
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
         finally:
+            supervisor.stop_watchers()
             trader.flatten(self.last_snapshot)
             self._publish(trader)
             duration = time.monotonic() - t0
+            progress.close()
             if fetcher is not None:
                 fetcher.close()
             watcher.stop()
@@ -228,7 +246,12 @@ class Orchestrator:
             db_inserts_ok=ledger.db_inserts_ok,
             warnings=self.warnings,
         )
-        exit_code, status = close_out(evidence, facts, self._kpi(trader, ledger, watcher))
+        outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"
+        kpi = self._kpi(trader, ledger, watcher) | supervisor.finish(
+            evidence.path, names.METRICS_SNAPSHOT, outcome
+        )
+        exit_code, status = close_out(evidence, facts, kpi)
+        supervisor.close()
         ledger.record_event(
             self.run_id, "RUN_END", {"stop_reason": facts.stop_reason, "exit_code": exit_code}
         )
@@ -242,9 +265,18 @@ class Orchestrator:
         )  # fmt: skip
         return exit_code
 
-    def _loop(self, fetcher: DeadlineFetcher, trader: Trader, t0: float, expected: float | None) -> None:
+    def _on_guard_trip(self, trip: GuardTrip) -> None:
+        """Hook for what a trip does beyond stopping the run (the kill switch and the audit row)."""
+        if self.ledger is not None:
+            self.ledger.record_event(self.run_id, "GUARD_TRIP", trip.to_event())
+
+    def _loop(
+        self, fetcher: DeadlineFetcher, trader: Trader, supervisor: Supervisor, t0: float,
+        expected: float | None, progress: RunProgress, watcher: RunWatcher,
+    ) -> None:  # fmt: skip
         cfg = self.config.run
         interval = cfg.tick_interval_sec
+        vitals = supervisor.vitals
         next_due = time.monotonic()
         while not self._stop.is_set():
             if expected is not None and time.monotonic() - t0 >= expected:
@@ -254,15 +286,27 @@ class Orchestrator:
                 self.request_stop("TICKS_COMPLETED")
                 break
             started = time.perf_counter()
+            vitals.tick_started_at = time.monotonic()
             deadline = None if expected is None else t0 + expected
-            if not self._tick(fetcher, trader, deadline):
+            if not self._tick(fetcher, trader, deadline, vitals):
                 if not self._stop.is_set():
                     self.request_stop("DURATION_REACHED")
                 break
-            self.latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            vitals.tick_started_at = None
+            self.latencies_ms.append(latency_ms)
             self.loop_count += 1
             self.last_loop_ts = time.time()
             self._publish(trader)
+            self._after_tick(trader, supervisor, latency_ms)
+            beats = watcher.beat_epochs
+            progress.update(
+                time.monotonic() - t0,
+                trader.portfolio.closed_trades,
+                time.time() - beats[-1] if beats else None,
+                trader.portfolio.net_pnl_usd,
+                self.loop_count,
+            )
             if cfg.debug_tick_delay_sec > 0:
                 self._stop.wait(cfg.debug_tick_delay_sec)
             if cfg.ticks is None:
@@ -275,7 +319,27 @@ class Orchestrator:
                 else:
                     next_due = time.monotonic()
 
-    def _tick(self, fetcher: DeadlineFetcher, trader: Trader, deadline: float | None) -> bool:
+    def _after_tick(self, trader: Trader, supervisor: Supervisor, latency_ms: float) -> None:
+        """Tell the supervisor what the tick did; it feeds the metrics and checks the guards."""
+        ledger = trader.ledger
+        vitals = supervisor.vitals
+        vitals.last_latency_ms = latency_ms
+        vitals.loop_count = self.loop_count
+        exchange_errors = sum(self.market_errors.values())
+        vitals.errors_total = exchange_errors + ledger.db_inserts_failed + ledger.event_inserts_failed
+        failed_fills = sum(trader.rejected_orders.values()) + trader.leg_unwinds
+        vitals.rejections_total = sum(self.screen.rejected.values()) + failed_fills
+        supervisor.after_tick(
+            trader.portfolio,
+            trader.drain_closed_pnls(),
+            ledger.db_inserts_failed + trader.leg_unwinds,
+            exchange_errors,
+            failed_fills,
+        )
+
+    def _tick(
+        self, fetcher: DeadlineFetcher, trader: Trader, deadline: float | None, vitals: LoopVitals
+    ) -> bool:
         """One iteration; False when the fetch was given up for the deadline or a stop."""
         try:
             snapshot = fetcher.fetch(deadline, self._stop)
@@ -289,6 +353,7 @@ class Orchestrator:
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is not None:
             self.last_snapshot = screened
+            vitals.last_snapshot_at = time.monotonic()
             trader.on_snapshot(screened)
         return True
 

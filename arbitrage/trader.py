@@ -61,6 +61,12 @@ class Trader:
         self.rejected_orders: dict[str, int] = {}
         self.leg_unwinds = 0
         self.trade_events: list[dict[str, Any]] = []
+        self._closed_pnls: list[float] = []
+
+    def drain_closed_pnls(self) -> list[float]:
+        """USD PnL of the trades closed since the last call (for the per-trade guards)."""
+        drained, self._closed_pnls = self._closed_pnls, []
+        return drained
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         exits, entries = self.strategy.decide(snapshot, self.portfolio.held())
@@ -110,6 +116,7 @@ class Trader:
     def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade:
         fill = self.executor.exit(intent)
         closed = self.portfolio.close(position, fill, intent.reason)
+        self._closed_pnls.append(closed.pnl_usd)
         row = _leg_row(
             self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd)
         )

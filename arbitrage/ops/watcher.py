@@ -43,6 +43,7 @@ class RunWatcher:
         interval_sec: float,
         progress: Callable[[], LoopProgress],
         watchdog_level: Callable[[], str] = lambda: "OK",
+        extra: Callable[[], dict[str, Any]] | None = None,
         on_beat: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.interval_sec = interval_sec
@@ -50,6 +51,7 @@ class RunWatcher:
         self._progress = progress
         self._watchdog_level = watchdog_level
         self._on_beat = on_beat
+        self._extra = extra
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._process = psutil.Process()
@@ -76,6 +78,8 @@ class RunWatcher:
                 "rss_mb": self.last_rss_mb,
                 "watchdog": self._watchdog_level(),
             }
+            if self._extra is not None:
+                line.update(self._extra())
             self._appender.append(line)
             self._seq += 1
             self.beat_epochs.append(now)

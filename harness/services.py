@@ -1,0 +1,269 @@
+"""Service fixtures: PostgreSQL, Redis and the exchange simulator, real and isolated.
+
+The servers are session-scoped and, when no external one is configured, embedded real servers
+that every pytest-xdist worker of the session shares (their data directory sits in the basetemp
+all workers have in common, the layout pytest-xdist recommends). Isolation is per test module:
+a fresh database in ``postgres_dsn`` and a unique key prefix in ``redis_key_prefix``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from harness.options import SETTINGS_KEY
+
+SIM_START_TIMEOUT_SECONDS: Final = 30.0
+_HTTP_TIMEOUT_SECONDS: Final = 5.0
+
+
+def worker_id() -> str:
+    """The pytest-xdist worker name (``gw0``...), or ``main`` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory that every xdist worker of this session, and only this session, resolves to.
+
+    It is keyed by the basetemp the workers share but lives directly under the system temp dir:
+    pytest keeps ``pytest-of-<user>`` at mode 0700, which the unprivileged user PostgreSQL runs
+    as (when pytest runs as root) cannot traverse, and Unix socket paths must stay short.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent
+    digest = hashlib.sha256(str(base.resolve()).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"arb-svc-{digest}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _remove(data_dir: Path) -> None:
+    """Delete a stopped server's data, and the session's service dir once it is empty."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        data_dir.parent.rmdir()
+
+
+def _slug(text: str, limit: int) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[-limit:].strip("_") or "m"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Admin DSN of the session's PostgreSQL: ``--postgres-dsn`` if configured, else embedded."""
+    configured = request.config.stash[SETTINGS_KEY].postgres_dsn
+    if configured is not None:
+        yield configured
+        return
+    from arbitrage.services import EmbeddedPostgres
+
+    data_dir = shared_dir(tmp_path_factory) / "postgres"
+    server = EmbeddedPostgres(data_dir)
+    dsn = server.start()
+    try:
+        yield dsn
+    finally:
+        server.stop()
+        if not (data_dir / "postmaster.pid").exists():
+            _remove(data_dir)
+
+
+@pytest.fixture(scope="module")
+def postgres_dsn(request: pytest.FixtureRequest, postgres_server: str) -> Iterator[str]:
+    """DSN of a database created for this test module alone, dropped when the module is done."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    module = _slug(request.node.nodeid, 30)
+    name = f"arb_{_slug(worker_id(), 8)}_{module}_{secrets.token_hex(4)}"[:63]
+    with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield conninfo.make_conninfo(postgres_server, dbname=name)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the session's Redis: ``--redis-url`` if configured, else an embedded real server."""
+    configured = request.config.stash[SETTINGS_KEY].redis_url
+    if configured is not None:
+        yield configured
+        return
+    from arbitrage.services import EmbeddedRedis
+
+    data_dir = shared_dir(tmp_path_factory) / "redis"
+    server = EmbeddedRedis(data_dir)
+    with warnings.catch_warnings():
+        # The server is detached on purpose and outlives the Popen object that started it.
+        warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
+        url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+        if not server.socket_path.exists():
+            _remove(data_dir)
+
+
+@pytest.fixture(scope="module")
+def redis_key_prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test module; its keys are deleted when the module is done."""
+    import redis
+
+    prefix = f"arbtest:{worker_id()}:{_slug(request.node.nodeid, 30)}:{secrets.token_hex(4)}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+class SimUnavailable(Exception):
+    """This build's CLI has no ``arbitrage sim`` command."""
+
+
+class ExchangeSim:
+    """A running ``arbitrage sim`` and its control API (``/_control/stats``, ``/_control/faults``)."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str, logs: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.logs = logs
+
+    def _request(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_SECONDS) as response:
+                document: dict[str, Any] = json.loads(response.read().decode())
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:500]
+            raise RuntimeError(f"exchange sim {request.method} {path}: HTTP {error.code}: {detail}") from None
+        return document
+
+    def stats(self) -> dict[str, Any]:
+        """Requests per route, the active faults, latency, error rate and the model's tick."""
+        return self._request("/_control/stats")
+
+    def set_faults(
+        self,
+        faults: Sequence[str | Mapping[str, Any]] = (),
+        *,
+        latency_ms: int = 0,
+        error_rate: float = 0.0,
+        markets: Sequence[str] | None = None,
+        venues: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Replace the whole fault set (faults not listed are cleared); ``markets``/``venues`` scope it."""
+        body: dict[str, Any] = {
+            "faults": list(faults),
+            "latency_ms": latency_ms,
+            "error_rate": error_rate,
+            "markets": None if markets is None else list(markets),
+        }
+        if venues is not None:
+            body["venues"] = list(venues)
+        return self._request("/_control/faults", body)
+
+    def clear(self) -> None:
+        """Back to a healthy exchange."""
+        self.set_faults()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_exchange_sim(seed: int = 7, cwd: Path | None = None) -> ExchangeSim:
+    """Start ``arbitrage sim`` on a free port and wait for its URL line."""
+    command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", str(seed)]
+    process = subprocess.Popen(
+        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, encoding="utf-8", errors="replace", start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    logs: list[str] = []
+    first: queue.Queue[str | None] = queue.Queue()
+
+    def pump_stdout(stream: Any) -> None:
+        for line in stream:
+            first.put(line.strip())
+        first.put(None)
+
+    def pump_stderr(stream: Any) -> None:
+        for line in stream:
+            logs.append(line.rstrip("\n"))
+
+    for target, stream in ((pump_stdout, process.stdout), (pump_stderr, process.stderr)):
+        threading.Thread(target=target, args=(stream,), name="exchange-sim-pipe", daemon=True).start()
+    try:
+        line = first.get(timeout=SIM_START_TIMEOUT_SECONDS)
+    except queue.Empty:
+        line = None
+    if line is not None and re.fullmatch(r"http://127\.0\.0\.1:\d+", line):
+        return ExchangeSim(process, line, logs)
+    sim = ExchangeSim(process, "", logs)
+    sim.stop()
+    text = "\n".join(logs[-20:])
+    if process.returncode == 2 and "invalid choice: 'sim'" in text:
+        raise SimUnavailable(text.strip().splitlines()[-1])
+    raise RuntimeError(f"arbitrage sim did not print its URL (first stdout line {line!r}); stderr:\n{text}")
+
+
+@pytest.fixture(scope="session")
+def exchange_sim_server(request: pytest.FixtureRequest) -> Iterator[ExchangeSim]:
+    """One simulator per session (per xdist worker), on its own free port."""
+    try:
+        sim = start_exchange_sim(cwd=request.config.rootpath)
+    except SimUnavailable as exc:
+        pytest.skip(f"`arbitrage sim` is not available in this build yet: {exc}")
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def exchange_sim(exchange_sim_server: ExchangeSim) -> Iterator[ExchangeSim]:
+    """The session's simulator with no faults set, and its faults cleared again afterwards."""
+    exchange_sim_server.clear()
+    yield exchange_sim_server
+    exchange_sim_server.clear()

@@ -1,0 +1,20 @@
+"""D77-4 main run: a 60-minute soak (``--longrun-minutes`` replaces the duration)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.assertions import assert_invariants
+from harness.engine import EngineLauncher
+from harness.longrun import LongrunPlan
+
+pytestmark = pytest.mark.longrun(minutes=60, phase="longrun")
+
+
+def test_longrun(engine: EngineLauncher, longrun_plan: LongrunPlan, postgres_dsn: str) -> None:
+    run = engine().start([*longrun_plan.engine_args(), "--seed", "11"])
+    exit_code = run.wait(timeout=longrun_plan.wait_timeout)
+    assert exit_code == 0, run.describe()
+    assert_invariants(run.evidence, postgres_dsn)
+    assert run.evidence.chain_summary is not None
+    assert run.evidence.chain_summary["closed_trades"] >= 1, "a soak that never closes a trade proves nothing"
