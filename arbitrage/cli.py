@@ -126,9 +126,6 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1
-    if config.run.mode == "live":
-        print("arbitrage: live mode refused: live arming is not available in this build", file=sys.stderr)
-        return 1
     setup_logging(config.run.log_format)
     orchestrator = Orchestrator(config)
     orchestrator.install_signal_handlers()

@@ -19,7 +19,8 @@ from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 
 @dataclass(frozen=True, slots=True)
 class LegFill:
-    """One venue's side of a trade. `fee` is in the venue's quote currency."""
+    """One venue's side of a trade. `fee` is in the venue's quote currency; `order_id` is the
+    venue's id for a live order (None on paper)."""
 
     venue: str
     side: Side
@@ -27,6 +28,7 @@ class LegFill:
     vwap: float
     notional: float
     fee: float
+    order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

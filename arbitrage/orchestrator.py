@@ -28,6 +28,9 @@ from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
 from arbitrage.ops.guards import GuardTrip
+from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
+from arbitrage.ops.preflight import bootstrap_gate
+from arbitrage.ops.run_gate import open_kill_switch, preflight_context
 from arbitrage.ops.supervisor import LoopVitals, Supervisor
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
@@ -40,7 +43,7 @@ from arbitrage.run_evidence import (
     new_run_id,
     percentiles,
 )
-from arbitrage.services import EmbeddedServices, ServiceStartError
+from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartError
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
 from arbitrage.strategy import Strategy
@@ -77,6 +80,8 @@ class Orchestrator:
         self.postgres_dsn = ""
         self.abandoned_fetches = 0
         self.ledger: Ledger | None = None
+        self._endpoints: ServiceEndpoints | None = None
+        self._kill_switch: KillSwitch | None = None
 
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -111,8 +116,21 @@ class Orchestrator:
             except (BootstrapError, LedgerUnavailable, StateUnavailable, ServiceStartError) as exc:
                 print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
                 return 1
+            assert self._endpoints is not None
+            refusal = bootstrap_gate(
+                preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB),
+                lambda kind, payload: ledger.record_event(self.run_id, kind, payload),
+            )
+            if refusal is None and self.config.run.mode == "live":
+                refusal = "live mode refused: the live executor is not available in this build"
+            if refusal is not None:
+                print(f"arbitrage: {refusal}", file=sys.stderr, flush=True)
+                return 1
+            self._kill_switch = open_kill_switch(self.config, self._endpoints)
             return self._run_connected(ledger, state)
         finally:
+            if self._kill_switch is not None:
+                self._kill_switch.close()
             if state is not None:
                 state.close()
             if ledger is not None:
@@ -125,6 +143,7 @@ class Orchestrator:
         dsn = svc.postgres_dsn.get_secret_value() if svc.postgres_dsn else None
         url = svc.redis_url.get_secret_value() if svc.redis_url else None
         endpoints = services.resolve(dsn, url)
+        self._endpoints = endpoints
         self.postgres_dsn = endpoints.postgres_dsn
         ledger = Ledger(endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms)
         ledger.open()
@@ -249,9 +268,7 @@ class Orchestrator:
             warnings=self.warnings,
         )
         outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"
-        kpi = self._kpi(trader, ledger, watcher) | supervisor.finish(
-            evidence.path, names.METRICS_SNAPSHOT, outcome
-        )
+        kpi = self._kpi(trader, watcher) | supervisor.finish(evidence.path, names.METRICS_SNAPSHOT, outcome)
         exit_code, status = close_out(evidence, facts, kpi)
         supervisor.close()
         ledger.record_event(
@@ -271,6 +288,11 @@ class Orchestrator:
         """Hook for what a trip does beyond stopping the run (the kill switch and the audit row)."""
         if self.ledger is not None:
             self.ledger.record_event(self.run_id, "GUARD_TRIP", trip.to_event())
+        if self._kill_switch is not None:
+            try:
+                self._kill_switch.activate(f"guard {trip.name}: {trip.detail}", "guard", run_id=self.run_id)
+            except KillSwitchError as exc:
+                log.error("kill switch activation after guard %s failed: %s", trip.name, exc)
 
     def _loop(
         self, fetcher: DeadlineFetcher, trader: Trader, supervisor: Supervisor, t0: float,
@@ -360,52 +382,18 @@ class Orchestrator:
         return True
 
     def _publish(self, trader: Trader) -> None:
-        p = trader.portfolio
         self._progress = LoopProgress(
-            loop_count=self.loop_count,
-            last_loop_ts=self.last_loop_ts,
-            kpi={
-                "closed_trades": p.closed_trades,
-                "open_positions": len(p.positions),
-                "opportunities_generated": trader.strategy.opportunities_generated,
-                "wins": p.wins,
-                "losses": p.losses,
-                "net_pnl_krw": round(p.net_pnl_krw, 2),
-                "net_pnl_usd": round(p.net_pnl_usd, 4),
-                "db_inserts_ok": trader.ledger.db_inserts_ok,
-                "db_inserts_failed": trader.ledger.db_inserts_failed,
-            },
-            guards={
-                "peak_pnl": round(p.peak_pnl_usd, 4),
-                "drawdown_pct": round(p.drawdown_pct, 4),
-                "consecutive_losses": p.consecutive_losses,
-            },
+            self.loop_count, self.last_loop_ts, trader.kpi_view(), trader.guard_view()
         )
 
-    def _kpi(self, trader: Trader, ledger: Ledger, watcher: RunWatcher) -> dict[str, Any]:
-        p = trader.portfolio
-        return {
+    def _kpi(self, trader: Trader, watcher: RunWatcher) -> dict[str, Any]:
+        return trader.final_kpi() | {
             "run_id": self.run_id,
-            "closed_trades": p.closed_trades,
-            "wins": p.wins,
-            "losses": p.losses,
-            "open_positions": len(p.positions),
-            "opportunities_generated": trader.strategy.opportunities_generated,
             "loop_count": self.loop_count,
-            "net_pnl_krw": round(p.net_pnl_krw, 2),
-            "net_pnl_usd": round(p.net_pnl_usd, 4),
-            "db_counts": {
-                "db_inserts_ok": ledger.db_inserts_ok,
-                "db_inserts_failed": ledger.db_inserts_failed,
-            },
-            "event_inserts_failed": ledger.event_inserts_failed,
             "loop_latency_ms": percentiles(self.latencies_ms),
             "loop_latency_histogram": latency_histogram(self.latencies_ms),
             "market_errors": dict(self.market_errors),
             "rejected_books": dict(self.screen.rejected),
-            "rejected_orders": dict(trader.rejected_orders),
-            "leg_unwinds": trader.leg_unwinds,
             "abandoned_fetches": self.abandoned_fetches,
             "rss_mb_last": watcher.last_rss_mb,
-            "trade_events": trader.trade_events,
         }

@@ -68,6 +68,45 @@ class Trader:
         drained, self._closed_pnls = self._closed_pnls, []
         return drained
 
+    def kpi_view(self) -> dict[str, Any]:
+        """The KPI snapshot every heartbeat line carries."""
+        p = self.portfolio
+        return {
+            "closed_trades": p.closed_trades,
+            "open_positions": len(p.positions),
+            "opportunities_generated": self.strategy.opportunities_generated,
+            "wins": p.wins,
+            "losses": p.losses,
+            "net_pnl_krw": round(p.net_pnl_krw, 2),
+            "net_pnl_usd": round(p.net_pnl_usd, 4),
+            "db_inserts_ok": self.ledger.db_inserts_ok,
+            "db_inserts_failed": self.ledger.db_inserts_failed,
+        }
+
+    def guard_view(self) -> dict[str, Any]:
+        """The guard inputs every heartbeat line carries (OPS_PROTOCOL §5.1)."""
+        p = self.portfolio
+        return {
+            "peak_pnl": round(p.peak_pnl_usd, 4),
+            "drawdown_pct": round(p.drawdown_pct, 4),
+            "consecutive_losses": p.consecutive_losses,
+        }
+
+    def final_kpi(self) -> dict[str, Any]:
+        """The trading part of kpi.json: results, DB acknowledgements, refusals and the trade events."""
+        view = self.kpi_view()
+        return {
+            **{k: v for k, v in view.items() if not k.startswith("db_")},
+            "db_counts": {
+                "db_inserts_ok": view["db_inserts_ok"],
+                "db_inserts_failed": view["db_inserts_failed"],
+            },
+            "event_inserts_failed": self.ledger.event_inserts_failed,
+            "rejected_orders": dict(self.rejected_orders),
+            "leg_unwinds": self.leg_unwinds,
+            "trade_events": self.trade_events,
+        }
+
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         exits, entries = self.strategy.decide(snapshot, self.portfolio.held())
         for intent in exits:

@@ -69,6 +69,35 @@ def point_at(exchange: Any, base_url: str) -> None:
             api[key] = base + urlsplit(resolved).path
 
 
+def venue_clients(
+    loop: asyncio.AbstractEventLoop,
+    timeout_sec: float,
+    exchange_url: str | None = None,
+    credentials: Mapping[str, tuple[str, str]] | None = None,
+) -> tuple[Any, Any]:
+    """ccxt's async (Upbit, Binance) spot clients on `loop`, pointed at `exchange_url` when given.
+
+    `credentials` maps "upbit"/"binance" to (key, secret). Binance then skips its private
+    currency and margin listings on `load_markets`, so the only signed requests are orders.
+    """
+    common = {"enableRateLimit": True, "timeout": round(timeout_sec * 1000), "asyncio_loop": loop}
+    keys = credentials or {}
+    upbit_auth = {"apiKey": keys["upbit"][0], "secret": keys["upbit"][1]} if "upbit" in keys else {}
+    binance_auth = {"apiKey": keys["binance"][0], "secret": keys["binance"][1]} if "binance" in keys else {}
+    upbit = _Upbit({**common, **upbit_auth})
+    options = {
+        "defaultType": "spot",
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": not binance_auth,
+        "fetchMargins": not binance_auth,
+    }
+    binance = ccxt_async.binance({**common, **binance_auth, "options": options})
+    if exchange_url is not None:
+        point_at(upbit, exchange_url)
+        point_at(binance, exchange_url)
+    return upbit, binance
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
@@ -128,14 +157,9 @@ class CcxtSource:
         self.levels = levels
         self._interval = tick_interval_sec
         self._loop = asyncio.new_event_loop()
-        common = {"enableRateLimit": True, "timeout": round(timeout_sec * 1000), "asyncio_loop": self._loop}
-        self.upbit: Any = _Upbit(dict(common))
-        self.binance: Any = ccxt_async.binance(
-            {**common, "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}}
-        )
-        if exchange_url is not None:
-            point_at(self.upbit, exchange_url)
-            point_at(self.binance, exchange_url)
+        self.upbit: Any
+        self.binance: Any
+        self.upbit, self.binance = venue_clients(self._loop, timeout_sec, exchange_url)
         self._loaded = False
         if listings is not None:
             self.upbit.set_markets(list(listings["upbit"]))

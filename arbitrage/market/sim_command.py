@@ -91,6 +91,17 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         help="how fast each coin's premium mean-reverts (model default 10); shorter means more trades",
     )  # fmt: skip
     sim.add_argument("--dt-sec", type=_positive, default=0.5, metavar="S", help="model time step")
+    keys = sim.add_argument_group("test keys the signed order endpoints accept (never real credentials)")
+    keys.add_argument("--api-key", default="sim-binance-key", help="Binance API key (default: %(default)s)")
+    keys.add_argument(
+        "--api-secret", default="sim-binance-secret", help="Binance secret (default: %(default)s)"
+    )
+    keys.add_argument(
+        "--upbit-access-key", default="sim-upbit-access", help="Upbit access key (default: %(default)s)"
+    )
+    keys.add_argument(
+        "--upbit-secret-key", default="sim-upbit-secret", help="Upbit secret key (default: %(default)s)"
+    )
     sim.set_defaults(handler=_run)
 
 
@@ -100,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     import threading
 
     from arbitrage.market.model import PREMIUM_HALF_LIFE_SEC
+    from arbitrage.market.sim_private import SimKeys
     from arbitrage.market.simulator import ExchangeSim, SimServer
     from arbitrage.market.universe import top_n
 
@@ -111,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         error_rate=args.error_rate,
         faults=args.fault,
+        keys=SimKeys(args.api_key, args.api_secret, args.upbit_access_key, args.upbit_secret_key),
     )
     try:
         server = SimServer(sim, args.port)

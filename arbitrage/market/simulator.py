@@ -5,11 +5,13 @@ instead: the same requests, the same response shapes, the same error bodies. It 
 misbehave on purpose and is re-configured while it runs through a small control API:
 
 - `GET /_control/stats`: `requests` served per route, the active `faults`, `latency_ms`,
-  `error_rate`, `markets`, `venues`, the model `tick`, and `faulted` answers per fault kind.
+  `error_rate`, `markets`, `venues`, the model `tick`, `faulted` answers per fault kind, and
+  from the signed API (`sim_private`) `private_requests` per "METHOD /path", `orders` and `reject_orders`.
 - `POST /_control/faults`: `{"faults": [...], "latency_ms": n, "error_rate": p, "markets": [...] | null,
   "venues": [...] | null}` replaces the fault set (missing keys keep their values) and returns
-  the new state like stats. `markets` limits book faults to those base symbols ("USDT" is
-  Upbit's KRW-USDT); `venues` limits every fault to "upbit" or "binance".
+  the new state like stats; `"reject_orders": [venue...]` makes venues refuse orders. `markets`
+  limits book faults to those base symbols ("USDT" is Upbit's KRW-USDT); `venues` limits every
+  fault to "upbit" or "binance".
 
 Fault kinds: "rate_limit" (429 with the venue's body: Upbit `too_many_requests`, Binance -1003),
 "ban" (418), "server_error" (503 and 500 in turn, as a load balancer's HTML page), "timeout"
@@ -40,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 from arbitrage.market import sim_dialects as d
 from arbitrage.market.book import MarketSnapshot, OrderBook
 from arbitrage.market.model import PREMIUM_HALF_LIFE_SEC, MarketModel
+from arbitrage.market.sim_private import PrivateApi, SimKeys
 from arbitrage.market.universe import FX_SYMBOL
 
 VENUE_FAULTS = ("rate_limit", "ban", "server_error", "timeout", "bad_json")
@@ -107,6 +110,7 @@ class ExchangeSim:
         error_rate: float = 0.0,
         faults: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
+        keys: SimKeys | None = None,
     ) -> None:
         self.symbols = tuple(symbols)
         self.dt_sec = dt_sec
@@ -124,6 +128,7 @@ class ExchangeSim:
         self._server_errors = 0
         self.requests: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
+        self.private = PrivateApi(keys or SimKeys(), self._live_book, clock)
         self.configure({"faults": list(faults), "latency_ms": latency_ms, "error_rate": error_rate})
 
     # -- model and state ---------------------------------------------------------------------
@@ -139,7 +144,9 @@ class ExchangeSim:
 
     def configure(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the fault settings named in `update`; raises ValueError on a bad value."""
-        unknown_keys = sorted(set(update) - {"faults", "latency_ms", "error_rate", "markets", "venues"})
+        unknown_keys = sorted(
+            set(update) - {"faults", "latency_ms", "error_rate", "markets", "venues", "reject_orders"}
+        )
         if unknown_keys:
             raise ValueError(f"unknown keys {unknown_keys}")
         with self._lock:
@@ -170,7 +177,10 @@ class ExchangeSim:
                 self._frozen = self._advance()
             elif "stale" not in faults:
                 self._frozen = None
+            rejects = _names(update.get("reject_orders"), "reject_orders", VENUES)
             self._state = FaultState(faults, latency, error_rate, markets, venues)
+            if "reject_orders" in update:
+                self.private.set_rejects(rejects or frozenset())
             self._lock.notify_all()
             return self._stats_locked()
 
@@ -191,6 +201,7 @@ class ExchangeSim:
             "venues": None if s.venues is None else sorted(s.venues),
             "tick": self._advance().tick,
             "faulted": dict(sorted(self.faulted.items())),
+            **self.private.stats(),
         }
 
     def close(self) -> None:
@@ -200,11 +211,18 @@ class ExchangeSim:
             self._lock.notify_all()
 
     # -- request handling --------------------------------------------------------------------
-    def handle(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes) -> d.Reply | None:
-        """Answer one request; None means drop the connection without an answer."""
+    def handle(
+        self, method: str, path: str, query: Mapping[str, list[str]], body: bytes,
+        headers: Mapping[str, str] | None = None, raw_query: str = "",
+    ) -> d.Reply | None:  # fmt: skip
+        """Answer one request; None means drop the connection without an answer.
+
+        `headers` (lower-case names) and `raw_query` are needed only by signed requests.
+        """
         if path.startswith("/_control/"):
             return self._control(method, path, body)
         venue = "upbit" if path.startswith("/v1/") else "binance" if path.startswith("/api/") else None
+        private = self.private.claim(method, path, headers or {})
         with self._lock:
             self.requests[path] += 1
             latency = self._state.latency_ms
@@ -214,12 +232,14 @@ class ExchangeSim:
             return None
         with self._lock:
             state = self._state
-        if method != "GET":
+        if method != "GET" and not private:
             return d.json_reply(405, {"error": f"{method} not allowed"})
         if state.hits(venue):
             failed = self._venue_fault(venue, state)
             if failed is not None or "timeout" in state.faults:
                 return failed
+        if private:
+            return self.private.handle(method, path, raw_query, headers or {}, body)
         if venue == "upbit":
             return self._upbit(path, query, state)
         return self._binance(path, query, state)
@@ -336,6 +356,13 @@ class ExchangeSim:
                 return d.json_reply(400, {"error": str(exc)})
         return d.json_reply(404, {"error": f"no control route {method} {path}"})
 
+    def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
+        """The current unfaulted book a market order fills against; None for an unlisted market."""
+        if symbol not in ((FX_SYMBOL, *self.symbols) if venue == "upbit" else self.symbols):
+            return None
+        with self._lock:
+            return _book_of(self._advance(), venue, symbol)
+
 
 def _book_of(snap: MarketSnapshot, venue: str, symbol: str) -> OrderBook:
     if venue == "upbit":
@@ -361,7 +388,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            reply = self.server.sim.handle(method, parts.path, parse_qs(parts.query), body)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            reply = self.server.sim.handle(
+                method, parts.path, parse_qs(parts.query), body, headers, parts.query
+            )
             if reply is None:
                 self.close_connection = True
                 return

@@ -173,11 +173,11 @@ class Supervisor:
         )
         if trip is not None:
             self.guard_trip = trip
-            log.error("guard %s tripped: %s", trip.name, trip.detail)
-            self.notifier.notify(alerts.GUARD_TRIP, f"{self.run_id} {trip.name}: {trip.detail}")
+            self._request_stop(trip.stop_reason)
             if self._on_guard_trip is not None:
                 self._on_guard_trip(trip)
-            self._request_stop(trip.stop_reason)
+            log.error("guard %s tripped: %s", trip.name, trip.detail)
+            self.notifier.notify(alerts.GUARD_TRIP, f"{self.run_id} {trip.name}: {trip.detail}")
 
     # -- the watchdog's view --------------------------------------------------------------------
     def _signals(self) -> WatchdogSignals:

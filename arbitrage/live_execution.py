@@ -1,0 +1,255 @@
+"""Live execution: real ccxt market orders on Upbit and Binance, placed only while armed.
+
+Same contract as `PaperExecutor`: entries place the Binance leg first and the Upbit leg
+second, and a refused second leg is unwound at once with an opposite market order on Binance,
+so no one-legged position is left open. Every fill is what the venue answered: quantity,
+average price (cost / filled), fee in the venue's quote currency and the venue's order id.
+
+The kill switch gates exposure: `blocks_orders()` is asked before each entry leg, and a
+blocked entry places nothing (or unwinds its first leg). Unwinds and exits only reduce
+exposure, so they are never blocked: a guard that trips sets the switch and then flattens.
+
+An exit that fails raises `LiveExitError` (carrying the leg that did fill); the position must
+then stay open for a retry. A network error or timeout on an order is ambiguous (the venue may
+have filled it); it is reported like a refusal, with the client order id to reconcile by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+import ccxt
+
+from arbitrage.config import StrategyConfig
+from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
+from arbitrage.market.book import MarketSnapshot, Side
+from arbitrage.market.ccxt_source import BINANCE_QUOTE, UPBIT_QUOTE, venue_clients
+from arbitrage.ops.live_arm import LiveKeys
+from arbitrage.strategy import EntryIntent, ExitIntent, Quote
+
+log = logging.getLogger("arbitrage.live_execution")
+
+DEFAULT_TIMEOUT_SEC = 10.0
+FILL_TIMEOUT_SEC = 5.0
+FILL_POLL_SEC = 0.2
+MESSAGE_CHARS = 300
+KILL_SWITCH_REASON = "kill switch active: order not placed"
+
+
+class LiveOrderError(Exception):
+    """One order was refused or its outcome is unknown; the message is one line with no secrets."""
+
+    def __init__(self, venue: str, client_id: str, reason: str) -> None:
+        super().__init__(f"{venue} order {client_id}: {reason}")
+        self.venue = venue
+        self.client_id = client_id
+
+
+class LiveExitError(Exception):
+    """An exit leg failed: `filled` is the exit leg that did fill (None if the first failed)."""
+
+    def __init__(self, failed_venue: str, reason: str, filled: LegFill | None) -> None:
+        super().__init__(f"exit {failed_venue} leg failed: {reason}")
+        self.failed_venue = failed_venue
+        self.filled = filled
+
+
+def _opposite(side: Side) -> Side:
+    return "sell" if side == "buy" else "buy"
+
+
+def _sides(quote: Quote, opening: bool) -> tuple[Side, Side]:
+    """(upbit side, binance side): opening sells the rich venue and buys the cheap one."""
+    upbit_sells = (quote.direction == "upbit_rich") == opening
+    return ("sell", "buy") if upbit_sells else ("buy", "sell")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+def _client_id() -> str:
+    return f"arb{uuid.uuid4().hex[:20]}"
+
+
+def leg_from_order(venue: str, side: Side, base: str, quote_ccy: str, order: Mapping[str, Any]) -> LegFill:
+    """A LegFill from ccxt's unified order; raises ValueError when nothing was filled.
+
+    Fees charged in the base asset (Binance takes a buy's commission from the coin bought)
+    are converted at the fill's average price; fees in other assets (BNB) are not counted.
+    """
+    filled = float(order.get("filled") or 0.0)
+    cost = float(order.get("cost") or 0.0)
+    if not filled > 0.0 or not cost > 0.0:
+        raise ValueError(f"nothing filled (status {order.get('status')!r})")
+    vwap = cost / filled
+    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+    fee = 0.0
+    for item in fees:
+        amount = float(item.get("cost") or 0.0)
+        if item.get("currency") == quote_ccy:
+            fee += amount
+        elif item.get("currency") == base:
+            fee += amount * vwap
+    return LegFill(venue, side, filled, vwap, cost, fee, str(order["id"]))
+
+
+class LiveExecutor:
+    """Places the legs of each intent as market orders through ccxt's async clients.
+
+    `keys` are the armed credentials (never logged); `blocks_orders` is the kill switch's
+    order-path check; `exchange_url` points both venues at `arbitrage sim`. `listings` (as
+    `CcxtSource.listings()` returns) skips loading markets over the network.
+    """
+
+    def __init__(
+        self,
+        config: StrategyConfig,
+        keys: LiveKeys,
+        blocks_orders: Callable[[], bool],
+        *,
+        exchange_url: str | None = None,
+        timeout_sec: float = DEFAULT_TIMEOUT_SEC,
+        fill_timeout_sec: float = FILL_TIMEOUT_SEC,
+        listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self.config = config
+        self._blocks = blocks_orders
+        self._fill_timeout = fill_timeout_sec
+        self._loop = asyncio.new_event_loop()
+        credentials = {
+            "upbit": (keys.upbit_access_key.get_secret_value(), keys.upbit_secret_key.get_secret_value()),
+            "binance": (keys.binance_api_key.get_secret_value(), keys.binance_api_secret.get_secret_value()),
+        }
+        self.upbit: Any
+        self.binance: Any
+        self.upbit, self.binance = venue_clients(self._loop, timeout_sec, exchange_url, credentials)
+        if listings is not None:
+            self.upbit.set_markets(list(listings["upbit"]))
+            self.binance.set_markets(list(listings["binance"]))
+        self._closed = False
+
+    def close(self) -> None:
+        """Close both clients' HTTP sessions and the event loop."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run_until_complete(self._close_clients())
+        finally:
+            self._loop.close()
+
+    async def _close_clients(self) -> None:
+        await asyncio.gather(self.upbit.close(), self.binance.close())
+
+    def _run(self, coro: Coroutine[Any, Any, LegFill]) -> LegFill:
+        return self._loop.run_until_complete(coro)
+
+    def _below_minimum(self, quote: Quote) -> str | None:
+        minimums = self.config.min_order
+        upbit_krw, binance_usdt = quote.qty * quote.upbit_vwap_krw, quote.qty * quote.binance_vwap_usdt
+        if upbit_krw < minimums.upbit_krw:
+            return f"upbit notional {upbit_krw:.0f} KRW < minimum {minimums.upbit_krw:.0f} KRW"
+        if binance_usdt < minimums.binance_usdt:
+            return f"binance notional {binance_usdt:.2f} USDT < minimum {minimums.binance_usdt:.2f} USDT"
+        return None
+
+    def enter(self, intent: EntryIntent, snapshot: MarketSnapshot) -> PairFill | LegFailure | Rejected:
+        """Open both legs; Rejected when nothing filled, LegFailure (with the unwind) when one did."""
+        quote = intent.quote
+        too_small = self._below_minimum(quote)
+        if too_small is not None:
+            return Rejected(quote, too_small)
+        if self._blocks():
+            return Rejected(quote, KILL_SWITCH_REASON)
+        upbit_side, binance_side = _sides(quote, opening=True)
+        try:
+            first = self._run(self._binance_order(quote.symbol, binance_side, quote.qty))
+        except LiveOrderError as exc:
+            return Rejected(quote, str(exc))
+        if self._blocks():
+            reason = KILL_SWITCH_REASON
+        else:
+            try:
+                second = self._run(
+                    self._upbit_order(quote.symbol, upbit_side, first.qty, quote.upbit_vwap_krw)
+                )
+                return PairFill(quote, second, first)
+            except LiveOrderError as exc:
+                reason = str(exc)
+        try:
+            unwind: LegFill | None = self._run(
+                self._binance_order(quote.symbol, _opposite(first.side), first.qty)
+            )
+        except LiveOrderError as exc:
+            log.error("unwind of %s %s failed: %s", quote.symbol, first.order_id, exc)
+            unwind = None
+        return LegFailure(quote, first, unwind, "upbit", reason)
+
+    def exit(self, intent: ExitIntent, entry: PairFill | None = None) -> PairFill:
+        """Close both legs, sizing each from `entry`'s filled legs when given; raises LiveExitError."""
+        quote = intent.quote
+        upbit_side, binance_side = _sides(quote, opening=False)
+        binance_qty = entry.binance.qty if entry is not None else quote.qty
+        upbit_qty = entry.upbit.qty if entry is not None else quote.qty
+        try:
+            binance = self._run(self._binance_order(quote.symbol, binance_side, binance_qty))
+        except LiveOrderError as exc:
+            raise LiveExitError("binance", str(exc), None) from exc
+        try:
+            upbit = self._run(self._upbit_order(quote.symbol, upbit_side, upbit_qty, quote.upbit_vwap_krw))
+        except LiveOrderError as exc:
+            raise LiveExitError("upbit", str(exc), binance) from exc
+        return PairFill(quote, upbit, binance)
+
+    async def _binance_order(self, symbol: str, side: Side, qty: float) -> LegFill:
+        market = f"{symbol}/{BINANCE_QUOTE}"
+        client_id = _client_id()
+        try:
+            await self.binance.load_markets()
+            amount = float(self.binance.amount_to_precision(market, qty))
+            order = await self.binance.create_order(
+                market, "market", side, amount, None, {"clientOrderId": client_id}
+            )
+            leg = leg_from_order("binance", side, symbol, BINANCE_QUOTE, order)
+        except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
+            raise LiveOrderError("binance", client_id, _one_line(exc)) from exc
+        log.info(
+            "binance %s %.8f %s filled at %.8f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id
+        )
+        return leg
+
+    async def _upbit_order(self, symbol: str, side: Side, qty: float, price_krw: float) -> LegFill:
+        """A market buy spends `qty * price_krw` KRW (Upbit's `ord_type=price`); a sell sells `qty`."""
+        market = f"{symbol}/{UPBIT_QUOTE}"
+        client_id = _client_id()
+        params: dict[str, Any] = {"clientOrderId": client_id}
+        try:
+            await self.upbit.load_markets()
+            amount = float(self.upbit.amount_to_precision(market, qty))
+            if side == "buy":
+                params["cost"] = qty * price_krw
+            placed = await self.upbit.create_order(market, "market", side, amount, None, params)
+            order = await self._settled(placed["id"], market)
+            leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
+        except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
+            raise LiveOrderError("upbit", client_id, _one_line(exc)) from exc
+        log.info("upbit %s %.8f %s filled at %.2f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id)
+        return leg
+
+    async def _settled(self, order_id: str, market: str) -> dict[str, Any]:
+        """Upbit answers an order as accepted ("wait"); its fill is known once it is no longer open."""
+        deadline = time.monotonic() + self._fill_timeout
+        while True:
+            order: dict[str, Any] = await self.upbit.fetch_order(order_id, market)
+            if order.get("status") != "open":
+                return order
+            if time.monotonic() >= deadline:
+                raise ValueError(f"order {order_id} still open after {self._fill_timeout:g} s")
+            await asyncio.sleep(FILL_POLL_SEC)
