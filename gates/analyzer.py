@@ -1,0 +1,423 @@
+"""GO/NO-GO on a run's evidence, recomputed from the raw files instead of trusting the engine.
+
+Every criterion carries what was observed, the limit it was held to and a verdict; the run is GO
+only when no criterion failed. A criterion that could not be evaluated for a reason outside the
+evidence (no database given) is "not checked"; one the evidence itself makes impossible to
+evaluate (a missing file) fails, because an auditor cannot accept what cannot be shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import psycopg
+
+from evidence import names
+from evidence.invariants import (
+    InvariantResult,
+    check_completeness,
+    check_db,
+    check_heartbeat_density,
+    check_wallclock,
+    max_heartbeat_gap,
+)
+from evidence.ledger_rows import count_legs_by_kind
+from evidence.reader import EvidenceBundle, load_evidence
+from evidence.schema import validation_errors
+from evidence.writer import atomic_write_json, file_digest
+
+Verdict = Literal["pass", "fail", "not checked", "not applicable"]
+Measure = float | int | str | None
+
+PASS: Final = "pass"
+FAIL: Final = "fail"
+NOT_CHECKED: Final = "not checked"
+NOT_APPLICABLE: Final = "not applicable"
+
+LOOP_STALL_SLACK_SECONDS: Final = 5.0
+VERIFY_OUTPUTS: Final = frozenset({names.ANALYSIS_RESULT, names.REPORT_HTML})
+"""Written by verify itself; a seal that happened to include them says nothing about the run."""
+_SHOWN_PROBLEMS: Final = 3
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One line of the verdict: what was measured, against what, and the outcome."""
+
+    name: str
+    verdict: Verdict
+    observed: Measure
+    limit: Measure
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as written into `analysis_result.json` (strict JSON: no NaN)."""
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "observed": _finite(self.observed),
+            "limit": _finite(self.limit),
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Analysis:
+    """The verdict on one evidence directory, plus the parsed evidence the report draws from."""
+
+    evidence_dir: Path
+    bundle: EvidenceBundle
+    criteria: list[Criterion]
+    kpis: dict[str, Measure]
+    analyzed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the failed criteria, in reporting order."""
+        return [c.name for c in self.criteria if c.verdict == FAIL]
+
+    @property
+    def verdict(self) -> str:
+        """GO when nothing failed; "not checked" and "not applicable" do not block."""
+        return "NO-GO" if self.failed else "GO"
+
+    @property
+    def run_id(self) -> str | None:
+        """The run id from whichever document still has one."""
+        for doc in (self.bundle.manifest, self.bundle.chain_summary, self.bundle.kpi):
+            if doc is not None and isinstance(doc.get("run_id"), str):
+                return str(doc["run_id"])
+        return None
+
+    def criterion(self, name: str) -> Criterion:
+        """Look one criterion up by name."""
+        return next(c for c in self.criteria if c.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole `analysis_result.json` document."""
+        return {
+            "verdict": self.verdict,
+            "failed_criteria": self.failed,
+            "run_id": self.run_id,
+            "evidence_dir": str(self.evidence_dir),
+            "analyzed_at": self.analyzed_at,
+            "criteria": [c.to_json() for c in self.criteria],
+            "kpis": {k: _finite(v) for k, v in self.kpis.items()},
+        }
+
+
+def _finite(value: Measure) -> Measure:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+def _summarize(problems: Sequence[str]) -> str:
+    shown = "; ".join(problems[:_SHOWN_PROBLEMS])
+    more = f" (+{len(problems) - _SHOWN_PROBLEMS} more)" if len(problems) > _SHOWN_PROBLEMS else ""
+    return shown + more
+
+
+def _from_invariant(result: InvariantResult) -> Criterion:
+    if not result.applicable:
+        return Criterion(result.name, NOT_APPLICABLE, result.observed, result.limit, result.detail)
+    return _judged(result.name, bool(result.passed), result.observed, result.limit, result.detail)
+
+
+def _judged(name: str, ok: bool, observed: Measure, limit: Measure, detail: str) -> Criterion:
+    return Criterion(name, PASS if ok else FAIL, observed, limit, detail)
+
+
+def _unavailable(name: str, limit: Measure, *missing: str) -> Criterion:
+    return Criterion(name, FAIL, None, limit, f"cannot check: {' and '.join(missing)} unavailable")
+
+
+def _number(doc: Mapping[str, Any] | None, *path: str) -> float | None:
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
+
+
+# -- evidence files --------------------------------------------------------------------------------
+def _manifest_status(bundle: EvidenceBundle) -> Criterion:
+    if bundle.manifest is None:
+        return _unavailable("manifest_status", "ended", names.MANIFEST)
+    status = bundle.manifest.get("status")
+    if status == "ended":
+        return Criterion("manifest_status", PASS, status, "ended", "the engine sealed its evidence")
+    if status == "running":
+        detail = "crash: manifest still says running, the engine never reached its final flush"
+    else:
+        detail = f"the engine sealed the run as {status!r}"
+    return Criterion("manifest_status", FAIL, str(status), "ended", detail)
+
+
+def _files_present(evidence_dir: Path) -> Criterion:
+    problems = []
+    for name in names.MINIMUM_SET:
+        path = evidence_dir / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size == 0:
+            problems.append(f"{name}: empty")
+    total = len(names.MINIMUM_SET)
+    observed = f"{total - len(problems)}/{total}"
+    detail = _summarize(problems) or "minimum set present, non-empty"
+    return _judged("files_present", not problems, observed, f"{total}/{total}", detail)
+
+
+def _schema_valid(evidence_dir: Path, bundle: EvidenceBundle) -> Criterion:
+    present = [
+        n for n in names.MINIMUM_SET if (evidence_dir / n).is_file() and (evidence_dir / n).stat().st_size
+    ]
+    problems = [p for p in bundle.problems if p.split(":", 1)[0] in present]
+    documents = {
+        names.MANIFEST: bundle.manifest,
+        names.CHAIN_SUMMARY: bundle.chain_summary,
+        names.KPI: bundle.kpi,
+    }
+    for name, document in documents.items():
+        if document is not None:
+            problems += validation_errors(name, document)
+    for number, record in enumerate(bundle.heartbeats, start=1):
+        problems += validation_errors(names.HEARTBEAT, record, location=f"{names.HEARTBEAT} line {number}")
+    bad = {p.split(":", 1)[0].split(" line ")[0] for p in problems}
+    observed = f"{len(present) - len(bad)}/{len(present)}"
+    torn = " (torn final heartbeat line dropped)" if bundle.heartbeat_torn_tail else ""
+    detail = _summarize(problems) or f"all parse and validate{torn}"
+    return _judged("schema_valid", not problems, observed, f"{len(present)}/{len(present)}", detail)
+
+
+def _sha256_match(evidence_dir: Path, bundle: EvidenceBundle) -> Criterion:
+    if bundle.manifest is None or not isinstance(bundle.manifest.get("files"), dict):
+        return _unavailable("sha256_match", "all match", f"{names.MANIFEST} files")
+    listed: dict[str, Any] = bundle.manifest["files"]
+    problems = [
+        f"{n}: not listed in manifest" for n in names.MINIMUM_SET if n != names.MANIFEST and n not in listed
+    ]
+    for name, entry in sorted(listed.items()):
+        if name in VERIFY_OUTPUTS:
+            continue
+        path = evidence_dir / name
+        if not path.is_file():
+            problems.append(f"{name}: listed in manifest but missing")
+            continue
+        actual = file_digest(path).to_json()
+        if not isinstance(entry, dict) or actual != {k: entry.get(k) for k in actual}:
+            problems.append(f"{name}: sha256 mismatch (file changed after the manifest was sealed)")
+    sealed = [n for n in listed if n not in VERIFY_OUTPUTS]
+    mismatched = {p.split(":", 1)[0] for p in problems if ": not listed" not in p}
+    observed = f"{len(sealed) - len(mismatched)}/{len(sealed)} sealed files match"
+    detail = _summarize(problems) or "every sealed file matches its manifest digest"
+    return _judged("sha256_match", not problems, observed, "all match", detail)
+
+
+# -- heartbeat ---------------------------------------------------------------------------------------
+def _run_window(bundle: EvidenceBundle) -> tuple[float, float, float] | None:
+    """(run start epoch, run end epoch, heartbeat interval) from the summary, else from the beats."""
+    summary = bundle.chain_summary
+    start, end = _number(summary, "run_started_epoch"), _number(summary, "run_ended_epoch")
+    interval = _number(summary, "heartbeat_interval_seconds")
+    if interval is None:
+        interval = _number(bundle.manifest, "config", "heartbeat", "interval_sec")
+    epochs = [e for r in bundle.heartbeats if (e := _number(r, "epoch_time")) is not None]
+    if (start is None or end is None) and epochs:
+        start, end = min(epochs), max(epochs)
+    if start is None or end is None or interval is None or interval <= 0:
+        return None
+    return start, end, interval
+
+
+def _heartbeat_lines(bundle: EvidenceBundle) -> Criterion:
+    events = [r.get("event") for r in bundle.heartbeats]
+    limit = ">= 2 lines: start first, stop last"
+    if not events:
+        return Criterion(
+            "heartbeat_lines", FAIL, 0, limit, "no heartbeat lines: the run left no proof of life"
+        )
+    problems = []
+    if events[0] != "start":
+        problems.append(f"first line is {events[0]!r}, not 'start'")
+    if events[-1] != "stop":
+        problems.append(f"last line is {events[-1]!r}, not 'stop' (the run did not stop cleanly)")
+    if len(events) < 2:
+        problems.append("only one line")
+    detail = _summarize(problems) or "start and stop present"
+    return _judged("heartbeat_lines", not problems, len(events), limit, detail)
+
+
+def _heartbeat_density(bundle: EvidenceBundle) -> Criterion:
+    window = _run_window(bundle)
+    if window is None:
+        return _unavailable("heartbeat_density", None, "run window", "heartbeat interval")
+    start, end, interval = window
+    epochs = [e for r in bundle.heartbeats if (e := _number(r, "epoch_time")) is not None]
+    return _from_invariant(check_heartbeat_density(epochs, start, end, interval))
+
+
+def _loop_progress(bundle: EvidenceBundle) -> Criterion:
+    """loop_count must advance and never go back; the loop must never be silent past a beat interval."""
+    window = _run_window(bundle)
+    beats = sorted(bundle.heartbeats, key=lambda r: _number(r, "seq") or 0.0)
+    if window is None or not beats:
+        return _unavailable("loop_progress", None, "heartbeat lines" if not beats else "heartbeat interval")
+    limit = window[2] + LOOP_STALL_SLACK_SECONDS
+    counts = [int(_number(r, "loop_count") or 0) for r in beats]
+    stalls = [
+        epoch - (_number(r, "last_loop_ts") or window[0])
+        for r in beats
+        if (epoch := _number(r, "epoch_time")) is not None and r.get("event") != "start"
+    ]
+    stall = max(stalls, default=0.0)
+    problems = []
+    backwards = sum(later < earlier for earlier, later in pairwise(counts))
+    if backwards:
+        problems.append(f"loop_count went backwards {backwards} time(s)")
+    if len(counts) >= 2 and counts[-1] <= counts[0]:
+        problems.append(f"loop_count did not advance ({counts[0]} -> {counts[-1]})")
+    if stall > limit:
+        problems.append(f"loop silent for {stall:.1f}s at a beat > limit {limit:.1f}s")
+    detail = (
+        f"loop_count {counts[0]} -> {counts[-1]} over {len(counts)} beats; longest loop silence {stall:.1f}s"
+    )
+    return _judged("loop_progress", not problems, round(stall, 3), limit, _summarize(problems) or detail)
+
+
+# -- run and database ----------------------------------------------------------------------------
+def _wallclock(bundle: EvidenceBundle) -> Criterion:
+    summary = bundle.chain_summary
+    actual = _number(summary, "duration_seconds")
+    if summary is None or actual is None:
+        return _unavailable("wallclock", None, names.CHAIN_SUMMARY)
+    return _from_invariant(check_wallclock(actual, _number(summary, "expected_duration_seconds")))
+
+
+def _db(bundle: EvidenceBundle) -> Criterion:
+    inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
+    closed = _number(bundle.chain_summary, "closed_trades")
+    if inserts is None or closed is None:
+        missing = [n for n, v in ((names.KPI, inserts), (names.CHAIN_SUMMARY, closed)) if v is None]
+        return _unavailable("db", 2, *missing)
+    return _from_invariant(check_db(int(inserts), int(closed)))
+
+
+def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> Criterion:
+    """Count the run's rows in PostgreSQL: they must equal what the engine claims, exactly."""
+    inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
+    closed = _number(bundle.chain_summary, "closed_trades")
+    still_open = _number(bundle.kpi, "open_positions") or 0.0
+    run_id = (bundle.manifest or {}).get("run_id")
+    if dsn is None:
+        return Criterion(
+            "db_recount", NOT_CHECKED, None, None, "no database given (--postgres-dsn or POSTGRES_DSN)"
+        )
+    if inserts is None or closed is None or not isinstance(run_id, str):
+        return _unavailable("db_recount", None, "run_id, db_inserts_ok and closed_trades")
+    entries = int(closed + still_open)
+    limit = f"rows = db_inserts_ok {int(inserts)}; exit legs = {int(closed)}; entry legs = {entries}"
+    try:
+        legs = count_legs_by_kind(dsn, run_id, connect_timeout_sec=5)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if dsn_explicit:
+            return Criterion("db_recount", FAIL, "unreachable", limit, f"db_recount: unreachable: {reason}")
+        return Criterion(
+            "db_recount", NOT_CHECKED, None, limit, f"database from POSTGRES_DSN unreachable: {reason}"
+        )
+    rows = legs["entry"] + legs["exit"]
+    observed = f"rows {rows} (entry {legs['entry']}, exit {legs['exit']})"
+    ok = rows == int(inserts) and legs["exit"] == int(closed) and legs["entry"] == entries
+    verdict = "PostgreSQL holds exactly the legs the engine reported" if ok else "PostgreSQL disagrees"
+    return _judged("db_recount", ok, observed, limit, verdict)
+
+
+def _engine_exit(bundle: EvidenceBundle) -> Criterion:
+    summary = bundle.chain_summary
+    if summary is None:
+        return _unavailable("engine_exit", 0, names.CHAIN_SUMMARY)
+    code, reason = summary.get("exit_code"), summary.get("stop_reason")
+    return _judged("engine_exit", code == 0, code, 0, f"stop_reason {reason}")
+
+
+def _warnings(bundle: EvidenceBundle) -> Criterion:
+    summary = bundle.chain_summary
+    if summary is None:
+        return _unavailable("warnings", 0, names.CHAIN_SUMMARY)
+    count = summary.get("warnings_count")
+    first = [w.get("message", "") for w in summary.get("warnings", []) if isinstance(w, dict)]
+    detail = f"WARN = FAIL; first: {_summarize(first)}" if first else "no WARNING-or-worse records"
+    return _judged("warnings", count == 0, count, 0, detail)
+
+
+# -- KPIs and entry point -------------------------------------------------------------------------
+def _tally(value: object) -> int | None:
+    return sum(v for v in value.values() if isinstance(v, int)) if isinstance(value, dict) else None
+
+
+def _kpis(bundle: EvidenceBundle, criteria: Sequence[Criterion]) -> dict[str, Measure]:
+    kpi, summary, manifest = bundle.kpi or {}, bundle.chain_summary or {}, bundle.manifest or {}
+    latency = kpi.get("loop_latency_ms")
+    latency = latency if isinstance(latency, dict) else {}
+    rss = [v for r in bundle.heartbeats if (v := _number(r, "rss_mb")) is not None]
+    epochs = [e for r in bundle.heartbeats if (e := _number(r, "epoch_time")) is not None]
+    window = _run_window(bundle)
+    closed, wins = _number(kpi, "closed_trades"), _number(kpi, "wins")
+    return {
+        **{k: manifest.get(k) for k in ("run_id", "phase", "mode", "status")},
+        **{k: summary.get(k) for k in ("stop_reason", "duration_seconds", "expected_duration_seconds")},
+        **{k: kpi.get(k) for k in ("closed_trades", "wins", "losses")},
+        "win_rate_pct": round(100.0 * wins / closed, 1) if closed and wins is not None else None,
+        **{k: kpi.get(k) for k in ("net_pnl_usd", "net_pnl_krw", "opportunities_generated", "loop_count")},
+        **{f"loop_latency_{p}_ms": latency.get(p) for p in ("p50", "p95", "p99", "max")},
+        "db_inserts_ok": _number(kpi, "db_counts", "db_inserts_ok"),
+        "db_inserts_failed": _number(kpi, "db_counts", "db_inserts_failed"),
+        "db_rows_recounted": next((c.observed for c in criteria if c.name == "db_recount"), None),
+        "heartbeat_lines": len(bundle.heartbeats),
+        "max_heartbeat_gap_seconds": (
+            round(max_heartbeat_gap(epochs, window[0], window[1]), 3) if window else None
+        ),
+        "market_errors": _tally(kpi.get("market_errors")),
+        "rejected_books": _tally(kpi.get("rejected_books")),
+        "leg_unwinds": kpi.get("leg_unwinds"),
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_max": max(rss) if rss else None,
+        "warnings_count": summary.get("warnings_count"),
+    }
+
+
+def analyze(evidence_dir: Path, postgres_dsn: str | None = None, *, dsn_explicit: bool = False) -> Analysis:
+    """Judge one evidence directory; `dsn_explicit` makes an unreachable database a failure."""
+    evidence_dir = Path(evidence_dir)
+    bundle = load_evidence(evidence_dir)
+    criteria = [
+        _manifest_status(bundle),
+        _files_present(evidence_dir),
+        _schema_valid(evidence_dir, bundle),
+        _sha256_match(evidence_dir, bundle),
+        _from_invariant(check_completeness(evidence_dir)),
+        _wallclock(bundle),
+        _heartbeat_density(bundle),
+        _heartbeat_lines(bundle),
+        _loop_progress(bundle),
+        _db(bundle),
+        _db_recount(bundle, postgres_dsn, dsn_explicit),
+        _engine_exit(bundle),
+        _warnings(bundle),
+    ]
+    return Analysis(evidence_dir, bundle, criteria, _kpis(bundle, criteria))
+
+
+def write_result(analysis: Analysis, out_dir: Path | None = None) -> Path:
+    """Write `analysis_result.json` atomically (into the evidence directory unless told otherwise)."""
+    target = (out_dir or analysis.evidence_dir) / names.ANALYSIS_RESULT
+    atomic_write_json(target, analysis.to_json())
+    return target
