@@ -230,7 +230,9 @@ class Orchestrator:
         t0 = time.monotonic()
         watcher.start()
         supervisor.start_watchdog()
-        progress = RunProgress(expected, cfg.run.ticks)
+        progress = RunProgress(
+            expected, cfg.run.ticks, mode="log" if cfg.run.log_format == "json" else "auto"
+        )
         fetcher: DeadlineFetcher | None = None
         try:
             fetcher = DeadlineFetcher(build_source(cfg))

@@ -140,9 +140,10 @@ class EvidenceDir:
     def seal(self, status: str) -> None:
         """Rewrite the manifest last, with the sha256 and size of every other finished file.
 
-        The engine log is left out: it is still being appended to while the run exits.
+        The engine log is left out, because it is still being appended to while the run exits, and so
+        are verify's outputs, which a checker may write into the directory at any time.
         """
-        unsealed = {names.MANIFEST, names.ENGINE_LOG}
+        unsealed = {names.MANIFEST, names.ENGINE_LOG, names.ANALYSIS_RESULT, names.REPORT_HTML}
         files = {
             entry.name: file_digest(entry)
             for entry in sorted(self.path.iterdir())

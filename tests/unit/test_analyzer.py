@@ -153,8 +153,13 @@ def test_db_counts_that_do_not_match_the_trades_fail(tmp_path: Path) -> None:
 
 
 def test_warnings_and_engine_exit_are_separate_criteria(tmp_path: Path) -> None:
-    path = make_evidence_dir(tmp_path, chain_summary={"exit_code": 1})
-    assert failed(path) == ["engine_exit", "warnings"]
+    warning = {"level": "WARNING", "logger": "arbitrage.market", "message": "stale book", "created": 1.0}
+    only_exit = make_evidence_dir(tmp_path / "exit", chain_summary={"exit_code": 1})
+    assert failed(only_exit) == ["engine_exit"]
+    warned = make_evidence_dir(
+        tmp_path / "warned", chain_summary={"exit_code": 1, "warnings_count": 1, "warnings": [warning]}
+    )
+    assert failed(warned) == ["engine_exit", "warnings"]
 
 
 def test_explicit_unreachable_database_is_no_go_but_an_ambient_one_is_not_checked(tmp_path: Path) -> None:
