@@ -143,11 +143,41 @@ def assert_evidence_complete(evidence: EvidenceLike, *, sealed: bool = True) -> 
     return result
 
 
+def _kpi(bundle: EvidenceBundle) -> dict[str, Any]:
+    assert bundle.kpi is not None, f"{bundle.path}: kpi.json unusable: {'; '.join(bundle.problems)}"
+    return bundle.kpi
+
+
+def assert_no_dead_letters(evidence: EvidenceLike) -> int:
+    """No alert ended in the dead-letter queue (D77-4): an operator who was never told is a failure."""
+    bundle = _bundle(evidence)
+    alerts = _kpi(bundle).get("alerts") or {}
+    dlq = int(alerts.get("dlq_count", 0))
+    assert dlq == 0, (
+        f"alerts: {dlq} alert(s) of run {bundle.path.name} reached the DLQ (limit 0); "
+        f"sent {alerts.get('sent_count')}, retries {alerts.get('retry_count')}"
+    )
+    return dlq
+
+
+def assert_memory_growth(evidence: EvidenceLike) -> dict[str, Any]:
+    """RSS growth after the warm-up stayed within the configured limit per hour (the memory soak)."""
+    bundle = _bundle(evidence)
+    growth = ((_kpi(bundle).get("resources") or {}).get("rss_growth")) or {}
+    assert growth.get("exceeded") is not True, (
+        f"memory growth of run {bundle.path.name}: {growth.get('pct_per_hour')} %/h "
+        f"({growth.get('mb_per_hour')} MB/h over {growth.get('samples')} samples) > limit "
+        f"{growth.get('limit_pct_per_hour')} %/h"
+    )
+    return dict(growth)
+
+
 def assert_invariants(evidence: EvidenceLike, postgres_dsn: str, *, wallclock: bool = True) -> None:
-    """All four invariants of a finished run (wallclock only for duration-bounded runs)."""
+    """All four invariants of a finished run (wallclock only for duration-bounded runs), and no DLQ."""
     bundle = _bundle(evidence)
     assert_evidence_complete(bundle)
     if wallclock:
         assert_wallclock(bundle)
     assert_heartbeat_density(bundle)
     assert_db_invariant(bundle, postgres_dsn)
+    assert_no_dead_letters(bundle)

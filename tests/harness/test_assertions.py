@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from evidence.names import HEARTBEAT, KPI
-from harness.assertions import assert_evidence_complete, assert_heartbeat_density, assert_wallclock
+from harness.assertions import (
+    assert_evidence_complete,
+    assert_heartbeat_density,
+    assert_memory_growth,
+    assert_no_dead_letters,
+    assert_wallclock,
+)
 from tests.evidence_factory import make_evidence_dir, make_heartbeats
 
 TIMED = {"expected_duration_seconds": 70.0}
@@ -80,3 +86,26 @@ def test_completeness_fails_on_a_manifest_still_running(tmp_path: Path) -> None:
     ):
         assert_evidence_complete(crashed)
     assert assert_evidence_complete(crashed, sealed=False).passed
+
+
+ALERTS_OK = {"notifier_available": True, "sent_count": 2, "dlq_count": 0, "retry_count": 0}
+
+
+def test_no_dead_letters_passes_with_an_empty_dlq_and_fails_on_one(tmp_path: Path) -> None:
+    good = make_evidence_dir(tmp_path / "good", kpi={"alerts": ALERTS_OK})
+    assert assert_no_dead_letters(good) == 0
+    bad = make_evidence_dir(tmp_path / "bad", kpi={"alerts": {**ALERTS_OK, "dlq_count": 2, "retry_count": 4}})
+    with pytest.raises(AssertionError, match=r"alerts: 2 alert\(s\) of run .* reached the DLQ \(limit 0\)"):
+        assert_no_dead_letters(bad)
+
+
+def test_memory_growth_fails_when_the_soak_exceeded_its_limit(tmp_path: Path) -> None:
+    growth = {"pct_per_hour": 1.5, "mb_per_hour": 1.0, "samples": 109, "limit_pct_per_hour": 10.0}
+    good = make_evidence_dir(
+        tmp_path / "good", kpi={"resources": {"rss_growth": {**growth, "exceeded": False}}}
+    )
+    assert assert_memory_growth(good)["pct_per_hour"] == 1.5
+    leaking = {**growth, "pct_per_hour": 42.0, "mb_per_hour": 30.0, "exceeded": True}
+    bad = make_evidence_dir(tmp_path / "bad", kpi={"resources": {"rss_growth": leaking}})
+    with pytest.raises(AssertionError, match=r"42\.0 %/h \(30\.0 MB/h over 109 samples\) > limit 10\.0 %/h"):
+        assert_memory_growth(bad)
