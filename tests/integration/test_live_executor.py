@@ -1,0 +1,241 @@
+"""`LiveExecutor` over real ccxt and real HTTP against an `arbitrage sim` subprocess.
+
+The simulator verifies every signature and keeps every order it filled, so these tests check
+what a venue would see: the signed orders of an armed run, none at all from a blocked one, and
+the unwind that follows a refused second leg.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from arbitrage.config import StrategyConfig
+from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
+from arbitrage.live_execution import LiveExecutor, LiveExitError
+from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.ccxt_source import CcxtSource
+from arbitrage.ops.live_arm import LiveKeys
+from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ["BTC", "ETH"]
+QTY = 0.002
+FEES = (0.0005, 0.001)
+TEST_KEYS = {
+    "UPBIT_ACCESS_KEY": "sim-upbit-access",
+    "UPBIT_SECRET_KEY": "sim-upbit-secret",
+    "BINANCE_API_KEY": "sim-binance-key",
+    "BINANCE_API_SECRET": "sim-binance-secret",
+}
+
+
+class Sim:
+    """An `arbitrage sim` subprocess and its control API."""
+
+    def __init__(self, *args: str) -> None:
+        sim = ["sim", "--port", "0", "--seed", "11", "--symbols", "BTC,ETH"]
+        command = [sys.executable, "-m", "arbitrage", *sim, *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+
+    def control(self, path: str, update: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if update is None else json.dumps(update).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_control/{path}", data=data, method="GET" if data is None else "POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            doc: dict[str, Any] = json.load(response)
+        return doc
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def sim() -> Iterator[Sim]:
+    server = Sim()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source(sim: Sim) -> Iterator[CcxtSource]:
+    src = CcxtSource(SYMBOLS, sim.url)
+    try:
+        yield src
+    finally:
+        src.close()
+
+
+def executor(sim: Sim, source: CcxtSource, blocked: bool = False, **key_overrides: str) -> LiveExecutor:
+    keys = LiveKeys.from_env({**TEST_KEYS, **key_overrides})
+    return LiveExecutor(
+        StrategyConfig(), keys, lambda: blocked, exchange_url=sim.url, listings=source.listings()
+    )
+
+
+def entry(snapshot: MarketSnapshot, direction: Direction = "upbit_rich") -> EntryIntent:
+    quote = entry_quote(snapshot, "BTC", direction, QTY, FEES)
+    assert quote is not None
+    return EntryIntent(quote)
+
+
+def assert_recorded(order: dict[str, Any], leg: LegFill) -> None:
+    assert (order["venue"], order["side"], order["id"]) == (leg.venue, leg.side, leg.order_id)
+    assert order["qty"] == pytest.approx(leg.qty, rel=1e-9)
+    assert order["avg_price"] == pytest.approx(leg.vwap, rel=1e-9)
+    assert order["fee"] == pytest.approx(leg.fee, rel=1e-6)
+
+
+@pytest.mark.parametrize("direction", ["upbit_rich", "binance_rich"])
+def test_armed_round_trip_places_signed_orders_the_ledger_matches(
+    sim: Sim, source: CcxtSource, direction: Direction
+) -> None:
+    live = executor(sim, source)
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot, direction), snapshot)
+        assert isinstance(opened, PairFill), opened
+        later = source.snapshot()
+        position = OpenPosition("BTC", direction, QTY, snapshot.tick)
+        close_quote = exit_quote(later, position, FEES)
+        assert close_quote is not None
+        closed = live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+    finally:
+        live.close()
+    stats = sim.control("stats")
+    assert stats["private_requests"] == {"GET /v1/order": 2, "POST /api/v3/order": 2, "POST /v1/orders": 2}
+    orders = stats["orders"]
+    assert len(orders) == 4
+    for order, leg in zip(orders, (opened.binance, opened.upbit, closed.binance, closed.upbit), strict=True):
+        assert_recorded(order, leg)
+    assert opened.binance.qty == pytest.approx(QTY)
+    assert opened.upbit.qty == pytest.approx(QTY, rel=0.01)
+    assert closed.upbit.qty == pytest.approx(opened.upbit.qty, rel=1e-9)
+    assert {opened.binance.side, closed.binance.side} == {"buy", "sell"}
+    assert {opened.upbit.side, closed.upbit.side} == {"buy", "sell"}
+
+
+def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: Sim, source: CcxtSource) -> None:
+    live = executor(sim, source, BINANCE_API_SECRET="not-the-secret")
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+    assert isinstance(result, Rejected), result
+    assert "-1022" in result.reason and "not-the-secret" not in result.reason
+    stats = sim.control("stats")
+    assert stats["private_requests"] == {"POST /api/v3/order": 1}
+    assert stats["orders"] == []
+
+
+def test_wrong_upbit_key_fails_the_second_leg_and_unwinds_the_first(sim: Sim, source: CcxtSource) -> None:
+    live = executor(sim, source, UPBIT_ACCESS_KEY="someone-else")
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+    assert isinstance(result, LegFailure), result
+    assert result.failed_venue == "upbit" and "invalid_access_key" in result.reason
+    assert result.unwind is not None
+    stats = sim.control("stats")
+    assert stats["private_requests"] == {"POST /api/v3/order": 2, "POST /v1/orders": 1}
+    first, unwind = stats["orders"]
+    assert_recorded(first, result.filled)
+    assert_recorded(unwind, result.unwind)
+    assert unwind["side"] != first["side"] and unwind["qty"] == pytest.approx(first["qty"])
+
+
+def test_kill_switch_blocking_sends_no_private_request(sim: Sim, source: CcxtSource) -> None:
+    live = executor(sim, source, blocked=True)
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+    assert isinstance(result, Rejected) and "kill switch" in result.reason
+    stats = sim.control("stats")
+    assert stats["private_requests"] == {}
+    assert stats["orders"] == []
+    served = set(stats["requests"])
+    assert not served & {"/api/v3/order", "/v1/orders", "/v1/order"}
+    assert not any(path.startswith("/sapi") for path in served)
+
+
+def test_refused_second_leg_records_the_unwind_order(sim: Sim, source: CcxtSource) -> None:
+    sim.control("faults", {"reject_orders": ["upbit"]})
+    live = executor(sim, source)
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot, "binance_rich"), snapshot)
+    finally:
+        live.close()
+    assert isinstance(result, LegFailure), result
+    assert "insufficient_funds_bid" in result.reason
+    assert result.unwind is not None
+    orders = sim.control("stats")["orders"]
+    assert [(o["venue"], o["side"]) for o in orders] == [("binance", "sell"), ("binance", "buy")]
+    assert_recorded(orders[1], result.unwind)
+
+
+def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: Sim, source: CcxtSource) -> None:
+    live = executor(sim, source)
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot), snapshot)
+        assert isinstance(opened, PairFill), opened
+        sim.control("faults", {"reject_orders": ["upbit"]})
+        position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
+        close_quote = exit_quote(source.snapshot(), position, FEES)
+        assert close_quote is not None
+        with pytest.raises(LiveExitError) as failure:
+            live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+    finally:
+        live.close()
+    assert failure.value.failed_venue == "upbit"
+    assert failure.value.filled is not None
+    assert_recorded(sim.control("stats")["orders"][-1], failure.value.filled)
+
+
+def test_sim_key_options_replace_the_default_test_keys() -> None:
+    server = Sim("--api-key", "ci-binance-key", "--api-secret", "ci-binance-secret")
+    try:
+        src = CcxtSource(SYMBOLS, server.url)
+        try:
+            snapshot = src.snapshot()
+            refused = executor(server, src)
+            try:
+                result = refused.enter(entry(snapshot), snapshot)
+            finally:
+                refused.close()
+            accepted = executor(
+                server, src, BINANCE_API_KEY="ci-binance-key", BINANCE_API_SECRET="ci-binance-secret"
+            )
+            try:
+                filled = accepted.enter(entry(snapshot), snapshot)
+            finally:
+                accepted.close()
+        finally:
+            src.close()
+        stats = server.control("stats")
+    finally:
+        server.stop()
+    assert isinstance(result, Rejected) and "-2015" in result.reason
+    assert isinstance(filled, PairFill), filled
+    assert stats["private_requests"]["POST /api/v3/order"] == 2
+    assert [o["venue"] for o in stats["orders"]] == ["binance", "upbit"]
