@@ -7,6 +7,7 @@ underlying command, e.g. `nox -s fast -- -k heartbeat` or `nox -s longrun -- --l
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nox
 
@@ -18,6 +19,17 @@ nox.options.stop_on_first_error = True
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 SMOKE_RUN = ("--phase", "smoke", "--duration", "90s", "--heartbeat-interval", "10")
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    """pytest with its temp root inside the session's own directory.
+
+    The embedded PostgreSQL runs as an unprivileged user when the tests run as root, so every
+    directory above its data must stay traversable; pytest's shared `/tmp/pytest-of-<user>` is
+    reset to 0700 by any other pytest session that starts meanwhile.
+    """
+    basetemp = Path(session.create_tmp()) / "pytest"
+    session.run("pytest", f"--basetemp={basetemp}", "-p", "no:cacheprovider", *args, *session.posargs)
 
 
 def _install(session: nox.Session, extra: str | None = None) -> None:
@@ -37,31 +49,21 @@ def doctor(session: nox.Session) -> None:
 def fast(session: nox.Session) -> None:
     """Every test that is not slow, integration or longrun (< 1 min)."""
     _install(session, "test")
-    session.run(
-        "pytest",
-        "-m",
-        "not slow and not integration and not longrun",
-        "--timeout=120",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-    )
+    _pytest(session, "-m", "not slow and not integration and not longrun", "--timeout=120")
 
 
 @nox.session
 def regression(session: nox.Session) -> None:
     """Every test except longrun, real services included, on 2 workers (< 10 min; `-- -n 0` for serial)."""
     _install(session, "test")
-    session.run(
-        "pytest", "-m", "not longrun", "--timeout=300", "-p", "no:cacheprovider", "-n", "2", *session.posargs
-    )
+    _pytest(session, "-m", "not longrun", "--timeout=300", "-n", "2")
 
 
 @nox.session
 def longrun(session: nox.Session) -> None:
     """Long soak runs, e.g. `nox -s longrun -- --longrun-minutes 60`."""
     _install(session, "test")
-    session.run("pytest", "-m", "longrun", "-p", "no:cacheprovider", *session.posargs)
+    _pytest(session, "-m", "longrun")
 
 
 @nox.session
