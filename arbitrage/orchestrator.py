@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from functools import partial
 from types import FrameType
 from typing import Any, TextIO
 
@@ -22,6 +23,7 @@ from arbitrage.closeout import RunFacts, close_out
 from arbitrage.config import AppConfig
 from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable
+from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.fetcher import DeadlineFetcher
@@ -47,7 +49,7 @@ from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartE
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
 from arbitrage.strategy import Strategy
-from arbitrage.trader import Trader
+from arbitrage.trader import Executor, Trader
 from evidence import names
 
 log = logging.getLogger("arbitrage.orchestrator")
@@ -82,6 +84,7 @@ class Orchestrator:
         self.ledger: Ledger | None = None
         self._endpoints: ServiceEndpoints | None = None
         self._kill_switch: KillSwitch | None = None
+        self._live: LivePlan | None = None
 
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -117,12 +120,13 @@ class Orchestrator:
                 print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
                 return 1
             assert self._endpoints is not None
+            record = partial(ledger.record_event, self.run_id)
             refusal = bootstrap_gate(
-                preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB),
-                lambda kind, payload: ledger.record_event(self.run_id, kind, payload),
+                preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB), record
             )
             if refusal is None and self.config.run.mode == "live":
-                refusal = "live mode refused: the live executor is not available in this build"
+                plan = live_plan(self.config, record)
+                refusal, self._live = (plan, None) if isinstance(plan, str) else (None, plan)
             if refusal is not None:
                 print(f"arbitrage: {refusal}", file=sys.stderr, flush=True)
                 return 1
@@ -209,13 +213,18 @@ class Orchestrator:
     ) -> int:
         cfg = self.config
         portfolio = Portfolio()
-        strategy = Strategy(cfg.strategy, cfg.run.tick_interval_sec)
-        trader = Trader(self.run_id, strategy, PaperExecutor(cfg.strategy, cfg.run.seed), portfolio, ledger)
         supervisor = Supervisor(cfg, self.run_id, self.postgres_dsn, self.request_stop, self._on_guard_trip)
         try:
             supervisor.start(self.out)
         except OSError as exc:
             raise BootstrapError(f"metrics port {cfg.metrics.port} unavailable: {exc.strerror}") from None
+        live: LiveSession | None = None
+        if self._live is not None:
+            assert self._kill_switch is not None
+            live = LiveSession(cfg, self._live, self._kill_switch, partial(ledger.record_event, self.run_id))
+        executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
+        strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
+        trader = Trader(self.run_id, strategy, executor, portfolio, ledger)
         ttl = cfg.heartbeat.redis_ttl_sec
         watcher = RunWatcher(
             evidence.path / names.HEARTBEAT,
@@ -248,6 +257,8 @@ class Orchestrator:
         finally:
             supervisor.stop_watchers()
             trader.flatten(self.last_snapshot)
+            if live is not None:
+                live.close()
             self._publish(trader)
             duration = time.monotonic() - t0
             progress.close()

@@ -3,20 +3,52 @@
 This is the part of the loop that touches money. It keeps the promise the DB invariant
 checks: every position that closes has exactly one entry row and one exit row, and every
 position still open at stop is flattened before the final flush.
+
+The executor is the paper one or the live one (`Executor`). A live exit is sized from the
+position's filled entry legs; when it fails, the position stays open (an EXIT_FAILED event and
+an ERROR record it) so that a later exit or the flatten can retry. Events carry the venues'
+order ids (None on paper).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Any
+from typing import Any, Protocol, cast
 
-from arbitrage.execution import LegFailure, PairFill, PaperExecutor, Rejected
+from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
 from arbitrage.ledger import Ledger, LegRow
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.portfolio import ClosedTrade, Portfolio, Position
-from arbitrage.strategy import ExitIntent, Strategy, exit_quote
+from arbitrage.strategy import EntryIntent, ExitIntent, Strategy, exit_quote
 
 log = logging.getLogger("arbitrage.trader")
+
+
+class Executor(Protocol):
+    """What the trader needs from an executor (`PaperExecutor` or `LiveExecutor`)."""
+
+    def enter(self, intent: EntryIntent, snapshot: MarketSnapshot) -> PairFill | LegFailure | Rejected: ...
+
+    def exit(self, intent: ExitIntent) -> PairFill: ...
+
+
+class SizedExitExecutor(Protocol):
+    """An executor whose exits are sized from the position's filled entry legs (`LiveExecutor`)."""
+
+    def exit(self, intent: ExitIntent, entry: PairFill | None = None) -> PairFill: ...
+
+
+def _leg_json(leg: LegFill | None) -> dict[str, Any] | None:
+    if leg is None:
+        return None
+    return {"venue": leg.venue, "side": leg.side, "qty": leg.qty, "vwap": leg.vwap, "order_id": leg.order_id}
+
+
+def _order_ids(fill: PairFill) -> dict[str, Any]:
+    """The venues' order ids (None on paper) and the Upbit fill's own quantity: a live market buy
+    spends KRW, so its quantity can differ from the row's (Binance) `qty`."""
+    return {"upbit": fill.upbit.order_id, "binance": fill.binance.order_id, "upbit_qty": fill.upbit.qty}
 
 
 def _leg_row(
@@ -31,7 +63,7 @@ def _leg_row(
         correlation_id=position.correlation_id,
         symbol=position.symbol,
         direction=position.direction,
-        qty=quote.qty,
+        qty=fill.binance.qty,
         upbit_side=fill.upbit.side,
         upbit_vwap_krw=fill.upbit.vwap,
         upbit_fee_krw=fill.upbit.fee,
@@ -51,11 +83,13 @@ class Trader:
     """Applies the strategy to each snapshot and records what happened."""
 
     def __init__(
-        self, run_id: str, strategy: Strategy, executor: PaperExecutor, portfolio: Portfolio, ledger: Ledger
+        self, run_id: str, strategy: Strategy, executor: Executor, portfolio: Portfolio, ledger: Ledger
     ) -> None:
         self.run_id = run_id
         self.strategy = strategy
         self.executor = executor
+        self._sized_exits = "entry" in inspect.signature(executor.exit).parameters
+        self.exit_failures = 0
         self.portfolio = portfolio
         self.ledger = ledger
         self.rejected_orders: dict[str, int] = {}
@@ -104,6 +138,7 @@ class Trader:
             "event_inserts_failed": self.ledger.event_inserts_failed,
             "rejected_orders": dict(self.rejected_orders),
             "leg_unwinds": self.leg_unwinds,
+            "exit_failures": self.exit_failures,
             "trade_events": self.trade_events,
         }
 
@@ -129,11 +164,9 @@ class Trader:
                 "symbol": symbol,
                 "failed_venue": result.failed_venue,
                 "reason": result.reason,
-                "filled": {"venue": result.filled.venue, "side": result.filled.side, "qty": result.filled.qty,
-                           "vwap": result.filled.vwap},
-                "unwind": None if result.unwind is None else {
-                    "side": result.unwind.side, "qty": result.unwind.qty, "vwap": result.unwind.vwap},
-            }  # fmt: skip
+                "filled": _leg_json(result.filled),
+                "unwind": _leg_json(result.unwind),
+            }
             self.ledger.record_event(self.run_id, "LEG_UNWOUND", payload, correlation_id)
             if result.unwind is None:
                 log.error("one-legged exposure on %s: unwind found no depth (%s)", symbol, correlation_id)
@@ -145,15 +178,44 @@ class Trader:
         self.ledger.record_event(
             self.run_id,
             "TRADE_OPEN",
-            {"symbol": symbol, "direction": position.direction, "premium_net_pct": result.quote.net_pct},
+            {
+                "symbol": symbol,
+                "direction": position.direction,
+                "premium_net_pct": result.quote.net_pct,
+                "order_ids": _order_ids(result),
+            },
             correlation_id,
         )
         self.trade_events.append(
             {"tick": snapshot.tick, "event": "entry", "symbol": symbol, "premium_pct": result.quote.gross_pct}
         )
 
-    def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade:
-        fill = self.executor.exit(intent)
+    def _exit_fill(self, position: Position, intent: ExitIntent) -> PairFill | None:
+        """Both exit legs; None when a live exit failed, the position then stays open."""
+        if not self._sized_exits:
+            return self.executor.exit(intent)
+        from arbitrage.live_execution import LiveExitError  # only live executors size their exits
+
+        try:
+            return cast(SizedExitExecutor, self.executor).exit(intent, position.entry)
+        except LiveExitError as exc:
+            self.exit_failures += 1
+            payload = {
+                "symbol": position.symbol,
+                "reason": str(exc),
+                "failed_venue": exc.failed_venue,
+                "filled": _leg_json(exc.filled),
+                "exit_reason": intent.reason,
+            }
+            self.ledger.record_event(self.run_id, "EXIT_FAILED", payload, position.correlation_id)
+            log.error("exit of %s failed, position kept open: %s (%s)", position.symbol, exc,
+                      position.correlation_id)  # fmt: skip
+            return None
+
+    def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade | None:
+        fill = self._exit_fill(position, intent)
+        if fill is None:
+            return None
         closed = self.portfolio.close(position, fill, intent.reason)
         self._closed_pnls.append(closed.pnl_usd)
         row = _leg_row(
@@ -163,7 +225,12 @@ class Trader:
         self.ledger.record_event(
             self.run_id,
             "TRADE_CLOSE",
-            {"symbol": position.symbol, "reason": intent.reason, "pnl_usd": closed.pnl_usd},
+            {
+                "symbol": position.symbol,
+                "reason": intent.reason,
+                "pnl_usd": closed.pnl_usd,
+                "order_ids": _order_ids(fill),
+            },
             position.correlation_id,
         )
         self.trade_events.append(
@@ -188,6 +255,9 @@ class Trader:
                     "cannot flatten %s: book too thin for %.8f", position.symbol, position.entry.quote.qty
                 )
                 continue
-            self._close(position, ExitIntent(position.view(), quote, "flatten"), snapshot.tick)
-            closed += 1
+            if (
+                self._close(position, ExitIntent(position.view(), quote, "flatten"), snapshot.tick)
+                is not None
+            ):
+                closed += 1
         return closed

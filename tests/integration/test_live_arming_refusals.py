@@ -2,10 +2,10 @@
 with exit 1, one `arbitrage: live mode refused: ...` line, an event_log row, no run started,
 and no private exchange call.
 
-Without a simulator the cases run on the synthetic market, which has no exchange client, so a
-private call is impossible by construction. Override the `exchange_simulator` fixture with a
-running simulator that counts its private (signed) endpoint calls to run the same table over
-ccxt against it and measure the count.
+Each case runs over `--market ccxt` against a real `arbitrage sim` subprocess, which counts
+every private (signed) request it serves: the count must stay 0. The `exchange_simulator`
+fixture may return None to run the table on the synthetic market instead, where a private call
+is impossible by construction.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from arbitrage.ledger import Ledger, connect
+from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.services import EmbeddedServices, ServiceEndpoints
 
@@ -40,11 +42,40 @@ class PrivateCallCounter(Protocol):
 
     def private_calls(self) -> int: ...
 
+    def private_requests(self) -> dict[str, int]: ...
+
+
+class Sim:
+    """An `arbitrage sim` subprocess; its stats count every private request per "METHOD /path"."""
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", "5"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+
+    def private_requests(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
+            requests: dict[str, int] = json.load(response)["private_requests"]
+        return requests
+
+    def private_calls(self) -> int:
+        return sum(self.private_requests().values())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
 
 @pytest.fixture
-def exchange_simulator() -> PrivateCallCounter | None:
-    """None: run on the synthetic market. Override with a simulator to count private calls."""
-    return None
+def exchange_simulator() -> Iterator[PrivateCallCounter | None]:
+    """A fresh simulator per case, so its private request count is the case's own."""
+    sim = Sim()
+    try:
+        yield sim
+    finally:
+        sim.stop()
 
 
 @pytest.fixture(scope="module")
@@ -129,15 +160,17 @@ def test_live_arming_refusal(
         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     private_calls = 0 if exchange_simulator is None else exchange_simulator.private_calls() - before
+    private = {} if exchange_simulator is None else exchange_simulator.private_requests()
     message = done.stderr.strip()
-    record_property("arming_row", json.dumps({"case": case, "exit": done.returncode, "message": message,
-                                               "private_calls": private_calls}))  # fmt: skip
+    row = {"case": case, "exit": done.returncode, "message": message, "private_calls": private_calls}
+    record_property("arming_row", json.dumps(row | {"private_requests": private}))
 
     assert done.returncode == 1, done.stderr
     assert message.count("\n") == 0, message
     assert message.startswith("arbitrage: live mode refused: ") and fragment in message, message
     assert "Traceback" not in done.stderr
     assert private_calls == 0
+    assert private == {}, private
     assert not any(key in done.stdout + done.stderr for key in FAKE_KEYS.values())
     assert list((tmp_path / "evidence").glob("*")) == [], "a refused live run must not start"
     with connect(dsn, 5.0, 5000) as conn:
@@ -148,3 +181,39 @@ def test_live_arming_refusal(
     refusal = next(payload for kind, payload in logged if kind == event_type)
     assert refusal["reason"] in message
     assert (runs, legs) == ((0,), (0,))
+
+
+def test_armed_live_run_on_the_synthetic_market_is_refused(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints
+) -> None:
+    """Fully armed, kill switch released, preflight passing: live still needs a venue (--market ccxt)."""
+    switch = KillSwitch(connect(dsn, 5.0, 5000))
+    try:
+        switch.deactivate("synthetic market refusal case", "test_live_arming_refusals")
+    finally:
+        switch.close()
+    args = ["--mode", "live", "--market", "synthetic", "--ticks", "20"]
+    args += [
+        "--evidence-root",
+        str(tmp_path / "evidence"),
+        "--postgres-dsn",
+        dsn,
+        "--redis-url",
+        server.redis_url,
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", "run", *args],
+        capture_output=True, text=True, env=arming_env({}), timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    message = done.stderr.strip()
+    assert done.returncode == 1, done.stderr
+    assert message == "arbitrage: live mode refused: live trading needs --market ccxt" + (
+        " (with --exchange-url for `arbitrage sim`)"
+    ), message
+    assert list((tmp_path / "evidence").glob("*")) == []
+    with connect(dsn, 5.0, 5000) as conn:
+        logged = conn.execute("SELECT event_type, payload FROM event_log ORDER BY id").fetchall()
+        runs = conn.execute("SELECT count(*) FROM runs").fetchone()
+    refusal = next(payload for kind, payload in logged if kind == "LIVE_REFUSED")
+    assert refusal["reason"] in message
+    assert runs == (0,)

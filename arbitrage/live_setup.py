@@ -1,0 +1,91 @@
+"""What `--mode live` adds to a run once its start gate passed: the live-only gate and the executor.
+
+Live trading needs `--market ccxt` (the venues themselves, or `arbitrage sim` via
+`--exchange-url`): the synthetic market has no venue to send orders to. The arming decision is
+taken again here, because its keys and notional cap are what the run trades with; the order
+notional is capped at `LIVE_MAX_NOTIONAL_USD`. Every kill switch check the order path makes is
+counted and reported in the `LIVE_END` event. ccxt is imported by live runs only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from arbitrage.config import AppConfig, StrategyConfig
+from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.ops.live_arm import LiveKeys, check_arming
+
+if TYPE_CHECKING:
+    from arbitrage.live_execution import LiveExecutor
+
+Record = Callable[[str, dict[str, Any]], object]
+
+MARKET_REFUSAL = "live trading needs --market ccxt (with --exchange-url for `arbitrage sim`)"
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """The armed decision a live run trades with (the keys never leave it but for the executor)."""
+
+    keys: LiveKeys
+    notional_usd: float
+    arming: dict[str, Any]
+
+
+def live_plan(config: AppConfig, record: Record) -> LivePlan | str:
+    """The live plan, or the operator's refusal line (recorded as LIVE_REFUSED / LIVE_ARM_REFUSED)."""
+    if config.run.market != "ccxt":
+        record("LIVE_REFUSED", {"reason": MARKET_REFUSAL})
+        return f"live mode refused: {MARKET_REFUSAL}"
+    decision = check_arming(os.environ, time.time())
+    if not decision.ok or decision.keys is None or decision.notional_usd is None:
+        record("LIVE_ARM_REFUSED", decision.to_event())
+        return f"live mode refused: {decision.reason}"
+    return LivePlan(decision.keys, float(decision.notional_usd), decision.to_event())
+
+
+class LiveSession:
+    """The live executor of one run, its capped strategy config and its kill switch check count."""
+
+    def __init__(self, config: AppConfig, plan: LivePlan, kill_switch: KillSwitch, record: Record) -> None:
+        from arbitrage.live_execution import LiveExecutor
+
+        notional = min(config.strategy.order_notional_usd, plan.notional_usd)
+        self.strategy: StrategyConfig = config.strategy.model_copy(update={"order_notional_usd": notional})
+        self._kill_switch = kill_switch
+        self._record = record
+        self.kill_switch_checks = 0
+        self.kill_switch_blocks = 0
+        self.executor: LiveExecutor = LiveExecutor(
+            self.strategy,
+            plan.keys,
+            blocks_orders=self._blocks_orders,
+            exchange_url=config.run.exchange_url,
+        )
+        record(
+            "LIVE_START",
+            {"arming": plan.arming, "order_notional_usd": notional, "exchange_url": config.run.exchange_url},
+        )
+
+    def _blocks_orders(self) -> bool:
+        self.kill_switch_checks += 1
+        blocked = self._kill_switch.blocks_orders()
+        self.kill_switch_blocks += int(blocked)
+        return blocked
+
+    def close(self) -> None:
+        """Close the venue clients and record how often the kill switch was asked."""
+        try:
+            self.executor.close()
+        finally:
+            self._record(
+                "LIVE_END",
+                {
+                    "kill_switch_checks": self.kill_switch_checks,
+                    "kill_switch_blocks": self.kill_switch_blocks,
+                },
+            )

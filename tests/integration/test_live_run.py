@@ -1,0 +1,156 @@
+"""Acceptance: an armed `arbitrage run --mode live` against `arbitrage sim` places signed orders
+that the simulator accepts, and the ledger matches them.
+
+Everything is real: the engine subprocess, ccxt over HTTP to a simulator subprocess that verifies
+every signature and keeps every order it filled, PostgreSQL and Redis. Each trade_legs row is
+matched to its two venue orders through the order ids of its TRADE_OPEN/TRADE_CLOSE event.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from arbitrage.ledger import Ledger, connect
+from arbitrage.ops.kill_switch import KillSwitch
+from harness.engine import EngineLauncher
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+DURATION_SEC = 40
+SIM_KEYS = {
+    "UPBIT_ACCESS_KEY": "sim-upbit-access",
+    "UPBIT_SECRET_KEY": "sim-upbit-secret",
+    "BINANCE_API_KEY": "sim-binance-key",
+    "BINANCE_API_SECRET": "sim-binance-secret",
+}
+ORDER_ROUTES = {"upbit": "POST /v1/orders", "binance": "POST /api/v3/order"}
+SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order"}
+
+
+class Sim:
+    """An `arbitrage sim` subprocess whose premium reverts fast enough to trade within the run."""
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", "3"]
+        command += ["--premium-half-life-sec", "1"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
+            stats: dict[str, Any] = json.load(response)
+        return stats
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def sim() -> Iterator[Sim]:
+    server = Sim()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def armed_env() -> dict[str, str]:
+    return {
+        "LIVE_ARM_ACK": "I_UNDERSTAND_LIVE_RISK",
+        "LIVE_ARM_AT": str(int(time.time())),
+        "LIVE_MAX_NOTIONAL_USD": "200",
+        "ARBITRAGE_ENV": "live",
+        **SIM_KEYS,
+        "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
+        "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
+    }
+
+
+def deactivate_kill_switch(dsn: str) -> None:
+    ledger = Ledger(dsn)
+    ledger.open()
+    ledger.close()
+    switch = KillSwitch(connect(dsn, 5.0, 5000))
+    try:
+        assert not switch.deactivate("live acceptance run against arbitrage sim", "test_live_run").active
+    finally:
+        switch.close()
+
+
+def test_armed_live_run_places_signed_orders_the_ledger_matches(
+    sim: Sim, engine: EngineLauncher, postgres_dsn: str
+) -> None:
+    deactivate_kill_switch(postgres_dsn)
+    run = engine(env=armed_env())
+    run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
+               "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
+    code = run.wait(timeout=DURATION_SEC + 90)
+    assert code == 0, run.describe()
+    stats = sim.stats()
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        legs = conn.execute(
+            "SELECT correlation_id, leg, qty, upbit_side, upbit_vwap_krw, binance_side, binance_vwap_usdt"
+            " FROM trade_legs WHERE run_id = %s ORDER BY id",
+            (run.run_id,),
+        ).fetchall()
+        events = conn.execute(
+            "SELECT event_type, correlation_id, payload FROM event_log WHERE run_id = %s ORDER BY id",
+            (run.run_id,),
+        ).fetchall()
+        closed = conn.execute("SELECT closed_trades FROM runs WHERE run_id = %s", (run.run_id,)).fetchone()
+
+    assert closed is not None and closed[0] >= 1, run.describe()
+    orders: list[dict[str, Any]] = stats["orders"]
+    assert len(orders) == 2 * len(legs) == 4 * closed[0], (len(orders), len(legs), closed)
+    by_id = {order["id"]: order for order in orders}
+    assert len(by_id) == len(orders)
+    order_ids = {
+        (corr, "entry" if kind == "TRADE_OPEN" else "exit"): payload["order_ids"]
+        for kind, corr, payload in events
+        if kind in ("TRADE_OPEN", "TRADE_CLOSE")
+    }
+    matched: set[str] = set()
+    upbit_qty: dict[str, list[tuple[str, float]]] = {}
+    for corr, leg, qty, upbit_side, upbit_vwap, binance_side, binance_vwap in legs:
+        ids = order_ids[(corr, leg)]
+        upbit, binance = by_id[ids["upbit"]], by_id[ids["binance"]]
+        matched |= {ids["upbit"], ids["binance"]}
+        assert (upbit["venue"], upbit["side"]) == ("upbit", upbit_side)
+        assert (binance["venue"], binance["side"]) == ("binance", binance_side)
+        assert binance["qty"] == pytest.approx(float(qty), rel=1e-9)
+        assert upbit["qty"] == pytest.approx(ids["upbit_qty"], rel=1e-9)
+        assert upbit["qty"] == pytest.approx(float(qty), rel=0.05)
+        upbit_qty.setdefault(corr, []).append((upbit["side"], upbit["qty"]))
+        assert upbit["avg_price"] == pytest.approx(float(upbit_vwap), rel=1e-9)
+        assert binance["avg_price"] == pytest.approx(float(binance_vwap), rel=1e-9)
+    assert matched == set(by_id), "every simulator order belongs to one ledger leg"
+    for corr, ((_, entered), (exit_side, exited)) in upbit_qty.items():
+        # An Upbit market sell sells the entry's filled quantity; a market buy spends KRW, so its
+        # quantity follows the price it filled at.
+        tolerance = 1e-9 if exit_side == "sell" else 0.05
+        assert exited == pytest.approx(entered, rel=tolerance), f"{corr}: the Upbit exit closes the entry"
+
+    private = stats["private_requests"]
+    assert set(private) <= SIGNED_ROUTES, private
+    for venue, route in ORDER_ROUTES.items():
+        placed = sum(order["venue"] == venue for order in orders)
+        assert private.get(route, 0) == placed, (venue, private)
+    kinds = [kind for kind, _, _ in events]
+    assert "EXIT_FAILED" not in kinds and "LEG_UNWOUND" not in kinds, kinds
+    live_end = next(payload for kind, _, payload in events if kind == "LIVE_END")
+    assert live_end["kill_switch_blocks"] == 0
+    assert live_end["kill_switch_checks"] >= 2 * closed[0], live_end
+    preflight = next(payload for kind, _, payload in events if kind == "PREFLIGHT")
+    switch_check = next(check for check in preflight["checks"] if check["name"] == "kill_switch")
+    assert switch_check["status"] == "PASS", switch_check
