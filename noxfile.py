@@ -7,6 +7,7 @@ underlying command, e.g. `nox -s fast -- -k heartbeat` or `nox -s longrun -- --l
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import nox
@@ -22,13 +23,14 @@ SMOKE_RUN = ("--phase", "smoke", "--duration", "90s", "--heartbeat-interval", "1
 
 
 def _pytest(session: nox.Session, *args: str) -> None:
-    """pytest with its temp root inside the session's own directory.
+    """pytest with a private temp root of its own, outside the project tree.
 
     The embedded PostgreSQL runs as an unprivileged user when the tests run as root, so every
     directory above its data must stay traversable; pytest's shared `/tmp/pytest-of-<user>` is
-    reset to 0700 by any other pytest session that starts meanwhile.
+    reset to 0700 by any other pytest session that starts meanwhile. Inside the project tree,
+    tests that need to be outside a git checkout or a pytest config would not be.
     """
-    basetemp = Path(session.create_tmp()) / "pytest"
+    basetemp = Path(tempfile.mkdtemp(prefix=f"arbitrage-{session.name}-")) / "pytest"
     session.run("pytest", f"--basetemp={basetemp}", "-p", "no:cacheprovider", *args, *session.posargs)
 
 
