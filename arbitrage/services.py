@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -73,12 +75,25 @@ class _Handles:
         return remaining
 
 
+UNIX_SOCKET_PATH_MAX = 100
+"""sun_path holds 108 bytes on Linux (104 on macOS); a longer path is silently truncated."""
+
+
+def _socket_path(data_dir: Path) -> Path:
+    """`<data_dir>/redis.sock`, or a short path in the temp dir keyed by data_dir when that is too long."""
+    inside = data_dir / "redis.sock"
+    if len(os.fsencode(inside)) <= UNIX_SOCKET_PATH_MAX:
+        return inside
+    digest = hashlib.sha256(os.fsencode(data_dir)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"arb-redis-{digest}.sock"
+
+
 class EmbeddedRedis:
     """A real redis-server listening only on a Unix socket under `data_dir`."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
-        self.socket_path = self.data_dir / "redis.sock"
+        self.socket_path = _socket_path(self.data_dir)
         self.pid_path = self.data_dir / "redis.pid"
         self._handles = _Handles(self.data_dir / "handles.json")
         self._lock = self.data_dir / ".lock"
@@ -115,12 +130,14 @@ class EmbeddedRedis:
                     "--daemonize", "no",
                     "--logfile", str(self.data_dir / "redis.log"),
                 ]  # fmt: skip
-                subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
+                server = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
                 deadline = time.monotonic() + REDIS_START_TIMEOUT_SEC
                 while not (self.socket_path.exists() and self._server_pid() is not None):
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        server.kill()
+                        server.wait()
                         raise ServiceStartError(
-                            f"embedded redis did not start within {REDIS_START_TIMEOUT_SEC:.0f}s "
+                            f"embedded redis did not come up within {REDIS_START_TIMEOUT_SEC:.0f}s "
                             f"(log: {self.data_dir / 'redis.log'})"
                         )
                     time.sleep(0.02)

@@ -3,7 +3,6 @@ refused whoever sends them, and INSERT still works. Runs record their provenance
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,29 +10,17 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from arbitrage.ledger import SCHEMA_VERSION, Ledger, connect
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
+from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
-
-
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
-    name = f"el_{secrets.token_hex(4)}"
-    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return make_conninfo(server.postgres_dsn, dbname=name)
+    return fresh_database(server.postgres_dsn, "el", with_schema=False)
 
 
 @pytest.fixture

@@ -7,22 +7,20 @@ The same seeded run with the default guards completes untouched, so the trip is 
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from arbitrage.ledger import Ledger, connect
+from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import KillSwitch
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.reader import read_json
+from tests.support.databases import fresh_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,25 +28,10 @@ TICKS = "2000"
 SEED = "7"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
-
-
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     """A fresh database whose kill switch an operator has released, so ACTIVE later means the guard."""
-    name = f"gt_{secrets.token_hex(4)}"
-    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    fresh = make_conninfo(server.postgres_dsn, dbname=name)
-    ledger = Ledger(fresh)
-    ledger.open()
-    ledger.close()
+    fresh = fresh_database(server.postgres_dsn, "gt")
     with connect(fresh, 5.0, 5000) as conn:
         KillSwitch(conn).deactivate("guard trip acceptance test", "pytest")
     return fresh

@@ -17,35 +17,19 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from psycopg.conninfo import make_conninfo
 
-from arbitrage.ledger import Ledger, connect
+from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import CACHE_TTL_SEC, KillSwitch, KillSwitchCache, KillSwitchError
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
+from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
 
 
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     """A fresh database with the ledger schema, so every test starts with no kill switch rows."""
-    name = f"ks_{secrets.token_hex(4)}"
-    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    fresh = make_conninfo(server.postgres_dsn, dbname=name)
-    ledger = Ledger(fresh)
-    ledger.open()
-    ledger.close()
-    return fresh
+    return fresh_database(server.postgres_dsn, "ks")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -21,14 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from arbitrage.ledger import Ledger, connect
+from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
+from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -78,25 +76,9 @@ def exchange_simulator() -> Iterator[PrivateCallCounter | None]:
         sim.stop()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
-
-
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
-    name = f"arm_{secrets.token_hex(4)}"
-    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    fresh = make_conninfo(server.postgres_dsn, dbname=name)
-    ledger = Ledger(fresh)
-    ledger.open()
-    ledger.close()
-    return fresh
+    return fresh_database(server.postgres_dsn, "arm")
 
 
 ARMING_VARS = ("LIVE_ARM_ACK", "LIVE_ARM_AT", "LIVE_MAX_NOTIONAL_USD", "ARBITRAGE_ENV")

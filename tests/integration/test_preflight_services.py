@@ -15,17 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from arbitrage.config import AppConfig
 from arbitrage.ledger import Ledger, LegRow, connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.ops.preflight import PreflightContext, PreflightReport, bootstrap_gate, run_preflight
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
 from arbitrage.sources import build_source
+from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -42,21 +41,9 @@ def armed_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
-
-
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
-    name = f"pf_{secrets.token_hex(4)}"
-    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return make_conninfo(server.postgres_dsn, dbname=name)
+    return fresh_database(server.postgres_dsn, "pf", with_schema=False)
 
 
 @pytest.fixture

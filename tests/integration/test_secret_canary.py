@@ -10,18 +10,16 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
+from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -29,25 +27,9 @@ MARK = "CANARY7f3e"
 CANARY = {name: f"{MARK}-{name}-{secrets.token_hex(4)}" for name in KEY_VARS}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
-
-
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
-    name = f"cn_{secrets.token_hex(4)}"
-    with psycopg.connect(server.postgres_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    fresh = make_conninfo(server.postgres_dsn, dbname=name)
-    ledger = Ledger(fresh)
-    ledger.open()
-    ledger.close()
-    return fresh
+    return fresh_database(server.postgres_dsn, "cn")
 
 
 def in_files(root: Path) -> list[str]:
