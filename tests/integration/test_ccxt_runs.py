@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +24,7 @@ import psycopg
 import pytest
 
 from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from tests.support.sim_process import SimProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -56,34 +55,6 @@ FAULT_CYCLE: tuple[tuple[str, str, str], ...] = (
 """Each fault kind, the KPI group its ticks are counted in, and the counter's name."""
 
 
-class Sim:
-    """An `arbitrage sim` subprocess and its control API."""
-
-    def __init__(self, *args: str) -> None:
-        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.url
-
-    def faults(self, **update: Any) -> dict[str, Any]:
-        body = json.dumps(update).encode()
-        request = urllib.request.Request(f"{self.url}/_control/faults", data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:
-            state: dict[str, Any] = json.load(response)
-        return state
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
-            stats: dict[str, Any] = json.load(response)
-        return stats
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-
-
 @dataclass
 class RunResult:
     """What a finished engine run left behind, with the ledger recounted from PostgreSQL."""
@@ -104,7 +75,7 @@ class RunResult:
 class EngineRun:
     """An engine subprocess reading a simulator; `result()` waits for it and collects everything."""
 
-    sim: Sim
+    sim: SimProcess
     process: subprocess.Popen[bytes]
     out: Path
     dsn: str
@@ -147,7 +118,7 @@ def start_run(
 ) -> EngineRun:
     """Start a simulator and an engine reading it; the engine's stdout and stderr go to `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    sim = Sim(*sim_args)
+    sim = SimProcess(*sim_args)
     command = [
         sys.executable, "-m", "arbitrage", "run", "--market", "ccxt", "--exchange-url", sim.url,
         "--evidence-root", str(out / "evidence"), "--postgres-dsn", services.postgres_dsn,

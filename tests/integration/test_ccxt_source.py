@@ -9,13 +9,8 @@ simulator can provoke, so that class is covered by the same by-name mapping, not
 
 from __future__ import annotations
 
-import json
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +19,7 @@ import pytest
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.source import MarketDataError, book_rejection
 from arbitrage.market.universe import FX_SYMBOL, top_n
+from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
@@ -31,37 +27,9 @@ SYMBOLS = top_n(10)
 START_TIMEOUT_SEC = 20.0
 
 
-class Sim:
-    """An `arbitrage sim` subprocess and its control API."""
-
-    def __init__(self, *args: str) -> None:
-        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), (self.url, self.process.stderr)
-
-    def faults(self, **update: Any) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/_control/faults", data=json.dumps(update).encode(), method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            state: dict[str, Any] = json.load(response)
-        return state
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
-            stats: dict[str, Any] = json.load(response)
-        return stats
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
-    server = Sim("--seed", "5")
+def sim() -> Iterator[SimProcess]:
+    server = SimProcess("--seed", "5")
     try:
         yield server
     finally:
@@ -69,7 +37,7 @@ def sim() -> Iterator[Sim]:
 
 
 @pytest.fixture
-def source(sim: Sim) -> Iterator[CcxtSource]:
+def source(sim: SimProcess) -> Iterator[CcxtSource]:
     sim.faults(faults=[], latency_ms=0, error_rate=0.0, markets=None, venues=None)
     src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0, tick_interval_sec=0.5)
     try:
@@ -87,7 +55,9 @@ def _rejections(snapshot: Any, max_age_ms: int = 5000) -> dict[str, str | None]:
     return {name: book_rejection(book, now_ms, max_age_ms) for name, book in books.items()}
 
 
-def test_healthy_ticks_one_upbit_request_and_one_depth_per_symbol(sim: Sim, source: CcxtSource) -> None:
+def test_healthy_ticks_one_upbit_request_and_one_depth_per_symbol(
+    sim: SimProcess, source: CcxtSource
+) -> None:
     before = sim.stats()["requests"]
     snapshots = [source.snapshot() for _ in range(3)]
     after = sim.stats()["requests"]
@@ -105,7 +75,7 @@ def test_healthy_ticks_one_upbit_request_and_one_depth_per_symbol(sim: Sim, sour
         assert 1300.0 < snapshot.krw_per_usdt < 1460.0
 
 
-def test_cached_listing_skips_loading_markets(sim: Sim, source: CcxtSource) -> None:
+def test_cached_listing_skips_loading_markets(sim: SimProcess, source: CcxtSource) -> None:
     source.snapshot()
     before = sim.stats()["requests"]
     second = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0, listings=source.listings())
@@ -134,7 +104,7 @@ def test_cached_listing_skips_loading_markets(sim: Sim, source: CcxtSource) -> N
     ],
 )
 def test_venue_failures_raise_market_data_error_by_ccxt_class(
-    update: dict[str, Any], kind: str, sim: Sim, source: CcxtSource
+    update: dict[str, Any], kind: str, sim: SimProcess, source: CcxtSource
 ) -> None:
     source.snapshot()
     sim.faults(**update)
@@ -147,7 +117,7 @@ def test_venue_failures_raise_market_data_error_by_ccxt_class(
     assert all(reason is None for reason in _rejections(source.snapshot()).values())
 
 
-def test_failure_while_loading_markets_is_retried_next_tick(sim: Sim) -> None:
+def test_failure_while_loading_markets_is_retried_next_tick(sim: SimProcess) -> None:
     sim.faults(faults=["server_error"])
     src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0)
     try:
@@ -184,7 +154,9 @@ def test_unreachable_exchange_is_exchange_not_available() -> None:
         ("halted", "empty"),
     ],
 )
-def test_bad_books_surface_for_rejection(fault: str, reason: str, sim: Sim, source: CcxtSource) -> None:
+def test_bad_books_surface_for_rejection(
+    fault: str, reason: str, sim: SimProcess, source: CcxtSource
+) -> None:
     source.snapshot()
     sim.faults(faults=[fault], markets=["BTC", FX_SYMBOL])
     rejections = _rejections(source.snapshot())
@@ -193,7 +165,7 @@ def test_bad_books_surface_for_rejection(fault: str, reason: str, sim: Sim, sour
     assert {rejections[name] for name in bad} == {reason}
 
 
-def test_stale_books_age_from_the_freeze(sim: Sim, source: CcxtSource) -> None:
+def test_stale_books_age_from_the_freeze(sim: SimProcess, source: CcxtSource) -> None:
     source.snapshot()
     sim.faults(faults=["stale"], markets=["ETH"])
     frozen_at = time.time()
@@ -207,7 +179,7 @@ def test_stale_books_age_from_the_freeze(sim: Sim, source: CcxtSource) -> None:
 
 
 def test_sim_prints_its_url_first_and_exits_0_on_sigterm() -> None:
-    server = Sim("--seed", "1", "--symbols", "BTC,ETH", "--fault", "crossed", "--latency-ms", "5")
+    server = SimProcess("--seed", "1", "--symbols", "BTC,ETH", "--fault", "crossed", "--latency-ms", "5")
     try:
         stats = server.stats()
         assert (stats["faults"], stats["latency_ms"]) == (["crossed"], 5)

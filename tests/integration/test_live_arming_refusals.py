@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.services import ServiceEndpoints
 from tests.support.databases import fresh_database
+from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
@@ -43,33 +43,10 @@ class PrivateCallCounter(Protocol):
     def private_requests(self) -> dict[str, int]: ...
 
 
-class Sim:
-    """An `arbitrage sim` subprocess; its stats count every private request per "METHOD /path"."""
-
-    def __init__(self) -> None:
-        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", "5"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.url
-
-    def private_requests(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
-            requests: dict[str, int] = json.load(response)["private_requests"]
-        return requests
-
-    def private_calls(self) -> int:
-        return sum(self.private_requests().values())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def exchange_simulator() -> Iterator[PrivateCallCounter | None]:
     """A fresh simulator per case, so its private request count is the case's own."""
-    sim = Sim()
+    sim = SimProcess("--seed", "5")
     try:
         yield sim
     finally:

@@ -7,10 +7,6 @@ the unwind that follows a refused second leg.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +19,7 @@ from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
+from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
@@ -37,34 +34,12 @@ TEST_KEYS = {
 }
 
 
-class Sim:
-    """An `arbitrage sim` subprocess and its control API."""
-
-    def __init__(self, *args: str) -> None:
-        sim = ["sim", "--port", "0", "--seed", "11", "--symbols", "BTC,ETH"]
-        command = [sys.executable, "-m", "arbitrage", *sim, *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.url
-
-    def control(self, path: str, update: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = None if update is None else json.dumps(update).encode()
-        request = urllib.request.Request(
-            f"{self.url}/_control/{path}", data=data, method="GET" if data is None else "POST"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            doc: dict[str, Any] = json.load(response)
-        return doc
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+SIM_ARGS = ("--seed", "11", "--symbols", "BTC,ETH")
 
 
 @pytest.fixture
-def sim() -> Iterator[Sim]:
-    server = Sim()
+def sim() -> Iterator[SimProcess]:
+    server = SimProcess(*SIM_ARGS)
     try:
         yield server
     finally:
@@ -72,7 +47,7 @@ def sim() -> Iterator[Sim]:
 
 
 @pytest.fixture
-def source(sim: Sim) -> Iterator[CcxtSource]:
+def source(sim: SimProcess) -> Iterator[CcxtSource]:
     src = CcxtSource(SYMBOLS, sim.url)
     try:
         yield src
@@ -80,7 +55,9 @@ def source(sim: Sim) -> Iterator[CcxtSource]:
         src.close()
 
 
-def executor(sim: Sim, source: CcxtSource, blocked: bool = False, **key_overrides: str) -> LiveExecutor:
+def executor(
+    sim: SimProcess, source: CcxtSource, blocked: bool = False, **key_overrides: str
+) -> LiveExecutor:
     keys = LiveKeys.from_env({**TEST_KEYS, **key_overrides})
     return LiveExecutor(
         StrategyConfig(), keys, lambda: blocked, exchange_url=sim.url, listings=source.listings()
@@ -102,7 +79,7 @@ def assert_recorded(order: dict[str, Any], leg: LegFill) -> None:
 
 @pytest.mark.parametrize("direction", ["upbit_rich", "binance_rich"])
 def test_armed_round_trip_places_signed_orders_the_ledger_matches(
-    sim: Sim, source: CcxtSource, direction: Direction
+    sim: SimProcess, source: CcxtSource, direction: Direction
 ) -> None:
     live = executor(sim, source)
     try:
@@ -129,7 +106,7 @@ def test_armed_round_trip_places_signed_orders_the_ledger_matches(
     assert {opened.upbit.side, closed.upbit.side} == {"buy", "sell"}
 
 
-def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: Sim, source: CcxtSource) -> None:
+def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: SimProcess, source: CcxtSource) -> None:
     live = executor(sim, source, BINANCE_API_SECRET="not-the-secret")
     try:
         snapshot = source.snapshot()
@@ -143,7 +120,9 @@ def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: Sim, source: Cc
     assert stats["orders"] == []
 
 
-def test_wrong_upbit_key_fails_the_second_leg_and_unwinds_the_first(sim: Sim, source: CcxtSource) -> None:
+def test_wrong_upbit_key_fails_the_second_leg_and_unwinds_the_first(
+    sim: SimProcess, source: CcxtSource
+) -> None:
     live = executor(sim, source, UPBIT_ACCESS_KEY="someone-else")
     try:
         snapshot = source.snapshot()
@@ -161,7 +140,7 @@ def test_wrong_upbit_key_fails_the_second_leg_and_unwinds_the_first(sim: Sim, so
     assert unwind["side"] != first["side"] and unwind["qty"] == pytest.approx(first["qty"])
 
 
-def test_kill_switch_blocking_sends_no_private_request(sim: Sim, source: CcxtSource) -> None:
+def test_kill_switch_blocking_sends_no_private_request(sim: SimProcess, source: CcxtSource) -> None:
     live = executor(sim, source, blocked=True)
     try:
         snapshot = source.snapshot()
@@ -177,7 +156,7 @@ def test_kill_switch_blocking_sends_no_private_request(sim: Sim, source: CcxtSou
     assert not any(path.startswith("/sapi") for path in served)
 
 
-def test_refused_second_leg_records_the_unwind_order(sim: Sim, source: CcxtSource) -> None:
+def test_refused_second_leg_records_the_unwind_order(sim: SimProcess, source: CcxtSource) -> None:
     sim.control("faults", {"reject_orders": ["upbit"]})
     live = executor(sim, source)
     try:
@@ -193,7 +172,7 @@ def test_refused_second_leg_records_the_unwind_order(sim: Sim, source: CcxtSourc
     assert_recorded(orders[1], result.unwind)
 
 
-def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: Sim, source: CcxtSource) -> None:
+def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: SimProcess, source: CcxtSource) -> None:
     live = executor(sim, source)
     try:
         snapshot = source.snapshot()
@@ -213,7 +192,7 @@ def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: Sim, source: Ccxt
 
 
 def test_sim_key_options_replace_the_default_test_keys() -> None:
-    server = Sim("--api-key", "ci-binance-key", "--api-secret", "ci-binance-secret")
+    server = SimProcess(*SIM_ARGS, "--api-key", "ci-binance-key", "--api-secret", "ci-binance-secret")
     try:
         src = CcxtSource(SYMBOLS, server.url)
         try:

@@ -8,11 +8,7 @@ matched to its two venue orders through the order ids of its TRADE_OPEN/TRADE_CL
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +17,7 @@ import pytest
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
 from harness.engine import EngineLauncher
+from tests.support.sim_process import SimProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -35,30 +32,9 @@ ORDER_ROUTES = {"upbit": "POST /v1/orders", "binance": "POST /api/v3/order"}
 SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order"}
 
 
-class Sim:
-    """An `arbitrage sim` subprocess whose premium reverts fast enough to trade within the run."""
-
-    def __init__(self) -> None:
-        command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", "3"]
-        command += ["--premium-half-life-sec", "1"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.url
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=5) as response:
-            stats: dict[str, Any] = json.load(response)
-        return stats
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def sim() -> Iterator[Sim]:
-    server = Sim()
+def sim() -> Iterator[SimProcess]:
+    server = SimProcess("--seed", "3", "--premium-half-life-sec", "1")
     try:
         yield server
     finally:
@@ -89,7 +65,7 @@ def deactivate_kill_switch(dsn: str) -> None:
 
 
 def test_armed_live_run_places_signed_orders_the_ledger_matches(
-    sim: Sim, engine: EngineLauncher, postgres_dsn: str
+    sim: SimProcess, engine: EngineLauncher, postgres_dsn: str
 ) -> None:
     deactivate_kill_switch(postgres_dsn)
     run = engine(env=armed_env())
