@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -135,29 +134,13 @@ def _kill_switch(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    from arbitrage.ops.preflight import PreflightContext, run_preflight
-    from arbitrage.sources import build_source
+    from arbitrage.ops.preflight import run_preflight
+    from arbitrage.ops.run_gate import preflight_context
 
     with _endpoints(args, {"run.mode": args.mode}) as (config, endpoints):
         with contextlib.suppress(LedgerUnavailable):
             _ensure_schema(config, endpoints.postgres_dsn)
-        svc = config.services
-        context = PreflightContext(
-            mode=config.run.mode,
-            env=os.environ,
-            now=time.time(),
-            postgres_dsn=endpoints.postgres_dsn,
-            redis_url=endpoints.redis_url,
-            market=lambda: build_source(config),
-            redis_key_prefix=svc.redis_key_prefix,
-            connect_timeout_sec=svc.connect_timeout_sec,
-            statement_timeout_ms=svc.statement_timeout_ms,
-            redis_socket_timeout_sec=svc.redis_socket_timeout_sec,
-            book_max_age_ms=int(config.run.book_max_age_sec * 1000),
-            repo_dir=Path.cwd(),
-            disk_path=config.run.evidence_root,
-            min_free_disk_mb=MIN_FREE_DISK_MB,
-        )
+        context = preflight_context(config, endpoints, None, MIN_FREE_DISK_MB, probe_market=True)
         report = run_preflight(context)
     for check in report.checks:
         print(check.line())

@@ -15,19 +15,25 @@ from arbitrage.sources import build_source
 
 
 def preflight_context(
-    config: AppConfig, endpoints: ServiceEndpoints, run_id: str, min_free_disk_mb: float
+    config: AppConfig,
+    endpoints: ServiceEndpoints,
+    run_id: str | None,
+    min_free_disk_mb: float,
+    *,
+    probe_market: bool | None = None,
 ) -> PreflightContext:
-    """Preflight for this run.
+    """Preflight for a run (or, with no run id, for the `preflight` command).
 
-    The market is probed only in live mode: a paper run's first tick is its probe.
+    By default the market is probed only in live mode: a paper run's first tick is its probe.
     """
     svc = config.services
+    probe = config.run.mode == "live" if probe_market is None else probe_market
     return PreflightContext(
         mode=config.run.mode,
         env=os.environ,
         postgres_dsn=endpoints.postgres_dsn,
         redis_url=endpoints.redis_url,
-        market=(lambda: build_source(config)) if config.run.mode == "live" else None,
+        market=(lambda: build_source(config)) if probe else None,
         run_id=run_id,
         redis_key_prefix=svc.redis_key_prefix,
         connect_timeout_sec=svc.connect_timeout_sec,
