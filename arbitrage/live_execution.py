@@ -28,7 +28,7 @@ import ccxt
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
 from arbitrage.market.book import MarketSnapshot, Side
-from arbitrage.market.ccxt_source import BINANCE_QUOTE, UPBIT_QUOTE, venue_clients
+from arbitrage.market.ccxt_source import BINANCE_QUOTE, UPBIT_QUOTE, VenuePair
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 
@@ -122,34 +122,21 @@ class LiveExecutor:
         self.config = config
         self._blocks = blocks_orders
         self._fill_timeout = fill_timeout_sec
-        self._loop = asyncio.new_event_loop()
         credentials = {
             "upbit": (keys.upbit_access_key.get_secret_value(), keys.upbit_secret_key.get_secret_value()),
             "binance": (keys.binance_api_key.get_secret_value(), keys.binance_api_secret.get_secret_value()),
         }
+        self._venues = VenuePair(timeout_sec, exchange_url, credentials, listings)
         self.upbit: Any
         self.binance: Any
-        self.upbit, self.binance = venue_clients(self._loop, timeout_sec, exchange_url, credentials)
-        if listings is not None:
-            self.upbit.set_markets(list(listings["upbit"]))
-            self.binance.set_markets(list(listings["binance"]))
-        self._closed = False
+        self.upbit, self.binance = self._venues.upbit, self._venues.binance
 
     def close(self) -> None:
         """Close both clients' HTTP sessions and the event loop."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._loop.run_until_complete(self._close_clients())
-        finally:
-            self._loop.close()
-
-    async def _close_clients(self) -> None:
-        await asyncio.gather(self.upbit.close(), self.binance.close())
+        self._venues.close()
 
     def _run(self, coro: Coroutine[Any, Any, LegFill]) -> LegFill:
-        return self._loop.run_until_complete(coro)
+        return self._venues.run(coro)
 
     def _below_minimum(self, quote: Quote) -> str | None:
         minimums = self.config.min_order

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import ccxt
@@ -27,6 +27,8 @@ import ccxt.async_support as ccxt_async
 from arbitrage.market.book import Level, MarketSnapshot, OrderBook
 from arbitrage.market.source import MarketDataError
 from arbitrage.market.universe import FX_SYMBOL
+
+T = TypeVar("T")
 
 UPBIT_QUOTE = "KRW"
 BINANCE_QUOTE = "USDT"
@@ -69,17 +71,12 @@ def point_at(exchange: Any, base_url: str) -> None:
             api[key] = base + urlsplit(resolved).path
 
 
-def venue_clients(
+def _venue_clients(
     loop: asyncio.AbstractEventLoop,
     timeout_sec: float,
     exchange_url: str | None = None,
     credentials: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[Any, Any]:
-    """ccxt's async (Upbit, Binance) spot clients on `loop`, pointed at `exchange_url` when given.
-
-    `credentials` maps "upbit"/"binance" to (key, secret). Binance then skips its private
-    currency and margin listings on `load_markets`, so the only signed requests are orders.
-    """
     common = {"enableRateLimit": True, "timeout": round(timeout_sec * 1000), "asyncio_loop": loop}
     keys = credentials or {}
     upbit_auth = {"apiKey": keys["upbit"][0], "secret": keys["upbit"][1]} if "upbit" in keys else {}
@@ -96,6 +93,49 @@ def venue_clients(
         point_at(upbit, exchange_url)
         point_at(binance, exchange_url)
     return upbit, binance
+
+
+class VenuePair:
+    """ccxt's async Upbit and Binance spot clients on one private event loop, closed together.
+
+    `exchange_url` points both at a local simulator. `credentials` maps "upbit"/"binance" to
+    (key, secret); Binance then skips its private currency and margin listings on
+    `load_markets`, so the only signed requests are orders. `listings` ({"upbit": [...],
+    "binance": [...]}) sets the markets without loading them over the network.
+    """
+
+    def __init__(
+        self,
+        timeout_sec: float,
+        exchange_url: str | None = None,
+        credentials: Mapping[str, tuple[str, str]] | None = None,
+        listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.upbit: Any
+        self.binance: Any
+        self.upbit, self.binance = _venue_clients(self.loop, timeout_sec, exchange_url, credentials)
+        if listings is not None:
+            self.upbit.set_markets(list(listings["upbit"]))
+            self.binance.set_markets(list(listings["binance"]))
+        self._closed = False
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Drive one coroutine on the pair's loop, from the calling thread."""
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        """Close both clients' HTTP sessions and the event loop; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.loop.run_until_complete(self._close_clients())
+        finally:
+            self.loop.close()
+
+    async def _close_clients(self) -> None:
+        await asyncio.gather(self.upbit.close(), self.binance.close())
 
 
 def _one_line(exc: BaseException) -> str:
@@ -156,19 +196,13 @@ class CcxtSource:
         self.symbols = tuple(symbols)
         self.levels = levels
         self._interval = tick_interval_sec
-        self._loop = asyncio.new_event_loop()
-        self.upbit: Any
-        self.binance: Any
-        self.upbit, self.binance = venue_clients(self._loop, timeout_sec, exchange_url)
-        self._loaded = False
-        if listings is not None:
-            self.upbit.set_markets(list(listings["upbit"]))
-            self.binance.set_markets(list(listings["binance"]))
-            self._loaded = True
+        self._venues = VenuePair(timeout_sec, exchange_url, listings=listings)
+        self.upbit: Any = self._venues.upbit
+        self.binance: Any = self._venues.binance
+        self._loaded = listings is not None
         self._fresh = _Freshness()
         self._t0: float | None = None
         self._tick = 0
-        self._closed = False
 
     def listings(self) -> dict[str, list[dict[str, Any]]]:
         """The loaded markets of both venues, to hand to another source as `listings`."""
@@ -183,21 +217,12 @@ class CcxtSource:
         if self._t0 is None:
             self._t0 = now
         self._tick = max(self._tick + 1, int((now - self._t0) / self._interval) + 1)
-        result: MarketSnapshot = self._loop.run_until_complete(self._snapshot(self._tick))
+        result: MarketSnapshot = self._venues.run(self._snapshot(self._tick))
         return result
 
     def close(self) -> None:
         """Close both clients' HTTP sessions and the event loop."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._loop.run_until_complete(self._close_clients())
-        finally:
-            self._loop.close()
-
-    async def _close_clients(self) -> None:
-        await asyncio.gather(self.upbit.close(), self.binance.close())
+        self._venues.close()
 
     async def _load_markets(self) -> None:
         results = await asyncio.gather(
