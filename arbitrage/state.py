@@ -29,6 +29,21 @@ def describe_url(url: str) -> str:
     return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
 
 
+def bounded_client(url: str, socket_timeout_sec: float) -> redis.Redis:
+    """A client whose every call gives up within about two socket timeouts (one retry).
+
+    Raises ValueError for a malformed URL; it does not connect until first used.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout_sec,
+        socket_connect_timeout=socket_timeout_sec,
+        retry=Retry(ConstantBackoff(0.1), 1),
+        health_check_interval=0,
+        decode_responses=True,
+    )
+
+
 class RunState:
     """Heartbeat key and run registry for one engine run."""
 
@@ -36,14 +51,7 @@ class RunState:
         self._url = url
         self.prefix = key_prefix
         try:
-            self._client: redis.Redis = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout_sec,
-                socket_connect_timeout=socket_timeout_sec,
-                retry=Retry(ConstantBackoff(0.1), 1),
-                health_check_interval=0,
-                decode_responses=True,
-            )
+            self._client = bounded_client(url, socket_timeout_sec)
         except ValueError as exc:
             raise StateUnavailable(f"redis URL {describe_url(url)!r} is invalid: {exc}") from None
 

@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 import redis
 from psycopg.types.json import Jsonb
-from redis.backoff import ConstantBackoff
-from redis.retry import Retry
+
+from arbitrage.state import bounded_client
 
 log = logging.getLogger("arbitrage.kill_switch")
 
@@ -108,14 +108,7 @@ class KillSwitchCache:
     def connect(cls, url: str, key_prefix: str = "arb", socket_timeout_sec: float = 2.0) -> KillSwitchCache:
         """A client for `url`; raises KillSwitchError when the URL is malformed (it never connects here)."""
         try:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout_sec,
-                socket_connect_timeout=socket_timeout_sec,
-                retry=Retry(ConstantBackoff(0.1), 1),
-                health_check_interval=0,
-                decode_responses=True,
-            )
+            client = bounded_client(url, socket_timeout_sec)
         except ValueError as exc:
             raise KillSwitchError(f"kill switch cache URL is invalid: {_first_line(exc)}") from None
         return cls(client, key_prefix)

@@ -20,7 +20,7 @@ from typing import Any, Self
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from arbitrage.ops.watchdog import Level
+from arbitrage.ops.watchdog import Level, over_threshold
 
 log = logging.getLogger("arbitrage.sysmon")
 
@@ -198,12 +198,10 @@ class SysMonitor:
             ("open_fds", open_fds, c.warn_open_fds, c.max_open_fds),
             ("threads", threads, c.warn_threads, c.max_threads),
         ):
-            if value > limit:
-                found, threshold = Level.ERROR, limit
-            elif value > warn:
-                found, threshold = Level.WARN, warn
-            else:
+            crossed = over_threshold(value, warn, limit)
+            if crossed is None:
                 continue
+            found, threshold = crossed
             reasons.append(f"{name}={value:.1f} > {found.value} {threshold:g}")
             if found.rank > level.rank:
                 level = found

@@ -52,6 +52,15 @@ _LOG_LEVEL = {
 }
 
 
+def over_threshold(value: float, warn: float, error: float) -> tuple[Level, float] | None:
+    """(ERROR, error) or (WARN, warn) for the highest threshold `value` is above; None when within both."""
+    if value > error:
+        return Level.ERROR, error
+    if value > warn:
+        return Level.WARN, warn
+    return None
+
+
 class WatchdogConfig(BaseModel):
     """Per-signal WARN/ERROR thresholds; a signal strictly above a threshold reaches its level.
 
@@ -154,12 +163,10 @@ class Watchdog:
             if value is None:
                 continue
             warn, error = self.thresholds[item.name]
-            if value > error:
-                found, limit = Level.ERROR, error
-            elif value > warn:
-                found, limit = Level.WARN, warn
-            else:
+            crossed = over_threshold(value, warn, error)
+            if crossed is None:
                 continue
+            found, limit = crossed
             reasons.append(f"{item.name}={value:.1f} > {found.value} {limit:g}")
             if found.rank > level.rank:
                 level = found

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from arbitrage.ledger import Ledger
 from arbitrage.services import EmbeddedServices, ServiceEndpoints
 
 
@@ -17,3 +18,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoint
         yield services.resolve(None, None)
     finally:
         services.stop()
+
+
+@pytest.fixture
+def ledger(dsn: str) -> Iterator[Ledger]:
+    """The engine's ledger, schema created, on the module's `dsn` fixture."""
+    opened = Ledger(dsn)
+    opened.open()
+    yield opened
+    opened.close()

@@ -4,7 +4,6 @@ refused whoever sends them, and INSERT still works. Runs record their provenance
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,14 +20,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     return fresh_database(server.postgres_dsn, "el", with_schema=False)
-
-
-@pytest.fixture
-def ledger(dsn: str) -> Iterator[Ledger]:
-    opened = Ledger(dsn)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def snapshot(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:

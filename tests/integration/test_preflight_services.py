@@ -10,7 +10,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,14 +43,6 @@ def armed_env() -> dict[str, str]:
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     return fresh_database(server.postgres_dsn, "pf", with_schema=False)
-
-
-@pytest.fixture
-def ledger(dsn: str) -> Iterator[Ledger]:
-    opened = Ledger(dsn)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def context(
