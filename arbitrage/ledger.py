@@ -13,10 +13,13 @@ starting an engine never takes an exclusive lock on a table another engine is wr
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -24,7 +27,7 @@ from arbitrage.ops.kill_switch import SYSTEM_STATE_SQL
 
 log = logging.getLogger("arbitrage.ledger")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA_LOCK_KEY = 0x4152_4231  # advisory lock: concurrent engines create the schema once
 
 SCHEMA_SQL = """
@@ -41,7 +44,10 @@ CREATE TABLE IF NOT EXISTS runs (
     seed            integer,
     git_sha         text,
     config_hash     text NOT NULL,
-    schema_version  integer NOT NULL
+    schema_version  integer NOT NULL,
+    pid             integer,
+    host            text,
+    process_started double precision
 );
 CREATE TABLE IF NOT EXISTS trade_legs (
     id                  bigserial PRIMARY KEY,
@@ -67,18 +73,49 @@ CREATE TABLE IF NOT EXISTS trade_legs (
     created_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (run_id, trade_id, leg)
 );
-CREATE INDEX IF NOT EXISTS trade_legs_run_idx ON trade_legs (run_id);
 CREATE TABLE IF NOT EXISTS event_log (
     id              bigserial PRIMARY KEY,
     ts              timestamptz NOT NULL DEFAULT now(),
     run_id          text,
     event_type      text NOT NULL,
     correlation_id  text,
-    payload         jsonb NOT NULL DEFAULT '{}'::jsonb
+    payload         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    event_uid       text
 );
-CREATE INDEX IF NOT EXISTS event_log_run_idx ON event_log (run_id);
-CREATE INDEX IF NOT EXISTS event_log_correlation_idx ON event_log (correlation_id);
 """
+
+UPGRADE_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'runs' AND column_name = 'pid') THEN
+        ALTER TABLE runs ADD COLUMN pid integer, ADD COLUMN host text,
+            ADD COLUMN process_started double precision;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'event_log'
+                     AND column_name = 'event_uid') THEN
+        ALTER TABLE event_log ADD COLUMN event_uid text;
+    END IF;
+    IF to_regclass('trade_legs_run_idx') IS NULL THEN
+        CREATE INDEX trade_legs_run_idx ON trade_legs (run_id);
+    END IF;
+    IF to_regclass('event_log_run_idx') IS NULL THEN
+        CREATE INDEX event_log_run_idx ON event_log (run_id);
+    END IF;
+    IF to_regclass('event_log_correlation_idx') IS NULL THEN
+        CREATE INDEX event_log_correlation_idx ON event_log (correlation_id);
+    END IF;
+    IF to_regclass('event_log_uid_idx') IS NULL THEN
+        CREATE UNIQUE INDEX event_log_uid_idx ON event_log (event_uid);
+    END IF;
+END
+$$;
+"""
+"""Columns and indexes newer than the tables an older engine created (the run's owner process for
+crash recovery, an event's idempotency key for journal replay), each added only when missing:
+ALTER TABLE and CREATE INDEX lock the table even when there is nothing to do, and must not queue
+behind another engine's open (or frozen) transaction."""
 
 APPEND_ONLY_SQL = """
 CREATE OR REPLACE FUNCTION arb_reject_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -117,6 +154,12 @@ VALUES (%(run_id)s, %(trade_id)s, %(leg)s, %(correlation_id)s, %(symbol)s, %(dir
     %(tick)s)
 ON CONFLICT (run_id, trade_id, leg) DO NOTHING
 """
+
+
+def owner_process() -> tuple[int, str, float]:
+    """(pid, host, process start epoch) of this process: what recovery needs to tell a dead owner
+    from a live one, a reused pid included."""
+    return os.getpid(), socket.gethostname(), psutil.Process().create_time()
 
 
 class LedgerUnavailable(Exception):
@@ -193,6 +236,7 @@ class Ledger:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                 cur.execute(SCHEMA_SQL)
+                cur.execute(UPGRADE_SQL)
                 cur.execute(SYSTEM_STATE_SQL)
                 cur.execute(APPEND_ONLY_SQL)
         except psycopg.Error as exc:
@@ -251,8 +295,19 @@ class Ledger:
         try:
             self._execute(
                 "INSERT INTO runs (run_id, phase, mode, started_at, status, seed, git_sha, config_hash,"
-                " schema_version) VALUES (%s, %s, %s, %s, 'running', %s, %s, %s, %s)",
-                (run_id, phase, mode, started_at, seed, git_sha, config_hash, SCHEMA_VERSION),
+                " schema_version, pid, host, process_started)"
+                " VALUES (%s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    run_id,
+                    phase,
+                    mode,
+                    started_at,
+                    seed,
+                    git_sha,
+                    config_hash,
+                    SCHEMA_VERSION,
+                    *owner_process(),
+                ),
             )
         except psycopg.Error as exc:
             raise LedgerUnavailable(f"postgres refused the run registration: {exc}") from None
