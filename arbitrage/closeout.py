@@ -8,6 +8,7 @@ condition (duration or ticks), and no WARNING was logged (WARN = FAIL).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from evidence import names
 from evidence.invariants import (
     COMPLETENESS,
     InvariantResult,
+    LedgerLegs,
     check_completeness,
     check_db,
     check_heartbeat_density,
@@ -45,6 +47,7 @@ class RunFacts:
     opportunities_generated: int
     db_inserts_ok: int
     warnings: WarningCounter
+    legs: LedgerLegs | None = None
 
     def invariants(self) -> list[InvariantResult]:
         """Wallclock, heartbeat density and DB; completeness is judged on the written files."""
@@ -53,7 +56,7 @@ class RunFacts:
             check_heartbeat_density(
                 self.beat_epochs, self.started_epoch, self.ended_epoch, self.heartbeat_interval_seconds
             ),
-            check_db(self.db_inserts_ok, self.portfolio.closed_trades),
+            check_db(self.db_inserts_ok, self.portfolio.closed_trades, legs=self.legs),
         ]
 
     def summary(self, results: list[InvariantResult]) -> dict[str, Any]:
@@ -83,11 +86,18 @@ class RunFacts:
         }
 
 
-def close_out(evidence: EvidenceDir, facts: RunFacts, kpi: dict[str, Any]) -> tuple[int, str]:
+def close_out(
+    evidence: EvidenceDir,
+    facts: RunFacts,
+    kpi: dict[str, Any],
+    finalize: Callable[[int, str], None] | None = None,
+) -> tuple[int, str]:
     """Write kpi.json and chain_summary.json, seal the manifest; return (exit code, status).
 
     The summary reports on the files it is one of, so it is written, the directory sealed and
-    checked from disk, and then the checked result is written and sealed again.
+    checked from disk, and then the checked result is written and sealed again. `finalize`
+    runs once the exit code is known and before that last seal (the ledger's final records go
+    to its journal, which the seal covers).
     """
     evidence.write(names.KPI, kpi)
     measured = facts.invariants()
@@ -98,6 +108,8 @@ def close_out(evidence: EvidenceDir, facts: RunFacts, kpi: dict[str, Any]) -> tu
     evidence.write(names.CHAIN_SUMMARY, summary)
     exit_code = int(summary["exit_code"])
     status = "ended" if exit_code == 0 else "failed"
+    if finalize is not None:
+        finalize(exit_code, status)
     evidence.seal(status)
     final = check_completeness(evidence.path)
     if final.failed:

@@ -12,183 +12,37 @@ starting an engine never takes an exclusive lock on a table another engine is wr
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import socket
-from dataclasses import dataclass
+import threading
+import time
+from collections import deque
 from datetime import datetime
 from typing import Any
 
-import psutil
 import psycopg
-from psycopg.types.json import Jsonb
 
+from arbitrage.journal import JournalError, LedgerJournal
+from arbitrage.ledger_records import EVENT, LEG, RUN_END, RUN_START, LegRow, apply_record
+from arbitrage.ledger_schema import APPEND_ONLY_SQL, SCHEMA_LOCK_KEY, SCHEMA_SQL, SCHEMA_VERSION, UPGRADE_SQL
 from arbitrage.ops.kill_switch import SYSTEM_STATE_SQL
+from arbitrage.owner import OwnerProcess
+from arbitrage.pg_deadline import DeadlineGuard
 
 log = logging.getLogger("arbitrage.ledger")
 
-SCHEMA_VERSION = 3
-_SCHEMA_LOCK_KEY = 0x4152_4231  # advisory lock: concurrent engines create the schema once
+CLIENT_SLACK_SEC = 0.5
+"""The client-side bound is the server's statement_timeout plus this, so that a healthy server
+normally cancels first and the connection survives."""
+STOP_GRACE_SEC = 1.0
+BACKOFF_START_SEC = 0.1
+BACKOFF_CAP_SEC = 2.0
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id          text PRIMARY KEY,
-    phase           text NOT NULL,
-    mode            text NOT NULL,
-    started_at      timestamptz NOT NULL,
-    ended_at        timestamptz,
-    status          text NOT NULL,
-    stop_reason     text,
-    exit_code       integer,
-    closed_trades   integer,
-    seed            integer,
-    git_sha         text,
-    config_hash     text NOT NULL,
-    schema_version  integer NOT NULL,
-    pid             integer,
-    host            text,
-    process_started double precision
-);
-CREATE TABLE IF NOT EXISTS trade_legs (
-    id                  bigserial PRIMARY KEY,
-    run_id              text NOT NULL,
-    trade_id            text NOT NULL,
-    leg                 text NOT NULL CHECK (leg IN ('entry', 'exit')),
-    correlation_id      text NOT NULL,
-    symbol              text NOT NULL,
-    direction           text NOT NULL,
-    qty                 numeric NOT NULL,
-    upbit_side          text NOT NULL,
-    upbit_vwap_krw      numeric NOT NULL,
-    upbit_fee_krw       numeric NOT NULL,
-    binance_side        text NOT NULL,
-    binance_vwap_usdt   numeric NOT NULL,
-    binance_fee_usdt    numeric NOT NULL,
-    krw_per_usdt        numeric NOT NULL,
-    premium_net_pct     numeric NOT NULL,
-    pnl_krw             numeric,
-    pnl_usd             numeric,
-    reason              text NOT NULL,
-    tick                integer NOT NULL,
-    created_at          timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (run_id, trade_id, leg)
-);
-CREATE TABLE IF NOT EXISTS event_log (
-    id              bigserial PRIMARY KEY,
-    ts              timestamptz NOT NULL DEFAULT now(),
-    run_id          text,
-    event_type      text NOT NULL,
-    correlation_id  text,
-    payload         jsonb NOT NULL DEFAULT '{}'::jsonb,
-    event_uid       text
-);
-"""
-
-UPGRADE_SQL = """
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_schema = current_schema() AND table_name = 'runs' AND column_name = 'pid') THEN
-        ALTER TABLE runs ADD COLUMN pid integer, ADD COLUMN host text,
-            ADD COLUMN process_started double precision;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_schema = current_schema() AND table_name = 'event_log'
-                     AND column_name = 'event_uid') THEN
-        ALTER TABLE event_log ADD COLUMN event_uid text;
-    END IF;
-    IF to_regclass('trade_legs_run_idx') IS NULL THEN
-        CREATE INDEX trade_legs_run_idx ON trade_legs (run_id);
-    END IF;
-    IF to_regclass('event_log_run_idx') IS NULL THEN
-        CREATE INDEX event_log_run_idx ON event_log (run_id);
-    END IF;
-    IF to_regclass('event_log_correlation_idx') IS NULL THEN
-        CREATE INDEX event_log_correlation_idx ON event_log (correlation_id);
-    END IF;
-    IF to_regclass('event_log_uid_idx') IS NULL THEN
-        CREATE UNIQUE INDEX event_log_uid_idx ON event_log (event_uid);
-    END IF;
-END
-$$;
-"""
-"""Columns and indexes newer than the tables an older engine created (the run's owner process for
-crash recovery, an event's idempotency key for journal replay), each added only when missing:
-ALTER TABLE and CREATE INDEX lock the table even when there is nothing to do, and must not queue
-behind another engine's open (or frozen) transaction."""
-
-APPEND_ONLY_SQL = """
-CREATE OR REPLACE FUNCTION arb_reject_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END
-$$;
-DO $$
-DECLARE
-    tbl text;
-BEGIN
-    FOREACH tbl IN ARRAY ARRAY['event_log', 'system_state'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                       WHERE tgrelid = tbl::regclass AND tgname = tbl || '_append_only') THEN
-            EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I FOR EACH ROW'
-                           ' EXECUTE FUNCTION arb_reject_mutation()', tbl || '_append_only', tbl);
-        END IF;
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                       WHERE tgrelid = tbl::regclass AND tgname = tbl || '_no_truncate') THEN
-            EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT'
-                           ' EXECUTE FUNCTION arb_reject_mutation()', tbl || '_no_truncate', tbl);
-        END IF;
-    END LOOP;
-END
-$$;
-"""
-
-INSERT_LEG_SQL = """
-INSERT INTO trade_legs (run_id, trade_id, leg, correlation_id, symbol, direction, qty,
-    upbit_side, upbit_vwap_krw, upbit_fee_krw, binance_side, binance_vwap_usdt, binance_fee_usdt,
-    krw_per_usdt, premium_net_pct, pnl_krw, pnl_usd, reason, tick)
-VALUES (%(run_id)s, %(trade_id)s, %(leg)s, %(correlation_id)s, %(symbol)s, %(direction)s, %(qty)s,
-    %(upbit_side)s, %(upbit_vwap_krw)s, %(upbit_fee_krw)s, %(binance_side)s, %(binance_vwap_usdt)s,
-    %(binance_fee_usdt)s, %(krw_per_usdt)s, %(premium_net_pct)s, %(pnl_krw)s, %(pnl_usd)s, %(reason)s,
-    %(tick)s)
-ON CONFLICT (run_id, trade_id, leg) DO NOTHING
-"""
-
-
-def owner_process() -> tuple[int, str, float]:
-    """(pid, host, process start epoch) of this process: what recovery needs to tell a dead owner
-    from a live one, a reused pid included."""
-    return os.getpid(), socket.gethostname(), psutil.Process().create_time()
+__all__ = ["SCHEMA_SQL", "SCHEMA_VERSION", "Ledger", "LedgerUnavailable", "LegRow", "connect", "describe_dsn"]
 
 
 class LedgerUnavailable(Exception):
     """The database cannot be reached or refused the schema; the message is one operator line."""
-
-
-@dataclass(frozen=True, slots=True)
-class LegRow:
-    """One trade leg as stored: `leg` is `entry` or `exit`."""
-
-    run_id: str
-    trade_id: str
-    leg: str
-    correlation_id: str
-    symbol: str
-    direction: str
-    qty: float
-    upbit_side: str
-    upbit_vwap_krw: float
-    upbit_fee_krw: float
-    binance_side: str
-    binance_vwap_usdt: float
-    binance_fee_usdt: float
-    krw_per_usdt: float
-    premium_net_pct: float
-    pnl_krw: float | None
-    pnl_usd: float | None
-    reason: str
-    tick: int
 
 
 def describe_dsn(dsn: str) -> str:
@@ -202,115 +56,282 @@ def describe_dsn(dsn: str) -> str:
     return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (libpq's are several lines long)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+APPLICATION_NAME = "arbitrage"
+"""How the engine's connections show in pg_stat_activity (unless the DSN names another)."""
+
+
 def connect(dsn: str, connect_timeout_sec: float, statement_timeout_ms: int) -> psycopg.Connection[Any]:
     """An autocommit connection whose connect and statements are both time-bounded."""
     try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        params = {}
+    try:
         return psycopg.connect(
             dsn,
+            application_name=str(params.get("application_name") or APPLICATION_NAME),
             autocommit=True,
             connect_timeout=max(1, round(connect_timeout_sec)),
             options=f"-c statement_timeout={statement_timeout_ms}",
         )
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LedgerUnavailable(f"postgres unreachable at {describe_dsn(dsn)}: {reason}") from None
+        raise LedgerUnavailable(f"postgres unreachable at {describe_dsn(dsn)}: {first_line(exc)}") from None
+
+
+RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError, LedgerUnavailable)
+"""Failures that say nothing about the record itself: the connection or the server is at fault."""
 
 
 class Ledger:
-    """Writes runs, trade legs and events, counting what PostgreSQL acknowledged."""
+    """Writes runs, trade legs and events, counting only what PostgreSQL acknowledged.
+
+    With a journal attached (`attach_journal`), every record is journaled first. A record that
+    PostgreSQL did not acknowledge stays pending: the connection is dropped, and a background
+    healer reconnects with bounded backoff and replays the pending records in order; meanwhile
+    new records queue behind them. Every call is bounded on the client side (`DeadlineGuard`),
+    and `expedite` shortens the bound when a stop is requested.
+    """
 
     def __init__(self, dsn: str, connect_timeout_sec: float = 5.0, statement_timeout_ms: int = 5000) -> None:
         self._dsn = dsn
         self._connect_timeout = connect_timeout_sec
         self._statement_timeout = statement_timeout_ms
+        self.guard = DeadlineGuard(statement_timeout_ms / 1000.0 + CLIENT_SLACK_SEC)
         self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.RLock()
+        self._journal: LedgerJournal | None = None
+        self._pending: deque[dict[str, Any]] = deque()
+        self._healer: threading.Thread | None = None
+        self._closing = threading.Event()
         self.db_inserts_ok = 0
         self.db_inserts_failed = 0
         self.event_inserts_failed = 0
+        self.acked_legs: dict[str, int] = {"entry": 0, "exit": 0}
+        self.rejected_records = 0
+        self.reconnects = 0
+        self.journal_error: JournalError | None = None
+        """The first failure to journal a record: the run can no longer promise its ledger."""
         self._run_facts: dict[str, dict[str, Any]] = {}
 
+    # -- connection -----------------------------------------------------------------------------
     def open(self) -> None:
         """Connect and create the schema (idempotent, safe against concurrent engines)."""
         self._conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
         try:
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            with self.guard.bounded(self._conn), self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
                 cur.execute(SCHEMA_SQL)
                 cur.execute(UPGRADE_SQL)
                 cur.execute(SYSTEM_STATE_SQL)
                 cur.execute(APPEND_ONLY_SQL)
         except psycopg.Error as exc:
+            self._drop_connection()
             raise LedgerUnavailable(
-                f"postgres schema setup failed at {describe_dsn(self._dsn)}: {exc}"
+                f"postgres schema setup failed at {describe_dsn(self._dsn)}: {first_line(exc)}"
             ) from None
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _live_connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
         return self._conn
 
-    def _execute(self, sql: str, params: dict[str, Any] | tuple[Any, ...]) -> int:
-        with self._connection().cursor() as cur:
-            cur.execute(sql, params)
-            return cur.rowcount
+    def attach_journal(self, journal: LedgerJournal) -> None:
+        """From now on every record is journaled before it is sent."""
+        self._journal = journal
 
-    def record_leg(self, row: LegRow) -> bool:
-        """Insert one leg; True when the row is in the database (a retried duplicate counts once)."""
-        params = {name: getattr(row, name) for name in LegRow.__slots__}
-        try:
-            self._execute(INSERT_LEG_SQL, params)
-        except (psycopg.Error, LedgerUnavailable) as exc:
+    def expedite(self, grace_sec: float = STOP_GRACE_SEC) -> None:
+        """A stop was requested: no database call may hold it for longer than `grace_sec`."""
+        self.guard.expedite(grace_sec)
+
+    @property
+    def pending_count(self) -> int:
+        """Records written to the journal that PostgreSQL has not acknowledged yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def account(self) -> dict[str, int]:
+        """What the ledger knows of its own writes, for kpi.json."""
+        return {
+            "entry_legs_ok": self.acked_legs.get("entry", 0),
+            "exit_legs_ok": self.acked_legs.get("exit", 0),
+            "journal_pending": self.pending_count,
+            "rejected_records": self.rejected_records,
+            "reconnects": self.reconnects,
+        }
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _write(self, op: str, fields: dict[str, Any]) -> bool:
+        """Journal the record, then send it; False when it was not acknowledged (it stays pending)."""
+        journal = self._journal
+        record: dict[str, Any] = {"op": op, **fields}
+        if journal is not None:
+            try:
+                record = journal.append(op, fields)
+            except JournalError as exc:
+                if self.journal_error is None:
+                    self.journal_error = exc
+                    log.error("ledger journal unwritable, writing without it: %s", exc)
+                journal = None
+        with self._lock:
+            if self._pending and journal is not None:
+                return self._defer(record, journal)
+            try:
+                conn = self._live_connection()
+                with self.guard.bounded(conn):
+                    apply_record(conn, record)
+            except RETRYABLE as exc:
+                self._drop_connection()
+                if journal is None:
+                    self._count_failure(record, exc)
+                    return False
+                log.warning(
+                    "ledger write of %s not acknowledged (%s): journaled, reconnecting in the background",
+                    describe_record(record), first_line(exc),
+                )  # fmt: skip
+                return self._defer(record, journal)
+            except psycopg.Error as exc:
+                self._count_failure(record, exc)
+                self.rejected_records += 1
+                return False
+            self._count_ack(record)
+            return True
+
+    def _defer(self, record: dict[str, Any], journal: LedgerJournal) -> bool:
+        self._pending.append(record)
+        if record["op"] == LEG:
             self.db_inserts_failed += 1
-            log.error("ledger insert failed for %s/%s/%s: %s", row.run_id, row.trade_id, row.leg, exc)
-            return False
-        self.db_inserts_ok += 1
-        return True
+        journal.sync()
+        self._start_healer()
+        return False
+
+    def _count_ack(self, record: dict[str, Any]) -> None:
+        if record["op"] == LEG:
+            self.db_inserts_ok += 1
+            leg = record["row"]["leg"]
+            self.acked_legs[leg] = self.acked_legs.get(leg, 0) + 1
+
+    def _count_failure(self, record: dict[str, Any], exc: BaseException) -> None:
+        if record["op"] == LEG:
+            self.db_inserts_failed += 1
+        elif record["op"] == EVENT:
+            self.event_inserts_failed += 1
+        log.error("ledger write of %s failed: %s", describe_record(record), first_line(exc))
+
+    # -- the healer ------------------------------------------------------------------------------
+    def _start_healer(self) -> None:
+        if self._healer is None or not self._healer.is_alive():
+            self._healer = threading.Thread(target=self._heal, name="ledger-healer", daemon=True)
+            self._healer.start()
+
+    def _heal(self) -> None:
+        """Reconnect with bounded backoff and replay the pending records, oldest first."""
+        backoff = BACKOFF_START_SEC
+        while not self._closing.is_set():
+            with self._lock:
+                if not self._pending:
+                    return
+            try:
+                conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
+                self._replay_pending(conn)
+            except RETRYABLE:
+                self._closing.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_CAP_SEC)
+                continue
+            backoff = BACKOFF_START_SEC
+
+    def _replay_pending(self, conn: psycopg.Connection[Any]) -> None:
+        """Send pending records on `conn`; on success hand `conn` over as the ledger's connection."""
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        self._drop_connection()
+                        self._conn = conn
+                        self.reconnects += 1
+                        log.info("ledger reconnected; every journaled record is acknowledged")
+                        return
+                    record = self._pending[0]
+                try:
+                    with self.guard.bounded(conn):
+                        apply_record(conn, record)
+                except RETRYABLE:
+                    raise
+                except psycopg.Error as exc:
+                    with self._lock:
+                        self._pending.popleft()
+                    self._count_failure(record, exc)
+                    self.rejected_records += 1
+                    continue
+                with self._lock:
+                    self._pending.popleft()
+                    self._count_ack(record)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
+    def drain(self, timeout_sec: float) -> int:
+        """Give the healer up to `timeout_sec` to replay what is pending; returns what is still pending."""
+        deadline = time.monotonic() + timeout_sec
+        while self.pending_count and time.monotonic() < deadline:
+            self._start_healer()
+            self._closing.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.pending_count
+
+    # -- the records -----------------------------------------------------------------------------
+    def record_leg(self, row: LegRow) -> bool:
+        """Insert one leg; True when PostgreSQL acknowledged it (a replayed duplicate counts once)."""
+        return self._write(LEG, {"run_id": row.run_id, "row": row.fields()})
 
     def record_event(
         self, run_id: str | None, event_type: str, payload: dict[str, Any], correlation_id: str | None = None
     ) -> bool:
-        """Append one event_log row; a failure is logged and counted, never raised.
+        """Append one event_log row; a failure is logged and counted (and journaled), never raised.
 
         A RUN_START payload is completed with the run's schema version, git sha and config hash
         from `record_run_start`, so every run's provenance is in the audit log.
         """
         if event_type == "RUN_START" and run_id is not None:
             payload = {**self._run_facts.get(run_id, {"schema_version": SCHEMA_VERSION}), **payload}
-        try:
-            self._execute(
-                "INSERT INTO event_log (run_id, event_type, correlation_id, payload) VALUES (%s, %s, %s, %s)",
-                (run_id, event_type, correlation_id, Jsonb(payload)),
-            )
-        except (psycopg.Error, LedgerUnavailable) as exc:
-            self.event_inserts_failed += 1
-            log.error("event_log insert failed (%s): %s", event_type, exc)
-            return False
-        return True
+        fields = {
+            "run_id": run_id,
+            "event_type": event_type,
+            "payload": payload,
+            "correlation_id": correlation_id,
+        }
+        return self._write(EVENT, fields)
 
     def record_run_start(
         self, run_id: str, phase: str, mode: str, started_at: datetime, seed: int, git_sha: str | None,
         config_hash: str,
     ) -> None:  # fmt: skip
         """Register the run; raises LedgerUnavailable, because a run must not start unrecorded."""
-        try:
-            self._execute(
-                "INSERT INTO runs (run_id, phase, mode, started_at, status, seed, git_sha, config_hash,"
-                " schema_version, pid, host, process_started)"
-                " VALUES (%s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    run_id,
-                    phase,
-                    mode,
-                    started_at,
-                    seed,
-                    git_sha,
-                    config_hash,
-                    SCHEMA_VERSION,
-                    *owner_process(),
-                ),
-            )
-        except psycopg.Error as exc:
-            raise LedgerUnavailable(f"postgres refused the run registration: {exc}") from None
+        owner = OwnerProcess.current()
+        fields = {
+            "run_id": run_id, "phase": phase, "mode": mode, "started_at": started_at.isoformat(),
+            "seed": seed, "git_sha": git_sha, "config_hash": config_hash, "schema_version": SCHEMA_VERSION,
+            "pid": owner.pid, "host": owner.host, "process_started": owner.started,
+        }  # fmt: skip
+        with self._lock:
+            try:
+                conn = self._live_connection()
+                with self.guard.bounded(conn):
+                    apply_record(conn, {"op": RUN_START, **fields})
+            except (psycopg.Error, LedgerUnavailable) as exc:
+                self._drop_connection()
+                raise LedgerUnavailable(f"postgres refused the run registration: {first_line(exc)}") from None
         self._run_facts[run_id] = {
             "schema_version": SCHEMA_VERSION, "git_sha": git_sha, "config_hash": config_hash, "mode": mode,
         }  # fmt: skip
@@ -324,19 +345,28 @@ class Ledger:
         closed_trades: int,
         ended_at: datetime,
     ) -> bool:
-        """Close the run's registry row; a failure is logged, the evidence still says what happened."""
-        try:
-            self._execute(
-                "UPDATE runs SET status=%s, stop_reason=%s, exit_code=%s, closed_trades=%s, ended_at=%s"
-                " WHERE run_id=%s",
-                (status, stop_reason, exit_code, closed_trades, ended_at, run_id),
-            )
-        except (psycopg.Error, LedgerUnavailable) as exc:
-            log.error("run registry update failed for %s: %s", run_id, exc)
-            return False
-        return True
+        """Close the run's registry row; when not acknowledged it stays journaled for the next start."""
+        fields = {
+            "run_id": run_id, "status": status, "stop_reason": stop_reason, "exit_code": exit_code,
+            "closed_trades": closed_trades, "ended_at": ended_at.isoformat(),
+        }  # fmt: skip
+        return self._write(RUN_END, fields)
 
     def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.close()
+        self._closing.set()
+        if self._healer is not None:
+            self._healer.join(timeout=2.0)
+        with self._lock:
+            self._drop_connection()
+        self.guard.close()
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    """A record as an operator reads it: `leg <run>/<trade>/<leg>`, `event <type>`, `run_end <run>`."""
+    op = record["op"]
+    if op == LEG:
+        row = record["row"]
+        return f"leg {record['run_id']}/{row['trade_id']}/{row['leg']}"
+    if op == EVENT:
+        return f"event {record['event_type']}"
+    return f"{op} {record.get('run_id')}"

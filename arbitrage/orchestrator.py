@@ -22,6 +22,8 @@ from typing import Any, TextIO
 from arbitrage.closeout import RunFacts, close_out
 from arbitrage.config import AppConfig
 from arbitrage.execution import PaperExecutor
+from arbitrage.journal import LedgerJournal
+from arbitrage.journal_replay import replay_pending_journals
 from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
@@ -51,10 +53,13 @@ from arbitrage.state import RunState, StateUnavailable
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Executor, Trader
 from evidence import names
+from evidence.invariants import LedgerLegs
 
 log = logging.getLogger("arbitrage.orchestrator")
 
 MIN_FREE_DISK_MB = 100
+LEDGER_DRAIN_SEC = 1.5
+"""How long the close-out waits, twice at most, for the ledger to replay what is pending."""
 
 
 class BootstrapError(Exception):
@@ -93,6 +98,8 @@ class Orchestrator:
             if self._stop_reason is None:
                 self._stop_reason = reason
         self._stop.set()
+        if self.ledger is not None:
+            self.ledger.expedite()
 
     def _on_first_warning(self, record: logging.LogRecord) -> None:
         if self.config.warn_policy == "stop":
@@ -120,6 +127,8 @@ class Orchestrator:
                 print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
                 return 1
             assert self._endpoints is not None
+            for line in replay_pending_journals(self.config, self.postgres_dsn):
+                print(f"arbitrage: {line}", file=sys.stderr, flush=True)
             record = partial(ledger.record_event, self.run_id)
             refusal = bootstrap_gate(
                 preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB), record
@@ -189,28 +198,34 @@ class Orchestrator:
         evidence.write_running_manifest()
         print(f"evidence: {evidence.path}", file=self.out, flush=True)
         file_log = attach_file_log(evidence.path / names.ENGINE_LOG)
+        journal: LedgerJournal | None = None
         try:
             ledger.record_run_start(
                 self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
             )
+            journal = LedgerJournal(evidence.path, cfg.run.evidence_root, self.run_id)
+            ledger.attach_journal(journal)
             state.register(
                 self.run_id, {"status": "running", "pid": os.getpid(), "started_at": base.started_at}
             )
             ledger.record_event(
                 self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash}
             )
-            return self._trade_and_flush(ledger, state, evidence, expected)
+            return self._trade_and_flush(ledger, state, evidence, expected, journal)
         except (BootstrapError, LedgerUnavailable, StateUnavailable) as exc:
             print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
             evidence.seal("failed")
             return 1
         finally:
+            if journal is not None:
+                journal.close()
             logging.getLogger().removeHandler(file_log)
             file_log.close()
 
     def _trade_and_flush(
-        self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None
-    ) -> int:
+        self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None,
+        journal: LedgerJournal,
+    ) -> int:  # fmt: skip
         cfg = self.config
         portfolio = Portfolio()
         supervisor = Supervisor(cfg, self.run_id, self.postgres_dsn, self.request_stop, self._on_guard_trip)
@@ -257,6 +272,7 @@ class Orchestrator:
         finally:
             supervisor.stop_watchers()
             trader.flatten(self.last_snapshot)
+            ledger.drain(LEDGER_DRAIN_SEC)
             if live is not None:
                 live.close()
             self._publish(trader)
@@ -279,17 +295,36 @@ class Orchestrator:
             opportunities_generated=strategy.opportunities_generated,
             db_inserts_ok=ledger.db_inserts_ok,
             warnings=self.warnings,
+            legs=LedgerLegs(
+                entry_legs=ledger.acked_legs["entry"],
+                exit_legs=ledger.acked_legs["exit"],
+                open_positions=len(portfolio.positions),
+                pending_records=ledger.pending_count,
+            ),
         )
         outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"
         kpi = self._kpi(trader, watcher) | supervisor.finish(evidence.path, names.METRICS_SNAPSHOT, outcome)
-        exit_code, status = close_out(evidence, facts, kpi)
+
+        def finalize(exit_code: int, status: str) -> None:
+            """The run's last ledger records, journaled before the final seal so that it covers them."""
+            ledger.record_event(
+                self.run_id, "RUN_END", {"stop_reason": facts.stop_reason, "exit_code": exit_code}
+            )
+            ledger.record_run_end(
+                self.run_id, status, facts.stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC)
+            )
+            ledger.drain(LEDGER_DRAIN_SEC)
+
+        exit_code, status = close_out(evidence, facts, kpi, finalize)
         supervisor.close()
-        ledger.record_event(
-            self.run_id, "RUN_END", {"stop_reason": facts.stop_reason, "exit_code": exit_code}
-        )
-        ledger.record_run_end(
-            self.run_id, status, facts.stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC)
-        )
+        pending = ledger.pending_count
+        journal.settle(pending)
+        if pending:
+            print(
+                f"arbitrage: {pending} ledger records of run {self.run_id} are not in PostgreSQL yet: kept in"
+                f" {journal.path}; the next `arbitrage run` or `arbitrage preflight` replays them",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
         state.set_status(self.run_id, status, exit_code=exit_code)
         log.info(
             "run %s %s: stop_reason=%s closed_trades=%d net_pnl_usd=%.4f exit=%d",
@@ -359,6 +394,8 @@ class Orchestrator:
     def _after_tick(self, trader: Trader, supervisor: Supervisor, latency_ms: float) -> None:
         """Tell the supervisor what the tick did; it feeds the metrics and checks the guards."""
         ledger = trader.ledger
+        if ledger.journal_error is not None:
+            self.request_stop("JOURNAL_WRITE_FAILED")
         vitals = supervisor.vitals
         vitals.last_latency_ms = latency_ms
         vitals.loop_count = self.loop_count
@@ -409,4 +446,5 @@ class Orchestrator:
             "rejected_books": dict(self.screen.rejected),
             "abandoned_fetches": self.abandoned_fetches,
             "rss_mb_last": watcher.last_rss_mb,
+            "ledger": trader.ledger.account(),
         }

@@ -148,20 +148,57 @@ def check_heartbeat_density(
     return InvariantResult(HEARTBEAT_DENSITY, True, passed, _measure(gap), limit, detail)
 
 
-def check_db(db_inserts_ok: int, closed_trades: int, tolerance: int = 2) -> InvariantResult:
+def check_db(
+    db_inserts_ok: int,
+    closed_trades: int,
+    tolerance: int = 2,
+    *,
+    legs: LedgerLegs | None = None,
+) -> InvariantResult:
     """Successful DB inserts must match two rows per closed trade, within ``tolerance`` rows.
 
-    The tolerance absorbs trades closing while the final counters are sampled.
+    The tolerance absorbs trades closing while the final counters are sampled. With ``legs``
+    (what the engine knows of its own acknowledged legs) the check is exact as well: every
+    acknowledged entry leg has its acknowledged exit leg or is reported open, and nothing is
+    left unacknowledged, so that a lost leg can never hide inside the tolerance.
     """
     expected = closed_trades * DB_ROWS_PER_CLOSED_TRADE
     difference = abs(db_inserts_ok - expected)
-    passed = difference <= tolerance
+    problems = [] if legs is None else legs.problems(closed_trades)
+    passed = difference <= tolerance and not problems
     detail = (
         f"db_inserts_ok {db_inserts_ok} vs expected {expected} "
         f"({DB_ROWS_PER_CLOSED_TRADE} x {closed_trades} closed trades): "
-        f"off by {difference} {_verdict(passed)} tolerance {tolerance}"
+        f"off by {difference} {_verdict(difference <= tolerance)} tolerance {tolerance}"
     )
+    if problems:
+        detail += "; " + "; ".join(problems)
     return InvariantResult(DB, True, passed, difference, tolerance, detail)
+
+
+@dataclass(frozen=True)
+class LedgerLegs:
+    """The engine's own account of its ledger: acknowledged legs, positions it reports open, and
+    records still only in the journal."""
+
+    entry_legs: int
+    exit_legs: int
+    open_positions: int
+    pending_records: int
+
+    def problems(self, closed_trades: int) -> list[str]:
+        """What breaks 'every entry has its exit or is reported open, and nothing is pending'."""
+        found = []
+        if self.exit_legs != closed_trades:
+            found.append(f"{self.exit_legs} exit legs acknowledged for {closed_trades} closed trades")
+        if self.entry_legs != closed_trades + self.open_positions:
+            found.append(
+                f"{self.entry_legs} entry legs acknowledged for {closed_trades} closed trades"
+                f" + {self.open_positions} reported open"
+            )
+        if self.pending_records:
+            found.append(f"{self.pending_records} ledger records not acknowledged (kept in the journal)")
+        return found
 
 
 def _parse_and_validate(path: Path, name: str) -> tuple[dict[str, Any] | None, list[str]]:

@@ -26,6 +26,7 @@ METRICS_SNAPSHOT: Final = "metrics_snapshot.prom"
 ANALYSIS_RESULT: Final = "analysis_result.json"
 REPORT_HTML: Final = "report.html"
 ENGINE_LOG: Final = "engine.log"
+LEDGER_JOURNAL: Final = "ledger_journal.jsonl"
 
 CONDITIONAL_SET: Final[tuple[str, ...]] = (
     STOP_REASON_SNAPSHOT,
@@ -36,5 +37,6 @@ CONDITIONAL_SET: Final[tuple[str, ...]] = (
     ANALYSIS_RESULT,
     REPORT_HTML,
     ENGINE_LOG,
+    LEDGER_JOURNAL,
 )
 """Files written only when the run's features or outcome call for them."""

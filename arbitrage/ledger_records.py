@@ -1,0 +1,110 @@
+"""Ledger records and the one idempotent way each is written to PostgreSQL.
+
+A record is a plain dict, exactly as the journal holds it: `op` says what it is (`run_start`,
+`leg`, `event`, `run_end`), `seq` numbers it within its journal and `uid` (journal run id and
+seq) names it for good. `apply_record` writes it so that
+writing it twice changes nothing: legs are unique on (run_id, trade_id, leg), journaled events
+on `event_uid` (the record's uid), the run row on its key, and the final update is a plain SET.
+The live ledger and the replay of a journal after a crash both go through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+RUN_START = "run_start"
+LEG = "leg"
+EVENT = "event"
+RUN_END = "run_end"
+
+INSERT_LEG_SQL = """
+INSERT INTO trade_legs (run_id, trade_id, leg, correlation_id, symbol, direction, qty,
+    upbit_side, upbit_vwap_krw, upbit_fee_krw, binance_side, binance_vwap_usdt, binance_fee_usdt,
+    krw_per_usdt, premium_net_pct, pnl_krw, pnl_usd, reason, tick)
+VALUES (%(run_id)s, %(trade_id)s, %(leg)s, %(correlation_id)s, %(symbol)s, %(direction)s, %(qty)s,
+    %(upbit_side)s, %(upbit_vwap_krw)s, %(upbit_fee_krw)s, %(binance_side)s, %(binance_vwap_usdt)s,
+    %(binance_fee_usdt)s, %(krw_per_usdt)s, %(premium_net_pct)s, %(pnl_krw)s, %(pnl_usd)s, %(reason)s,
+    %(tick)s)
+ON CONFLICT (run_id, trade_id, leg) DO NOTHING
+"""
+
+INSERT_EVENT_SQL = """
+INSERT INTO event_log (run_id, event_type, correlation_id, payload, event_uid)
+VALUES (%(run_id)s, %(event_type)s, %(correlation_id)s, %(payload)s, %(event_uid)s)
+ON CONFLICT (event_uid) DO NOTHING
+"""
+
+INSERT_RUN_SQL = """
+INSERT INTO runs (run_id, phase, mode, started_at, status, seed, git_sha, config_hash, schema_version,
+    pid, host, process_started)
+VALUES (%(run_id)s, %(phase)s, %(mode)s, %(started_at)s, 'running', %(seed)s, %(git_sha)s, %(config_hash)s,
+    %(schema_version)s, %(pid)s, %(host)s, %(process_started)s)
+ON CONFLICT (run_id) DO NOTHING
+"""
+
+FINISH_RUN_SQL = """
+UPDATE runs SET status=%(status)s, stop_reason=%(stop_reason)s, exit_code=%(exit_code)s,
+    closed_trades=%(closed_trades)s, ended_at=%(ended_at)s
+WHERE run_id=%(run_id)s AND status='running'
+"""
+"""A final status is never overwritten: a replayed duplicate, or a run already judged crashed,
+changes nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegRow:
+    """One trade leg as stored: `leg` is `entry` or `exit`."""
+
+    run_id: str
+    trade_id: str
+    leg: str
+    correlation_id: str
+    symbol: str
+    direction: str
+    qty: float
+    upbit_side: str
+    upbit_vwap_krw: float
+    upbit_fee_krw: float
+    binance_side: str
+    binance_vwap_usdt: float
+    binance_fee_usdt: float
+    krw_per_usdt: float
+    premium_net_pct: float
+    pnl_krw: float | None
+    pnl_usd: float | None
+    reason: str
+    tick: int
+
+    def fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in LEG_FIELDS}
+
+
+LEG_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(LegRow))
+
+
+def apply_record(conn: psycopg.Connection[Any], record: dict[str, Any]) -> int:
+    """Write one record idempotently; returns the rows it added or changed (0 for a replayed duplicate)."""
+    op = record["op"]
+    with conn.cursor() as cur:
+        if op == LEG:
+            cur.execute(INSERT_LEG_SQL, {**record["row"], "run_id": record["run_id"]})
+        elif op == EVENT:
+            params = {
+                "run_id": record["run_id"],
+                "event_type": record["event_type"],
+                "correlation_id": record.get("correlation_id"),
+                "payload": Jsonb(record.get("payload") or {}),
+                "event_uid": record.get("uid"),
+            }
+            cur.execute(INSERT_EVENT_SQL, params)
+        elif op == RUN_START:
+            cur.execute(INSERT_RUN_SQL, record)
+        elif op == RUN_END:
+            cur.execute(FINISH_RUN_SQL, record)
+        else:
+            raise ValueError(f"unknown ledger record op {op!r}")
+        return max(cur.rowcount, 0)
