@@ -37,6 +37,7 @@ from arbitrage.ops.supervisor import LoopVitals, Supervisor
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
 from arbitrage.progress import RunProgress
+from arbitrage.recovery import recover_at_start
 from arbitrage.run_evidence import (
     EvidenceDir,
     ManifestBase,
@@ -120,6 +121,8 @@ class Orchestrator:
                 print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
                 return 1
             assert self._endpoints is not None
+            if not recover_at_start(self.config, self._endpoints.postgres_dsn):
+                return 1
             record = partial(ledger.record_event, self.run_id)
             refusal = bootstrap_gate(
                 preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB), record
