@@ -283,3 +283,20 @@ def test_two_engines_recovering_at_once_settle_each_run_once(ledger: Ledger, dsn
     assert rows(dsn, "SELECT count(*) FROM event_log WHERE event_type = 'RUN_CRASHED'") == [(1,)]
     assert rows(dsn, "SELECT count(*) FROM event_log WHERE event_type = 'RECOVERY_EXIT'") == [(3,)]
     assert rows(dsn, "SELECT count(*) FROM trade_legs WHERE leg = 'exit' AND reason = 'recovery'") == [(3,)]
+
+
+def test_the_recovery_book_is_given_up_at_its_deadline_on_a_silent_venue() -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config = AppConfig.model_validate(
+            {"run": {"market": "ccxt", "exchange_url": url, "book_max_age_sec": 30}}
+        )
+        started = time.monotonic()
+        assert one_snapshot(config, deadline_sec=1.0) is None
+        waited = time.monotonic() - started
+    finally:
+        silent.close()
+    assert 1.0 <= waited < 5.0, f"waited {waited:.2f} s for a 1 s deadline"
