@@ -26,7 +26,7 @@ log = logging.getLogger("arbitrage.journal_replay")
 
 def _replay_one(
     marker: PendingMarker, dsn: str, connect_timeout_sec: float, statement_timeout_ms: int
-) -> str:
+) -> str | None:
     records = read_journal(marker.journal)
     conn = connect(dsn, connect_timeout_sec, statement_timeout_ms)
     guard = DeadlineGuard(statement_timeout_ms / 1000.0 + 0.5)
@@ -47,25 +47,30 @@ def _replay_one(
         with contextlib.suppress(Exception):
             conn.close()
     marker.path.unlink(missing_ok=True)
-    return (
+    line = (
         f"replayed the ledger journal of run {marker.run_id}: "
         f"{added} of {len(records)} records were missing from PostgreSQL"
     )
+    if not added:
+        log.debug("%s", line)
+        return None
+    return line
 
 
 def replay_pending_journals(config: AppConfig, dsn: str) -> list[str]:
     """Replay every pending journal under the evidence root whose writer is gone; one operator
-    line per journal found.
+    line per journal that added records or could not be replayed (a journal PostgreSQL already
+    holds whole is only logged).
 
     Never raises: a journal that cannot be read or replayed now is reported and kept.
     """
     svc = config.services
     lines = []
     for marker in pending_markers(config.run.evidence_root):
-        if not marker.owner.is_gone():
+        if marker.owner.state() != "gone":
             continue
         try:
-            lines.append(_replay_one(marker, dsn, svc.connect_timeout_sec, svc.statement_timeout_ms))
+            line = _replay_one(marker, dsn, svc.connect_timeout_sec, svc.statement_timeout_ms)
         except FileNotFoundError:
             marker.path.unlink(missing_ok=True)
             lines.append(f"ledger journal of run {marker.run_id} is gone ({marker.journal}): marker removed")
@@ -73,4 +78,7 @@ def replay_pending_journals(config: AppConfig, dsn: str) -> list[str]:
             lines.append(f"ledger journal of run {marker.run_id} unreadable, kept for later: {exc}")
         except (*RETRYABLE, psycopg.Error) as exc:
             lines.append(f"ledger journal of run {marker.run_id} still pending: {first_line(exc)}")
+        else:
+            if line is not None:
+                lines.append(line)
     return lines

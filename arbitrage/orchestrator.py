@@ -39,6 +39,7 @@ from arbitrage.ops.supervisor import LoopVitals, Supervisor
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
 from arbitrage.progress import RunProgress
+from arbitrage.recovery import recover_at_start
 from arbitrage.run_evidence import (
     EvidenceDir,
     ManifestBase,
@@ -129,6 +130,8 @@ class Orchestrator:
             assert self._endpoints is not None
             for line in replay_pending_journals(self.config, self.postgres_dsn):
                 print(f"arbitrage: {line}", file=sys.stderr, flush=True)
+            if not recover_at_start(self.config, self.postgres_dsn):
+                return 1
             record = partial(ledger.record_event, self.run_id)
             refusal = bootstrap_gate(
                 preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB), record

@@ -1,9 +1,15 @@
-"""Builds the configured market source; the only place that knows which sources exist."""
+"""Builds the configured market source (the only place that knows which sources exist), and takes
+one bounded snapshot from it for work done outside the trading loop."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
 from arbitrage.config import AppConfig, ConfigError
-from arbitrage.market.source import MarketSource
+from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.source import MarketSource, book_rejection
 from arbitrage.market.synthetic import SyntheticSource
 from arbitrage.market.universe import UNIVERSE, top_n
 
@@ -37,3 +43,45 @@ def build_source(config: AppConfig) -> MarketSource:
             tick_interval_sec=config.run.tick_interval_sec,
         )
     return SyntheticSource(config.run.seed, symbols, dt_sec=config.run.tick_interval_sec)
+
+
+def usable_books(snapshot: MarketSnapshot, now_ms: int, max_age_ms: int) -> MarketSnapshot | None:
+    """The snapshot without its rejected books (None when the KRW-USDT book is rejected), quietly:
+    unlike the loop's screen, it logs nothing, so it can run before a run whose warnings count."""
+    if book_rejection(snapshot.fx, now_ms, max_age_ms) is not None:
+        return None
+    kept = [
+        {s: b for s, b in books.items() if book_rejection(b, now_ms, max_age_ms) is None}
+        for books in (snapshot.upbit, snapshot.binance)
+    ]
+    return MarketSnapshot(snapshot.tick, snapshot.fx, kept[0], kept[1])
+
+
+def one_snapshot(config: AppConfig, deadline_sec: float | None = None) -> MarketSnapshot | None:
+    """One screened snapshot from a fresh instance of the configured source, or None when it could
+    not be built, failed, or did not answer within `deadline_sec` (default `run.book_max_age_sec`).
+
+    The source runs on a daemon thread that closes it when done, so a hung venue never holds the
+    caller past the deadline.
+    """
+    limit = config.run.book_max_age_sec if deadline_sec is None else deadline_sec
+    result: list[MarketSnapshot] = []
+
+    def fetch() -> None:
+        source: MarketSource | None = None
+        try:
+            source = build_source(config)
+            result.append(source.snapshot())
+        except Exception:  # any failure means "no book", which the caller reports
+            return
+        finally:
+            if source is not None:
+                with contextlib.suppress(Exception):
+                    source.close()
+
+    worker = threading.Thread(target=fetch, name="one-snapshot", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if not result:
+        return None
+    return usable_books(result[0], int(time.time() * 1000), int(config.run.book_max_age_sec * 1000))

@@ -134,12 +134,20 @@ def _kill_switch(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
+    from arbitrage.journal_replay import replay_pending_journals
     from arbitrage.ops.preflight import run_preflight
     from arbitrage.ops.run_gate import preflight_context
+    from arbitrage.recovery import recover_at_start
 
     with _endpoints(args, {"run.mode": args.mode}) as (config, endpoints):
-        with contextlib.suppress(LedgerUnavailable):
+        try:
             _ensure_schema(config, endpoints.postgres_dsn)
+        except LedgerUnavailable:
+            pass
+        else:
+            for line in replay_pending_journals(config, endpoints.postgres_dsn):
+                print(f"arbitrage: {line}", file=sys.stderr, flush=True)
+            recover_at_start(config, endpoints.postgres_dsn)
         context = preflight_context(config, endpoints, None, MIN_FREE_DISK_MB, probe_market=True)
         report = run_preflight(context)
     for check in report.checks:

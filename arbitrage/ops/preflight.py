@@ -190,7 +190,8 @@ def check_kill_switch(mode: Mode, conn: psycopg.Connection[Any] | None) -> Prefl
 
 
 _OPEN_ENTRIES_SQL = """
-SELECT e.run_id, count(*) FROM trade_legs e JOIN runs r ON r.run_id = e.run_id
+SELECT e.run_id, count(*), string_agg(DISTINCT e.symbol, ', ' ORDER BY e.symbol)
+FROM trade_legs e JOIN runs r ON r.run_id = e.run_id
 WHERE e.leg = 'entry' AND r.mode = %(mode)s AND e.run_id IS DISTINCT FROM %(own)s
   AND NOT EXISTS (SELECT 1 FROM trade_legs x
                   WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
@@ -203,7 +204,8 @@ GROUP BY e.run_id ORDER BY e.run_id
 def check_open_positions(
     mode: Mode, conn: psycopg.Connection[Any] | None, run_id: str | None
 ) -> PreflightCheck:
-    """Entry legs without an exit leg in earlier runs of the same mode: positions a crash left open.
+    """Entry legs without an exit leg in earlier runs of the same mode: positions a crash left open,
+    named by run id and symbol.
 
     After reconciling them on the exchanges, an operator appends a `POSITIONS_RECONCILED`
     event_log row for that run_id, which clears it here.
@@ -220,8 +222,8 @@ def check_open_positions(
         return live_only(mode, PreflightCheck("open_positions", "FAIL", f"query failed: {_first_line(exc)}"))
     if not rows:
         return PreflightCheck("open_positions", "PASS", f"no {mode} positions left open by earlier runs")
-    listed = ", ".join(f"{run} ({count})" for run, count in rows[:SHOWN_FINDINGS])
-    total = sum(count for _, count in rows)
+    listed = ", ".join(f"{run} ({count}: {symbols})" for run, count, symbols in rows[:SHOWN_FINDINGS])
+    total = sum(count for _, count, _ in rows)
     detail = (
         f"{total} {mode} position(s) without an exit leg in {len(rows)} earlier run(s): {listed}; "
         "reconcile on the exchanges, then record POSITIONS_RECONCILED for each run in event_log"

@@ -123,7 +123,7 @@ def test_positions_left_open_by_a_crashed_live_run_block_until_reconciled(
     blocked = next(c for c in live.checks if c.name == "open_positions")
     assert blocked.status == "FAIL"
     assert blocked.detail.startswith(
-        "1 live position(s) without an exit leg in 1 earlier run(s): live_crashed (1)"
+        "1 live position(s) without an exit leg in 1 earlier run(s): live_crashed (1: BTC);"
     )
     paper = preflight(dsn, server, tmp_path, "paper", {})
     assert statuses(paper)["open_positions"] == "WARN" and paper.passed
