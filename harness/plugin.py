@@ -11,6 +11,7 @@ import pytest
 from harness import engine, longrun, services, warnfail
 from harness.longrun import LongrunPlugin
 from harness.options import SETTINGS_KEY, add_options, resolve_settings
+from harness.sigterm import SigtermPlugin
 from harness.summary import SUMMARY_KEY, SummaryPlugin
 from harness.warnfail import WARNFAIL_KEY, WarnFailPlugin
 
@@ -39,3 +40,4 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(longrun, "arbitrage_harness.longrun_fixtures")
     config.pluginmanager.register(services, "arbitrage_harness.services")
     config.pluginmanager.register(engine, "arbitrage_harness.engine")
+    config.pluginmanager.register(SigtermPlugin(), "arbitrage_harness.sigterm")

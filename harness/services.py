@@ -68,6 +68,15 @@ def _slug(text: str, limit: int) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[-limit:].strip("_") or "m"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop embedded servers whose owners (killed engines, killed test sessions) are all gone."""
+    from arbitrage.service_registry import RegistryError, sweep_orphaned_servers
+
+    with contextlib.suppress(RegistryError):
+        sweep_orphaned_servers()
+
+
 @pytest.fixture(scope="session")
 def postgres_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
