@@ -167,9 +167,16 @@ class Ledger:
             "entry_legs_ok": self.acked_legs.get("entry", 0),
             "exit_legs_ok": self.acked_legs.get("exit", 0),
             "journal_pending": self.pending_count,
+            "legs_pending": self.pending_legs,
             "rejected_records": self.rejected_records,
             "reconnects": self.reconnects,
         }
+
+    @property
+    def pending_legs(self) -> int:
+        """Trade legs among the pending records."""
+        with self._lock:
+            return sum(1 for record in self._pending if record["op"] == LEG)
 
     # -- writing ---------------------------------------------------------------------------------
     def _write(self, op: str, fields: dict[str, Any]) -> bool:
