@@ -27,7 +27,8 @@ from typing import Any, Final, Literal
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from arbitrage.ledger import LedgerUnavailable, connect
+from arbitrage.ledger import CLIENT_SLACK_SEC, STOP_GRACE_SEC, LedgerUnavailable, connect
+from arbitrage.pg_deadline import DeadlineGuard
 
 log = logging.getLogger("arbitrage.alerts")
 
@@ -127,6 +128,7 @@ class Notifier:
         self._log = logger or log
         self._token = config.telegram_bot_token.get_secret_value() if config.telegram_bot_token else ""
         self._conn: psycopg.Connection[Any] | None = None
+        self._guard = DeadlineGuard(statement_timeout_ms / 1000.0 + CLIENT_SLACK_SEC)
         self._queue: queue.Queue[_Alert] = queue.Queue()
         self._cond = threading.Condition()
         self._pending = 0
@@ -200,6 +202,7 @@ class Notifier:
             return
         budget = self.config.drain_timeout_sec if timeout is None else timeout
         deadline = time.monotonic() + budget
+        self._guard.expedite(min(budget, STOP_GRACE_SEC))
         self.drain(budget)
         with self._cond:
             self._closed = True
@@ -215,6 +218,7 @@ class Notifier:
         elif self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
+        self._guard.close()
 
     def summary(self) -> dict[str, Any]:
         """The alerts part of kpi.json."""
@@ -358,7 +362,7 @@ class Notifier:
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
-            with self._conn.cursor() as cur:
+            with self._guard.bounded(self._conn), self._conn.cursor() as cur:
                 cur.execute(
                     "INSERT INTO alert_deliveries (run_id, alert_id, event, status, attempt,"
                     " http_status, error) VALUES (%s, %s, %s, %s, %s, %s, %s)",
