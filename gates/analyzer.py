@@ -311,7 +311,8 @@ def _db(bundle: EvidenceBundle) -> Criterion:
 
 
 def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> Criterion:
-    """Count the run's rows in PostgreSQL: they must equal what the engine claims, exactly."""
+    """Count the run's rows in PostgreSQL: they must equal what the engine claims, exactly: the legs
+    PostgreSQL acknowledged plus those it left in its journal (which a later command replays)."""
     inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
     closed = _number(bundle.chain_summary, "closed_trades")
     still_open = _number(bundle.kpi, "open_positions") or 0.0
@@ -323,7 +324,12 @@ def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> 
     if inserts is None or closed is None or not isinstance(run_id, str):
         return _unavailable("db_recount", None, "run_id, db_inserts_ok and closed_trades")
     entries = int(closed + still_open)
-    limit = f"rows = db_inserts_ok {int(inserts)}; exit legs = {int(closed)}; entry legs = {entries}"
+    journaled = int(_number(bundle.kpi, "ledger", "legs_pending") or 0)
+    expected_rows = int(inserts) + journaled
+    limit = (
+        f"rows = db_inserts_ok {int(inserts)} + {journaled} journaled; exit legs = {int(closed)};"
+        f" entry legs = {entries}"
+    )
     try:
         legs = count_legs_by_kind(dsn, run_id, connect_timeout_sec=5)
     except psycopg.Error as exc:
@@ -335,7 +341,7 @@ def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> 
         )
     rows = legs["entry"] + legs["exit"]
     observed = f"rows {rows} (entry {legs['entry']}, exit {legs['exit']})"
-    ok = rows == int(inserts) and legs["exit"] == int(closed) and legs["entry"] == entries
+    ok = rows == expected_rows and legs["exit"] == int(closed) and legs["entry"] == entries
     verdict = "PostgreSQL holds exactly the legs the engine reported" if ok else "PostgreSQL disagrees"
     return _judged("db_recount", ok, observed, limit, verdict)
 
