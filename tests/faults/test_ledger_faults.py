@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from arbitrage.ledger import APPLICATION_NAME
+from gates.chaos.checker import LedgerAudit
 from tests.support.controlled_pg import ControlledPostgres
-from tests.support.ledger_audit import EngineRun, LedgerAudit, next_command, tracebacks
+from tests.support.ledger_audit import EngineRun, next_command, tracebacks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -24,7 +25,8 @@ FAULT_WARNINGS = r"not acknowledged|ledger reconnected|insert failed|undelivered
 def audit(run: EngineRun, dsn: str) -> LedgerAudit:
     assert tracebacks(run.stdout, run.stderr) == [], run.stderr
     result = LedgerAudit.of(dsn, run.run_dir)
-    assert result.problems() == [], run.stderr
+    assert result.lost() == [], run.stderr
+    assert result.unexplained(killed=False) == [], run.stderr
     return result
 
 
@@ -56,7 +58,7 @@ def test_the_server_stopped_for_ten_seconds_mid_run(
         pass
     assert run.finish() == 1
     result = audit(run, controlled_pg.dsn)
-    assert result.kpi["ledger"]["journal_pending"] == 0
+    assert result.kpi is not None and result.kpi["ledger"]["journal_pending"] == 0
     assert result.run_row is not None and result.run_row[0] == "failed"
     assert "ledger write of" in run.stderr
 
