@@ -1,18 +1,200 @@
 """Runs a chaos schedule: one rig per worker, the unmodified engine per run, the checker after each.
 
-(Being written; the signature below is the contract the CLI codes against.)
+Each worker owns a rig (a PostgreSQL and a Redis it controls, each behind a TCP fault proxy, an
+exchange simulator and a small evidence disk). For every plan it launches `arbitrage run` as a
+subprocess exactly as a user would, strikes and clears the plan's faults at their moments,
+waits for the engine (a run that outlives its duration by HANG_GRACE_SEC is a hang), heals the
+rig, runs the next start when the run left work for it (a kill, a pending journal, a `runs` row
+still running), and hands everything to the checker.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
-from gates.chaos.model import ChaosOptions, RunOutcome, Schedule
+import psycopg
+
+from evidence import names
+from gates.chaos.checker import EngineResult, judge
+from gates.chaos.faults import Rig, clear, reset, strike
+from gates.chaos.model import TERMINAL_FAULTS, ChaosOptions, Fault, FaultEvent, RunOutcome, RunPlan, Schedule
+
+HANG_GRACE_SEC = 30.0
+NEXT_START_TIMEOUT_SEC = 90.0
+ENGINE_ENV = {
+    "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.2",
+    "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.1",
+    "ARB_WARN_POLICY": "continue",
+}
+"""Thresholds that make the simulator's seeded market trade every few seconds, and a policy that
+keeps a run going through the WARNINGs its faults cause (its exit code still says 1)."""
+
+
+def engine_command(*args: str) -> list[str]:
+    """`arbitrage <args>` as a user runs it: the installed console script, else the module."""
+    script = shutil.which("arbitrage")
+    return [script, *args] if script else [sys.executable, "-m", "arbitrage.cli", *args]
+
+
+class RunDriver:
+    """One plan on one rig: launch, strike and clear on time, wait, heal, next start, judge."""
+
+    def __init__(self, rig: Rig, workdir: Path) -> None:
+        self.rig = rig
+        self.workdir = workdir
+
+    def run(self, plan: RunPlan) -> RunOutcome:
+        reset(self.rig)
+        logs = self.workdir / f"run_{plan.index:04d}"
+        logs.mkdir(parents=True, exist_ok=True)
+        command = engine_command(
+            "run", "--duration", f"{plan.duration_sec:g}s", "--seed", str(plan.engine_seed),
+            "--heartbeat-interval", "2", *self.rig.engine_args(),
+        )  # fmt: skip
+        started = time.monotonic()
+        with open(logs / "stdout.txt", "w+") as out, open(logs / "stderr.txt", "w+") as err:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
+                env={**os.environ, **ENGINE_ENV}, start_new_session=True,
+            )  # fmt: skip
+            self.rig.engine = process
+            events = self._apply_faults(plan, process, started)
+            hung = False
+            try:
+                process.wait(timeout=max(1.0, started + plan.duration_sec + HANG_GRACE_SEC - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                hung = True
+                process.kill()
+                process.wait()
+            wallclock = time.monotonic() - started
+            out.seek(0)
+            err.seek(0)
+            result = EngineResult(
+                exit_code=process.returncode, stdout=out.read(), stderr=err.read(), hung=hung,
+                killed=any(e.kind == "sigkill" and e.action == "strike" for e in events),
+            )  # fmt: skip
+        self.rig.engine = None
+        reset(self.rig)
+        checker_started = time.monotonic()
+        if self._needs_next_start(result):
+            result.next_start = self._next_start(plan, logs)
+        classification, reasons = judge(result, self.rig.pg.dsn, self._verify(result))
+        return RunOutcome(
+            plan=plan, classification=classification, reasons=reasons, exit_code=result.exit_code,
+            run_id=None if result.run_dir() is None else result.run_dir().name,  # type: ignore[union-attr]
+            evidence_dir=result.run_dir(), wallclock_sec=wallclock,
+            checker_sec=time.monotonic() - checker_started, events=events, stop_line=result.stop_line(),
+        )  # fmt: skip
+
+    def _apply_faults(self, plan: RunPlan, process: subprocess.Popen[str], started: float) -> list[FaultEvent]:
+        """Strike and clear each fault at its moment; a fault the engine did not live to see is skipped."""
+        steps: list[tuple[float, int, str, Fault]] = []
+        for fault in plan.faults:
+            steps.append((fault.at_sec, 1, "strike", fault))
+            if fault.kind not in TERMINAL_FAULTS:
+                steps.append((fault.at_sec + fault.duration_sec, 0, "clear", fault))
+        events: list[FaultEvent] = []
+        struck: set[Fault] = set()
+        for at, _, action, fault in sorted(steps, key=lambda step: (step[0], step[1])):
+            while (left := started + at - time.monotonic()) > 0 and process.poll() is None:
+                time.sleep(min(left, 0.02))
+            if action == "strike":
+                if process.poll() is not None:
+                    continue
+                detail = strike(self.rig, fault)
+                struck.add(fault)
+            elif fault in struck:
+                detail = clear(self.rig, fault)
+            else:
+                continue
+            events.append(FaultEvent(fault.kind, action, time.monotonic() - started, detail))  # type: ignore[arg-type]
+        return events
+
+    def _needs_next_start(self, result: EngineResult) -> bool:
+        run_dir = result.run_dir()
+        if result.killed or result.hung:
+            return True
+        if run_dir is None:
+            return False
+        if (run_dir.parent / ".ledger_pending" / f"{run_dir.name}.json").exists():
+            return True
+        try:
+            with psycopg.connect(self.rig.pg.dsn, autocommit=True, connect_timeout=10) as conn:
+                row = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_dir.name,)).fetchone()
+        except psycopg.Error:
+            return True
+        return row is not None and row[0] == "running"
+
+    def _next_start(self, plan: RunPlan, logs: Path) -> list[str]:
+        """The next engine command, which replays pending journals and recovers crashed runs."""
+        command = engine_command("run", "--ticks", "3", "--seed", str(plan.engine_seed), *self.rig.engine_args())
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=NEXT_START_TIMEOUT_SEC,
+                env={**os.environ, **ENGINE_ENV}, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            return [f"next start hung: {exc}", "Traceback (most recent call last): next start did not exit"]
+        (logs / "next_start.txt").write_text(done.stdout + done.stderr)
+        return [done.stdout, done.stderr]
+
+    def _verify(self, result: EngineResult) -> dict[str, str] | None:
+        """verify's own criteria on the run's evidence, with the database (analysis only, no report)."""
+        run_dir = result.run_dir()
+        if run_dir is None or not (run_dir / names.MANIFEST).exists():
+            return None
+        from gates.analyzer import analyze
+
+        analysis = analyze(run_dir, self.rig.pg.dsn, dsn_explicit=True)
+        return {criterion.name: criterion.verdict for criterion in analysis.criteria}
 
 
 def run_campaign(
     schedule: Schedule, options: ChaosOptions, on_outcome: Callable[[RunOutcome], None]
 ) -> list[RunOutcome]:
-    """Run every plan of `schedule` (in index order per worker), calling `on_outcome` as each
-    run is judged; returns the outcomes in index order."""
-    raise NotImplementedError("the chaos runner is not built yet")
+    """Run every plan of `schedule` on `options.workers` rigs, calling `on_outcome` as each run is
+    judged; returns the outcomes in index order."""
+    plans: queue.Queue[RunPlan] = queue.Queue()
+    for plan in schedule.runs:
+        plans.put(plan)
+    outcomes: list[RunOutcome] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def worker(number: int) -> None:
+        root = options.output_root / f"worker{number}"
+        try:
+            rig = Rig.create(root, postgres_dsn=options.postgres_dsn)
+        except BaseException as exc:
+            failures.append(exc)
+            return
+        try:
+            driver = RunDriver(rig, root)
+            while True:
+                try:
+                    plan = plans.get_nowait()
+                except queue.Empty:
+                    return
+                outcome = driver.run(plan)
+                with lock:
+                    outcomes.append(outcome)
+                    on_outcome(outcome)
+        finally:
+            rig.close()
+
+    threads = [threading.Thread(target=worker, args=(n,), name=f"chaos-{n}") for n in range(options.workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures and not outcomes:
+        raise failures[0]
+    return sorted(outcomes, key=lambda outcome: outcome.plan.index)
