@@ -50,7 +50,7 @@ def test_bad_value_names_key_value_expectation_and_origin() -> None:
 
 def test_unknown_key_in_yaml_is_an_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "run:\n  sede: 3\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'run\.sede' \(.*config\.yml\)"):
+    with pytest.raises(ConfigError, match=r"unknown key 'run\.sede' = 3 \(.*config\.yml\)"):
         load_config(path, env={})
 
 
