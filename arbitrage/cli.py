@@ -29,8 +29,8 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("arbitrage").strip()
-        where = f" {command}" if command else ""
-        self.exit(2, f"arbitrage: usage error{where}: {' '.join(message.split())}\n")
+        where = f" {command}:" if command else ""
+        self.exit(2, f"arbitrage:{where} usage error: {' '.join(message.split())}\n")
 
 
 def duration_seconds(text: str) -> float:
@@ -49,7 +49,8 @@ def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a number") from None
+            expected = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected {expected}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a finite number")
         if value < 0 or (value == 0 and not allow_zero):
