@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from arbitrage.config import ConfigError, load
+from arbitrage.config import ConfigError, LoadedConfig, load
 from arbitrage.evidence_root import unwritable_reason
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
@@ -125,6 +125,13 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
 """`run`'s flags: config key -> (argparse dest, the flag as typed), so errors name the real flag."""
 
 
+def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:
+    """Refuse a directory setting the engine could not write, before anything starts."""
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise ConfigError(f"config error: {key} = {str(path)!r} ({loaded.origin(key)}): {reason}")
+
+
 def _run(args: argparse.Namespace) -> int:
     from arbitrage.logs import setup_logging
     from arbitrage.orchestrator import Orchestrator
@@ -136,11 +143,9 @@ def _run(args: argparse.Namespace) -> int:
         loaded = load(args.config, os.environ, cli, flags)
         config = loaded.config
         universe(config)
-        root = config.run.evidence_root
-        reason = unwritable_reason(root)
-        if reason is not None:
-            origin = loaded.origin("run.evidence_root")
-            raise ConfigError(f"config error: run.evidence_root = {str(root)!r} ({origin}): {reason}")
+        _require_writable(loaded, "run.evidence_root", config.run.evidence_root)
+        if config.services.postgres_dsn is None or config.services.redis_url is None:
+            _require_writable(loaded, "services.data_dir", config.services.data_dir)
     except ConfigError as exc:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1

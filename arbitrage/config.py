@@ -214,7 +214,7 @@ class LoadedConfig:
             found.append(str(self.file))
         if found:
             return " and ".join(found)
-        return "built-in default" if self.file is None else str(self.file)
+        return "built-in default"
 
 
 def _describe(error: Mapping[str, Any], loaded: LoadedConfig) -> str:

@@ -229,6 +229,16 @@ CASES: dict[str, Case] = {
         root_flag=False,
         watch="/proc/arb-env",
     ),
+    "services_data_dir_under_proc": Case(
+        ("services.data_dir", "/proc/arb-services", "env ARB_SERVICES__DATA_DIR"),
+        env={"ARB_SERVICES__DATA_DIR": "/proc/arb-services", "POSTGRES_DSN": "", "REDIS_URL": ""},
+    ),
+    "services_data_dir_under_file": Case(
+        ("services.data_dir", "{tmp}/plain/services", CFG, "Not a directory"),
+        setup="plain_file",
+        env={"POSTGRES_DSN": ""},
+        config=_yaml("services", "data_dir", "{tmp}/plain/services"),
+    ),
     "root_from_file": Case(
         ("run.evidence_root", "{tmp}/plain/ev", CFG),
         setup="plain_file",
@@ -291,7 +301,6 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("POSTGRES_DSN", "postgresql://arb@127.0.0.1:1/none?connect_timeout=1")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    monkeypatch.setenv("ARB_SERVICES__DATA_DIR", str(tmp / "services"))
 
 
 def _exit_code(argv: list[str]) -> int | str | None:
@@ -351,7 +360,7 @@ def test_bad_input_is_refused_with_one_line(
 
 def test_there_are_enough_cases_in_every_category() -> None:
     assert len(CASES) >= 40
-    prefixes = ("yaml_", "env_", "cli_", "dup_", "config_", "root_")
+    prefixes = ("yaml_", "env_", "cli_", "dup_", "config_", "root_", "services_")
     assert all(any(name.startswith(prefix) for name in CASES) for prefix in prefixes)
 
 
