@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from arbitrage.config_file import ConfigFileError, read_config_file
-from arbitrage.config_strict import env_key_problem, leaf_problem, shown
+from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, shown
 from arbitrage.ops.alerts import AlertsConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
@@ -156,7 +156,7 @@ def _set_path(tree: dict[str, Any], dotted: str, value: object, origin: str, bel
         if not isinstance(child, dict):
             where = ".".join(parts[: depth + 1])
             raise ConfigError(
-                f"config error: {where} = {child!r} ({below}): expected a mapping of settings,"
+                f"config error: {where} = {clipped(child)} ({below}): expected a mapping of settings,"
                 f" so {origin} cannot set {dotted}"
             )
         node = child
@@ -222,7 +222,9 @@ def _describe(error: Mapping[str, Any], loaded: LoadedConfig) -> str:
     origin = loaded.origin(loc)
     value = error.get("input")
     if error.get("type") == "extra_forbidden":
-        return f"config error: unknown key {loc!r} = {value!r} ({origin}): not a setting of this engine"
+        return (
+            f"config error: unknown key {loc!r} = {clipped(value)} ({origin}): not a setting of this engine"
+        )
     expected = error.get("msg", "invalid value")
     return f"config error: {loc} = {shown(AppConfig, loc, value)} ({origin}): {expected}"
 

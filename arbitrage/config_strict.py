@@ -59,10 +59,19 @@ def resolve(model: type[BaseModel], dotted: str) -> FieldInfo | type[BaseModel] 
     return None
 
 
+MAX_SHOWN_CHARS = 120
+
+
+def clipped(value: object) -> str:
+    """The repr of a value, cut short so that an error stays one readable line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 3]}..."
+
+
 def shown(model: type[BaseModel], dotted: str, value: object) -> str:
-    """How a value appears in an error line: repr, or `<redacted>` for a secret."""
+    """How a value appears in an error line: its clipped repr, or `<redacted>` for a secret."""
     found = resolve(model, dotted)
-    return "<redacted>" if isinstance(found, FieldInfo) and is_secret(found) else repr(value)
+    return "<redacted>" if isinstance(found, FieldInfo) and is_secret(found) else clipped(value)
 
 
 def env_key_problem(model: type[BaseModel], dotted: str, value: str, origin: str) -> str | None:
@@ -71,10 +80,13 @@ def env_key_problem(model: type[BaseModel], dotted: str, value: str, origin: str
     if isinstance(found, FieldInfo):
         return None
     if found is None:
-        return f"config error: unknown key {dotted!r} = {value!r} ({origin}): not a setting of this engine"
+        shown_value = clipped(value)
+        return (
+            f"config error: unknown key {dotted!r} = {shown_value} ({origin}): not a setting of this engine"
+        )
     variable = origin.removeprefix("env ")
     return (
-        f"config error: {dotted} = {value!r} ({origin}): names the section {dotted!r}, not a setting;"
+        f"config error: {dotted} = {clipped(value)} ({origin}): names the section {dotted!r}, not a setting;"
         f" set {variable}__<KEY> for one of its keys"
     )
 
@@ -120,6 +132,6 @@ def leaf_problem(model: type[BaseModel], tree: Mapping[str, Any], origin: Origin
     for dotted, info, value in _leaves(model, tree, ""):
         problem = _value_problem(info, value)
         if problem is not None:
-            text = "<redacted>" if is_secret(info) else repr(value)
+            text = "<redacted>" if is_secret(info) else clipped(value)
             return f"config error: {dotted} = {text} ({origin(dotted)}): {problem}"
     return None

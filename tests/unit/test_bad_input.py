@@ -127,6 +127,9 @@ CASES: dict[str, Case] = {
         (f"{MAX_CONFIG_BYTES + 11} bytes", "at most", CFG), config="#" * MAX_CONFIG_BYTES + "\nrun: {}\n#\n"
     ),
     "arb_config_env_fifo": Case(("is a FIFO", CFG), setup="fifo_env"),
+    "yaml_huge_unknown_section_is_clipped": Case(
+        ("unknown key 'runn'", "...", CFG), config="runn: [" + ", ".join(["12345"] * 50_000) + "]\n"
+    ),
     # env variables must name one setting
     "env_names_section_run": Case(
         ("env ARB_RUN", "'1'", "section 'run'"), env={"ARB_RUN": "1"}, config=VALID
@@ -351,6 +354,7 @@ def test_bad_input_is_refused_with_one_line(
         assert fill(needle) in lines[0], f"{needle!r} not in {lines[0]!r}"
     for needle in case.absent:
         assert fill(needle) not in lines[0], f"{needle!r} in {lines[0]!r}"
+    assert len(lines[0]) < 600, lines[0]
     assert "Traceback" not in captured.err + captured.out
     assert "evidence: " not in captured.out
     assert left == []
