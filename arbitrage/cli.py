@@ -30,7 +30,7 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("arbitrage").strip()
         where = f" {command}:" if command else ""
-        self.exit(2, f"arbitrage:{where} usage error: {' '.join(message.split())}\n")
+        self.exit(2, f"arbitrage:{where} usage error: {' '.join(message.splitlines())}\n")
 
 
 def duration_seconds(text: str) -> float:
