@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import re
 import sys
@@ -16,17 +17,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from arbitrage.config import ConfigError, load_config
+from arbitrage.config import ConfigError, LoadedConfig, load
+from arbitrage.evidence_root import unwritable_reason
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are a single line and exit 2."""
+    """An ArgumentParser whose usage errors are a single `arbitrage: ...` line and exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        command = self.prog.removeprefix("arbitrage").strip()
+        where = f" {command}:" if command else ""
+        self.exit(2, f"arbitrage:{where} usage error: {' '.join(message.splitlines())}\n")
 
 
 def duration_seconds(text: str) -> float:
@@ -45,7 +49,10 @@ def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a number") from None
+            expected = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected {expected}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a finite number")
         if value < 0 or (value == 0 and not allow_zero):
             floor = ">= 0" if allow_zero else "> 0"
             raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a value {floor}")
@@ -100,29 +107,45 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+RUN_FLAGS: dict[str, tuple[str, str]] = {
+    "run.phase": ("phase", "--phase"),
+    "run.duration_sec": ("duration", "--duration"),
+    "run.ticks": ("ticks", "--ticks"),
+    "run.seed": ("seed", "--seed"),
+    "heartbeat.interval_sec": ("heartbeat_interval", "--heartbeat-interval"),
+    "run.market": ("market", "--market"),
+    "run.exchange_url": ("exchange_url", "--exchange-url"),
+    "run.mode": ("mode", "--mode"),
+    "run.evidence_root": ("evidence_root", "--evidence-root"),
+    "run.log_format": ("log_format", "--log-format"),
+    "services.postgres_dsn": ("postgres_dsn", "--postgres-dsn"),
+    "services.redis_url": ("redis_url", "--redis-url"),
+    "metrics.port": ("metrics_port", "--metrics-port"),
+}
+"""`run`'s flags: config key -> (argparse dest, the flag as typed), so errors name the real flag."""
+
+
+def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:
+    """Refuse a directory setting the engine could not write, before anything starts."""
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise ConfigError(f"config error: {key} = {str(path)!r} ({loaded.origin(key)}): {reason}")
+
+
 def _run(args: argparse.Namespace) -> int:
     from arbitrage.logs import setup_logging
     from arbitrage.orchestrator import Orchestrator
     from arbitrage.sources import universe
 
-    cli = {
-        "run.phase": args.phase,
-        "run.duration_sec": args.duration,
-        "run.ticks": args.ticks,
-        "run.seed": args.seed,
-        "heartbeat.interval_sec": args.heartbeat_interval,
-        "run.market": args.market,
-        "run.exchange_url": args.exchange_url,
-        "run.mode": args.mode,
-        "run.evidence_root": args.evidence_root,
-        "run.log_format": args.log_format,
-        "services.postgres_dsn": args.postgres_dsn,
-        "services.redis_url": args.redis_url,
-        "metrics.port": args.metrics_port,
-    }
+    cli = {key: getattr(args, dest) for key, (dest, _) in RUN_FLAGS.items()}
+    flags = {key: flag for key, (_, flag) in RUN_FLAGS.items()}
     try:
-        config = load_config(args.config, os.environ, cli)
+        loaded = load(args.config, os.environ, cli, flags)
+        config = loaded.config
         universe(config)
+        _require_writable(loaded, "run.evidence_root", config.run.evidence_root)
+        if config.services.postgres_dsn is None or config.services.redis_url is None:
+            _require_writable(loaded, "services.data_dir", config.services.data_dir)
     except ConfigError as exc:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1

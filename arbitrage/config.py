@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from arbitrage.config_file import ConfigFileError, read_config_file
+from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, shown
 from arbitrage.ops.alerts import AlertsConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
@@ -29,6 +31,8 @@ ENV_NESTING = "__"
 
 Phase = Literal["smoke", "baseline", "longrun"]
 PHASE_DEFAULT_SECONDS: dict[str, float] = {"smoke": 300.0, "baseline": 1200.0, "longrun": 3600.0}
+PG_INT_MAX = 2_147_483_647
+MAX_RUN_SECONDS = 30 * 86_400.0
 
 
 class ConfigError(Exception):
@@ -43,16 +47,16 @@ class RunConfig(_Frozen):
     """How a run is driven: tick pacing, source, where evidence goes."""
 
     phase: Phase = "smoke"
-    duration_sec: float | None = Field(default=None, gt=0)
-    ticks: int | None = Field(default=None, gt=0)
-    seed: int = Field(default=7, ge=0)
+    duration_sec: float | None = Field(default=None, gt=0, le=MAX_RUN_SECONDS)
+    ticks: int | None = Field(default=None, gt=0, le=PG_INT_MAX)
+    seed: int = Field(default=7, ge=0, le=PG_INT_MAX)
     tick_interval_sec: float = Field(default=0.5, gt=0, le=60)
     market: Literal["synthetic", "ccxt"] = "synthetic"
     exchange_url: str | None = None
     mode: Literal["paper", "live"] = "paper"
     evidence_root: Path = Path("logs/evidence")
     log_format: Literal["text", "json"] = "text"
-    book_max_age_sec: float = Field(default=5.0, gt=0)
+    book_max_age_sec: float = Field(default=5.0, gt=0, le=3600)
     debug_tick_delay_sec: float = Field(default=0.0, ge=0, le=60)
 
     def expected_seconds(self) -> float | None:
@@ -82,7 +86,7 @@ class StrategyConfig(_Frozen):
     entry_threshold_pct: float = Field(default=3.0, gt=-50, lt=50)
     exit_threshold_pct: float = Field(default=2.0, gt=-50, lt=50)
     order_notional_usd: float = Field(default=200.0, gt=0, le=1_000_000)
-    max_hold_sec: float = Field(default=120.0, gt=0)
+    max_hold_sec: float = Field(default=120.0, gt=0, le=MAX_RUN_SECONDS)
     fees_pct: VenueFees = VenueFees()
     min_order: VenueMinimums = VenueMinimums()
     paper_leg_fail_rate: float = Field(default=0.0, ge=0, le=1)
@@ -103,7 +107,7 @@ class HeartbeatConfig(_Frozen):
     """The RunWatcher's own timer, independent of the trading loop."""
 
     interval_sec: float = Field(default=60.0, gt=0, le=3600)
-    redis_ttl_sec: int = Field(default=180, gt=0)
+    redis_ttl_sec: int = Field(default=180, gt=0, le=86_400)
 
 
 class ServicesConfig(_Frozen):
@@ -144,37 +148,28 @@ class AppConfig(_Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config error: {path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"config error: {path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"config error: {path}: broken YAML{where}: {problem}") from None
-    if data is None:
-        raise ConfigError(f"config error: {path}: file is empty, expected a YAML mapping of settings")
-    if not isinstance(data, dict):
-        raise ConfigError(f"config error: {path}: top level is {type(data).__name__}, expected a mapping")
-    return data
-
-
-def _set_path(tree: dict[str, Any], dotted: str, value: object) -> None:
+def _set_path(tree: dict[str, Any], dotted: str, value: object, origin: str, below: str) -> None:
     parts = dotted.split(".")
     node = tree
-    for part in parts[:-1]:
-        child = node.get(part)
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(
+                f"config error: {where} = {clipped(child)} ({below}): expected a mapping of settings,"
+                f" so {origin} cannot set {dotted}"
+            )
         node = child
     node[parts[-1]] = value
+
+
+def _dotted_leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _dotted_leaves(value, f"{dotted}.")
+        else:
+            yield dotted
 
 
 def env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -184,7 +179,7 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         found["services.postgres_dsn"] = (env["POSTGRES_DSN"], "env POSTGRES_DSN")
     if env.get("REDIS_URL"):
         found["services.redis_url"] = (env["REDIS_URL"], "env REDIS_URL")
-    for name, value in env.items():
+    for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in {"ARB_CONFIG"}:
             continue
         dotted = name.removeprefix(ENV_PREFIX).lower().replace(ENV_NESTING, ".")
@@ -192,43 +187,104 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _describe(error: Mapping[str, Any], origins: Mapping[str, str], default_origin: str) -> str:
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config and where each setting came from, for error lines raised after loading."""
+
+    config: AppConfig
+    file: Path | None
+    origins: Mapping[str, str] = field(default_factory=dict)
+    file_keys: frozenset[str] = frozenset()
+
+    def origin(self, dotted: str) -> str:
+        """The real source of `dotted`: the env variable, the CLI flag, the file, or the defaults.
+
+        A key of a section set from several places names each of them.
+        """
+        parts = dotted.split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in self.origins:
+                return self.origins[prefix]
+            if prefix in self.file_keys:
+                return str(self.file)
+        under = f"{dotted}."
+        found = sorted({origin for key, origin in self.origins.items() if key.startswith(under)})
+        if any(key.startswith(under) for key in self.file_keys):
+            found.append(str(self.file))
+        if found:
+            return " and ".join(found)
+        return "built-in default"
+
+
+def _describe(error: Mapping[str, Any], loaded: LoadedConfig) -> str:
     loc = ".".join(str(p) for p in error.get("loc", ()))
-    origin = origins.get(loc, default_origin)
-    if error.get("type") == "extra_forbidden":
-        return f"config error: unknown key {loc!r} ({origin}): not a setting of this engine"
+    origin = loaded.origin(loc)
     value = error.get("input")
-    shown = "<redacted>" if loc.endswith(("postgres_dsn", "redis_url")) else repr(value)
-    return f"config error: {loc} = {shown} ({origin}): {error.get('msg', 'invalid value')}"
+    if error.get("type") == "extra_forbidden":
+        return (
+            f"config error: unknown key {loc!r} = {clipped(value)} ({origin}): not a setting of this engine"
+        )
+    expected = error.get("msg", "invalid value")
+    return f"config error: {loc} = {shown(AppConfig, loc, value)} ({origin}): {expected}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return read_config_file(path)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, object] | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Build the effective config (YAML file, then env, then CLI flags; later wins) with its origins.
+
+    With no explicit path, `ARB_CONFIG` or `config/v2/config.yml` is read when it exists;
+    otherwise the built-in defaults apply. An explicit path that is missing is an error.
+    `flags` names the real command-line flag of each CLI key, for error lines.
+    """
+    env = os.environ if env is None else env
+    explicit = path if path is not None else (Path(env["ARB_CONFIG"]) if env.get("ARB_CONFIG") else None)
+    file = explicit
+    if file is None and DEFAULT_CONFIG_PATH.exists():
+        file = DEFAULT_CONFIG_PATH
+    tree: dict[str, Any] = _read(file) if file is not None else {}
+    below = str(file) if file is not None else "built-in default"
+    file_keys = frozenset(_dotted_leaves(tree))
+    origins: dict[str, str] = {}
+    for dotted, (value, origin) in env_overrides(env).items():
+        problem = env_key_problem(AppConfig, dotted, value, origin)
+        if problem is not None:
+            raise ConfigError(problem)
+        _set_path(tree, dotted, value, origin, below)
+        origins[dotted] = origin
+    for dotted, flag in (cli or {}).items():
+        if flag is None:
+            continue
+        origin = f"CLI {(flags or {})[dotted]}" if dotted in (flags or {}) else "command line"
+        _set_path(tree, dotted, flag, origin, below)
+        origins[dotted] = origin
+    draft = LoadedConfig(AppConfig(), file, origins, file_keys)
+    problem = leaf_problem(AppConfig, tree, draft.origin)
+    if problem is not None:
+        raise ConfigError(problem)
+    try:
+        config = AppConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0], draft)) from None
+    return LoadedConfig(config, file, origins, file_keys)
 
 
 def load_config(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
     cli: Mapping[str, object] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> AppConfig:
-    """Build the effective config: YAML file, then env, then CLI flags (later wins).
-
-    With no explicit path, `ARB_CONFIG` or `config/v2/config.yml` is read when it exists;
-    otherwise the built-in defaults apply. An explicit path that is missing is an error.
-    """
-    env = os.environ if env is None else env
-    explicit = path if path is not None else (Path(env["ARB_CONFIG"]) if env.get("ARB_CONFIG") else None)
-    source_path = explicit if explicit is not None else DEFAULT_CONFIG_PATH
-    tree: dict[str, Any] = {}
-    if explicit is not None or DEFAULT_CONFIG_PATH.exists():
-        tree = _read_yaml(source_path)
-    origins: dict[str, str] = {}
-    for dotted, (value, origin) in env_overrides(env).items():
-        _set_path(tree, dotted, value)
-        origins[dotted] = origin
-    for dotted, flag in (cli or {}).items():
-        if flag is None:
-            continue
-        _set_path(tree, dotted, flag)
-        origins[dotted] = f"CLI --{dotted.split('.')[-1].replace('_', '-')}"
-    try:
-        return AppConfig.model_validate(tree)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(_describe(first, origins, str(source_path))) from None
+    """The effective config alone; see `load`."""
+    return load(path, env, cli, flags).config

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from arbitrage.cli import build_parser, duration_seconds
+from arbitrage.cli import RUN_FLAGS, build_parser, duration_seconds
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("2m", 120.0), ("1h", 3600.0), ("45", 45.0)])
@@ -28,6 +28,16 @@ def test_bad_durations_are_rejected(text: str) -> None:
         (["run", "--heartbeat-interval", "0"], "invalid heartbeat interval '0'"),
         (["run", "--ticks", "ten"], "invalid tick count 'ten'"),
         (["run", "--ticks", "5", "--duration", "5s"], "not allowed with argument"),
+        (
+            ["run", "--heartbeat-interval", "inf"],
+            "argument --heartbeat-interval: invalid heartbeat interval 'inf'",
+        ),
+        (
+            ["run", "--heartbeat-interval", "NaN"],
+            "invalid heartbeat interval 'NaN': expected a finite number",
+        ),
+        (["run", "--metrics-port", "1e3"], "argument --metrics-port: invalid metrics port '1e3'"),
+        (["run", "--seed", "1.5"], "invalid seed '1.5': expected a whole number"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -38,9 +48,20 @@ def test_usage_errors_exit_2_with_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
+    assert err.startswith("arbitrage: run: usage error: ")
     assert fragment in err
 
 
 def test_good_run_arguments_parse() -> None:
     args = build_parser().parse_args(["run", "--phase", "smoke", "--duration", "90s", "--seed", "7"])
     assert (args.phase, args.duration, args.seed, args.ticks) == ("smoke", 90.0, 7, None)
+
+
+def test_every_run_flag_in_the_config_table_is_a_real_flag() -> None:
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    run_parser = subcommands.choices["run"]
+    flags = {option for action in run_parser._actions for option in action.option_strings}
+    dests = {action.dest for action in run_parser._actions}
+    for dest, flag in RUN_FLAGS.values():
+        assert flag in flags
+        assert dest in dests

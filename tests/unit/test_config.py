@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from arbitrage.config import AppConfig, ConfigError, load_config
+from arbitrage.config import AppConfig, ConfigError, load, load_config
+from arbitrage.config_file import MAX_CONFIG_BYTES
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -50,7 +51,7 @@ def test_bad_value_names_key_value_expectation_and_origin() -> None:
 
 def test_unknown_key_in_yaml_is_an_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "run:\n  sede: 3\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'run\.sede' \(.*config\.yml\)"):
+    with pytest.raises(ConfigError, match=r"unknown key 'run\.sede' = 3 \(.*config\.yml\)"):
         load_config(path, env={})
 
 
@@ -97,3 +98,48 @@ def test_config_hash_changes_with_any_setting() -> None:
     changed = load_config(None, env={}, cli={"strategy.max_hold_sec": 121.0})
     assert len(base.config_hash()) == 64
     assert base.config_hash() != changed.config_hash()
+
+
+def test_a_config_of_exactly_the_size_limit_is_accepted(tmp_path: Path) -> None:
+    text = "run:\n  seed: 3\n"
+    path = write(tmp_path, text + "#" * (MAX_CONFIG_BYTES - len(text) - 1) + "\n")
+    assert path.stat().st_size == MAX_CONFIG_BYTES
+    assert load_config(path, env={}).run.seed == 3
+
+
+def test_origins_name_the_file_the_env_variable_and_the_real_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "run:\n  seed: 3\nheartbeat:\n  interval_sec: 30\n")
+    loaded = load(
+        path,
+        env={"ARB_STRATEGY__MAX_HOLD_SEC": "60"},
+        cli={"heartbeat.interval_sec": 5.0, "metrics.port": 0},
+        flags={"heartbeat.interval_sec": "--heartbeat-interval"},
+    )
+    assert loaded.origin("run.seed") == str(path)
+    assert loaded.origin("strategy.max_hold_sec") == "env ARB_STRATEGY__MAX_HOLD_SEC"
+    assert loaded.origin("heartbeat.interval_sec") == "CLI --heartbeat-interval"
+    assert loaded.origin("metrics.port") == "command line"
+    assert loaded.origin("heartbeat") == f"CLI --heartbeat-interval and {path}"
+    assert loaded.origin("guards.max_open_positions") == "built-in default"
+    monkeypatch.chdir(tmp_path)
+    assert load(None, env={}).file is None
+
+
+def test_an_env_variable_cannot_replace_a_section_the_file_sets(tmp_path: Path) -> None:
+    path = write(tmp_path, "run:\n  seed: 3\n")
+    with pytest.raises(ConfigError, match=r"run = '1' \(env ARB_RUN\): names the section 'run'"):
+        load(path, env={"ARB_RUN": "1"})
+
+
+def test_a_file_scalar_where_a_section_belongs_is_not_hidden_by_env(tmp_path: Path) -> None:
+    path = write(tmp_path, "run: 5\n")
+    with pytest.raises(
+        ConfigError, match=r"run = 5 \(.*config\.yml\): expected a mapping.*env ARB_RUN__SEED"
+    ):
+        load(path, env={"ARB_RUN__SEED": "3"})
+
+
+def test_booleans_stay_valid_where_a_mapping_or_string_is_not_numeric() -> None:
+    assert load_config(None, env={"ARB_RUN__EXCHANGE_URL": "true"}).run.exchange_url == "true"
