@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from arbitrage.market.backoff import RateLimitConfig
 from arbitrage.ops.alerts import AlertsConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
@@ -126,6 +127,7 @@ class AppConfig(_Frozen):
     symbols: SymbolsConfig = SymbolsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     services: ServicesConfig = ServicesConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
     guards: GuardsConfig = GuardsConfig()
     sysmon: SysMonConfig = SysMonConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
