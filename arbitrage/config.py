@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from arbitrage.config_file import ConfigFileError, read_config_file
 from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, shown
+from arbitrage.market.backoff import RateLimitConfig
 from arbitrage.ops.alerts import AlertsConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
@@ -130,6 +131,7 @@ class AppConfig(_Frozen):
     symbols: SymbolsConfig = SymbolsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     services: ServicesConfig = ServicesConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
     guards: GuardsConfig = GuardsConfig()
     sysmon: SysMonConfig = SysMonConfig()
     watchdog: WatchdogConfig = WatchdogConfig()

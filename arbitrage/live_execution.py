@@ -27,6 +27,7 @@ import ccxt
 
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
+from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot, Side
 from arbitrage.market.ccxt_source import BINANCE_QUOTE, UPBIT_QUOTE, VenuePair
 from arbitrage.ops.live_arm import LiveKeys
@@ -105,7 +106,9 @@ class LiveExecutor:
 
     `keys` are the armed credentials (never logged); `blocks_orders` is the kill switch's
     order-path check; `exchange_url` points both venues at `arbitrage sim`. `listings` (as
-    `CcxtSource.listings()` returns) skips loading markets over the network.
+    `CcxtSource.listings()` returns) skips loading markets over the network. `rate_limits`, shared
+    with the market source, refuses every order to a venue that is backed off after a 429/418
+    (a refused order is a `LiveOrderError`, so an entry is rejected or unwound and an exit retried).
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class LiveExecutor:
         timeout_sec: float = DEFAULT_TIMEOUT_SEC,
         fill_timeout_sec: float = FILL_TIMEOUT_SEC,
         listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.config = config
         self._blocks = blocks_orders
@@ -126,7 +130,7 @@ class LiveExecutor:
             "upbit": (keys.upbit_access_key.get_secret_value(), keys.upbit_secret_key.get_secret_value()),
             "binance": (keys.binance_api_key.get_secret_value(), keys.binance_api_secret.get_secret_value()),
         }
-        self._venues = VenuePair(timeout_sec, exchange_url, credentials, listings)
+        self._venues = VenuePair(timeout_sec, exchange_url, credentials, listings, rate_limits)
         self.upbit: Any
         self.binance: Any
         self.upbit, self.binance = self._venues.upbit, self._venues.binance

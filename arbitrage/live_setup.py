@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from arbitrage.config import AppConfig, StrategyConfig
+from arbitrage.market.backoff import RateLimits
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import LiveKeys, check_arming
 
@@ -51,7 +52,14 @@ def live_plan(config: AppConfig, record: Record) -> LivePlan | str:
 class LiveSession:
     """The live executor of one run, its capped strategy config and its kill switch check count."""
 
-    def __init__(self, config: AppConfig, plan: LivePlan, kill_switch: KillSwitch, record: Record) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        plan: LivePlan,
+        kill_switch: KillSwitch,
+        record: Record,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         from arbitrage.live_execution import LiveExecutor
 
         notional = min(config.strategy.order_notional_usd, plan.notional_usd)
@@ -65,6 +73,7 @@ class LiveSession:
             plan.keys,
             blocks_orders=self._blocks_orders,
             exchange_url=config.run.exchange_url,
+            rate_limits=rate_limits,
         )
         record(
             "LIVE_START",

@@ -27,6 +27,7 @@ from arbitrage.journal_replay import replay_pending_journals
 from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
+from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.screen import BookScreen, log_sparsely
@@ -87,6 +88,7 @@ class Orchestrator:
         self._progress = LoopProgress()
         self.postgres_dsn = ""
         self.abandoned_fetches = 0
+        self.rate_limits = RateLimits(config.rate_limit)
         self.ledger: Ledger | None = None
         self._endpoints: ServiceEndpoints | None = None
         self._kill_switch: KillSwitch | None = None
@@ -236,10 +238,12 @@ class Orchestrator:
             supervisor.start(self.out)
         except OSError as exc:
             raise BootstrapError(f"metrics port {cfg.metrics.port} unavailable: {exc.strerror}") from None
+        supervisor.metrics.follow_rate_limit_wait(self.rate_limits.longest_wait)
         live: LiveSession | None = None
         if self._live is not None:
             assert self._kill_switch is not None
-            live = LiveSession(cfg, self._live, self._kill_switch, partial(ledger.record_event, self.run_id))
+            record = partial(ledger.record_event, self.run_id)
+            live = LiveSession(cfg, self._live, self._kill_switch, record, self.rate_limits)
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
         trader = Trader(self.run_id, strategy, executor, portfolio, ledger)
@@ -253,6 +257,14 @@ class Orchestrator:
             on_beat=lambda line: supervisor.on_beat(line["epoch_time"], state.beat(self.run_id, line, ttl)),
         )
         self._publish(trader)
+        # The source is built before the run's clock starts: importing ccxt and loading the venues'
+        # markets is bootstrap, and must not count as market-data lag or run time.
+        fetcher: DeadlineFetcher | None = None
+        try:
+            fetcher = DeadlineFetcher(build_source(cfg, self.rate_limits))
+        except Exception as exc:
+            log.error("market source %s could not start: %s", cfg.run.market, exc)
+            self.request_stop("SOURCE_UNAVAILABLE")
         started_epoch = time.time()
         t0 = time.monotonic()
         watcher.start()
@@ -260,12 +272,6 @@ class Orchestrator:
         progress = RunProgress(
             expected, cfg.run.ticks, mode="log" if cfg.run.log_format == "json" else "auto"
         )
-        fetcher: DeadlineFetcher | None = None
-        try:
-            fetcher = DeadlineFetcher(build_source(cfg))
-        except Exception as exc:
-            log.error("market source %s could not start: %s", cfg.run.market, exc)
-            self.request_stop("SOURCE_UNAVAILABLE")
         try:
             if fetcher is not None:
                 self._loop(fetcher, trader, supervisor, t0, expected, progress, watcher)
@@ -448,6 +454,7 @@ class Orchestrator:
             "market_errors": dict(self.market_errors),
             "rejected_books": dict(self.screen.rejected),
             "abandoned_fetches": self.abandoned_fetches,
+            "rate_limit": self.rate_limits.kpi(),
             "rss_mb_last": watcher.last_rss_mb,
             "ledger": trader.ledger.account(),
         }

@@ -8,6 +8,7 @@ import threading
 import time
 
 from arbitrage.config import AppConfig, ConfigError
+from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.source import MarketSource, book_rejection
 from arbitrage.market.synthetic import SyntheticSource
@@ -30,8 +31,11 @@ def universe(config: AppConfig) -> list[str]:
     return chosen
 
 
-def build_source(config: AppConfig) -> MarketSource:
-    """The synthetic in-process source, or real ccxt against the venues or a local simulator."""
+def build_source(config: AppConfig, rate_limits: RateLimits | None = None) -> MarketSource:
+    """The synthetic in-process source, or real ccxt against the venues or a local simulator.
+
+    `rate_limits` is the venues' back-off state the ccxt source honours and reports into.
+    """
     symbols = universe(config)
     if config.run.market == "ccxt":
         from arbitrage.market.ccxt_source import CcxtSource
@@ -41,6 +45,7 @@ def build_source(config: AppConfig) -> MarketSource:
             exchange_url=config.run.exchange_url,
             timeout_sec=config.run.book_max_age_sec,
             tick_interval_sec=config.run.tick_interval_sec,
+            rate_limits=rate_limits,
         )
     return SyntheticSource(config.run.seed, symbols, dt_sec=config.run.tick_interval_sec)
 

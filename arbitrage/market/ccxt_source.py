@@ -11,11 +11,17 @@ book at all becomes "BadResponse"; the engine counts either and skips the tick. 
 parse are returned as they came, however bad, so the engine rejects and counts them: a market
 missing from Upbit's answer or refused by Binance as an invalid symbol (a halted market) comes
 back as an empty book.
+
+Back-pressure: a venue that answers 429 or 418 is left alone for the wait `RateLimits` sets
+(Retry-After first, else exponential, both capped). While either venue waits, a tick sends no
+request at all and fails with the kind the limit was first reported under ("RateLimitExceeded"
+or "DDoSProtection"), so nothing is traded on a venue during its ban.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -24,12 +30,15 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from arbitrage.market.backoff import LIMIT_STATUSES, RateLimits, header, parse_retry_after
 from arbitrage.market.book import Level, MarketSnapshot, OrderBook
 from arbitrage.market.source import MarketDataError
 from arbitrage.market.universe import FX_SYMBOL
 
 T = TypeVar("T")
+log = logging.getLogger("arbitrage.market.ccxt")
 
+VENUES = ("upbit", "binance")
 UPBIT_QUOTE = "KRW"
 BINANCE_QUOTE = "USDT"
 BOOK_LEVELS = 20
@@ -40,7 +49,53 @@ PARSE_FAILURES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 MESSAGE_CHARS = 240
 
 
-class _Upbit(ccxt_async.upbit):  # type: ignore[misc]
+class VenueBackingOff(ccxt.RateLimitExceeded):  # type: ignore[misc]
+    """A request refused before it was sent, because its venue is being left alone after a 429/418."""
+
+    def __init__(self, venue: str, wait_sec: float, status: int | None) -> None:
+        after = f" after HTTP {status}" if status is not None else ""
+        super().__init__(f"{venue}: backing off {wait_sec:.1f} s more{after}; no request sent")
+        self.venue = venue
+        self.wait_sec = wait_sec
+
+
+class _BackPressure:
+    """Mixed into a ccxt client: never sends while its venue is backed off, and reports 429/418 answers.
+
+    `fetch` is the one place every REST request of a ccxt client passes (public, signed, market
+    loading), and `handle_errors` the one place that sees every answer's status and headers.
+    """
+
+    rate_limits: RateLimits
+    id: str
+
+    async def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        left = self.rate_limits.refuse(self.id)
+        if left > 0.0:
+            raise VenueBackingOff(self.id, left, self.rate_limits.last_status(self.id))
+        return await super().fetch(url, method, headers, body)  # type: ignore[misc]
+
+    def handle_errors(
+        self, code: int, reason: str, url: str, method: str, headers: Any, body: str, response: Any,
+        request_headers: Any, request_body: Any,
+    ) -> Any:  # fmt: skip
+        if code in LIMIT_STATUSES:
+            retry_after = parse_retry_after(header(headers, "Retry-After"), time.time())
+            backoff = self.rate_limits.on_limited(self.id, code, retry_after)
+            if backoff.started:
+                shown = "none" if retry_after is None else f"{retry_after:g} s"
+                log.info(
+                    "%s answered %d (Retry-After %s): no request to it for %.1f s",
+                    self.id, code, shown, backoff.wait_sec,
+                )  # fmt: skip
+        elif code is not None and code < 400:
+            self.rate_limits.on_answer(self.id)
+        return super().handle_errors(  # type: ignore[misc]
+            code, reason, url, method, headers, body, response, request_headers, request_body
+        )
+
+
+class _UpbitStatuses(ccxt_async.upbit):  # type: ignore[misc]
     """ccxt's Upbit client, classifying 429 and 418 by status as ccxt's Binance client does.
 
     Upbit documents 429 as its rate limit and 418 as the temporary IP block that follows.
@@ -61,6 +116,14 @@ class _Upbit(ccxt_async.upbit):  # type: ignore[misc]
         )
 
 
+class _Upbit(_BackPressure, _UpbitStatuses):
+    """Upbit with back-pressure."""
+
+
+class _Binance(_BackPressure, ccxt_async.binance):  # type: ignore[misc]
+    """Binance with back-pressure."""
+
+
 def point_at(exchange: Any, base_url: str) -> None:
     """Send every REST endpoint of `exchange` to `base_url`, keeping each endpoint's path."""
     base = base_url.rstrip("/")
@@ -74,6 +137,7 @@ def point_at(exchange: Any, base_url: str) -> None:
 def _venue_clients(
     loop: asyncio.AbstractEventLoop,
     timeout_sec: float,
+    rate_limits: RateLimits,
     exchange_url: str | None = None,
     credentials: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[Any, Any]:
@@ -88,7 +152,8 @@ def _venue_clients(
         "fetchCurrencies": not binance_auth,
         "fetchMargins": not binance_auth,
     }
-    binance = ccxt_async.binance({**common, **binance_auth, "options": options})
+    binance = _Binance({**common, **binance_auth, "options": options})
+    upbit.rate_limits = binance.rate_limits = rate_limits
     if exchange_url is not None:
         point_at(upbit, exchange_url)
         point_at(binance, exchange_url)
@@ -101,7 +166,9 @@ class VenuePair:
     `exchange_url` points both at a local simulator. `credentials` maps "upbit"/"binance" to
     (key, secret); Binance then skips its private currency and margin listings on
     `load_markets`, so the only signed requests are orders. `listings` ({"upbit": [...],
-    "binance": [...]}) sets the markets without loading them over the network.
+    "binance": [...]}) sets the markets without loading them over the network. `rate_limits`,
+    shared with whatever else talks to the same venues, is the back-off state both clients honour:
+    no request leaves for a venue that is backed off (`VenueBackingOff` is raised instead).
     """
 
     def __init__(
@@ -110,11 +177,15 @@ class VenuePair:
         exchange_url: str | None = None,
         credentials: Mapping[str, tuple[str, str]] | None = None,
         listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.loop = asyncio.new_event_loop()
+        self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
         self.upbit: Any
         self.binance: Any
-        self.upbit, self.binance = _venue_clients(self.loop, timeout_sec, exchange_url, credentials)
+        self.upbit, self.binance = _venue_clients(
+            self.loop, timeout_sec, self.rate_limits, exchange_url, credentials
+        )
         if listings is not None:
             self.upbit.set_markets(list(listings["upbit"]))
             self.binance.set_markets(list(listings["binance"]))
@@ -179,6 +250,7 @@ class CcxtSource:
     venues. `timeout_sec` bounds every request; `tick_interval_sec` turns elapsed wall time into
     the tick numbers the strategy measures holding time in. `listings` ({"upbit": [...],
     "binance": [...]}, as `listings()` returns) skips loading markets over the network.
+    `rate_limits` is the venues' back-off state, shared with the live executor when there is one.
     """
 
     name = "ccxt"
@@ -192,11 +264,14 @@ class CcxtSource:
         tick_interval_sec: float = 0.5,
         levels: int = BOOK_LEVELS,
         listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.symbols = tuple(symbols)
         self.levels = levels
         self._interval = tick_interval_sec
-        self._venues = VenuePair(timeout_sec, exchange_url, listings=listings)
+        self._venues = VenuePair(timeout_sec, exchange_url, listings=listings, rate_limits=rate_limits)
+        self.rate_limits = self._venues.rate_limits
+        self._limit_kind: dict[str, str] = {}
         self.upbit: Any = self._venues.upbit
         self.binance: Any = self._venues.binance
         self._loaded = listings is not None
@@ -228,12 +303,27 @@ class CcxtSource:
         results = await asyncio.gather(
             self.upbit.load_markets(), self.binance.load_markets(), return_exceptions=True
         )
-        for venue, outcome in zip(("upbit", "binance"), results, strict=True):
+        for venue, outcome in zip(VENUES, results, strict=True):
             if isinstance(outcome, BaseException):
-                raise _data_error(venue, outcome) from outcome
+                raise self._failure(venue, outcome) from outcome
         self._loaded = True
 
+    def _failure(self, venue: str, exc: BaseException) -> MarketDataError:
+        """The tick's error; a refusal for back-off is counted under the kind its limit came as."""
+        if isinstance(exc, VenueBackingOff):
+            return MarketDataError(self._limit_kind.get(venue, "RateLimitExceeded"), str(exc))
+        if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+            self._limit_kind[venue] = type(exc).__name__
+        return _data_error(venue, exc)
+
+    def _refuse_while_backing_off(self) -> None:
+        for venue in VENUES:
+            left = self.rate_limits.refuse(venue)
+            if left > 0.0:
+                raise self._failure(venue, VenueBackingOff(venue, left, self.rate_limits.last_status(venue)))
+
     async def _snapshot(self, tick: int) -> MarketSnapshot:
+        self._refuse_while_backing_off()
         if not self._loaded:
             await self._load_markets()
         upbit_symbols = [s for s in (FX_SYMBOL, *self.symbols) if f"{s}/{UPBIT_QUOTE}" in self.upbit.markets]
@@ -246,10 +336,10 @@ class CcxtSource:
         now_ms = int(time.time() * 1000)
         upbit_raw, binance_raw = results[0], dict(zip(binance_symbols, results[1:], strict=True))
         if isinstance(upbit_raw, BaseException):
-            raise _data_error("upbit", upbit_raw) from upbit_raw
+            raise self._failure("upbit", upbit_raw) from upbit_raw
         for outcome in binance_raw.values():
             if isinstance(outcome, BaseException) and not isinstance(outcome, ccxt.BadSymbol):
-                raise _data_error("binance", outcome) from outcome
+                raise self._failure("binance", outcome) from outcome
         try:
             upbit = {s: self._upbit_book(s, upbit_raw, now_ms) for s in (FX_SYMBOL, *self.symbols)}
             binance = {s: self._binance_book(s, binance_raw.get(s), now_ms) for s in self.symbols}

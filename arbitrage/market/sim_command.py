@@ -52,6 +52,20 @@ def _positive(text: str) -> float:
     return value
 
 
+def _retry_after(text: str) -> float | str:
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 86_400.0:
+        raise argparse.ArgumentTypeError(
+            f"invalid Retry-After {text!r}: expected seconds in [0, 86400] or 'none'"
+        )
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -90,6 +104,10 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         "--premium-half-life-sec", type=_positive, default=None, metavar="S",
         help="how fast each coin's premium mean-reverts (model default 10); shorter means more trades",
     )  # fmt: skip
+    sim.add_argument(
+        "--retry-after-sec", type=_retry_after, default=None, metavar="S",
+        help="Retry-After sent with 429/418 faults (default 60; 'none' sends no header)",
+    )  # fmt: skip
     sim.add_argument("--dt-sec", type=_positive, default=0.5, metavar="S", help="model time step")
     keys = sim.add_argument_group("test keys the signed order endpoints accept (never real credentials)")
     keys.add_argument("--api-key", default="sim-binance-key", help="Binance API key (default: %(default)s)")
@@ -103,6 +121,14 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         "--upbit-secret-key", default="sim-upbit-secret", help="Upbit secret key (default: %(default)s)"
     )
     sim.set_defaults(handler=_run)
+
+
+def _chosen_retry_after(flag: float | str | None) -> float | None:
+    from arbitrage.market.sim_dialects import BAN_SECONDS
+
+    if flag is None:
+        return BAN_SECONDS
+    return None if flag == "none" else float(flag)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         error_rate=args.error_rate,
         faults=args.fault,
+        retry_after_sec=_chosen_retry_after(args.retry_after_sec),
         keys=SimKeys(args.api_key, args.api_secret, args.upbit_access_key, args.upbit_secret_key),
     )
     try:

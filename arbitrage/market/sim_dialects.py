@@ -21,6 +21,8 @@ from arbitrage.market.universe import FX_SYMBOL, UNIVERSE
 ERROR_FAULTS = ("ban", "rate_limit", "server_error", "bad_json")
 """Faults answered with an error instead of data, in order of precedence ("timeout" never answers)."""
 BAN_SECONDS = 60
+"""The Retry-After (and the ban length named in 418 bodies) unless the simulator is told otherwise."""
+MAX_RETRY_AFTER_SEC = 86_400.0
 JSON_TYPE = "application/json;charset=UTF-8"
 
 BOOK_FAULTS = ("stale", "halted", "empty", "crossed", "negative", "nan")
@@ -313,10 +315,16 @@ def html_reply(status: int, text: str) -> Reply:
     return Reply(status, text.encode(), "text/html")
 
 
-def venue_error(venue: str, kind: str, now_ms: int, odd: bool) -> Reply:
+def venue_error(
+    venue: str, kind: str, now_ms: int, odd: bool, retry_after_sec: float | None = BAN_SECONDS
+) -> Reply:
     """The venue's own answer for an error fault: "error_rate" and "server_error" (503, or 500 when
-    not `odd`), "ban" (418), "rate_limit" (429), "bad_json" (200 that is not JSON)."""
-    retry = (("Retry-After", str(BAN_SECONDS)),)
+    not `odd`), "ban" (418), "rate_limit" (429), "bad_json" (200 that is not JSON).
+
+    429 and 418 carry `Retry-After: <retry_after_sec>` as both venues send it; None sends none.
+    """
+    retry = () if retry_after_sec is None else (("Retry-After", f"{retry_after_sec:g}"),)
+    blocked_sec = BAN_SECONDS if retry_after_sec is None else retry_after_sec
     if kind == "error_rate" or (kind == "server_error" and odd):
         return html_reply(503, SERVER_ERROR_HTML.format(code=503, reason="Service Temporarily Unavailable"))
     if kind == "server_error":
@@ -325,9 +333,9 @@ def venue_error(venue: str, kind: str, now_ms: int, odd: bool) -> Reply:
         return html_reply(200, MAINTENANCE_HTML)
     if kind == "ban":
         if venue == "upbit":
-            blocked = f"Too many API requests. Blocked for {BAN_SECONDS}s."
+            blocked = f"Too many API requests. Blocked for {blocked_sec:g}s."
             return json_reply(418, upbit_error("too_many_requests", blocked), retry)
-        return json_reply(418, binance_rate_limited(now_ms + BAN_SECONDS * 1000), retry)
+        return json_reply(418, binance_rate_limited(now_ms + round(blocked_sec * 1000)), retry)
     if kind == "rate_limit":
         if venue == "upbit":
             return json_reply(429, upbit_error("too_many_requests", "Too many API requests."), retry)

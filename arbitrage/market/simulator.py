@@ -8,13 +8,14 @@ misbehave on purpose and is re-configured while it runs through a small control 
   `error_rate`, `markets`, `venues`, the model `tick`, `faulted` answers per fault kind, and
   from the signed API (`sim_private`) `private_requests` per "METHOD /path", `orders` and `reject_orders`.
 - `POST /_control/faults`: `{"faults": [...], "latency_ms": n, "error_rate": p, "markets": [...] | null,
-  "venues": [...] | null}` replaces the fault set (missing keys keep their values) and returns
-  the new state like stats; `"reject_orders": [venue...]` makes venues refuse orders. `markets`
-  limits book faults to those base symbols ("USDT" is Upbit's KRW-USDT); `venues` limits every
-  fault to "upbit" or "binance".
+  "venues": [...] | null, "retry_after_sec": s | null}` replaces the fault set (missing keys keep
+  their values) and returns the new state like stats; `"reject_orders": [venue...]` makes venues
+  refuse orders. `markets` limits book faults to those base symbols ("USDT" is Upbit's KRW-USDT);
+  `venues` limits every fault to "upbit" or "binance".
 
 Fault kinds: "rate_limit" (429 with the venue's body: Upbit `too_many_requests`, Binance -1003),
-"ban" (418), "server_error" (503 and 500 in turn, as a load balancer's HTML page), "timeout"
+"ban" (418; both carry `Retry-After: retry_after_sec`, 60 unless set, none when null),
+"server_error" (503 and 500 in turn, as a load balancer's HTML page), "timeout"
 (the request is held unanswered until the fault clears), "bad_json" (a 200 that is not JSON),
 "stale" (prices and timestamps frozen when the fault was set; Binance's `lastUpdateId` too),
 "crossed", "empty", "nan" (prices sent as the string "NaN", which JSON parsers accept), "negative",
@@ -49,6 +50,7 @@ VENUE_FAULTS = ("rate_limit", "ban", "server_error", "timeout", "bad_json")
 """Faults that replace a whole answer of a venue."""
 FAULT_KINDS = (*VENUE_FAULTS, *d.BOOK_FAULTS)
 VENUES = ("upbit", "binance")
+CONTROL_KEYS = ("faults", "latency_ms", "error_rate", "markets", "venues", "reject_orders", "retry_after_sec")
 HOLD_MAX_SEC = 60.0
 """A "timeout" holds a request at most this long (or until the fault clears), then drops it unanswered."""
 
@@ -62,6 +64,7 @@ class FaultState:
     error_rate: float = 0.0
     markets: frozenset[str] | None = None
     venues: frozenset[str] | None = None
+    retry_after_sec: float | None = d.BAN_SECONDS
 
     def hits(self, venue: str) -> bool:
         return self.venues is None or venue in self.venues
@@ -109,6 +112,7 @@ class ExchangeSim:
         latency_ms: float = 0.0,
         error_rate: float = 0.0,
         faults: Iterable[str] = (),
+        retry_after_sec: float | None = d.BAN_SECONDS,
         clock: Callable[[], float] = time.time,
         keys: SimKeys | None = None,
     ) -> None:
@@ -129,7 +133,14 @@ class ExchangeSim:
         self.requests: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
         self.private = PrivateApi(keys or SimKeys(), self._live_book, clock)
-        self.configure({"faults": list(faults), "latency_ms": latency_ms, "error_rate": error_rate})
+        self.configure(
+            {
+                "faults": list(faults),
+                "latency_ms": latency_ms,
+                "error_rate": error_rate,
+                "retry_after_sec": retry_after_sec,
+            }
+        )
 
     # -- model and state ---------------------------------------------------------------------
     def _tick_ms(self, tick: int) -> int:
@@ -144,9 +155,7 @@ class ExchangeSim:
 
     def configure(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the fault settings named in `update`; raises ValueError on a bad value."""
-        unknown_keys = sorted(
-            set(update) - {"faults", "latency_ms", "error_rate", "markets", "venues", "reject_orders"}
-        )
+        unknown_keys = sorted(set(update) - {*CONTROL_KEYS})
         if unknown_keys:
             raise ValueError(f"unknown keys {unknown_keys}")
         with self._lock:
@@ -173,12 +182,20 @@ class ExchangeSim:
             venues = state.venues
             if "venues" in update:
                 venues = _names(update["venues"], "venues", VENUES)
+            retry_after = state.retry_after_sec
+            if "retry_after_sec" in update:
+                raw_retry = update["retry_after_sec"]
+                retry_after = (
+                    None
+                    if raw_retry is None
+                    else _number(raw_retry, "retry_after_sec", 0.0, d.MAX_RETRY_AFTER_SEC)
+                )
             if "stale" in faults and "stale" not in state.faults:
                 self._frozen = self._advance()
             elif "stale" not in faults:
                 self._frozen = None
             rejects = _names(update.get("reject_orders"), "reject_orders", VENUES)
-            self._state = FaultState(faults, latency, error_rate, markets, venues)
+            self._state = FaultState(faults, latency, error_rate, markets, venues, retry_after)
             if "reject_orders" in update:
                 self.private.set_rejects(rejects or frozenset())
             self._lock.notify_all()
@@ -199,6 +216,7 @@ class ExchangeSim:
             "error_rate": s.error_rate,
             "markets": None if s.markets is None else sorted(s.markets),
             "venues": None if s.venues is None else sorted(s.venues),
+            "retry_after_sec": s.retry_after_sec,
             "tick": self._advance().tick,
             "faulted": dict(sorted(self.faulted.items())),
             **self.private.stats(),
@@ -263,7 +281,7 @@ class ExchangeSim:
             if kind == "server_error":
                 self._server_errors += 1
             odd = self._server_errors % 2 == 1
-        return d.venue_error(venue, kind, round(self._clock() * 1000.0), odd)
+        return d.venue_error(venue, kind, round(self._clock() * 1000.0), odd, state.retry_after_sec)
 
     def _hold(self) -> None:
         deadline = time.monotonic() + HOLD_MAX_SEC

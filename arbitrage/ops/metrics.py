@@ -13,6 +13,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -114,7 +115,9 @@ class EngineMetrics:
             Counter("arbitrage_exchange_errors", "Market-data and exchange call failures", registry=r)
         )
         self.rate_limit_wait = Gauge(
-            "arbitrage_rate_limit_wait_seconds", "Time the latest tick waited on rate limits (s)", registry=r
+            "arbitrage_rate_limit_wait_seconds",
+            "Seconds the engine is still leaving a venue alone after a 429/418 (longest over venues)",
+            registry=r,
         )
         self.open_positions = Gauge("arbitrage_open_positions", "Positions currently held", registry=r)
         self.failed_fills = _Total(
@@ -138,10 +141,17 @@ class EngineMetrics:
         self.url: str | None = None
 
     # -- feeding --------------------------------------------------------------------------------
-    def observe_tick(self, latency_ms: float, rate_limit_wait_sec: float = 0.0) -> None:
+    def observe_tick(self, latency_ms: float) -> None:
         """After each loop tick."""
         self.loop_latency_ms.set(latency_ms)
-        self.rate_limit_wait.set(rate_limit_wait_sec)
+
+    def follow_rate_limit_wait(self, wait_left_sec: Callable[[], float]) -> None:
+        """Read the rate-limit wait from the venues' back-off state at every scrape.
+
+        Computed when scraped, like the heartbeat age, so a scrape during a ban sees the wait
+        left even while no tick runs. Pass `RateLimits.longest_wait`.
+        """
+        self.rate_limit_wait.set_function(wait_left_sec)
 
     def update_trading(
         self,

@@ -38,6 +38,9 @@ MIN_FAULTED_TICKS = 3
 """Even under "timeout", where each tick waits out the client timeout, a 10 s window sees this many."""
 TICK_MARGIN_SEC = 1.0
 """A tick already in flight when a fault starts may still use the books it fetched before it."""
+RETRY_AFTER_SEC = 1
+"""The wait the cycle's simulator asks for with 429/418: the engine backs off and still resumes in time."""
+BACKOFF_KINDS = ("rate_limit", "ban")
 
 FAULT_CYCLE: tuple[tuple[str, str, str], ...] = (
     ("rate_limit", "market_errors", "RateLimitExceeded"),
@@ -199,7 +202,8 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
     background: dict[str, EngineRun], services: ServiceEndpoints, tmp_path: Path
 ) -> None:
     run = start_run(
-        tmp_path, services, ["--seed", "3", "--premium-half-life-sec", "1"],
+        tmp_path, services,
+        ["--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)],
         ["--duration", f"{CYCLE_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"], _cycle_env(),
     )  # fmt: skip
     started = time.time()
@@ -246,7 +250,15 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
             problems.append(f"{kind}: no trade within {RESUME_DEADLINE_SEC}s after the fault cleared")
         if result.kpi[group].get(counter, 0) == 0:
             problems.append(f"{kind}: {group}.{counter} never rose: {result.kpi[group]}")
-    for group, counter in {(g, c) for k, g, c in FAULT_CYCLE if k != "stale"}:
+        if kind in BACKOFF_KINDS and window["ticks"] > FAULT_SECONDS / RETRY_AFTER_SEC + 2:
+            problems.append(f"{kind}: asked {window['ticks']} times in {FAULT_SECONDS}s despite Retry-After")
+    backoff = [w for w in windows if w["kind"] in BACKOFF_KINDS]
+    upbit_limits = result.kpi["rate_limit"]["upbit"]
+    if abs(upbit_limits["hits"] - sum(w["ticks"] for w in backoff)) > 2 * len(backoff):
+        problems.append(f"rate_limit.upbit.hits {upbit_limits} against {[w['ticks'] for w in backoff]} asked")
+    if upbit_limits["wait_seconds"] < RETRY_AFTER_SEC * sum(w["ticks"] for w in backoff) / 2:
+        problems.append(f"rate_limit.upbit.wait_seconds too small: {upbit_limits}")
+    for group, counter in {(g, c) for k, g, c in FAULT_CYCLE if k not in ("stale", *BACKOFF_KINDS)}:
         shared = [w for w, (_, g, c) in zip(windows, FAULT_CYCLE, strict=True) if (g, c) == (group, counter)]
         expected = sum(w["ticks"] for w in shared)
         observed = result.kpi[group].get(counter, 0)
@@ -256,7 +268,7 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
     stale = windows[[k for k, _, _ in FAULT_CYCLE].index("stale")]
     if result.kpi["rejected_books"].get("stale", 0) > stale["ticks"]:
         problems.append(f"stale: more rejections than ticks: {result.kpi['rejected_books']}, {stale}")
-    counters = {k: result.kpi[k] for k in ("market_errors", "rejected_books")}
+    counters = {k: result.kpi[k] for k in ("market_errors", "rejected_books", "rate_limit")}
     report = {"run_id": run_id, "evidence": str(result.evidence), "counters": counters, "windows": windows}
     (tmp_path / "fault_cycle.json").write_text(json.dumps(report, indent=2))
     summary = [(w["kind"], w["ticks"], w["resumed"]) for w in windows]

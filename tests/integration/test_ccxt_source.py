@@ -36,15 +36,22 @@ def sim() -> Iterator[SimProcess]:
         server.stop()
 
 
+HEALTHY: dict[str, Any] = {
+    "faults": [], "latency_ms": 0, "error_rate": 0.0, "markets": None, "venues": None, "retry_after_sec": 0,
+}  # fmt: skip
+"""A healthy simulator; its 429/418 ask for no wait, so these tests see every answer's class
+(back-off itself is tested in test_backpressure.py)."""
+
+
 @pytest.fixture
 def source(sim: SimProcess) -> Iterator[CcxtSource]:
-    sim.faults(faults=[], latency_ms=0, error_rate=0.0, markets=None, venues=None)
+    sim.faults(**HEALTHY)
     src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0, tick_interval_sec=0.5)
     try:
         yield src
     finally:
         src.close()
-        sim.faults(faults=[], latency_ms=0, error_rate=0.0, markets=None, venues=None)
+        sim.faults(**HEALTHY)
 
 
 def _rejections(snapshot: Any, max_age_ms: int = 5000) -> dict[str, str | None]:

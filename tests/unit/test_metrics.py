@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from arbitrage.market.backoff import RateLimitConfig, RateLimits
 from arbitrage.ops.metrics import D98_METRICS, EXTRA_METRICS, EngineMetrics, MetricsConfig
 from arbitrage.ops.sysmon import SysMonConfig, SysMonitor
 from arbitrage.ops.watchdog import Level
@@ -51,7 +52,8 @@ def test_the_endpoint_serves_exactly_the_documented_names(metrics: EngineMetrics
 
 def test_scraping_during_a_run_shows_live_values(metrics: EngineMetrics) -> None:
     url = metrics.serve(0)
-    metrics.observe_tick(3.25, rate_limit_wait_sec=0.2)
+    metrics.observe_tick(3.25)
+    metrics.follow_rate_limit_wait(lambda: 0.2)
     metrics.update_trading(
         round_trips=4, wins=3, pnl_usd=-1.5, open_positions=2, exchange_errors=7, failed_fills=1
     )
@@ -144,3 +146,15 @@ def test_the_snapshot_file_is_the_final_scrape(metrics: EngineMetrics, tmp_path:
     assert not any(name.endswith("_created") for name in scraped)
     for name in D98_METRICS:
         assert f"\n{name} " in text or text.startswith(f"{name} ")
+
+
+def test_rate_limit_wait_is_the_back_off_left_when_scraped(metrics: EngineMetrics) -> None:
+    now = [100.0]
+    limits = RateLimits(RateLimitConfig(base_sec=2.0), clock=lambda: now[0])
+    metrics.follow_rate_limit_wait(limits.longest_wait)
+    assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 0.0
+    limits.on_limited("binance", 418, 30.0)
+    now[0] += 10.0
+    assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 20.0
+    now[0] += 25.0
+    assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 0.0

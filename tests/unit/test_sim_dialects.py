@@ -203,6 +203,28 @@ def test_binance_error_bodies_map_to_ccxt_errors(server: SimServer, binance: Any
         binance.fetch_order_book("BTC/USDT", 20)
 
 
+def _status_and_retry_after(url: str) -> tuple[int, str | None]:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v3/depth?symbol=BTCUSDT&limit=20", timeout=5) as response:
+            return response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Retry-After")
+
+
+def test_429_and_418_carry_the_retry_after_the_control_api_sets(server: SimServer) -> None:
+    assert _control(server.url, {"faults": ["rate_limit"]})[1]["retry_after_sec"] == 60
+    assert _status_and_retry_after(server.url) == (429, "60")
+    _control(server.url, {"faults": ["ban"], "retry_after_sec": 2.5})
+    assert _status_and_retry_after(server.url) == (418, "2.5")
+    _control(server.url, {"retry_after_sec": None})
+    assert _status_and_retry_after(server.url) == (418, None)
+    _control(server.url, {"faults": ["server_error"], "retry_after_sec": 5})
+    assert _status_and_retry_after(server.url)[1] is None
+    for bad in (-1, "soon", True, 1e9):
+        status, body = _control(server.url, {"retry_after_sec": bad})
+        assert status == 400 and "retry_after_sec" in body["error"], bad
+
+
 def test_control_api_counts_requests_and_validates(server: SimServer, binance: Any) -> None:
     binance.load_markets()
     binance.fetch_order_book("BTC/USDT", 20)
@@ -237,6 +259,7 @@ def test_cli_fault_choices_match_the_simulator() -> None:
         (["sim", "--port", "0", "--seed", "1", "--fault", "meteor"], "invalid choice: 'meteor'"),
         (["sim", "--port", "0", "--seed", "1", "--error-rate", "1.5"], "invalid error rate"),
         (["sim", "--port", "0", "--seed", "1", "--symbols", "BTC,NOPE"], "invalid symbols"),
+        (["sim", "--port", "0", "--seed", "1", "--retry-after-sec", "-1"], "invalid Retry-After"),
     ],
 )
 def test_bad_sim_flags_exit_2_with_one_line(
