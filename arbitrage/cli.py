@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from arbitrage.config import ConfigError, load_config
+from arbitrage import stop_request
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -101,6 +101,7 @@ def build_parser() -> OneLineParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from arbitrage.config import ConfigError, load_config
     from arbitrage.logs import setup_logging
     from arbitrage.orchestrator import Orchestrator
     from arbitrage.sources import universe
@@ -127,14 +128,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1
     setup_logging(config.run.log_format)
-    orchestrator = Orchestrator(config)
-    orchestrator.install_signal_handlers()
-    return orchestrator.run()
+    return Orchestrator(config, stop=stop_request.PROCESS).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point."""
+    """Console entry point.
+
+    The stop handlers come first, so a signal during start-up is a stop request (exit 1 with one
+    line), not a bare signal death; commands other than `run` get the default handlers back.
+    """
+    stop_request.install_signal_handlers()
     args = build_parser().parse_args(argv)
+    refusal = stop_request.startup_refusal()
+    if refusal is not None:
+        print(refusal, file=sys.stderr, flush=True)
+        return 1
+    if args.command != "run":
+        stop_request.restore_default_handlers()
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -10,23 +10,22 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from functools import partial
-from types import FrameType
 from typing import Any, TextIO
 
-from arbitrage.closeout import RunFacts, close_out
+from arbitrage.closeout import RunFacts, final_flush
 from arbitrage.config import AppConfig
+from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.fetcher import DeadlineFetcher
+from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
 from arbitrage.ops.guards import GuardTrip
@@ -48,6 +47,7 @@ from arbitrage.run_evidence import (
 from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartError
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
+from arbitrage.stop_request import StopRequest, install_signal_handlers, startup_refusal
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Executor, Trader
 from evidence import names
@@ -64,16 +64,17 @@ class BootstrapError(Exception):
 class Orchestrator:
     """One engine run, from bootstrap to the sealed evidence directory."""
 
-    def __init__(self, config: AppConfig, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: AppConfig, out: TextIO = sys.stdout, stop: StopRequest | None = None) -> None:
         self.config = config
         self.out = out
-        self._stop = threading.Event()
-        self._stop_reason: str | None = None
-        self._stop_lock = threading.Lock()
+        self.stop_request = stop or StopRequest()
+        self._stop = self.stop_request.event
+        self.evidence_failures = EvidenceFailures(partial(self.request_stop, STOP_REASON))
         self.warnings = WarningCounter(on_first=self._on_first_warning)
         self.run_id = new_run_id(config.run.phase)
         self.market_errors: dict[str, int] = {}
         self.screen = BookScreen(int(config.run.book_max_age_sec * 1000))
+        self.books = LastUsableBooks(self.screen.max_age_ms)
         self.latencies_ms: list[float] = []
         self.loop_count = 0
         self.last_loop_ts: float | None = None
@@ -89,26 +90,31 @@ class Orchestrator:
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
         """Ask the loop to finish its current iteration and stop; the first reason wins."""
-        with self._stop_lock:
-            if self._stop_reason is None:
-                self._stop_reason = reason
-        self._stop.set()
+        self.stop_request.request(reason)
+
+    @property
+    def _stop_reason(self) -> str | None:
+        return self.stop_request.reason
 
     def _on_first_warning(self, record: logging.LogRecord) -> None:
         if self.config.warn_policy == "stop":
             self.request_stop("WARNING_LOGGED")
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT only set the stop event; the loop finishes its iteration."""
+        """SIGTERM/SIGINT only request a stop; the loop finishes its iteration (the CLI does this first)."""
+        install_signal_handlers(self.stop_request)
 
-        def handler(signum: int, frame: FrameType | None) -> None:
-            self.request_stop(signal.Signals(signum).name)
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+    def _stopped_in_startup(self) -> bool:
+        """True (and the operator's line printed) when a stop came before the evidence directory."""
+        refusal = startup_refusal(self.stop_request)
+        if refusal is not None:
+            print(refusal, file=sys.stderr, flush=True)
+        return refusal is not None
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> int:
+        if self._stopped_in_startup():
+            return 1
         logging.getLogger().addHandler(self.warnings)
         services = EmbeddedServices(self.config.services.data_dir)
         ledger: Ledger | None = None
@@ -185,10 +191,21 @@ class Orchestrator:
             git_sha=sha,
             git_dirty=dirty,
         )
+        if self._stopped_in_startup():
+            return 1
         evidence = EvidenceDir(cfg.run.evidence_root / self.run_id, base)
-        evidence.write_running_manifest()
+        self.evidence_failures.where = evidence.path
+        try:
+            evidence.reserve_closeout_space()
+            evidence.write_running_manifest()
+        except OSError as exc:
+            self.evidence_failures.report(exc)
+            evidence.release_closeout_space()
+            assert self.evidence_failures.first is not None
+            print(self.evidence_failures.first.line(), file=sys.stderr, flush=True)
+            return 1
         print(f"evidence: {evidence.path}", file=self.out, flush=True)
-        file_log = attach_file_log(evidence.path / names.ENGINE_LOG)
+        file_log = attach_file_log(evidence.path / names.ENGINE_LOG, self.evidence_failures.report)
         try:
             ledger.record_run_start(
                 self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
@@ -233,6 +250,7 @@ class Orchestrator:
             watchdog_level=supervisor.watchdog_level,
             extra=supervisor.heartbeat_extra,
             on_beat=lambda line: supervisor.on_beat(line["epoch_time"], state.beat(self.run_id, line, ttl)),
+            on_write_error=self.evidence_failures.report,
         )
         self._publish(trader)
         started_epoch = time.time()
@@ -256,7 +274,7 @@ class Orchestrator:
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
         finally:
             supervisor.stop_watchers()
-            trader.flatten(self.last_snapshot)
+            trader.flatten(self.books, int(time.time() * 1000))
             if live is not None:
                 live.close()
             self._publish(trader)
@@ -279,10 +297,13 @@ class Orchestrator:
             opportunities_generated=strategy.opportunities_generated,
             db_inserts_ok=ledger.db_inserts_ok,
             warnings=self.warnings,
+            open_positions=list(trader.left_open),
         )
         outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"
-        kpi = self._kpi(trader, watcher) | supervisor.finish(evidence.path, names.METRICS_SNAPSHOT, outcome)
-        exit_code, status = close_out(evidence, facts, kpi)
+        finish = partial(supervisor.finish, evidence.path, names.METRICS_SNAPSHOT, outcome)
+        exit_code, status = final_flush(
+            evidence, facts, self._kpi(trader, watcher), finish, self.evidence_failures
+        )
         supervisor.close()
         ledger.record_event(
             self.run_id, "RUN_END", {"stop_reason": facts.stop_reason, "exit_code": exit_code}
@@ -390,6 +411,7 @@ class Orchestrator:
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is not None:
             self.last_snapshot = screened
+            self.books.remember(screened)
             vitals.last_snapshot_at = time.monotonic()
             trader.on_snapshot(screened)
         return True
