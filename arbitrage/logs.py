@@ -98,6 +98,8 @@ class EvidenceFileLog(logging.handlers.TimedRotatingFileHandler):
             super().handleError(record)
             return
         if self.failed is None:
+            if error.filename is None:
+                error = OSError(error.errno, error.strerror or str(error), self.baseFilename)
             self.failed = error
             if self._on_error is not None:
                 self._on_error(error)

@@ -103,17 +103,20 @@ class RunWatcher:
             return
         try:
             self.beat(event)
-        except OSError as exc:
-            if exc is not self.write_error:
+        except OSError:
+            if self.write_error is None:
                 raise
 
     def _report(self, exc: OSError) -> None:
         if self.write_error is not None:
             return
+        if exc.filename is None:
+            exc = OSError(exc.errno, exc.strerror or str(exc), str(self._appender.path))
         self.write_error = exc
-        log.error("heartbeat write failed: %s", exc)
         if self._on_write_error is not None:
             self._on_write_error(exc)
+        else:
+            log.error("heartbeat write failed: %s", exc)
 
     def _run(self) -> None:
         due = time.monotonic() + self.interval_sec
