@@ -29,10 +29,10 @@ from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
-BOOK_MAX_AGE_SEC = 1.5
-STALE_WAIT_SEC = 2.5
+BOOK_MAX_AGE_SEC = 3.0
+STALE_WAIT_SEC = 4.0
 """How long the first symbol's books stay rejected before stop: longer than BOOK_MAX_AGE_SEC."""
-BOOK_FETCHES_AFTER_FAULT = 3
+BOOK_FETCHES_AFTER_FAULT = 2
 """Upbit book requests after a fault change: the last one is a whole tick fetched under it."""
 
 HOLD_ENV = {
@@ -40,7 +40,7 @@ HOLD_ENV = {
     "ARB_RUN__BOOK_MAX_AGE_SEC": str(BOOK_MAX_AGE_SEC),
     "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "-40",
     "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "-45",
-    "ARB_WATCHDOG__CRITICAL_AFTER_ERRORS": "1000",
+    "ARB_WATCHDOG__CRITICAL_AFTER_ERRORS": "100",
 }
 """Enter every symbol at once and never exit before stop, so the flatten has positions to close."""
 
@@ -76,7 +76,7 @@ def test_rejected_book_at_stop_closes_on_the_last_usable_book_or_reports_the_pos
             tmp_path, server, "--market", "ccxt", "--exchange-url", sim.url, "--duration", "90s",
             "--seed", "5", "--heartbeat-interval", "1", env=HOLD_ENV,
         )  # fmt: skip
-        wait_for(lambda: engine.run_id() is not None, 60, "the evidence directory")
+        engine.wait_for_evidence()
         wait_for(
             lambda: len(set(_open_trades(engine).values())) >= 2 or not engine.alive(), 60, "2 open positions"
         )
@@ -113,6 +113,14 @@ def test_rejected_book_at_stop_closes_on_the_last_usable_book_or_reports_the_pos
     assert old_trade in reported and "book_max_age_sec" in reported[old_trade]["reason"], reported
     recent_trade = next(t for t, s in entries.items() if s == recent)
     assert exits.get(recent_trade) == "flatten", (recent, reported.get(recent_trade))
+    exit_ticks = dict(
+        engine.query(
+            "SELECT trade_id, tick FROM trade_legs WHERE run_id = %s AND leg = 'exit'", engine.run_id()
+        )
+    )
+    assert exit_ticks[recent_trade] < max(exit_ticks.values()), (
+        f"{recent} was not rejected at stop: {exit_ticks}"
+    )
 
     events = engine.query(
         "SELECT payload->>'trade_id', payload->>'symbol' FROM event_log"
@@ -128,9 +136,7 @@ def test_removed_evidence_directory_stops_the_run_with_one_line(
     server: ServiceEndpoints, tmp_path: Path
 ) -> None:
     engine = EngineProcess(tmp_path, server, "--duration", "60s", "--heartbeat-interval", "1")
-    wait_for(lambda: engine.evidence_dir() is not None, 60, "the evidence directory")
-    evidence = engine.evidence_dir()
-    assert evidence is not None
+    evidence = engine.wait_for_evidence()
     wait_for(lambda: (evidence / "heartbeat.jsonl").exists(), 10, "the first heartbeat")
     shutil.rmtree(evidence)
     removed = time.monotonic()
@@ -179,9 +185,8 @@ def test_full_disk_stops_the_run_and_the_reserve_still_seals_it(
         tmp_path / "engine", server, "--duration", "60s", "--heartbeat-interval", "1",
         evidence_root=small_disk,
     )  # fmt: skip
-    wait_for(lambda: engine.evidence_dir() is not None, 60, "the evidence directory")
-    evidence = engine.evidence_dir()
-    assert evidence is not None and evidence.parent == small_disk
+    evidence = engine.wait_for_evidence()
+    assert evidence.parent == small_disk
     wait_for(lambda: (evidence / "heartbeat.jsonl").exists(), 10, "the first heartbeat")
     _fill(small_disk)
     code = engine.wait(30)

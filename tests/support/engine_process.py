@@ -67,6 +67,15 @@ class EngineProcess:
                 return Path(line.removeprefix("evidence: "))
         return None
 
+    def wait_for_evidence(self, timeout: float = 60) -> Path:
+        """The evidence directory, once the engine printed it; fails with its stderr if it exited first."""
+        wait_for(
+            lambda: self.evidence_dir() is not None or not self.alive(), timeout, "the evidence directory"
+        )
+        path = self.evidence_dir()
+        assert path is not None, f"the engine exited {self.process.returncode}: {self.stderr}"
+        return path
+
     def run_id(self) -> str | None:
         path = self.evidence_dir()
         return None if path is None else path.name
