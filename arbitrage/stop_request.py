@@ -66,4 +66,4 @@ def startup_refusal(stop: StopRequest = PROCESS) -> str | None:
     """The operator's line when a stop was requested before the run began, else None."""
     if not stop.is_set():
         return None
-    return f"arbitrage: stopped by {stop.reason} during start-up; no run was started"
+    return f"arbitrage: stopped by {stop.reason} during start-up; nothing was started"

@@ -131,4 +131,4 @@ def test_a_real_sigterm_is_a_stop_request_with_its_name(restored_handlers: None)
     assert stop.event.wait(5)
     stop.request("DURATION_REACHED")
     assert stop.reason == "SIGTERM"
-    assert startup_refusal(stop) == "arbitrage: stopped by SIGTERM during start-up; no run was started"
+    assert startup_refusal(stop) == "arbitrage: stopped by SIGTERM during start-up; nothing was started"
