@@ -150,6 +150,8 @@ def test_removed_evidence_directory_stops_the_run_with_one_line(
     assert stopped_after < 10, f"the removal was noticed only after {stopped_after:.1f}s"
     status, stop_reason, exit_code, ended_at = engine.runs_row()
     assert (status, stop_reason, exit_code) == ("failed", "EVIDENCE_WRITE_FAILED", 1) and ended_at is not None
+    state = engine.redis_status()
+    assert (state.get("status"), state.get("exit_code")) == ("failed", "1"), state
 
 
 @pytest.fixture
@@ -203,6 +205,8 @@ def test_full_disk_stops_the_run_and_the_reserve_still_seals_it(
     assert not (evidence / ".closeout-reserve").exists()
     status, stop_reason, exit_code, ended_at = engine.runs_row()
     assert (status, stop_reason, exit_code) == ("failed", "EVIDENCE_WRITE_FAILED", 1) and ended_at is not None
+    state = engine.redis_status()
+    assert (state.get("status"), state.get("exit_code")) == ("failed", "1"), state
 
 
 @pytest.mark.parametrize("delay", [0.1, 0.3, 1.0])

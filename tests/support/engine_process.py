@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 
 from arbitrage.services import ServiceEndpoints
 
@@ -35,6 +36,7 @@ class EngineProcess:
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.dsn = services.postgres_dsn
+        self.redis_url = services.redis_url
         self.evidence_root = evidence_root or out / "evidence"
         command = [
             sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(self.evidence_root),
@@ -99,6 +101,15 @@ class EngineProcess:
         )
         assert len(rows) == 1, f"runs rows for {self.run_id()}: {rows}"
         return rows[0]
+
+    def redis_status(self) -> dict[str, str]:
+        """The run's hash in Redis (default key prefix)."""
+        client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            found: dict[Any, Any] = client.hgetall(f"arb:run:{self.run_id()}")
+            return {str(k): str(v) for k, v in found.items()}
+        finally:
+            client.close()
 
 
 def arbitrage_lines(stderr: str) -> list[str]:
