@@ -357,6 +357,7 @@ class Orchestrator:
             self.last_loop_ts = time.time()
             self._publish(trader)
             self._after_tick(trader, supervisor, latency_ms)
+            watcher.check_file()
             beats = watcher.beat_epochs
             progress.update(
                 time.monotonic() - t0,

@@ -171,9 +171,19 @@ class JsonlAppender:
             self._fh.write(line)
             self._fh.flush()
             os.fsync(self._fh.fileno())
-            if os.fstat(self._fh.fileno()).st_nlink == 0:
-                raise FileNotFoundError(errno.ENOENT, "removed while being appended to", str(self._path))
+            self._raise_if_unlinked()
             self.lines_written += 1
+
+    def check_linked(self) -> None:
+        """Raise ``FileNotFoundError`` if the open file has been removed (a cheap fstat, no write)."""
+        with self._lock:
+            if self._fh is not None:
+                self._raise_if_unlinked()
+
+    def _raise_if_unlinked(self) -> None:
+        assert self._fh is not None
+        if os.fstat(self._fh.fileno()).st_nlink == 0:
+            raise FileNotFoundError(errno.ENOENT, "removed while being appended to", str(self._path))
 
     def close(self) -> None:
         """Close the file; calling it again is a no-op."""

@@ -107,6 +107,14 @@ class RunWatcher:
             if self.write_error is None:
                 raise
 
+    def check_file(self) -> None:
+        """Between beats: report a heartbeat file removed with its directory (one fstat)."""
+        if self.write_error is None:
+            try:
+                self._appender.check_linked()
+            except OSError as exc:
+                self._report(exc)
+
     def _report(self, exc: OSError) -> None:
         if self.write_error is not None:
             return
