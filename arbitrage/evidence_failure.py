@@ -49,12 +49,13 @@ class EvidenceFailures:
         self.where = where
         self.first: EvidenceFailure | None = None
 
-    def report(self, exc: OSError) -> None:
-        """Record a failed write (from any thread); the first one stops the run."""
+    def report(self, exc: OSError) -> EvidenceFailure:
+        """Record a failed write (from any thread); the first one stops the run. Returns the first."""
         failure = describe(exc, self.where)
         with self._lock:
             if self.first is not None:
-                return
+                return self.first
             self.first = failure
         self._on_first()
         log.error("evidence write failed, stopping the run: %s: %s", failure.path, failure.cause)
+        return failure

@@ -83,7 +83,7 @@ class EvidenceFileLog(logging.handlers.TimedRotatingFileHandler):
     once, and the file is given up: logging's own error path would print a traceback per record.
     """
 
-    def __init__(self, path: Path, on_error: Callable[[OSError], None] | None = None) -> None:
+    def __init__(self, path: Path, on_error: Callable[[OSError], object] | None = None) -> None:
         super().__init__(path, when="midnight", utc=True, encoding="utf-8")
         self._on_error = on_error
         self.failed: OSError | None = None
@@ -113,7 +113,7 @@ class EvidenceFileLog(logging.handlers.TimedRotatingFileHandler):
             self.failed = self.failed or exc
 
 
-def attach_file_log(path: Path, on_error: Callable[[OSError], None] | None = None) -> logging.Handler:
+def attach_file_log(path: Path, on_error: Callable[[OSError], object] | None = None) -> logging.Handler:
     """Also write the run's log into its evidence directory, rotated daily; returns the handler."""
     handler = EvidenceFileLog(path, on_error)
     handler.setFormatter(logging.Formatter(TEXT_FORMAT))

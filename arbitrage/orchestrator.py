@@ -7,6 +7,7 @@ flushed in `finally`, whatever ended the loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -199,10 +200,8 @@ class Orchestrator:
             evidence.reserve_closeout_space()
             evidence.write_running_manifest()
         except OSError as exc:
-            self.evidence_failures.report(exc)
             evidence.release_closeout_space()
-            assert self.evidence_failures.first is not None
-            print(self.evidence_failures.first.line(), file=sys.stderr, flush=True)
+            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
             return 1
         print(f"evidence: {evidence.path}", file=self.out, flush=True)
         file_log = attach_file_log(evidence.path / names.ENGINE_LOG, self.evidence_failures.report)
@@ -219,9 +218,12 @@ class Orchestrator:
             return self._trade_and_flush(ledger, state, evidence, expected)
         except (BootstrapError, LedgerUnavailable, StateUnavailable) as exc:
             print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
+            evidence.release_closeout_space()
             evidence.seal("failed")
             return 1
         finally:
+            with contextlib.suppress(OSError):
+                evidence.release_closeout_space()
             logging.getLogger().removeHandler(file_log)
             file_log.close()
 

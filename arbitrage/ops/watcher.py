@@ -48,7 +48,7 @@ class RunWatcher:
         watchdog_level: Callable[[], str] = lambda: "OK",
         extra: Callable[[], dict[str, Any]] | None = None,
         on_beat: Callable[[dict[str, Any]], object] | None = None,
-        on_write_error: Callable[[OSError], None] | None = None,
+        on_write_error: Callable[[OSError], object] | None = None,
     ) -> None:
         self.interval_sec = interval_sec
         self._appender = JsonlAppender(path)
