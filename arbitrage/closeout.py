@@ -101,11 +101,11 @@ def final_flush(
     Never raises an OSError: an evidence write failure, now or earlier in the run, makes the
     result (1, "failed") and prints the operator's one line naming the path and the cause.
     """
-    try:
-        evidence.release_closeout_space()
-        kpi |= finish()
-    except OSError as exc:
-        failures.report(exc)
+    for step in (evidence.release_closeout_space, lambda: kpi.update(finish())):
+        try:
+            step()
+        except OSError as exc:
+            failures.report(exc)
     if failures.first is not None and facts.stop_reason in CLEAN_STOPS:
         facts.stop_reason = STOP_REASON
     exit_code, status = 1, "failed"
