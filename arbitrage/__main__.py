@@ -1,7 +1,15 @@
-"""`python -m arbitrage` runs the command line."""
+"""`python -m arbitrage` runs the command line.
 
-import sys
+The stop handlers are installed before the command line module and its imports load, so that
+even the earliest SIGTERM or SIGINT is a stop request (exit 1), never a bare signal death.
+"""
 
-from arbitrage.cli import main
+from arbitrage import stop_request
+
+stop_request.install_signal_handlers()
+
+import sys  # noqa: E402 (after the handlers, on purpose)
+
+from arbitrage.cli import main  # noqa: E402 (after the handlers, on purpose)
 
 sys.exit(main())

@@ -15,10 +15,12 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from arbitrage.config import ConfigError, LoadedConfig, load
-from arbitrage.evidence_root import unwritable_reason
+from arbitrage import stop_request
+
+if TYPE_CHECKING:
+    from arbitrage.config import LoadedConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -127,12 +129,16 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
 
 def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:
     """Refuse a directory setting the engine could not write, before anything starts."""
+    from arbitrage.config import ConfigError
+    from arbitrage.evidence_root import unwritable_reason
+
     reason = unwritable_reason(path)
     if reason is not None:
         raise ConfigError(f"config error: {key} = {str(path)!r} ({loaded.origin(key)}): {reason}")
 
 
 def _run(args: argparse.Namespace) -> int:
+    from arbitrage.config import ConfigError, load
     from arbitrage.logs import setup_logging
     from arbitrage.orchestrator import Orchestrator
     from arbitrage.sources import universe
@@ -150,14 +156,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1
     setup_logging(config.run.log_format)
-    orchestrator = Orchestrator(config)
-    orchestrator.install_signal_handlers()
-    return orchestrator.run()
+    return Orchestrator(config, stop=stop_request.PROCESS).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point."""
+    """Console entry point.
+
+    The stop handlers come first, so a signal during start-up is a stop request (exit 1 with one
+    line), not a bare signal death; commands other than `run` get the default handlers back.
+    """
+    stop_request.install_signal_handlers()
     args = build_parser().parse_args(argv)
+    refusal = stop_request.startup_refusal()
+    if refusal is not None:
+        print(refusal, file=sys.stderr, flush=True)
+        return 1
+    if args.command != "run":
+        stop_request.restore_default_handlers()
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

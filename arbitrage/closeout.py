@@ -8,10 +8,12 @@ condition (duration or ticks), and no WARNING was logged (WARN = FAIL).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.logs import WarningCounter
 from arbitrage.portfolio import Portfolio
 from arbitrage.run_evidence import EvidenceDir
@@ -27,6 +29,9 @@ from evidence.invariants import (
 )
 
 log = logging.getLogger("arbitrage.closeout")
+
+Finalize = Callable[[int, str], None]
+"""What runs once the exit code and status are known, before the last seal."""
 
 CLEAN_STOPS = frozenset({"DURATION_REACHED", "TICKS_COMPLETED"})
 
@@ -48,6 +53,8 @@ class RunFacts:
     db_inserts_ok: int
     warnings: WarningCounter
     legs: LedgerLegs | None = None
+    open_positions: list[dict[str, Any]] = field(default_factory=list)
+    """Positions the stop-time flatten left open: symbol, trade_id and reason."""
 
     def invariants(self) -> list[InvariantResult]:
         """Wallclock, heartbeat density and DB; completeness is judged on the written files."""
@@ -78,6 +85,7 @@ class RunFacts:
             "losses": p.losses,
             "net_pnl": {"krw": round(p.net_pnl_krw, 2), "usd": round(p.net_pnl_usd, 4)},
             "opportunities_generated": self.opportunities_generated,
+            "open_positions": list(self.open_positions),
             "stop_reason": self.stop_reason,
             "exit_code": 0 if ok else 1,
             "warnings_count": self.warnings.count,
@@ -86,19 +94,73 @@ class RunFacts:
         }
 
 
-def close_out(
+def final_flush(
     evidence: EvidenceDir,
     facts: RunFacts,
     kpi: dict[str, Any],
-    finalize: Callable[[int, str], None] | None = None,
+    finish: Callable[[], dict[str, Any]],
+    failures: EvidenceFailures,
+    finalize: Finalize | None = None,
+) -> tuple[int, str]:
+    """Release the space reserved at start, then `finish` (its kpi additions) and `close_out`.
+
+    Never raises an OSError: an evidence write failure, now or earlier in the run, makes the
+    result (1, "failed") and prints the operator's one line naming the path and the cause.
+    `finalize` (the ledger's last records) runs exactly once, even when the evidence could not
+    be written.
+    """
+    finalized: list[tuple[int, str]] = []
+
+    def finalize_once(exit_code: int, status: str) -> None:
+        finalized.append((exit_code, status))
+        if finalize is not None:
+            finalize(exit_code, status)
+
+    for step in (evidence.release_closeout_space, lambda: kpi.update(finish())):
+        try:
+            step()
+        except OSError as exc:
+            failures.report(exc)
+    if failures.first is not None and facts.stop_reason in CLEAN_STOPS:
+        facts.stop_reason = STOP_REASON
+    exit_code, status = 1, "failed"
+    try:
+        exit_code, status = close_out(evidence, facts, kpi, finalize_once)
+    except OSError as exc:
+        failures.report(exc)
+    if not finalized:
+        finalize_once(1, "failed")
+    failure = failures.first
+    if failure is None:
+        return exit_code, status
+    print(failure.line(), file=sys.stderr, flush=True)
+    return 1, "failed"
+
+
+def close_out(
+    evidence: EvidenceDir, facts: RunFacts, kpi: dict[str, Any], finalize: Finalize | None = None
 ) -> tuple[int, str]:
     """Write kpi.json and chain_summary.json, seal the manifest; return (exit code, status).
 
     The summary reports on the files it is one of, so it is written, the directory sealed and
     checked from disk, and then the checked result is written and sealed again. `finalize`
     runs once the exit code is known and before that last seal (the ledger's final records go
-    to its journal, which the seal covers).
+    to its journal, which the seal covers). When a write fails (OSError), the manifest is still
+    sealed `failed` over what is there, if it can be, and the error is raised.
     """
+    try:
+        return _flush(evidence, facts, kpi, finalize)
+    except OSError:
+        try:
+            evidence.seal("failed")
+        except OSError as exc:
+            log.error("evidence could not be sealed: %s", exc)
+        raise
+
+
+def _flush(
+    evidence: EvidenceDir, facts: RunFacts, kpi: dict[str, Any], finalize: Finalize | None
+) -> tuple[int, str]:
     evidence.write(names.KPI, kpi)
     measured = facts.invariants()
     pending = InvariantResult(COMPLETENESS, True, False, "unchecked", "4/4", "not checked yet")

@@ -76,9 +76,46 @@ def setup_logging(log_format: str, level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def attach_file_log(path: Path) -> logging.Handler:
+class EvidenceFileLog(logging.handlers.TimedRotatingFileHandler):
+    """The run's log file in its evidence directory.
+
+    A record that cannot be written (disk full, the directory removed) is handed to `on_error`
+    once, and the file is given up: logging's own error path would print a traceback per record.
+    """
+
+    def __init__(self, path: Path, on_error: Callable[[OSError], object] | None = None) -> None:
+        super().__init__(path, when="midnight", utc=True, encoding="utf-8")
+        self._on_error = on_error
+        self.failed: OSError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        if self.failed is None:
+            if error.filename is None:
+                error = OSError(error.errno, error.strerror or str(error), self.baseFilename)
+            self.failed = error
+            if self._on_error is not None:
+                self._on_error(error)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:
+            if self.failed is None and self._on_error is not None:
+                self._on_error(exc)
+            self.failed = self.failed or exc
+
+
+def attach_file_log(path: Path, on_error: Callable[[OSError], object] | None = None) -> logging.Handler:
     """Also write the run's log into its evidence directory, rotated daily; returns the handler."""
-    handler = logging.handlers.TimedRotatingFileHandler(path, when="midnight", utc=True, encoding="utf-8")
+    handler = EvidenceFileLog(path, on_error)
     handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.getLogger().addHandler(handler)
     return handler

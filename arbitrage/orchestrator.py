@@ -7,20 +7,19 @@ flushed in `finally`, whatever ended the loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from functools import partial
-from types import FrameType
 from typing import Any, TextIO
 
-from arbitrage.closeout import RunFacts, close_out
+from arbitrage.closeout import RunFacts, final_flush
 from arbitrage.config import AppConfig
+from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.journal import LedgerJournal
 from arbitrage.journal_replay import replay_pending_journals
@@ -30,6 +29,7 @@ from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.fetcher import DeadlineFetcher
+from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
 from arbitrage.ops.guards import GuardTrip
@@ -52,6 +52,7 @@ from arbitrage.run_evidence import (
 from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartError
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
+from arbitrage.stop_request import StopRequest, install_signal_handlers, startup_refusal
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Executor, Trader
 from evidence import names
@@ -71,16 +72,17 @@ class BootstrapError(Exception):
 class Orchestrator:
     """One engine run, from bootstrap to the sealed evidence directory."""
 
-    def __init__(self, config: AppConfig, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: AppConfig, out: TextIO = sys.stdout, stop: StopRequest | None = None) -> None:
         self.config = config
         self.out = out
-        self._stop = threading.Event()
-        self._stop_reason: str | None = None
-        self._stop_lock = threading.Lock()
+        self.stop_request = stop or StopRequest()
+        self._stop = self.stop_request.event
+        self.evidence_failures = EvidenceFailures(partial(self.request_stop, STOP_REASON))
         self.warnings = WarningCounter(on_first=self._on_first_warning)
         self.run_id = new_run_id(config.run.phase)
         self.market_errors: dict[str, int] = {}
         self.screen = BookScreen(int(config.run.book_max_age_sec * 1000))
+        self.books = LastUsableBooks(self.screen.max_age_ms)
         self.latencies_ms: list[float] = []
         self.loop_count = 0
         self.last_loop_ts: float | None = None
@@ -97,28 +99,33 @@ class Orchestrator:
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
         """Ask the loop to finish its current iteration and stop; the first reason wins."""
-        with self._stop_lock:
-            if self._stop_reason is None:
-                self._stop_reason = reason
-        self._stop.set()
+        self.stop_request.request(reason)
         if self.ledger is not None:
             self.ledger.expedite()
+
+    @property
+    def _stop_reason(self) -> str | None:
+        return self.stop_request.reason
 
     def _on_first_warning(self, record: logging.LogRecord) -> None:
         if self.config.warn_policy == "stop":
             self.request_stop("WARNING_LOGGED")
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT only set the stop event; the loop finishes its iteration."""
+        """SIGTERM/SIGINT only request a stop; the loop finishes its iteration (the CLI does this first)."""
+        install_signal_handlers(self.stop_request)
 
-        def handler(signum: int, frame: FrameType | None) -> None:
-            self.request_stop(signal.Signals(signum).name)
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+    def _stopped_in_startup(self) -> bool:
+        """True (and the operator's line printed) when a stop came before the evidence directory."""
+        refusal = startup_refusal(self.stop_request)
+        if refusal is not None:
+            print(refusal, file=sys.stderr, flush=True)
+        return refusal is not None
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> int:
+        if self._stopped_in_startup():
+            return 1
         logging.getLogger().addHandler(self.warnings)
         services = EmbeddedServices(self.config.services.data_dir)
         ledger: Ledger | None = None
@@ -199,15 +206,30 @@ class Orchestrator:
             git_sha=sha,
             git_dirty=dirty,
         )
-        evidence = EvidenceDir(cfg.run.evidence_root / self.run_id, base)
-        evidence.write_running_manifest()
+        if self._stopped_in_startup():
+            return 1
+        self.evidence_failures.where = cfg.run.evidence_root / self.run_id
+        try:
+            evidence = EvidenceDir(cfg.run.evidence_root / self.run_id, base)
+        except OSError as exc:
+            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
+            return 1
+        try:
+            evidence.reserve_closeout_space()
+            evidence.write_running_manifest()
+        except OSError as exc:
+            evidence.release_closeout_space()
+            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
+            return 1
         print(f"evidence: {evidence.path}", file=self.out, flush=True)
-        file_log = attach_file_log(evidence.path / names.ENGINE_LOG)
+        file_log = attach_file_log(evidence.path / names.ENGINE_LOG, self.evidence_failures.report)
         journal: LedgerJournal | None = None
+        registered = False
         try:
             ledger.record_run_start(
                 self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
             )
+            registered = True
             journal = LedgerJournal(evidence.path, cfg.run.evidence_root, self.run_id)
             ledger.attach_journal(journal)
             state.register(
@@ -217,13 +239,22 @@ class Orchestrator:
                 self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash}
             )
             return self._trade_and_flush(ledger, state, evidence, expected, journal)
-        except (BootstrapError, LedgerUnavailable, StateUnavailable) as exc:
-            print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
-            evidence.seal("failed")
+        except (BootstrapError, LedgerUnavailable, StateUnavailable, OSError) as exc:
+            evidence_failed = isinstance(exc, OSError)
+            line = self.evidence_failures.report(exc).line() if evidence_failed else f"arbitrage: {exc}"
+            print(line, file=sys.stderr, flush=True)
+            if registered:
+                reason = STOP_REASON if evidence_failed else "BOOTSTRAP_FAILED"
+                ledger.record_run_end(self.run_id, "failed", reason, 1, 0, datetime.now(UTC))
+            with contextlib.suppress(OSError):
+                evidence.release_closeout_space()
+                evidence.seal("failed")
             return 1
         finally:
             if journal is not None:
                 journal.close()
+            with contextlib.suppress(OSError):
+                evidence.release_closeout_space()
             logging.getLogger().removeHandler(file_log)
             file_log.close()
 
@@ -255,6 +286,7 @@ class Orchestrator:
             watchdog_level=supervisor.watchdog_level,
             extra=supervisor.heartbeat_extra,
             on_beat=lambda line: supervisor.on_beat(line["epoch_time"], state.beat(self.run_id, line, ttl)),
+            on_write_error=self.evidence_failures.report,
         )
         self._publish(trader)
         # The source is built before the run's clock starts: importing ccxt and loading the venues'
@@ -280,7 +312,7 @@ class Orchestrator:
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
         finally:
             supervisor.stop_watchers()
-            trader.flatten(self.last_snapshot)
+            trader.flatten(self.books, int(time.time() * 1000))
             ledger.drain(LEDGER_DRAIN_SEC)
             if live is not None:
                 live.close()
@@ -307,12 +339,13 @@ class Orchestrator:
             legs=LedgerLegs(
                 entry_legs=ledger.acked_legs["entry"],
                 exit_legs=ledger.acked_legs["exit"],
-                open_positions=len(portfolio.positions),
+                open_positions=len(trader.left_open),
                 pending_records=ledger.pending_count,
             ),
+            open_positions=list(trader.left_open),
         )
         outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"
-        kpi = self._kpi(trader, watcher) | supervisor.finish(evidence.path, names.METRICS_SNAPSHOT, outcome)
+        finish = partial(supervisor.finish, evidence.path, names.METRICS_SNAPSHOT, outcome)
 
         def finalize(exit_code: int, status: str) -> None:
             """The run's last ledger records, journaled before the final seal so that it covers them."""
@@ -324,7 +357,9 @@ class Orchestrator:
             )
             ledger.drain(LEDGER_DRAIN_SEC)
 
-        exit_code, status = close_out(evidence, facts, kpi, finalize)
+        exit_code, status = final_flush(
+            evidence, facts, self._kpi(trader, watcher), finish, self.evidence_failures, finalize
+        )
         supervisor.close()
         pending = ledger.pending_count
         journal.settle(pending)
@@ -380,6 +415,7 @@ class Orchestrator:
             self.last_loop_ts = time.time()
             self._publish(trader)
             self._after_tick(trader, supervisor, latency_ms)
+            watcher.check_file()
             beats = watcher.beat_epochs
             progress.update(
                 time.monotonic() - t0,
@@ -404,7 +440,7 @@ class Orchestrator:
         """Tell the supervisor what the tick did; it feeds the metrics and checks the guards."""
         ledger = trader.ledger
         if ledger.journal_error is not None:
-            self.request_stop("JOURNAL_WRITE_FAILED")
+            self.evidence_failures.report(ledger.journal_error)
         vitals = supervisor.vitals
         vitals.last_latency_ms = latency_ms
         vitals.loop_count = self.loop_count
@@ -436,6 +472,7 @@ class Orchestrator:
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is not None:
             self.last_snapshot = screened
+            self.books.remember(screened)
             vitals.last_snapshot_at = time.monotonic()
             trader.on_snapshot(screened)
         return True

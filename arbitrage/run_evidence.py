@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import importlib.metadata
 import math
+import os
 import platform
 import secrets
 import subprocess
@@ -123,6 +124,13 @@ class ManifestBase:
         }
 
 
+CLOSEOUT_RESERVE = ".closeout-reserve"
+"""Hidden, so never sealed: the space kept for the final flush."""
+CLOSEOUT_RESERVE_BYTES = 8 * 1_048_576
+"""Covers kpi.json (its trade events included), two chain summaries, the metrics snapshot and
+the sealed manifest, each written next to its previous version, many times over."""
+
+
 class EvidenceDir:
     """The run's evidence directory: writes documents and the manifest that seals them."""
 
@@ -130,6 +138,23 @@ class EvidenceDir:
         self.path = path
         self.base = base
         path.mkdir(parents=True, exist_ok=False)
+
+    def reserve_closeout_space(self, nbytes: int = CLOSEOUT_RESERVE_BYTES) -> None:
+        """Allocate a hidden file now, so that a disk that fills during the run cannot stop the seal."""
+        reserve = self.path / CLOSEOUT_RESERVE
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, nbytes)
+            os.fsync(fd)
+        except OSError:
+            reserve.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+
+    def release_closeout_space(self) -> None:
+        """Give the reserved space back, just before the final flush; a missing reserve is fine."""
+        (self.path / CLOSEOUT_RESERVE).unlink(missing_ok=True)
 
     def write_running_manifest(self) -> None:
         atomic_write_json(self.path / names.MANIFEST, self.base.document("running", {}, None))

@@ -2,7 +2,7 @@
 
 This is the part of the loop that touches money. It keeps the promise the DB invariant
 checks: every position that closes has exactly one entry row and one exit row, and every
-position still open at stop is flattened before the final flush.
+position still open at stop is flattened before the final flush, or reported as left open.
 
 The executor is the paper one or the live one (`Executor`). A live exit is sized from the
 position's filled entry legs; when it fails, the position stays open (an EXIT_FAILED event and
@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
 from arbitrage.ledger import Ledger, LegRow
 from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.portfolio import ClosedTrade, Portfolio, Position
 from arbitrage.strategy import EntryIntent, ExitIntent, Strategy, exit_quote
 
@@ -95,6 +96,8 @@ class Trader:
         self.rejected_orders: dict[str, int] = {}
         self.leg_unwinds = 0
         self.trade_events: list[dict[str, Any]] = []
+        self.left_open: list[dict[str, Any]] = []
+        """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
         self._closed_pnls: list[float] = []
 
     def drain_closed_pnls(self) -> list[float]:
@@ -127,10 +130,14 @@ class Trader:
         }
 
     def final_kpi(self) -> dict[str, Any]:
-        """The trading part of kpi.json: results, DB acknowledgements, refusals and the trade events."""
+        """The trading part of kpi.json: results, DB acknowledgements, refusals and the trade events.
+
+        `open_positions` here is the list of positions left open at stop (see `flatten`).
+        """
         view = self.kpi_view()
         return {
             **{k: v for k, v in view.items() if not k.startswith("db_")},
+            "open_positions": list(self.left_open),
             "db_counts": {
                 "db_inserts_ok": view["db_inserts_ok"],
                 "db_inserts_failed": view["db_inserts_failed"],
@@ -239,25 +246,41 @@ class Trader:
         )  # fmt: skip
         return closed
 
-    def flatten(self, snapshot: MarketSnapshot | None) -> int:
-        """Close every open position at the last good snapshot; returns how many were closed."""
-        if snapshot is None:
-            if self.portfolio.positions:
-                log.error(
-                    "cannot flatten %d open positions: no market snapshot", len(self.portfolio.positions)
-                )
-            return 0
+    def flatten(self, books: LastUsableBooks, now_ms: int) -> int:
+        """Close every open position on its last usable books; returns how many were closed.
+
+        Never raises: a position that cannot be closed (no book young enough, a book too thin,
+        a failed exit) stays open and is reported in `left_open`, the log and the event log.
+        """
         closed = 0
         for position in list(self.portfolio.positions.values()):
-            quote = exit_quote(snapshot, position.view(), self.strategy.fees)
-            if quote is None:
-                log.error(
-                    "cannot flatten %s: book too thin for %.8f", position.symbol, position.entry.quote.qty
-                )
-                continue
-            if (
-                self._close(position, ExitIntent(position.view(), quote, "flatten"), snapshot.tick)
-                is not None
-            ):
+            try:
+                reason = self._flatten_one(position, books, now_ms)
+            except Exception as exc:
+                reason = f"flatten failed: {type(exc).__name__}: {exc}"
+            if reason is None:
                 closed += 1
+            else:
+                self._report_left_open(position, reason)
         return closed
+
+    def _flatten_one(self, position: Position, books: LastUsableBooks, now_ms: int) -> str | None:
+        """Close one position; None when closed, else why it stays open."""
+        found = books.for_exit(position.symbol, now_ms)
+        if isinstance(found, str):
+            return found
+        quote = exit_quote(found.snapshot(), position.view(), self.strategy.fees)
+        if quote is None:
+            return f"book too thin to exit {position.entry.quote.qty:.8f}"
+        if self._close(position, ExitIntent(position.view(), quote, "flatten"), found.tick) is None:
+            return "exit failed"
+        return None
+
+    def _report_left_open(self, position: Position, reason: str) -> None:
+        entry = {"symbol": position.symbol, "trade_id": position.trade_id, "reason": reason}
+        self.left_open.append(entry)
+        log.error("position %s (%s) left open at stop: %s", position.symbol, position.correlation_id, reason)
+        try:
+            self.ledger.record_event(self.run_id, "POSITION_LEFT_OPEN", entry, position.correlation_id)
+        except Exception as exc:
+            log.error("POSITION_LEFT_OPEN for %s not recorded: %s", position.correlation_id, exc)

@@ -8,6 +8,7 @@ can be torn (which :mod:`evidence.reader` tolerates).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -158,7 +159,11 @@ class JsonlAppender:
         return self._fh is None
 
     def append(self, obj: object) -> None:
-        """Write ``obj`` as one compact JSON line and fsync it before returning."""
+        """Write ``obj`` as one compact JSON line and fsync it before returning.
+
+        Raises ``FileNotFoundError`` when the file has been removed while open: the write then
+        lands in an unlinked inode that no reader will ever see, so it is not durable.
+        """
         line = _dumps(obj, self._path, compact=True)
         with self._lock:
             if self._fh is None:
@@ -166,7 +171,19 @@ class JsonlAppender:
             self._fh.write(line)
             self._fh.flush()
             os.fsync(self._fh.fileno())
+            self._raise_if_unlinked()
             self.lines_written += 1
+
+    def check_linked(self) -> None:
+        """Raise ``FileNotFoundError`` if the open file has been removed (a cheap fstat, no write)."""
+        with self._lock:
+            if self._fh is not None:
+                self._raise_if_unlinked()
+
+    def _raise_if_unlinked(self) -> None:
+        assert self._fh is not None
+        if os.fstat(self._fh.fileno()).st_nlink == 0:
+            raise FileNotFoundError(errno.ENOENT, "removed while being appended to", str(self._path))
 
     def close(self) -> None:
         """Close the file; calling it again is a no-op."""

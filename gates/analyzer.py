@@ -147,6 +147,12 @@ def _number(doc: Mapping[str, Any] | None, *path: str) -> float | None:
     return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
+def _open_positions(kpi: Mapping[str, Any] | None) -> float:
+    """Positions left open: kpi's list of them, or the count older runs wrote."""
+    listed = (kpi or {}).get("open_positions")
+    return float(len(listed)) if isinstance(listed, list) else _number(kpi, "open_positions") or 0.0
+
+
 # -- evidence files --------------------------------------------------------------------------------
 def _manifest_status(bundle: EvidenceBundle) -> Criterion:
     if bundle.manifest is None:
@@ -315,7 +321,7 @@ def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> 
     PostgreSQL acknowledged plus those it left in its journal (which a later command replays)."""
     inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
     closed = _number(bundle.chain_summary, "closed_trades")
-    still_open = _number(bundle.kpi, "open_positions") or 0.0
+    still_open = _open_positions(bundle.kpi)
     run_id = (bundle.manifest or {}).get("run_id")
     if dsn is None:
         return Criterion(

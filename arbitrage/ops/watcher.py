@@ -4,6 +4,9 @@ A heartbeat logged from the trading loop goes quiet exactly when the loop stalls
 "heartbeat alive, bot dead" cannot be told from a healthy run. So the beat comes from its own
 thread on an absolute schedule, and each line carries `last_loop_ts` and `loop_count` so a
 reader can judge the loop's progress, not only the file's freshness.
+
+A heartbeat that cannot be written (disk full, the evidence directory removed) is reported to
+`on_write_error` once and the beating stops: the run must stop, fail-closed, not go on blind.
 """
 
 from __future__ import annotations
@@ -45,9 +48,12 @@ class RunWatcher:
         watchdog_level: Callable[[], str] = lambda: "OK",
         extra: Callable[[], dict[str, Any]] | None = None,
         on_beat: Callable[[dict[str, Any]], object] | None = None,
+        on_write_error: Callable[[OSError], object] | None = None,
     ) -> None:
         self.interval_sec = interval_sec
         self._appender = JsonlAppender(path)
+        self._on_write_error = on_write_error
+        self.write_error: OSError | None = None
         self._progress = progress
         self._watchdog_level = watchdog_level
         self._on_beat = on_beat
@@ -80,27 +86,62 @@ class RunWatcher:
             }
             if self._extra is not None:
                 line.update(self._extra())
-            self._appender.append(line)
+            try:
+                self._appender.append(line)
+            except OSError as exc:
+                self._report(exc)
+                raise
             self._seq += 1
             self.beat_epochs.append(now)
         if self._on_beat is not None:
             self._on_beat(line)
         return line
 
+    def _beat_or_report(self, event: str) -> None:
+        """Beat; an OSError is reported once (`write_error`, `on_write_error`) and ends the beating."""
+        if self.write_error is not None:
+            return
+        try:
+            self.beat(event)
+        except OSError:
+            if self.write_error is None:
+                raise
+
+    def check_file(self) -> None:
+        """Between beats: report a heartbeat file removed with its directory (one fstat)."""
+        if self.write_error is None:
+            try:
+                self._appender.check_linked()
+            except OSError as exc:
+                self._report(exc)
+
+    def _report(self, exc: OSError) -> None:
+        if self.write_error is not None:
+            return
+        if exc.filename is None:
+            exc = OSError(exc.errno, exc.strerror or str(exc), str(self._appender.path))
+        self.write_error = exc
+        if self._on_write_error is not None:
+            self._on_write_error(exc)
+        else:
+            log.error("heartbeat write failed: %s", exc)
+
     def _run(self) -> None:
         due = time.monotonic() + self.interval_sec
         while not self._stop.wait(max(0.0, due - time.monotonic())):
+            if self.write_error is not None:
+                return
             try:
-                self.beat("beat")
+                self._beat_or_report("beat")
             except Exception:
-                log.exception("heartbeat write failed")
+                log.exception("heartbeat failed")
             due += self.interval_sec
             if due < time.monotonic():
                 due = time.monotonic() + self.interval_sec
 
     def start(self) -> None:
         """Write the start beat, then keep beating from a daemon thread."""
-        self.beat("start")
+        self._beat_or_report("start")
         self._thread = threading.Thread(target=self._run, name="run-watcher", daemon=True)
         self._thread.start()
 
@@ -111,5 +152,8 @@ class RunWatcher:
         self._stop.set()
         self._thread.join(timeout=self.interval_sec + 5.0)
         self._thread = None
-        self.beat("stop")
-        self._appender.close()
+        self._beat_or_report("stop")
+        try:
+            self._appender.close()
+        except OSError as exc:
+            self._report(exc)

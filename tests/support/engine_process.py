@@ -1,0 +1,134 @@
+"""An `arbitrage run` subprocess and what it left behind: its output, its evidence and its ledger rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from arbitrage.services import ServiceEndpoints
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.05)
+
+
+class EngineProcess:
+    """`python -m arbitrage run` on explicit services; stdout and stderr go to files in `out`."""
+
+    def __init__(
+        self, out: Path, services: ServiceEndpoints, *args: str, env: dict[str, str] | None = None,
+        evidence_root: Path | None = None,
+    ) -> None:  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.dsn = services.postgres_dsn
+        self.redis_url = services.redis_url
+        self.evidence_root = evidence_root or out / "evidence"
+        command = [
+            sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(self.evidence_root),
+            "--postgres-dsn", services.postgres_dsn, "--redis-url", services.redis_url, *args,
+        ]  # fmt: skip
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARB_")}
+        full_env.update(env or {})
+        with (out / "stdout.txt").open("wb") as stdout, (out / "stderr.txt").open("wb") as stderr:
+            self.process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=full_env, cwd=out)
+        self.started = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def stderr(self) -> str:
+        return (self.out / "stderr.txt").read_text()
+
+    def evidence_dir(self) -> Path | None:
+        for line in (self.out / "stdout.txt").read_text().splitlines():
+            if line.startswith("evidence: "):
+                return Path(line.removeprefix("evidence: "))
+        return None
+
+    def wait_for_evidence(self, timeout: float = 60) -> Path:
+        """The evidence directory, once the engine printed it; fails with its stderr if it exited first."""
+        wait_for(
+            lambda: self.evidence_dir() is not None or not self.alive(), timeout, "the evidence directory"
+        )
+        path = self.evidence_dir()
+        assert path is not None, f"the engine exited {self.process.returncode}: {self.stderr}"
+        return path
+
+    def run_id(self) -> str | None:
+        path = self.evidence_dir()
+        return None if path is None else path.name
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def legs(self) -> list[tuple[str, str, str, str]]:
+        """(trade_id, leg, symbol, reason) of every ledger row of this run."""
+        rows = self.query(
+            "SELECT trade_id, leg, symbol, reason FROM trade_legs WHERE run_id = %s ORDER BY id",
+            self.run_id(),
+        )
+        return [(str(t), str(leg), str(s), str(r)) for t, leg, s, r in rows]
+
+    def runs_row(self) -> tuple[Any, ...]:
+        """(status, stop_reason, exit_code, ended_at) of this run's `runs` row."""
+        rows = self.query(
+            "SELECT status, stop_reason, exit_code, ended_at FROM runs WHERE run_id = %s", self.run_id()
+        )
+        assert len(rows) == 1, f"runs rows for {self.run_id()}: {rows}"
+        return rows[0]
+
+    def redis_status(self) -> dict[str, str]:
+        """The run's hash in Redis (default key prefix)."""
+        client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            found: dict[Any, Any] = client.hgetall(f"arb:run:{self.run_id()}")
+            return {str(k): str(v) for k, v in found.items()}
+        finally:
+            client.close()
+
+
+def arbitrage_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("arbitrage:")]
+
+
+def sealed_manifest(evidence: Path) -> dict[str, Any]:
+    """The manifest, after checking that every file it lists matches its sha256 and size on disk."""
+    manifest: dict[str, Any] = json.loads((evidence / "manifest.json").read_text())
+    assert manifest["files"], f"{evidence}: the manifest lists no files"
+    for name, digest in manifest["files"].items():
+        data = (evidence / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest["sha256"], (
+            f"{name}: sha256 differs from the manifest"
+        )
+        assert len(data) == digest["bytes"], f"{name}: size differs from the manifest"
+    return manifest
+
+
+def manifests_running(root: Path) -> list[Path]:
+    """Manifests under `root` that still say `running`."""
+    return [p for p in root.glob("*/manifest.json") if json.loads(p.read_text())["status"] == "running"]
