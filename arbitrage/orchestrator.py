@@ -240,11 +240,12 @@ class Orchestrator:
             )
             return self._trade_and_flush(ledger, state, evidence, expected, journal)
         except (BootstrapError, LedgerUnavailable, StateUnavailable, OSError) as exc:
-            evidence_failed = isinstance(exc, OSError)
-            line = self.evidence_failures.report(exc).line() if evidence_failed else f"arbitrage: {exc}"
+            if isinstance(exc, OSError):
+                line, reason = self.evidence_failures.report(exc).line(), STOP_REASON
+            else:
+                line, reason = f"arbitrage: {exc}", "BOOTSTRAP_FAILED"
             print(line, file=sys.stderr, flush=True)
             if registered:
-                reason = STOP_REASON if evidence_failed else "BOOTSTRAP_FAILED"
                 ledger.record_run_end(self.run_id, "failed", reason, 1, 0, datetime.now(UTC))
             with contextlib.suppress(OSError):
                 evidence.release_closeout_space()
