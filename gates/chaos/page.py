@@ -16,6 +16,7 @@ from typing import Any, Final
 from evidence.writer import atomic_write_bytes
 from gates.chaos.model import CLASSIFICATIONS
 from gates.chaos.report import exit_code, failing_runs, summary_line
+from gates.chaos.schedule import INSTANT_FAULTS, format_fault_list
 
 PAGE_NAME: Final = "chaos.html"
 COLORS: Final = {"clean": "#1a7f37", "failed-closed": "#9a6700", "LOST": "#cf222e", "UNEXPLAINED": "#8250df"}
@@ -38,7 +39,7 @@ th{background:#f6f8fa} td:first-child,th:first-child{text-align:left}
 .failure{border-left:4px solid #cf222e;padding:4px 12px;margin:8px 0}
 .failure.UNEXPLAINED{border-color:#8250df} code{background:#f6f8fa;padding:2px 4px;font-size:12px}
 .run{display:flex;align-items:center;gap:8px;font-size:12px;border-bottom:1px solid #eaeef2}
-.run .name{width:250px;flex:none;font-family:ui-monospace,monospace}
+.run .name{width:300px;flex:none;font-family:ui-monospace,monospace}
 .run svg{flex:1;max-width:900px;height:auto}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-2px;border-radius:2px}
@@ -86,30 +87,58 @@ def _timeline(outcome: Mapping[str, Any], duration: float, scale_sec: float) -> 
     ]
     planned = {f["kind"]: f for f in faults}
     for lane, kind in enumerate(lane_kinds):
-        y = SPAN_H + 6 + lane * LANE_H
-        plan = planned.get(kind)
-        if plan is not None:
-            x0, w = float(plan["at_sec"]) * px, max(float(plan["duration_sec"]) * px, 2.0)
-            parts.append(
-                f'<rect x="{x0:.1f}" y="{y + 1}" width="{w:.1f}" height="{LANE_H - 4}" fill="none" '
-                f'stroke="{color}" stroke-dasharray="3,2"/>'
-            )
-        bars = measured.get(kind, [])
-        for strike, clear in bars:
-            stop = clear if clear is not None else max(wall, strike)
-            x0, w = strike * px, max((stop - strike) * px, 3.0)
-            cleared = "never cleared" if clear is None else f"cleared {clear:.2f}s"
-            parts.append(
-                f'<rect x="{x0:.1f}" y="{y + 3}" width="{w:.1f}" height="{LANE_H - 8}" fill="{color}">'
-                f"<title>{_e(kind)} struck {strike:.2f}s, {cleared}</title></rect>"
-            )
-        anchor = float(plan["at_sec"]) if plan is not None else bars[0][0]
-        note = "" if bars else " (not struck)"
         parts.append(
-            f'<text x="{anchor * px + 4:.1f}" y="{y + LANE_H - 5}" font-size="10" fill="#1f2328" '
-            f'dx="0" style="paint-order:stroke" stroke="#fff" stroke-width="3">{_e(kind)}{note}</text>'
+            _lane(
+                kind, planned.get(kind), measured.get(kind, []), SPAN_H + 6 + lane * LANE_H, wall, px, color
+            )
         )
     parts.append("</svg>")
+    return "".join(parts)
+
+
+def _lane(
+    kind: str,
+    plan: Mapping[str, Any] | None,
+    bars: Sequence[tuple[float, float | None]],
+    y: int,
+    wall: float,
+    px: float,
+    color: str,
+) -> str:
+    """One fault's lane: the planned outline, the measured bar(s) (a tick for a signal-like
+    fault, a faded bar to the run's end for one never cleared) and its label beside them."""
+    parts = []
+    right = 0.0
+    if plan is not None:
+        x0, w = float(plan["at_sec"]) * px, max(float(plan["duration_sec"]) * px, 2.0)
+        right = x0 + w
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{y + 1}" width="{w:.1f}" height="{LANE_H - 4}" fill="none" '
+            f'stroke="{color}" stroke-dasharray="3,2"/>'
+        )
+    for strike, clear in bars:
+        instant = kind in INSTANT_FAULTS
+        stop = strike if instant else (clear if clear is not None else max(wall, strike))
+        x0, w = strike * px, max((stop - strike) * px, 3.0)
+        right = max(right, x0 + w)
+        cleared = "" if instant else (", never cleared" if clear is None else f", cleared {clear:.2f}s")
+        faded = ' opacity="0.5"' if clear is None and not instant else ""
+        top, height = (y, LANE_H - 2) if instant else (y + 3, LANE_H - 8)
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{w:.1f}" height="{height}" fill="{color}"{faded}>'
+            f"<title>{_e(kind)} struck {strike:.2f}s{cleared}</title></rect>"
+        )
+    label = f"{kind}{'' if bars else ' (not struck)'}"
+    starts = [strike * px for strike, _ in bars] + ([float(plan["at_sec"]) * px] if plan is not None else [])
+    left = min(starts)
+    if right + 6 + 6 * len(label) <= WIDTH:
+        x, anchor = right + 4, "start"
+    else:
+        x, anchor = left - 4, "end"
+    parts.append(
+        f'<text x="{x:.1f}" y="{y + LANE_H - 5}" font-size="10" fill="#1f2328" '
+        f'text-anchor="{anchor}">{_e(label)}</text>'
+    )
     return "".join(parts)
 
 
@@ -189,7 +218,7 @@ def render_page(report: Mapping[str, Any]) -> str:
         f"{_timeline(o, duration, scale)}</div>"
         for o in outcomes
     )
-    faults = ", ".join(report.get("fault_kinds", []))
+    faults = format_fault_list(report.get("fault_kinds", []))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>chaos {_e(report['campaign_id'])}</title><style>{_CSS}</style></head><body>"
@@ -202,7 +231,8 @@ def render_page(report: Mapping[str, Any]) -> str:
         f"<h2>Lost and unexplained runs</h2>{_failures(report)}"
         f"<h2>Fault timelines</h2>"
         f'<div class="legend">{legend}<span>grey: the run, dashed line: planned end, dashed box: planned '
-        f"fault, solid bar: measured strike..clear</span></div>"
+        f"fault, solid bar: measured strike..clear (faded: never cleared; tick: signal or terminate)"
+        "</span></div>"
         f'<div class="run"><div class="name"></div>{_axis(scale)}</div>{runs}'
         "</body></html>\n"
     )

@@ -160,3 +160,14 @@ def test_live_table_on_a_terminal_draws_a_rich_table() -> None:
     text = stream.getvalue()
     assert "5/5 runs: clean 2, failed-closed 1, LOST 1, UNEXPLAINED 1" in text
     assert "classification" in text and "0004" in text
+
+
+def test_page_marks_faults_never_struck_or_never_cleared() -> None:
+    report = _report(runs=2, classes={})
+    first, second = report["outcomes"]
+    first["events"] = []
+    second["events"] = [{"kind": "disk-full", "action": "strike", "at_sec": 3.0, "detail": ""}]
+    page = render_page(report)
+    assert page.count("(not struck)") == len(first["faults"]) + len(second["faults"])
+    assert "disk-full struck 3.00s, never cleared" in page
+    assert 'opacity="0.5"' in page
