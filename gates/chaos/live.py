@@ -7,6 +7,7 @@ place; elsewhere (CI logs, pipes), one plain line per run, so a log shows progre
 from __future__ import annotations
 
 import sys
+import threading
 from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TextIO
@@ -52,6 +53,7 @@ class LiveTable:
 
             self._console = Console(file=self._stream)
         self._live: Live | None = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> LiveTable:
         if self._console is not None:
@@ -69,13 +71,14 @@ class LiveTable:
             self._live = None
 
     def on_outcome(self, outcome: RunOutcome) -> None:
-        """Record one judged run and show it."""
-        self._counts[outcome.classification] += 1
-        self._rows.append(outcome)
-        if self._live is not None:
-            self._live.update(self._table())
-        else:
-            print(plain_line(outcome), file=self._stream, flush=True)
+        """Record one judged run and show it (safe to call from several worker threads)."""
+        with self._lock:
+            self._counts[outcome.classification] += 1
+            self._rows.append(outcome)
+            if self._live is not None:
+                self._live.update(self._table())
+            else:
+                print(plain_line(outcome), file=self._stream, flush=True)
 
     def _table(self) -> Table:
         from rich.table import Table
