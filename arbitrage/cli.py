@@ -92,6 +92,7 @@ Registrar = Callable[["argparse._SubParsersAction[OneLineParser]"], None]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "gates.verify_command",
+    "gates.chaos_command",
     "arbitrage.market.sim_command",
     "arbitrage.ops.ops_commands",
 )
