@@ -84,6 +84,14 @@ def smoke(session: nox.Session) -> None:
 
 
 @nox.session
+def chaos(session: nox.Session) -> None:
+    """Seeded fault schedules over real runs, e.g. `nox -s chaos -- --runs 500 --seed 7 --workers 2`."""
+    _install(session)
+    args = session.posargs or ["--runs", "500"]
+    session.run("arbitrage", "chaos", *args)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy --strict."""
     _install(session, "dev")
