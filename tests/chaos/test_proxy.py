@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -13,6 +12,7 @@ from psycopg.conninfo import make_conninfo
 
 from gates.chaos.postgres import ControlledPostgres
 from gates.chaos.proxy import FaultProxy, ProxyError
+from tests.support.calls import Call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -29,26 +29,6 @@ def proxy(tcp_postgres: ControlledPostgres) -> Iterator[FaultProxy]:
 def _connect(proxy: FaultProxy) -> psycopg.Connection[tuple[Any, ...]]:
     dsn = make_conninfo(host="127.0.0.1", port=proxy.port, user="postgres", dbname="postgres")
     return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-
-
-class Call:
-    """A client call in a thread of its own, so the test can wait on it with a deadline."""
-
-    def __init__(self, call: Callable[[], object]) -> None:
-        self.result: object = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
-        self._thread.start()
-
-    def _run(self, call: Callable[[], object]) -> None:
-        try:
-            self.result = call()
-        except BaseException as exc:
-            self.error = exc
-
-    def returned_within(self, seconds: float) -> bool:
-        self._thread.join(seconds)
-        return not self._thread.is_alive()
 
 
 def test_pass_forwards_queries_and_counts_the_bytes(proxy: FaultProxy) -> None:
