@@ -160,9 +160,9 @@ def test_pg_net_delay_still_answers(rig: Rig) -> None:
     with engine_conn(rig) as conn:
         assert "delay" in strike(rig, fault("pg-net-delay"))
         assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert rig.pg_proxy.mode == "delay"
+        during = rig.pg_proxy.mode
     clear(rig, fault("pg-net-delay"))
-    assert rig.pg_proxy.mode == "pass"
+    assert (during, rig.pg_proxy.mode) == ("delay", "pass")
 
 
 def test_redis_freeze_leaves_ping_unanswered_until_clear(rig: Rig) -> None:
