@@ -49,6 +49,8 @@ def _signal(sig: signal.Signals) -> Action:
 
 
 def _pg_terminate(rig: Rig) -> str:
+    if not rig.pg.running:
+        return "postgres is down: no backend to terminate"
     return f"terminated {rig.pg.terminate_backends(APPLICATION_NAME)} backend(s)"
 
 
@@ -63,6 +65,8 @@ def _pg_start(rig: Rig) -> str:
 
 
 def _pg_freeze(rig: Rig) -> str:
+    if not rig.pg.running:
+        return "postgres is down: no backend to freeze"
     pids = rig.pg.freeze_backends(APPLICATION_NAME)
     return f"froze {len(pids)} backend(s)"
 
@@ -72,17 +76,42 @@ def _pg_thaw(rig: Rig) -> str:
     return "backends thawed"
 
 
-def _proxy_mode(which: str, mode: str, delay_ms: int = 0) -> Action:
-    def set_mode(rig: Rig) -> str:
-        proxy = rig.pg_proxy if which == "pg" else rig.redis_proxy
-        reset = proxy.set_mode(mode, delay_ms)
-        suffix = f" {delay_ms} ms" if mode == "delay" else ""
-        return f"{which} proxy {mode}{suffix}" + (f", reset {reset} connection(s)" if reset else "")
+NET_FAULTS: Final[dict[str, tuple[str, str]]] = {
+    "pg-net-reset": ("pg", "reset"),
+    "pg-net-blackhole": ("pg", "blackhole"),
+    "pg-net-delay": ("pg", "delay"),
+    "redis-net-blackhole": ("redis", "blackhole"),
+}
+"""Each network kind's proxy and mode. Two may overlap in one run, so a proxy's mode follows the
+set of its kinds in effect (blackhole over delay over pass); a reset is instantaneous."""
 
-    return set_mode
+
+def _effective_mode(rig: Rig, which: str) -> str:
+    modes = {NET_FAULTS[kind][1] for kind in rig.active_net_faults if NET_FAULTS[kind][0] == which}
+    return next((mode for mode in ("blackhole", "delay") if mode in modes), "pass")
+
+
+def _net(kind: str, on: bool) -> Action:
+    which, mode = NET_FAULTS[kind]
+
+    def apply(rig: Rig) -> str:
+        proxy = rig.pg_proxy if which == "pg" else rig.redis_proxy
+        reset = proxy.set_mode("reset") if on and mode == "reset" else 0
+        if mode != "reset" and on:
+            rig.active_net_faults.add(kind)
+        elif mode != "reset":
+            rig.active_net_faults.discard(kind)
+        effective = _effective_mode(rig, which)
+        reset += proxy.set_mode(effective, PG_NET_DELAY_MS if effective == "delay" else 0)
+        suffix = f" {PG_NET_DELAY_MS} ms" if effective == "delay" else ""
+        return f"{which} proxy {effective}{suffix}" + (f", reset {reset} connection(s)" if reset else "")
+
+    return apply
 
 
 def _redis_freeze(rig: Rig) -> str:
+    if not rig.redis.running:
+        return "redis is down: nothing to freeze"
     rig.redis.freeze()
     return f"redis pid {rig.redis.pid} stopped (SIGSTOP)"
 
@@ -93,6 +122,8 @@ def _redis_thaw(rig: Rig) -> str:
 
 
 def _redis_kill(rig: Rig) -> str:
+    if not rig.redis.running:
+        return "redis is down already"
     pid = rig.redis.pid
     rig.redis.kill()
     return f"redis pid {pid} killed"
@@ -142,12 +173,9 @@ ACTIONS: Final[dict[str, tuple[Action, Action]]] = {
     "pg-terminate": (_pg_terminate, _nothing),
     "pg-restart": (_pg_stop, _pg_start),
     "pg-freeze": (_pg_freeze, _pg_thaw),
-    "pg-net-reset": (_proxy_mode("pg", "reset"), _proxy_mode("pg", "pass")),
-    "pg-net-blackhole": (_proxy_mode("pg", "blackhole"), _proxy_mode("pg", "pass")),
-    "pg-net-delay": (_proxy_mode("pg", "delay", PG_NET_DELAY_MS), _proxy_mode("pg", "pass")),
     "redis-freeze": (_redis_freeze, _redis_thaw),
     "redis-kill": (_redis_kill, _redis_start),
-    "redis-net-blackhole": (_proxy_mode("redis", "blackhole"), _proxy_mode("redis", "pass")),
+    **{kind: (_net(kind, True), _net(kind, False)) for kind in NET_FAULTS},
     **{kind: (_exchange(kind, True), _exchange(kind, False)) for kind in EXCHANGE_SIM_FAULT},
     "exchange-latency": (_latency(EXCHANGE_LATENCY_MS), _latency(0)),
     "disk-full": (_fill, _free),
@@ -183,6 +211,7 @@ def reset(rig: Rig) -> list[str]:
         ("postgres start", rig.pg.start),
         ("redis thaw", rig.redis.thaw),
         ("redis start", rig.redis.start),
+        ("network faults", rig.active_net_faults.clear),
         ("postgres proxy", lambda: rig.pg_proxy.set_mode("pass")),
         ("redis proxy", lambda: rig.redis_proxy.set_mode("pass")),
         ("exchange sim", rig.sim.clear),

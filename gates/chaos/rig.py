@@ -51,6 +51,8 @@ class Rig:
     """Why `disk-full` cannot strike on this rig (the evidence root is no tmpfs), or None."""
     engine: subprocess.Popen[str] | None = None
     mounted: bool = False
+    active_net_faults: set[str] = field(default_factory=set)
+    """The network fault kinds struck and not yet cleared (`gates.chaos.faults` keeps it)."""
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod

@@ -165,6 +165,26 @@ def test_pg_net_delay_still_answers(rig: Rig) -> None:
     assert (during, rig.pg_proxy.mode) == ("delay", "pass")
 
 
+def test_overlapping_network_faults_keep_the_strongest_mode_in_effect(rig: Rig) -> None:
+    modes = []
+    for action, kind in [
+        (strike, "pg-net-blackhole"), (strike, "pg-net-delay"), (strike, "pg-net-reset"),
+        (clear, "pg-net-reset"), (clear, "pg-net-blackhole"), (clear, "pg-net-delay"),
+    ]:  # fmt: skip
+        action(rig, fault(kind))
+        modes.append(str(rig.pg_proxy.mode))
+    assert modes == ["blackhole", "blackhole", "blackhole", "blackhole", "delay", "pass"]
+
+
+def test_faults_on_a_server_that_is_down_say_so(rig: Rig) -> None:
+    strike(rig, fault("pg-restart"))
+    assert strike(rig, fault("pg-freeze")) == "postgres is down: no backend to freeze"
+    assert strike(rig, fault("pg-terminate")) == "postgres is down: no backend to terminate"
+    strike(rig, fault("redis-kill"))
+    assert strike(rig, fault("redis-freeze")) == "redis is down: nothing to freeze"
+    assert clear(rig, fault("redis-freeze")) == "redis continued"
+
+
 def test_redis_freeze_leaves_ping_unanswered_until_clear(rig: Rig) -> None:
     client = redis_client(rig.redis.url)
     try:
