@@ -3,10 +3,12 @@ kind has its effect when struck and is gone when cleared."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CLIENT_WAIT_SEC = 1.0
 DEADLINE_SEC = 15.0
 ENGINE_TIMEOUT_SEC = 120.0
+FREEZE_HOLD_SEC = 2.0
 SLOW_START_ENV = {
     "ARB_WATCHDOG__MARKET_DATA_LAG_WARN_SEC": "30",
     "ARB_WATCHDOG__MARKET_DATA_LAG_ERROR_SEC": "60",
@@ -92,6 +95,39 @@ def test_an_engine_runs_clean_through_the_rig(rig: Rig) -> None:
     assert events is not None and events[0] > 0
     assert rig.pg_proxy.stats().bytes_up > 0 and rig.redis_proxy.stats().bytes_up > 0
     assert rig.sim.stats()["requests"], "the engine read no book from the rig's simulator"
+
+
+def test_a_fault_reaches_a_live_engines_backends(rig: Rig) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "arbitrage",
+        "run",
+        "--duration",
+        "12s",
+        "--seed",
+        "3",
+        *rig.engine_args(),
+    ]
+    env = {**os.environ, **SLOW_START_ENV, "ARB_WARN_POLICY": "continue"}
+    rig.engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + ENGINE_TIMEOUT_SEC
+    while not rig.pg.backend_pids(APPLICATION_NAME):
+        assert rig.engine.poll() is None and time.monotonic() < deadline, "the engine never connected"
+        time.sleep(0.1)
+
+    detail = strike(rig, fault("pg-freeze"))
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        rig.engine.wait(timeout=FREEZE_HOLD_SEC)
+    clear(rig, fault("pg-freeze"))
+    stdout, stderr = rig.engine.communicate(timeout=ENGINE_TIMEOUT_SEC)
+
+    assert detail.startswith("froze ") and not detail.startswith("froze 0 "), detail
+    assert "Traceback" not in stderr, stderr[-3000:]
+    run_id = Path(next(x for x in stdout.splitlines() if x.startswith("evidence: ")).split(" ", 1)[1]).name
+    with psycopg.connect(rig.direct_dsn, connect_timeout=5) as conn:
+        row = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+    assert row is not None and row[0] in ("ended", "failed"), (row, stderr[-3000:])
 
 
 @pytest.mark.parametrize("kind", ["sigterm", "sigkill"])
