@@ -17,7 +17,10 @@ from gates.chaos.disk import fill_to_enospc
 from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
 from gates.chaos.rig import Rig
 
-__all__ = ["EXCHANGE_LATENCY_MS", "PG_NET_DELAY_MS", "FaultError", "Rig", "clear", "reset", "strike"]
+__all__ = [
+    "ACTIONS", "EXCHANGE_LATENCY_MS", "NET_FAULTS", "PG_NET_DELAY_MS",
+    "FaultError", "Rig", "clear", "reset", "strike",
+]  # fmt: skip
 
 EXCHANGE_LATENCY_MS: Final = 3000
 """`exchange-latency`: every answer of the simulator this much later (past a fetcher's patience)."""

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from arbitrage.ledger import APPLICATION_NAME
-from gates.chaos.faults import ACTIONS, EXCHANGE_LATENCY_MS, Rig, clear, reset, strike
+from gates.chaos.faults import ACTIONS, EXCHANGE_LATENCY_MS, FaultError, Rig, clear, reset, strike
 from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
 from tests.support.calls import Call
 
@@ -70,6 +70,18 @@ def redis_client(url: str) -> redis.Redis:
 
 def test_every_fault_kind_has_a_strike_and_a_clear() -> None:
     assert sorted(ACTIONS) == sorted(FAULT_KINDS)
+
+
+def test_an_unknown_or_unavailable_fault_is_refused_with_its_reason(rig: Rig) -> None:
+    with pytest.raises(FaultError, match=r"unknown fault kind 'pg-melt'; known: sigterm, sigkill, "):
+        strike(rig, fault("pg-melt"))
+    saved, rig.disk_full_unavailable = rig.disk_full_unavailable, "disk-full needs a tmpfs evidence root"
+    try:
+        with pytest.raises(FaultError, match=r"^disk-full needs a tmpfs evidence root$"):
+            strike(rig, fault("disk-full"))
+    finally:
+        rig.disk_full_unavailable = saved
+    assert not rig.filler.exists()
 
 
 def test_an_engine_runs_clean_through_the_rig(rig: Rig) -> None:
