@@ -117,8 +117,24 @@ def prune_handle_file(path: Path) -> list[int]:
     return live
 
 
+def _continue_tree(pid: int) -> None:
+    """SIGCONT `pid` and its descendants: a stopped process (a fault test's SIGSTOP) cannot act on
+    its stop signal, and a stopped child of a killed server would be left behind for good."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            member.send_signal(signal.SIGCONT)
+
+
 def stop_process(process: ProcessRef, stop_signal: int, timeout: float = STOP_TIMEOUT_SEC) -> None:
-    """Send `stop_signal`, wait up to `timeout` for the process to go, then SIGKILL it."""
+    """Send `stop_signal` (stopped processes of its tree continued first), wait up to `timeout`
+    for the process to go, then SIGKILL it."""
+    if process.alive():
+        _continue_tree(process.pid)
     for sig in (stop_signal, signal.SIGKILL):
         if not process.alive():
             return

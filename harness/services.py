@@ -10,30 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import queue
 import re
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import urllib.error
-import urllib.request
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
 
 import pytest
 
+from arbitrage.market.sim_client import ExchangeSim, SimUnavailable, start_exchange_sim
 from harness.options import SETTINGS_KEY
-
-SIM_START_TIMEOUT_SECONDS: Final = 30.0
-_HTTP_TIMEOUT_SECONDS: Final = 5.0
 
 
 def worker_id() -> str:
@@ -153,108 +142,6 @@ def redis_key_prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator
             client.delete(*keys)
     finally:
         client.close()
-
-
-class SimUnavailable(Exception):
-    """This build's CLI has no ``arbitrage sim`` command."""
-
-
-class ExchangeSim:
-    """A running ``arbitrage sim`` and its control API (``/_control/stats``, ``/_control/faults``)."""
-
-    def __init__(self, process: subprocess.Popen[str], url: str, logs: list[str]) -> None:
-        self.process = process
-        self.url = url
-        self.logs = logs
-
-    def _request(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.url}{path}",
-            data=data,
-            method="GET" if body is None else "POST",
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_SECONDS) as response:
-                document: dict[str, Any] = json.loads(response.read().decode())
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:500]
-            raise RuntimeError(f"exchange sim {request.method} {path}: HTTP {error.code}: {detail}") from None
-        return document
-
-    def stats(self) -> dict[str, Any]:
-        """Requests per route, the active faults, latency, error rate and the model's tick."""
-        return self._request("/_control/stats")
-
-    def set_faults(
-        self,
-        faults: Sequence[str | Mapping[str, Any]] = (),
-        *,
-        latency_ms: int = 0,
-        error_rate: float = 0.0,
-        markets: Sequence[str] | None = None,
-        venues: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
-        """Replace the whole fault set (faults not listed are cleared); ``markets``/``venues`` scope it."""
-        body: dict[str, Any] = {
-            "faults": list(faults),
-            "latency_ms": latency_ms,
-            "error_rate": error_rate,
-            "markets": None if markets is None else list(markets),
-        }
-        if venues is not None:
-            body["venues"] = list(venues)
-        return self._request("/_control/faults", body)
-
-    def clear(self) -> None:
-        """Back to a healthy exchange."""
-        self.set_faults()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-def start_exchange_sim(seed: int = 7, cwd: Path | None = None) -> ExchangeSim:
-    """Start ``arbitrage sim`` on a free port and wait for its URL line."""
-    command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", str(seed)]
-    process = subprocess.Popen(
-        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, encoding="utf-8", errors="replace", start_new_session=True,
-    )  # fmt: skip
-    assert process.stdout is not None and process.stderr is not None
-    logs: list[str] = []
-    first: queue.Queue[str | None] = queue.Queue()
-
-    def pump_stdout(stream: Any) -> None:
-        for line in stream:
-            first.put(line.strip())
-        first.put(None)
-
-    def pump_stderr(stream: Any) -> None:
-        for line in stream:
-            logs.append(line.rstrip("\n"))
-
-    for target, stream in ((pump_stdout, process.stdout), (pump_stderr, process.stderr)):
-        threading.Thread(target=target, args=(stream,), name="exchange-sim-pipe", daemon=True).start()
-    try:
-        line = first.get(timeout=SIM_START_TIMEOUT_SECONDS)
-    except queue.Empty:
-        line = None
-    if line is not None and re.fullmatch(r"http://127\.0\.0\.1:\d+", line):
-        return ExchangeSim(process, line, logs)
-    sim = ExchangeSim(process, "", logs)
-    sim.stop()
-    text = "\n".join(logs[-20:])
-    if process.returncode == 2 and "invalid choice: 'sim'" in text:
-        raise SimUnavailable(text.strip().splitlines()[-1])
-    raise RuntimeError(f"arbitrage sim did not print its URL (first stdout line {line!r}); stderr:\n{text}")
 
 
 @pytest.fixture(scope="session")
