@@ -24,8 +24,9 @@ import psycopg
 
 from evidence import names
 from gates.chaos.checker import EngineResult, judge
-from gates.chaos.faults import Rig, clear, reset, strike
+from gates.chaos.faults import clear, reset, strike
 from gates.chaos.model import TERMINAL_FAULTS, ChaosOptions, Fault, FaultEvent, RunOutcome, RunPlan, Schedule
+from gates.chaos.rig import Rig
 
 HANG_GRACE_SEC = 30.0
 NEXT_START_TIMEOUT_SEC = 90.0
@@ -47,9 +48,10 @@ def engine_command(*args: str) -> list[str]:
 class RunDriver:
     """One plan on one rig: launch, strike and clear on time, wait, heal, next start, judge."""
 
-    def __init__(self, rig: Rig, workdir: Path) -> None:
+    def __init__(self, rig: Rig, workdir: Path, keep: bool = False) -> None:
         self.rig = rig
         self.workdir = workdir
+        self.keep = keep
 
     def run(self, plan: RunPlan) -> RunOutcome:
         reset(self.rig)
@@ -69,7 +71,9 @@ class RunDriver:
             events = self._apply_faults(plan, process, started)
             hung = False
             try:
-                process.wait(timeout=max(1.0, started + plan.duration_sec + HANG_GRACE_SEC - time.monotonic()))
+                process.wait(
+                    timeout=max(1.0, started + plan.duration_sec + HANG_GRACE_SEC - time.monotonic())
+                )
             except subprocess.TimeoutExpired:
                 hung = True
                 process.kill()
@@ -86,15 +90,31 @@ class RunDriver:
         checker_started = time.monotonic()
         if self._needs_next_start(result):
             result.next_start = self._next_start(plan, logs)
-        classification, reasons = judge(result, self.rig.pg.dsn, self._verify(result))
+        classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result))
+        checker_sec = time.monotonic() - checker_started
+        run_dir = result.run_dir()
+        kept = self._keep(run_dir, logs, keep=self.keep or classification in ("LOST", "UNEXPLAINED"))
         return RunOutcome(
             plan=plan, classification=classification, reasons=reasons, exit_code=result.exit_code,
-            run_id=None if result.run_dir() is None else result.run_dir().name,  # type: ignore[union-attr]
-            evidence_dir=result.run_dir(), wallclock_sec=wallclock,
-            checker_sec=time.monotonic() - checker_started, events=events, stop_line=result.stop_line(),
+            run_id=None if run_dir is None else run_dir.name, evidence_dir=kept, wallclock_sec=wallclock,
+            checker_sec=checker_sec, events=events, stop_line=result.stop_line(),
         )  # fmt: skip
 
-    def _apply_faults(self, plan: RunPlan, process: subprocess.Popen[str], started: float) -> list[FaultEvent]:
+    def _keep(self, run_dir: Path | None, logs: Path, *, keep: bool) -> Path | None:
+        """Move the run's evidence off the rig's small disk: kept beside its logs, or deleted."""
+        if run_dir is None or not run_dir.exists():
+            return None
+        target = logs / run_dir.name
+        if keep:
+            shutil.copytree(run_dir, target, dirs_exist_ok=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(logs, ignore_errors=True)
+        return target if keep else None
+
+    def _apply_faults(
+        self, plan: RunPlan, process: subprocess.Popen[str], started: float
+    ) -> list[FaultEvent]:
         """Strike and clear each fault at its moment; a fault the engine did not live to see is skipped."""
         steps: list[tuple[float, int, str, Fault]] = []
         for fault in plan.faults:
@@ -127,7 +147,7 @@ class RunDriver:
         if (run_dir.parent / ".ledger_pending" / f"{run_dir.name}.json").exists():
             return True
         try:
-            with psycopg.connect(self.rig.pg.dsn, autocommit=True, connect_timeout=10) as conn:
+            with psycopg.connect(self.rig.direct_dsn, autocommit=True, connect_timeout=10) as conn:
                 row = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_dir.name,)).fetchone()
         except psycopg.Error:
             return True
@@ -135,7 +155,9 @@ class RunDriver:
 
     def _next_start(self, plan: RunPlan, logs: Path) -> list[str]:
         """The next engine command, which replays pending journals and recovers crashed runs."""
-        command = engine_command("run", "--ticks", "3", "--seed", str(plan.engine_seed), *self.rig.engine_args())
+        command = engine_command(
+            "run", "--ticks", "3", "--seed", str(plan.engine_seed), *self.rig.engine_args()
+        )
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=NEXT_START_TIMEOUT_SEC,
@@ -153,7 +175,7 @@ class RunDriver:
             return None
         from gates.analyzer import analyze
 
-        analysis = analyze(run_dir, self.rig.pg.dsn, dsn_explicit=True)
+        analysis = analyze(run_dir, self.rig.direct_dsn, dsn_explicit=True)
         return {criterion.name: criterion.verdict for criterion in analysis.criteria}
 
 
@@ -172,12 +194,12 @@ def run_campaign(
     def worker(number: int) -> None:
         root = options.output_root / f"worker{number}"
         try:
-            rig = Rig.create(root, postgres_dsn=options.postgres_dsn)
+            rig = Rig.create(root)
         except BaseException as exc:
             failures.append(exc)
             return
         try:
-            driver = RunDriver(rig, root)
+            driver = RunDriver(rig, root, keep=options.keep)
             while True:
                 try:
                     plan = plans.get_nowait()
