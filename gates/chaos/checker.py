@@ -30,6 +30,8 @@ from gates.chaos.model import Classification
 FINAL_STATUSES = ("ended", "failed", "crashed")
 STRUCTURAL_CRITERIA = ("files_present", "schema_valid", "sha256_match", "completeness")
 TRACEBACK = "Traceback (most recent call last)"
+EVIDENCE_FAILED = "arbitrage: evidence write failed:"
+"""The engine's one line when it stopped because its evidence could not be written."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class LedgerAudit:
     kpi: dict[str, Any] | None
     manifest_status: str | None
     seal_problem: str | None
+    sealed_files_match: bool
     missing_records: list[str]
 
     @classmethod
@@ -76,6 +79,7 @@ class LedgerAudit:
             kpi=_read(run_dir / names.KPI),
             manifest_status=None if manifest is None else str(manifest.get("status")),
             seal_problem=_seal_problem(run_dir, manifest),
+            sealed_files_match=_sealed_files_match(run_dir, manifest),
             missing_records=missing,
         )
 
@@ -103,8 +107,10 @@ class LedgerAudit:
             found.append(f"kpi closed_trades {self.kpi['closed_trades']} but {self.exits} exit legs")
         return found
 
-    def unexplained(self, *, killed: bool) -> list[str]:
-        """What breaks the protocol without losing data; a killed run is allowed no seal."""
+    def unexplained(self, *, killed: bool, evidence_failed: bool = False) -> list[str]:
+        """What breaks the protocol without losing data. A killed run is allowed no seal; a run that
+        stopped because its evidence could not be written (disk full) may lack what it could not
+        write, but what it sealed must match."""
         found = []
         if self.run_row is None:
             found.append("no runs row")
@@ -126,7 +132,7 @@ class LedgerAudit:
                 )
         if self.manifest_status in (None, "running"):
             found.append(f"manifest status {self.manifest_status}")
-        if self.seal_problem is not None:
+        if self.seal_problem is not None and not (evidence_failed and self.sealed_files_match):
             found.append(f"evidence not sealed: {self.seal_problem}")
         return found
 
@@ -149,6 +155,17 @@ def _seal_problem(run_dir: Path, manifest: dict[str, Any] | None) -> str | None:
         return None
     actual = file_digest(journal).to_json() if journal.exists() else None
     return None if sealed == actual else f"journal {actual} sealed as {sealed}"
+
+
+def _sealed_files_match(run_dir: Path, manifest: dict[str, Any] | None) -> bool:
+    """The manifest is final and every file it sealed is still exactly what it sealed."""
+    if manifest is None or manifest.get("status") not in ("ended", "failed"):
+        return False
+    for name, digest in (manifest.get("files") or {}).items():
+        path = run_dir / name
+        if not path.is_file() or file_digest(path).to_json() != digest:
+            return False
+    return True
 
 
 def _missing_journal_records(conn: psycopg.Connection[Any], journal: Path) -> list[str]:
@@ -227,13 +244,13 @@ def judge(
         return _classify(result, lost, unexplained)
     audit = LedgerAudit.of(dsn, run_dir)
     lost += audit.lost()
-    unexplained += audit.unexplained(killed=result.killed)
+    evidence_failed = any(line.startswith(EVIDENCE_FAILED) for line in result.stderr.splitlines())
+    unexplained += audit.unexplained(killed=result.killed, evidence_failed=evidence_failed)
     if verify_criteria is not None and not result.killed:
         if verify_criteria.get("db_recount") == "FAIL":
             lost.append("verify: db_recount failed")
-        unexplained += [
-            f"verify: {name} failed" for name in STRUCTURAL_CRITERIA if verify_criteria.get(name) == "FAIL"
-        ]
+        required = ("sha256_match",) if evidence_failed else STRUCTURAL_CRITERIA
+        unexplained += [f"verify: {name} failed" for name in required if verify_criteria.get(name) == "FAIL"]
     return _classify(result, lost, unexplained)
 
 

@@ -106,6 +106,8 @@ class RunOutcome:
     wallclock_sec: float
     checker_sec: float
     events: list[FaultEvent] = field(default_factory=list)
+    next_start_sec: float = 0.0
+    """The next engine start the run left work for (recovery, journal replay); not checker time."""
     replay_command: str = ""
     stop_line: str = ""
     """The engine's own one-line explanation (its `arbitrage:` line or stop reason), if any."""
@@ -124,6 +126,7 @@ class RunOutcome:
             "evidence_dir": None if self.evidence_dir is None else str(self.evidence_dir),
             "wallclock_sec": round(self.wallclock_sec, 3),
             "checker_sec": round(self.checker_sec, 3),
+            "next_start_sec": round(self.next_start_sec, 3),
             "events": [
                 {"kind": e.kind, "action": e.action, "at_sec": round(e.at_sec, 3), "detail": e.detail}
                 for e in self.events

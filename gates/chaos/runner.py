@@ -87,9 +87,12 @@ class RunDriver:
             )  # fmt: skip
         self.rig.engine = None
         reset(self.rig)
-        checker_started = time.monotonic()
+        next_start_sec = 0.0
         if self._needs_next_start(result):
+            next_started = time.monotonic()
             result.next_start = self._next_start(plan, logs)
+            next_start_sec = time.monotonic() - next_started
+        checker_started = time.monotonic()
         classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result))
         checker_sec = time.monotonic() - checker_started
         run_dir = result.run_dir()
@@ -97,7 +100,8 @@ class RunDriver:
         return RunOutcome(
             plan=plan, classification=classification, reasons=reasons, exit_code=result.exit_code,
             run_id=None if run_dir is None else run_dir.name, evidence_dir=kept, wallclock_sec=wallclock,
-            checker_sec=checker_sec, events=events, stop_line=result.stop_line(),
+            checker_sec=checker_sec, next_start_sec=next_start_sec, events=events,
+            stop_line=result.stop_line(),
         )  # fmt: skip
 
     def _keep(self, run_dir: Path | None, logs: Path, *, keep: bool) -> Path | None:
