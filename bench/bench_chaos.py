@@ -51,7 +51,8 @@ def main() -> None:
     print(f"ratio workers 2 / 1     : {per_hour_two / per_hour_one:7.2f}  (goal >= 1.6)")
     median, worst = statistics.median(shares), max(shares)
     print(f"checker / run wallclock : median {median:5.2f} %, max {worst:5.2f} %  (goal < 10 %)")
-    print(f"next starts             : {len(next_starts)} runs, median {statistics.median(next_starts or [0.0]):.1f} s")
+    typical = statistics.median(next_starts or [0.0])
+    print(f"next starts             : {len(next_starts)} runs, median {typical:.1f} s")
     print(f"classifications         : {sorted({o.classification for o in outcomes})}")
 
 
