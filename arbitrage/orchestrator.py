@@ -22,7 +22,6 @@ from arbitrage.config import AppConfig
 from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.journal import LedgerJournal
-from arbitrage.journal_replay import replay_pending_journals
 from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
@@ -137,8 +136,6 @@ class Orchestrator:
                 print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
                 return 1
             assert self._endpoints is not None
-            for line in replay_pending_journals(self.config, self.postgres_dsn):
-                print(f"arbitrage: {line}", file=sys.stderr, flush=True)
             if not recover_at_start(self.config, self.postgres_dsn):
                 return 1
             record = partial(ledger.record_event, self.run_id)

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from arbitrage.config import AppConfig, StrategyConfig
+from arbitrage.journal_replay import replay_pending_journals
 from arbitrage.ledger import LegRow, connect
 from arbitrage.ledger_records import INSERT_LEG_SQL
 from arbitrage.market.book import MarketSnapshot
@@ -222,12 +223,15 @@ def recover_crashed_runs(
 
 
 def recover_at_start(config: AppConfig, dsn: str, err: TextIO | None = None) -> bool:
-    """Crash recovery as `run` and `preflight` do it first: one stderr line per run handled.
+    """What `run` and `preflight` owe the runs before them, first thing: replay the ledger journals
+    that runs left pending, then recover crashed runs; one stderr line per run handled.
 
     Never raises: a failure is one `arbitrage: ERROR: ...` line. Returns False only when that
     happened in live mode, where the run must then refuse to start.
     """
     out = sys.stderr if err is None else err
+    for line in replay_pending_journals(config, dsn):
+        print(f"arbitrage: {line}", file=out, flush=True)
     svc = config.services
     try:
         with connect(dsn, svc.connect_timeout_sec, svc.statement_timeout_ms) as conn:

@@ -134,7 +134,6 @@ def _kill_switch(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    from arbitrage.journal_replay import replay_pending_journals
     from arbitrage.ops.preflight import run_preflight
     from arbitrage.ops.run_gate import preflight_context
     from arbitrage.recovery import recover_at_start
@@ -145,8 +144,6 @@ def _preflight(args: argparse.Namespace) -> int:
         except LedgerUnavailable:
             pass
         else:
-            for line in replay_pending_journals(config, endpoints.postgres_dsn):
-                print(f"arbitrage: {line}", file=sys.stderr, flush=True)
             recover_at_start(config, endpoints.postgres_dsn)
         context = preflight_context(config, endpoints, None, MIN_FREE_DISK_MB, probe_market=True)
         report = run_preflight(context)
