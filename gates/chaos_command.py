@@ -161,6 +161,16 @@ def run_chaos(args: argparse.Namespace, runner: Runner | None = None) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     duration = args.duration or DEFAULT_DURATION_SEC
     kinds: tuple[str, ...] = args.faults or FAULT_KINDS
+    if args.postgres_dsn is not None:
+        from gates.chaos.external_pg import SERVER_ONLY_KINDS, ExternalPostgres, ExternalPostgresError
+
+        try:
+            ExternalPostgres(args.postgres_dsn)
+        except ExternalPostgresError as exc:
+            return _fail(str(exc))
+        kinds = tuple(kind for kind in kinds if kind not in SERVER_ONLY_KINDS)
+        if not kinds:
+            return _usage("argument --faults: pg-restart and pg-freeze need a server the chaos command owns")
     try:
         full = build_schedule(seed, runs, duration, kinds)
     except ValueError as exc:

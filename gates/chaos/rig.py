@@ -23,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 from arbitrage.market.sim_client import ExchangeSim, start_exchange_sim
 from arbitrage.service_registry import RegistryError, sweep_orphaned_servers
 from gates.chaos.disk import MountError, mount_tmpfs, unmount
+from gates.chaos.external_pg import ExternalPostgres
 from gates.chaos.postgres import ControlledPostgres
 from gates.chaos.proxy import FaultProxy
 from gates.chaos.redis import ControlledRedis
@@ -41,7 +42,7 @@ class Rig:
     """The per-worker parts; build with `Rig.create(root)`, end with `close()`."""
 
     root: Path
-    pg: ControlledPostgres
+    pg: ControlledPostgres | ExternalPostgres
     pg_proxy: FaultProxy
     redis: ControlledRedis
     redis_proxy: FaultProxy
@@ -56,22 +57,37 @@ class Rig:
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
-    def create(cls, root: Path, *, sim_seed: int = 7, tmpfs_mb: int = EVIDENCE_TMPFS_MB) -> Rig:
+    def create(
+        cls,
+        root: Path,
+        *,
+        sim_seed: int = 7,
+        tmpfs_mb: int = EVIDENCE_TMPFS_MB,
+        postgres_dsn: str | None = None,
+    ) -> Rig:
         """Start every part under `root`; on any failure, stop what had started and re-raise.
 
-        Orphaned servers of earlier killed runs are swept first.
+        Orphaned servers of earlier killed runs are swept first. With `postgres_dsn` the worker
+        uses that server (a database of its own when it may create one) instead of starting one.
         """
         root.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(RegistryError):
             sweep_orphaned_servers()
         closers: list[Callable[[], None]] = []
         try:
-            pg = ControlledPostgres.create()
-            closers.append(pg.close)
-            with psycopg.connect(pg.admin_dsn, autocommit=True, connect_timeout=10) as admin:
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-            pg.database = DATABASE
-            pg_proxy = FaultProxy("127.0.0.1", pg.port).start()
+            pg: ControlledPostgres | ExternalPostgres
+            if postgres_dsn is None:
+                pg = ControlledPostgres.create()
+                closers.append(pg.close)
+                with psycopg.connect(pg.admin_dsn, autocommit=True, connect_timeout=10) as admin:
+                    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+                pg.database = DATABASE
+                pg_proxy = FaultProxy("127.0.0.1", pg.port).start()
+            else:
+                pg = ExternalPostgres(postgres_dsn)
+                pg.own_database()
+                closers.append(pg.close)
+                pg_proxy = FaultProxy(pg.host, pg.port).start()
             closers.append(pg_proxy.close)
             redis = ControlledRedis.create(root / "redis")
             closers.append(redis.close)
@@ -96,12 +112,12 @@ class Rig:
     @property
     def engine_dsn(self) -> str:
         """The rig's database, through the PostgreSQL fault proxy."""
-        return make_conninfo(host="127.0.0.1", port=self.pg_proxy.port, user="postgres", dbname=DATABASE)
+        return make_conninfo(self.direct_dsn, host="127.0.0.1", port=self.pg_proxy.port)
 
     @property
     def direct_dsn(self) -> str:
         """The rig's database, straight to the server (for the checker: no proxy fault reaches it)."""
-        return self.pg.dsn_for(DATABASE)
+        return self.pg.dsn_for(self.pg.database or DATABASE)
 
     @property
     def engine_redis_url(self) -> str:

@@ -198,7 +198,7 @@ def run_campaign(
     def worker(number: int) -> None:
         root = options.output_root / f"worker{number}"
         try:
-            rig = Rig.create(root)
+            rig = Rig.create(root, postgres_dsn=options.postgres_dsn)
         except BaseException as exc:
             failures.append(exc)
             return
