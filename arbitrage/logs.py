@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 TEXT_FORMAT = "%(asctime)s [%(levelname)s] [%(name)s] %(message)s"
 KEPT_WARNINGS = 20
@@ -63,8 +63,12 @@ class WarningCounter(logging.Handler):
             self._on_first(record)
 
 
+_console = {"json": False}
+
+
 def setup_logging(log_format: str, level: int = logging.INFO) -> None:
     """Route every logger to one stderr handler in the chosen format."""
+    _console["json"] = log_format == "json"
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -119,3 +123,15 @@ def attach_file_log(path: Path, on_error: Callable[[OSError], object] | None = N
     handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.getLogger().addHandler(handler)
     return handler
+
+
+def announce(line: str, out: TextIO | None = None) -> None:
+    """An operator line that is news, not a problem (a recovered run, a replayed journal).
+
+    Printed as is (`arbitrage: ...`) on a text console or to `out`; on a json console it is an INFO
+    record, so that whoever reads the engine's stderr as JSON lines sees no stray text.
+    """
+    if out is None and _console["json"]:
+        logging.getLogger("arbitrage.announce").info("%s", line)
+    else:
+        print(line, file=sys.stderr if out is None else out, flush=True)

@@ -29,6 +29,7 @@ from arbitrage.config import AppConfig, StrategyConfig
 from arbitrage.journal_replay import replay_pending_journals
 from arbitrage.ledger import LegRow, connect
 from arbitrage.ledger_records import INSERT_LEG_SQL
+from arbitrage.logs import announce
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.owner import OwnerState, owner_state, process_create_time
 from arbitrage.recovery_exit import OPEN_ENTRY_COLUMNS, OpenEntry, recovery_exit
@@ -229,9 +230,8 @@ def recover_at_start(config: AppConfig, dsn: str, err: TextIO | None = None) -> 
     Never raises: a failure is one `arbitrage: ERROR: ...` line. Returns False only when that
     happened in live mode, where the run must then refuse to start.
     """
-    out = sys.stderr if err is None else err
     for line in replay_pending_journals(config, dsn):
-        print(f"arbitrage: {line}", file=out, flush=True)
+        announce(f"arbitrage: {line}", err)
     svc = config.services
     try:
         with connect(dsn, svc.connect_timeout_sec, svc.statement_timeout_ms) as conn:
@@ -242,8 +242,10 @@ def recover_at_start(config: AppConfig, dsn: str, err: TextIO | None = None) -> 
         text = str(exc).strip()
         cause = text.splitlines()[0] if text else type(exc).__name__
         refusing = "; live mode refuses to start" if config.run.mode == "live" else ""
-        print(f"arbitrage: ERROR: crash recovery failed: {cause}{refusing}", file=out, flush=True)
+        print(
+            f"arbitrage: ERROR: crash recovery failed: {cause}{refusing}", file=err or sys.stderr, flush=True
+        )
         return config.run.mode != "live"
     for line in report.lines():
-        print(line, file=out, flush=True)
+        announce(line, err)
     return True

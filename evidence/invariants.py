@@ -158,17 +158,20 @@ def check_db(
     """Successful DB inserts must match two rows per closed trade, within ``tolerance`` rows.
 
     The tolerance absorbs trades closing while the final counters are sampled. With ``legs``
-    (what the engine knows of its own acknowledged legs) the check is exact as well: every
-    acknowledged entry leg has its acknowledged exit leg or is reported open, and nothing is
-    left unacknowledged, so that a lost leg can never hide inside the tolerance.
+    (the acknowledged legs and the positions reported open) a reported open position's entry row
+    is expected too, and the check is exact as well: every acknowledged entry leg has its exit leg
+    or is reported open, and nothing is left unacknowledged, so that a lost leg can never hide
+    inside the tolerance.
     """
-    expected = closed_trades * DB_ROWS_PER_CLOSED_TRADE
+    reported_open = 0 if legs is None else legs.open_positions
+    expected = closed_trades * DB_ROWS_PER_CLOSED_TRADE + reported_open
     difference = abs(db_inserts_ok - expected)
     problems = [] if legs is None else legs.problems(closed_trades)
     passed = difference <= tolerance and not problems
+    opened = f" + {reported_open} entry legs of positions reported open" if reported_open else ""
     detail = (
         f"db_inserts_ok {db_inserts_ok} vs expected {expected} "
-        f"({DB_ROWS_PER_CLOSED_TRADE} x {closed_trades} closed trades): "
+        f"({DB_ROWS_PER_CLOSED_TRADE} x {closed_trades} closed trades{opened}): "
         f"off by {difference} {_verdict(difference <= tolerance)} tolerance {tolerance}"
     )
     if problems:
@@ -190,10 +193,10 @@ class LedgerLegs:
         """What breaks 'every entry has its exit or is reported open, and nothing is pending'."""
         found = []
         if self.exit_legs != closed_trades:
-            found.append(f"{self.exit_legs} exit legs acknowledged for {closed_trades} closed trades")
+            found.append(f"{self.exit_legs} exit legs for {closed_trades} closed trades")
         if self.entry_legs != closed_trades + self.open_positions:
             found.append(
-                f"{self.entry_legs} entry legs acknowledged for {closed_trades} closed trades"
+                f"{self.entry_legs} entry legs for {closed_trades} closed trades"
                 f" + {self.open_positions} reported open"
             )
         if self.pending_records:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from evidence.invariants import (
-    DB_ROWS_PER_CLOSED_TRADE,
     InvariantResult,
+    LedgerLegs,
     check_completeness,
     check_db,
     check_heartbeat_density,
@@ -87,9 +87,10 @@ def assert_db_invariant(
 ) -> int:
     """The run's ``trade_legs`` rows, recounted in PostgreSQL, match two per closed trade.
 
-    Beyond the protocol's tolerance it also requires one entry and one exit leg per trade, every
-    insert the engine reported as acknowledged to be present, and at most ``max_failed_inserts``
-    failed inserts. Returns the recounted rows.
+    The rule is `evidence.invariants.check_db` with the legs counted in PostgreSQL: beyond the
+    protocol's tolerance, one entry and one exit leg per closed trade and one entry leg per position
+    the run reported open; every insert the engine reported as acknowledged (or journaled) present;
+    and at most ``max_failed_inserts`` failed inserts. Returns the recounted rows.
     """
     bundle = _bundle(evidence)
     summary = _chain_summary(bundle)
@@ -97,25 +98,22 @@ def assert_db_invariant(
     closed = int(summary["closed_trades"])
     rows = count_trade_legs(postgres_dsn, run_id)
     legs = count_legs_by_kind(postgres_dsn, run_id)
-    expected = closed * DB_ROWS_PER_CLOSED_TRADE
+    kpi = bundle.kpi or {}
+    reported = kpi.get("open_positions", [])
+    open_count = len(reported) if isinstance(reported, list) else int(reported or 0)
     problems: list[str] = []
-    result = check_db(rows, closed, tolerance)
+    result = check_db(
+        rows, closed, tolerance, legs=LedgerLegs(legs["entry"], legs["exit"], open_count, pending_records=0)
+    )
     if result.failed:
-        problems.append(
-            f"recounted {rows} trade_legs rows vs expected {expected} "
-            f"({DB_ROWS_PER_CLOSED_TRADE} x {closed} closed trades): off by {result.observed} "
-            f"> tolerance {tolerance}"
-        )
-    if legs["entry"] != legs["exit"]:
-        problems.append(
-            f"{legs['entry']} entry legs vs {legs['exit']} exit legs: every closed trade needs both"
-        )
-    counts = (bundle.kpi or {}).get("db_counts") or {}
+        problems.append(f"recounted in PostgreSQL: {result.detail}")
+    counts = kpi.get("db_counts") or {}
     acknowledged = counts.get("db_inserts_ok")
-    if isinstance(acknowledged, int) and acknowledged != rows:
+    journaled = int((kpi.get("ledger") or {}).get("legs_pending", 0))
+    if isinstance(acknowledged, int) and acknowledged + journaled != rows:
         problems.append(
-            f"the engine acknowledged {acknowledged} inserts (kpi.json db_inserts_ok) but PostgreSQL "
-            f"holds {rows} rows: {acknowledged - rows:+d} unaccounted"
+            f"the engine acknowledged {acknowledged} inserts (kpi.json db_inserts_ok) and journaled"
+            f" {journaled}, but PostgreSQL holds {rows} rows: {acknowledged + journaled - rows:+d} missing"
         )
     failed = counts.get("db_inserts_failed")
     if isinstance(failed, int) and failed > max_failed_inserts:

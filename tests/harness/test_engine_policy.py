@@ -117,10 +117,10 @@ def test_an_engine_error_aborts_the_run_and_fails_the_test(pytester: pytest.Pyte
     }
     result.stdout.fnmatch_lines(
         [
-            "*engine aborted by the monitor: log: ERROR [[]arbitrage.ledger[]] ledger insert failed *",
+            "*engine aborted by the monitor: log: ERROR [[]arbitrage.ledger[]] ledger write of leg smoke_*",
             "*Captured warnfail call*",
-            "*ERROR [[]arbitrage.ledger[]] ledger insert failed for smoke_*violates check constraint*",
-            "*DETAIL:*(engine pid * run smoke_*)",
+            "*ERROR [[]arbitrage.ledger[]] ledger write of leg smoke_*/entry failed: *"
+            "violates check constraint*(engine pid * run smoke_*)",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -132,7 +132,7 @@ def test_an_engine_error_aborts_the_run_and_fails_the_test(pytester: pytest.Pyte
     summaries = [read_json(p) for p in (pytester.path / "logs" / "evidence").glob(f"*/{MONITOR_SUMMARY}")]
     aborted = [s for s in summaries if s["aborted"]]
     assert len(summaries) == 2 and len(aborted) == 1
-    assert aborted[0]["abort_reason"].startswith("log: ERROR [arbitrage.ledger] ledger insert failed")
+    assert aborted[0]["abort_reason"].startswith("log: ERROR [arbitrage.ledger] ledger write of leg")
     assert aborted[0]["log_records"]["ERROR"] >= 1
 
 
@@ -196,7 +196,8 @@ def test_xdist_workers_share_servers_but_not_databases(pytester: pytest.Pytester
             "smoke_* smoke * PASS *logs/evidence/smoke_*",
         ]
     )
-    evidence = sorted((pytester.path / "logs" / "evidence").iterdir())
+    root = pytester.path / "logs" / "evidence"
+    evidence = sorted(path for path in root.iterdir() if not path.name.startswith("."))
     assert len(evidence) == 2
     assert all(json.loads((path / "manifest.json").read_text())["status"] == "ended" for path in evidence)
     service_dir = _service_dir(next(pytester.path.glob("runpytest-*")))

@@ -36,6 +36,7 @@ def wait_for_level(run: EngineProcess, level: str, timeout: float) -> None:
 @pytest.mark.allow_log("WARNING", r"^watchdog OK -> WARN: loop_latency_ms")
 @pytest.mark.allow_log("WARNING", r"^market data unavailable \(RequestTimeout")
 @pytest.mark.allow_log("ERROR", r"^watchdog WARN -> ERROR")
+@pytest.mark.allow_log("ERROR", r"left open at stop: last usable book is [\d.]+s old")
 @pytest.mark.allow_log("CRITICAL", r"^watchdog ERROR -> CRITICAL after 3 consecutive ERROR")
 def test_slow_venue_escalates_the_watchdog_to_a_graceful_stop(
     engine: EngineLauncher, exchange_sim: ExchangeSim, postgres_dsn: str

@@ -13,6 +13,7 @@ from evidence.invariants import (
     HEARTBEAT_DENSITY,
     WALLCLOCK,
     InvariantResult,
+    LedgerLegs,
     check_completeness,
     check_db,
     check_heartbeat_density,
@@ -140,6 +141,30 @@ def test_db_zero_trades_zero_inserts_passes() -> None:
     result = check_db(0, closed_trades=0)
     assert result.passed is True
     assert result.detail == "db_inserts_ok 0 vs expected 0 (2 x 0 closed trades): off by 0 <= tolerance 2"
+
+
+def test_db_legs_that_balance_within_the_tolerance_still_fail_when_one_is_lost() -> None:
+    """One lost exit leg hides inside the protocol's tolerance of 2; the engine's own legs do not."""
+    protocol_only = check_db(19, closed_trades=10)
+    legs = LedgerLegs(entry_legs=10, exit_legs=9, open_positions=0, pending_records=0)
+    exact = check_db(19, closed_trades=10, legs=legs)
+    assert protocol_only.passed is True
+    assert exact.failed is True
+    assert "9 exit legs for 10 closed trades" in exact.detail
+
+
+def test_db_positions_reported_open_are_expected_rows() -> None:
+    legs = LedgerLegs(entry_legs=13, exit_legs=10, open_positions=3, pending_records=0)
+    result = check_db(23, closed_trades=10, legs=legs)
+    assert (result.passed, result.observed) == (True, 0)
+    assert "+ 3 entry legs of positions reported open" in result.detail
+
+
+def test_db_records_left_in_the_journal_fail_the_run() -> None:
+    legs = LedgerLegs(entry_legs=10, exit_legs=10, open_positions=0, pending_records=2)
+    result = check_db(20, closed_trades=10, legs=legs)
+    assert result.failed is True
+    assert "2 ledger records not acknowledged (kept in the journal)" in result.detail
 
 
 # --- result object -------------------------------------------------------------------------------
