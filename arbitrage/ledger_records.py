@@ -11,10 +11,13 @@ The live ledger and the replay of a journal after a crash both go through it.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+if TYPE_CHECKING:
+    from arbitrage.execution import PairFill
 
 RUN_START = "run_start"
 LEG = "leg"
@@ -81,6 +84,35 @@ class LegRow:
 
     def fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in LEG_FIELDS}
+
+    @classmethod
+    def of_fill(
+        cls, run_id: str, trade_id: str, correlation_id: str, symbol: str, direction: str, leg: str,
+        fill: PairFill, reason: str, tick: int, pnl: tuple[float, float] | None = None,
+    ) -> LegRow:  # fmt: skip
+        """The row for one leg of a position, from the fill of both its venues' orders."""
+        quote = fill.quote
+        return cls(
+            run_id=run_id,
+            trade_id=trade_id,
+            leg=leg,
+            correlation_id=correlation_id,
+            symbol=symbol,
+            direction=direction,
+            qty=fill.binance.qty,
+            upbit_side=fill.upbit.side,
+            upbit_vwap_krw=fill.upbit.vwap,
+            upbit_fee_krw=fill.upbit.fee,
+            binance_side=fill.binance.side,
+            binance_vwap_usdt=fill.binance.vwap,
+            binance_fee_usdt=fill.binance.fee,
+            krw_per_usdt=quote.krw_per_usdt,
+            premium_net_pct=quote.net_pct,
+            pnl_krw=None if pnl is None else pnl[0],
+            pnl_usd=None if pnl is None else pnl[1],
+            reason=reason,
+            tick=tick,
+        )
 
 
 LEG_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(LegRow))

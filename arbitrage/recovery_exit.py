@@ -85,24 +85,7 @@ def recovery_exit(
         return f"book too thin for {entry.qty:.8f} {entry.symbol}"
     fill = PaperExecutor(strategy, seed).exit(ExitIntent(entry.position(), quote, RECOVERY_REASON))
     pnl_krw, pnl_usd = realized_pnl(entry.fill(), fill)
-    return LegRow(
-        run_id=entry.run_id,
-        trade_id=entry.trade_id,
-        leg="exit",
-        correlation_id=entry.correlation_id,
-        symbol=entry.symbol,
-        direction=entry.direction,
-        qty=fill.binance.qty,
-        upbit_side=fill.upbit.side,
-        upbit_vwap_krw=fill.upbit.vwap,
-        upbit_fee_krw=fill.upbit.fee,
-        binance_side=fill.binance.side,
-        binance_vwap_usdt=fill.binance.vwap,
-        binance_fee_usdt=fill.binance.fee,
-        krw_per_usdt=quote.krw_per_usdt,
-        premium_net_pct=quote.net_pct,
-        pnl_krw=pnl_krw,
-        pnl_usd=pnl_usd,
-        reason=RECOVERY_REASON,
-        tick=max(entry.tick, entry.last_tick),
-    )
+    return LegRow.of_fill(
+        entry.run_id, entry.trade_id, entry.correlation_id, entry.symbol, entry.direction, "exit", fill,
+        RECOVERY_REASON, max(entry.tick, entry.last_tick), (pnl_krw, pnl_usd),
+    )  # fmt: skip

@@ -56,28 +56,10 @@ def _leg_row(
     run_id: str, position: Position, leg: str, fill: PairFill, tick: int, reason: str,
     pnl: tuple[float, float] | None = None,
 ) -> LegRow:  # fmt: skip
-    quote = fill.quote
-    return LegRow(
-        run_id=run_id,
-        trade_id=position.trade_id,
-        leg=leg,
-        correlation_id=position.correlation_id,
-        symbol=position.symbol,
-        direction=position.direction,
-        qty=fill.binance.qty,
-        upbit_side=fill.upbit.side,
-        upbit_vwap_krw=fill.upbit.vwap,
-        upbit_fee_krw=fill.upbit.fee,
-        binance_side=fill.binance.side,
-        binance_vwap_usdt=fill.binance.vwap,
-        binance_fee_usdt=fill.binance.fee,
-        krw_per_usdt=quote.krw_per_usdt,
-        premium_net_pct=quote.net_pct,
-        pnl_krw=None if pnl is None else pnl[0],
-        pnl_usd=None if pnl is None else pnl[1],
-        reason=reason,
-        tick=tick,
-    )
+    return LegRow.of_fill(
+        run_id, position.trade_id, position.correlation_id, position.symbol, position.direction, leg,
+        fill, reason, tick, pnl,
+    )  # fmt: skip
 
 
 class Trader:
