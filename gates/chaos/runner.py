@@ -133,10 +133,10 @@ class RunDriver:
             if action == "strike":
                 if process.poll() is not None:
                     continue
-                detail = strike(self.rig, fault)
+                detail = _applied(strike, self.rig, fault)
                 struck.add(fault)
             elif fault in struck:
-                detail = clear(self.rig, fault)
+                detail = _applied(clear, self.rig, fault)
             else:
                 continue
             events.append(FaultEvent(fault.kind, action, time.monotonic() - started, detail))  # type: ignore[arg-type]
@@ -183,6 +183,20 @@ class RunDriver:
         return {criterion.name: criterion.verdict for criterion in analysis.criteria}
 
 
+def _applied(action: Callable[[Rig, Fault], str], rig: Rig, fault: Fault) -> str:
+    """Apply a strike or a clear; a failure to apply is part of the timeline, not the end of the run."""
+    try:
+        return action(rig, fault)
+    except Exception as exc:
+        return f"could not apply: {type(exc).__name__}: {exc}"
+
+
+def _runner_failure(plan: RunPlan, exc: BaseException) -> RunOutcome:
+    """A run the chaos machinery itself could not finish is UNEXPLAINED, never silently dropped."""
+    reason = f"chaos runner error: {type(exc).__name__}: {exc}"
+    return RunOutcome(plan, "UNEXPLAINED", [reason], None, None, None, 0.0, 0.0)
+
+
 def run_campaign(
     schedule: Schedule, options: ChaosOptions, on_outcome: Callable[[RunOutcome], None]
 ) -> list[RunOutcome]:
@@ -209,7 +223,10 @@ def run_campaign(
                     plan = plans.get_nowait()
                 except queue.Empty:
                     return
-                outcome = driver.run(plan)
+                try:
+                    outcome = driver.run(plan)
+                except Exception as exc:
+                    outcome = _runner_failure(plan, exc)
                 with lock:
                     outcomes.append(outcome)
                     on_outcome(outcome)
