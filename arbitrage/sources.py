@@ -62,14 +62,20 @@ def usable_books(snapshot: MarketSnapshot, now_ms: int, max_age_ms: int) -> Mark
     return MarketSnapshot(snapshot.tick, snapshot.fx, kept[0], kept[1])
 
 
+SOURCE_START_SEC = 15.0
+"""How long building a market source may take before its first snapshot (importing ccxt and loading
+the venues' markets took 3-9 s on a loaded 2-core machine)."""
+
+
 def one_snapshot(config: AppConfig, deadline_sec: float | None = None) -> MarketSnapshot | None:
     """One screened snapshot from a fresh instance of the configured source, or None when it could
-    not be built, failed, or did not answer within `deadline_sec` (default `run.book_max_age_sec`).
+    not be built, failed, or did not answer within `deadline_sec` (default: SOURCE_START_SEC to
+    build the source, ccxt's import and market loading included, plus `run.book_max_age_sec`).
 
     The source runs on a daemon thread that closes it when done, so a hung venue never holds the
     caller past the deadline.
     """
-    limit = config.run.book_max_age_sec if deadline_sec is None else deadline_sec
+    limit = SOURCE_START_SEC + config.run.book_max_age_sec if deadline_sec is None else deadline_sec
     result: list[MarketSnapshot] = []
 
     def fetch() -> None:
