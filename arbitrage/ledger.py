@@ -115,6 +115,7 @@ class Ledger:
         self.acked_legs: dict[str, int] = {"entry": 0, "exit": 0}
         self.rejected_records = 0
         self.reconnects = 0
+        self._unjournaled = 0
         self.journal_error: JournalError | None = None
         """The first failure to journal a record: the run can no longer promise its ledger."""
         self._run_facts: dict[str, dict[str, Any]] = {}
@@ -173,6 +174,12 @@ class Ledger:
         }
 
     @property
+    def pending_unjournaled(self) -> int:
+        """Pending records the journal could not take: they live in this process's memory only."""
+        with self._lock:
+            return sum(1 for record in self._pending if ":unjournaled:" in str(record.get("uid", "")))
+
+    @property
     def pending_legs(self) -> int:
         """Trade legs among the pending records."""
         with self._lock:
@@ -180,20 +187,26 @@ class Ledger:
 
     # -- writing ---------------------------------------------------------------------------------
     def _write(self, op: str, fields: dict[str, Any]) -> bool:
-        """Journal the record, then send it; False when it was not acknowledged (it stays pending)."""
+        """Journal the record, then send it; False when it was not acknowledged (it stays pending).
+
+        With a journal attached, a record PostgreSQL did not acknowledge is never dropped: it stays
+        pending for the healer, fsynced in the journal, or only in memory when the journal itself
+        cannot be written (a full disk); the run then stops (`journal_error`) and says so.
+        """
         journal = self._journal
         record: dict[str, Any] = {"op": op, **fields}
+        journaled = False
         if journal is not None:
             try:
                 record = journal.append(op, fields)
+                journaled = True
             except JournalError as exc:
-                if self.journal_error is None:
-                    self.journal_error = exc
-                    log.error("ledger journal unwritable, writing without it: %s", exc)
-                journal = None
+                self._journal_failed(exc)
+                self._unjournaled += 1
+                record["uid"] = f"{journal.run_id}:unjournaled:{self._unjournaled}"
         with self._lock:
             if self._pending and journal is not None:
-                return self._defer(record, journal)
+                return self._defer(record, journaled)
             try:
                 conn = self._live_connection()
                 with self.guard.bounded(conn):
@@ -203,11 +216,12 @@ class Ledger:
                 if journal is None:
                     self._count_failure(record, exc)
                     return False
+                where = "journaled" if journaled else "kept in memory (journal unwritable)"
                 log.warning(
-                    "ledger write of %s not acknowledged (%s): journaled, reconnecting in the background",
-                    describe_record(record), first_line(exc),
+                    "ledger write of %s not acknowledged (%s): %s, reconnecting in the background",
+                    describe_record(record), first_line(exc), where,
                 )  # fmt: skip
-                return self._defer(record, journal)
+                return self._defer(record, journaled)
             except psycopg.Error as exc:
                 self._count_failure(record, exc)
                 self.rejected_records += 1
@@ -215,11 +229,20 @@ class Ledger:
             self._count_ack(record)
             return True
 
-    def _defer(self, record: dict[str, Any], journal: LedgerJournal) -> bool:
+    def _journal_failed(self, exc: JournalError) -> None:
+        if self.journal_error is None:
+            self.journal_error = exc
+            log.error("ledger journal unwritable, unacknowledged records are kept in memory: %s", exc)
+
+    def _defer(self, record: dict[str, Any], journaled: bool) -> bool:
         self._pending.append(record)
         if record["op"] == LEG:
             self.db_inserts_failed += 1
-        journal.sync()
+        if journaled and self._journal is not None:
+            try:
+                self._journal.sync()
+            except JournalError as exc:
+                self._journal_failed(exc)
         self._start_healer()
         return False
 
@@ -267,7 +290,7 @@ class Ledger:
                         self._drop_connection()
                         self._conn = conn
                         self.reconnects += 1
-                        log.info("ledger reconnected; every journaled record is acknowledged")
+                        log.info("ledger reconnected; every pending record is acknowledged")
                         return
                     record = self._pending[0]
                 try:

@@ -361,7 +361,13 @@ class Orchestrator:
         supervisor.close()
         pending = ledger.pending_count
         journal.settle(pending)
-        if pending:
+        if ledger.pending_unjournaled:
+            print(
+                f"arbitrage: {ledger.pending_unjournaled} ledger records of run {self.run_id} reached"
+                f" neither PostgreSQL nor the journal ({ledger.journal_error}): lost with this process",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+        elif pending:
             print(
                 f"arbitrage: {pending} ledger records of run {self.run_id} are not in PostgreSQL yet: kept in"
                 f" {journal.path}; the next `arbitrage run` or `arbitrage preflight` replays them",

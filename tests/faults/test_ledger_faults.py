@@ -7,13 +7,18 @@ traceback was printed, and the evidence is sealed (the journal included).
 
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from arbitrage.ledger import APPLICATION_NAME
+from arbitrage.journal import LedgerJournal
+from arbitrage.ledger import APPLICATION_NAME, Ledger
 from gates.chaos.checker import LedgerAudit
+from gates.chaos.disk import fill_to_enospc
+from tests.integration.test_ledger_journal import leg
 from tests.support.controlled_pg import ControlledPostgres
 from tests.support.ledger_audit import EngineRun, next_command, tracebacks
 
@@ -103,3 +108,35 @@ def test_a_frozen_backend_cannot_hold_a_sigterm(
     after = next_command(tmp_path, controlled_pg.dsn, redis_url)
     assert after.returncode in (0, 1), after.stderr
     audit(run, controlled_pg.dsn)
+
+
+@pytest.mark.allow_log("ERROR", "ledger journal unwritable", count=1)
+@pytest.mark.allow_log("WARNING", r"kept in memory \(journal unwritable\)", count=1)
+def test_a_full_disk_and_a_stopped_server_at_once_drop_no_record(
+    controlled_pg: ControlledPostgres, small_tmpfs: Path
+) -> None:
+    """Found by chaos (seed 1, run 110: pg-restart + disk-full): a leg that neither PostgreSQL nor
+    the journal could take was dropped. It must stay pending in memory until the server is back."""
+    ledger = Ledger(controlled_pg.dsn, connect_timeout_sec=2.0, statement_timeout_ms=1000)
+    ledger.open()
+    evidence = small_tmpfs / "run_full"
+    evidence.mkdir()
+    journal = LedgerJournal(evidence, small_tmpfs, "run_full")
+    ledger.attach_journal(journal)
+    try:
+        fill_to_enospc(small_tmpfs / ".filler")
+        controlled_pg.stop()
+        acknowledged = ledger.record_leg(leg("run_full", 1))
+        pending_while_down = (ledger.pending_count, ledger.pending_unjournaled)
+        controlled_pg.start()
+        left = ledger.drain(20.0)
+    finally:
+        ledger.close()
+        journal.close()
+    assert acknowledged is False
+    assert pending_while_down == (1, 1)
+    assert ledger.journal_error is not None and ledger.journal_error.errno == errno.ENOSPC
+    assert left == 0
+    with psycopg.connect(controlled_pg.dsn, autocommit=True, connect_timeout=10) as conn:
+        rows = conn.execute("SELECT trade_id, leg FROM trade_legs WHERE run_id = 'run_full'").fetchall()
+    assert rows == [("T000001", "entry")]
