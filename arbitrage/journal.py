@@ -14,6 +14,8 @@ journal and its owner process; the marker is removed only when everything is ack
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import threading
@@ -94,6 +96,7 @@ class LedgerJournal:
             },
         )
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
         fsync_dir(evidence_dir)
 
     def append(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -104,14 +107,26 @@ class LedgerJournal:
             line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
             if self._fd is None:
                 raise JournalError(f"{self.path}: journal already closed")
-            try:
-                os.write(self._fd, line)
-            except OSError as exc:
-                raise JournalError(
-                    exc.errno, f"journal write failed: {exc.strerror}", str(self.path)
-                ) from None
+            self._write_whole(self._fd, line)
             self._dirty = True
             return record
+
+    def _write_whole(self, fd: int, line: bytes) -> None:
+        """Append the whole line or nothing: a full disk can take part of a line, and a fragment
+        followed by later lines would make the journal unreadable, so it is cut off again."""
+        written = 0
+        try:
+            while written < len(line):
+                count = os.write(fd, line[written:])
+                if count == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += count
+        except OSError as exc:
+            if written:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._size)
+            raise JournalError(exc.errno, f"journal write failed: {exc.strerror}", str(self.path)) from None
+        self._size += written
 
     def sync(self) -> None:
         """Make every record written so far durable (called when one was not acknowledged)."""

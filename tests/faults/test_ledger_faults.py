@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arbitrage.journal import LedgerJournal
+from arbitrage.journal import JournalError, LedgerJournal, read_journal
 from arbitrage.ledger import APPLICATION_NAME, Ledger
 from gates.chaos.checker import LedgerAudit
 from gates.chaos.disk import fill_to_enospc
@@ -140,3 +140,30 @@ def test_a_full_disk_and_a_stopped_server_at_once_drop_no_record(
     with psycopg.connect(controlled_pg.dsn, autocommit=True, connect_timeout=10) as conn:
         rows = conn.execute("SELECT trade_id, leg FROM trade_legs WHERE run_id = 'run_full'").fetchall()
     assert rows == [("T000001", "entry")]
+
+
+@pytest.mark.parametrize("small_tmpfs", [64], indirect=True)
+def test_a_full_disk_never_leaves_a_torn_line_inside_the_journal(small_tmpfs: Path) -> None:
+    """Found by chaos (seed 1, run 110): a full disk took part of a line, the next lines followed
+    it, and the journal could not be read back. A line goes in whole or not at all."""
+    evidence = small_tmpfs / "run_torn"
+    evidence.mkdir()
+    journal = LedgerJournal(evidence, small_tmpfs, "run_torn")
+    payload = {"run_id": "run_torn", "event_type": "BIG", "payload": {"pad": "x" * 3000}}
+    written, refused = 0, 0
+    try:
+        for _ in range(40):
+            try:
+                journal.append("event", payload)
+                written += 1
+            except JournalError as exc:
+                assert exc.errno == errno.ENOSPC
+                refused += 1
+        (small_tmpfs / ".ledger_pending" / "run_torn.json").unlink()
+        journal.append("event", {**payload, "payload": {"after": "space freed"}})
+    finally:
+        journal.close()
+    records = read_journal(journal.path)
+    assert refused > 0
+    assert len(records) == written + 1
+    assert records[-1]["payload"] == {"after": "space freed"}
