@@ -119,7 +119,8 @@ class RunDriver:
     def _apply_faults(
         self, plan: RunPlan, process: subprocess.Popen[str], started: float
     ) -> list[FaultEvent]:
-        """Strike and clear each fault at its moment; a fault the engine did not live to see is skipped."""
+        """Strike and clear each fault at its moment (the event's time is when the action began; one
+        that takes long says so); a fault the engine did not live to see is skipped."""
         steps: list[tuple[float, int, str, Fault]] = []
         for fault in plan.faults:
             steps.append((fault.at_sec, 1, "strike", fault))
@@ -130,6 +131,7 @@ class RunDriver:
         for at, _, action, fault in sorted(steps, key=lambda step: (step[0], step[1])):
             while (left := started + at - time.monotonic()) > 0 and process.poll() is None:
                 time.sleep(min(left, 0.02))
+            moment = time.monotonic() - started
             if action == "strike":
                 if process.poll() is not None:
                     continue
@@ -139,7 +141,9 @@ class RunDriver:
                 detail = _applied(clear, self.rig, fault)
             else:
                 continue
-            events.append(FaultEvent(fault.kind, action, time.monotonic() - started, detail))  # type: ignore[arg-type]
+            took = time.monotonic() - started - moment
+            detail = f"{detail} (took {took * 1000:.0f} ms)" if took >= 0.05 else detail
+            events.append(FaultEvent(fault.kind, action, moment, detail))  # type: ignore[arg-type]
         return events
 
     def _needs_next_start(self, result: EngineResult) -> bool:
