@@ -158,7 +158,7 @@ class Ledger:
 
     @property
     def pending_count(self) -> int:
-        """Records written to the journal that PostgreSQL has not acknowledged yet."""
+        """Records PostgreSQL has not acknowledged yet (journaled, or in memory if the journal failed)."""
         with self._lock:
             return len(self._pending)
 
