@@ -26,7 +26,6 @@ from arbitrage.ledger import Ledger, LedgerUnavailable
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.backoff import RateLimits
-from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
@@ -51,7 +50,7 @@ from arbitrage.run_evidence import (
 from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartError
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
-from arbitrage.stop_request import StopRequest, install_signal_handlers, startup_refusal
+from arbitrage.stop_request import StopRequest, startup_refusal
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Executor, Trader
 from evidence import names
@@ -61,7 +60,7 @@ log = logging.getLogger("arbitrage.orchestrator")
 
 MIN_FREE_DISK_MB = 100
 LEDGER_DRAIN_SEC = 1.5
-"""How long the close-out waits, twice at most, for the ledger to replay what is pending."""
+"""How long the close-out waits, in all, for the ledger to replay what is pending."""
 
 
 class BootstrapError(Exception):
@@ -85,7 +84,6 @@ class Orchestrator:
         self.latencies_ms: list[float] = []
         self.loop_count = 0
         self.last_loop_ts: float | None = None
-        self.last_snapshot: MarketSnapshot | None = None
         self._progress = LoopProgress()
         self.postgres_dsn = ""
         self.abandoned_fetches = 0
@@ -109,10 +107,6 @@ class Orchestrator:
     def _on_first_warning(self, record: logging.LogRecord) -> None:
         if self.config.warn_policy == "stop":
             self.request_stop("WARNING_LOGGED")
-
-    def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT only request a stop; the loop finishes its iteration (the CLI does this first)."""
-        install_signal_handlers(self.stop_request)
 
     def _stopped_in_startup(self) -> bool:
         """True (and the operator's line printed) when a stop came before the evidence directory."""
@@ -311,6 +305,7 @@ class Orchestrator:
         finally:
             supervisor.stop_watchers()
             trader.flatten(self.books, int(time.time() * 1000))
+            drain_until = time.monotonic() + LEDGER_DRAIN_SEC
             ledger.drain(LEDGER_DRAIN_SEC)
             if live is not None:
                 live.close()
@@ -353,7 +348,7 @@ class Orchestrator:
             ledger.record_run_end(
                 self.run_id, status, facts.stop_reason, exit_code, portfolio.closed_trades, datetime.now(UTC)
             )
-            ledger.drain(LEDGER_DRAIN_SEC)
+            ledger.drain(max(0.0, drain_until - time.monotonic()))
 
         exit_code, status = final_flush(
             evidence, facts, self._kpi(trader, watcher), finish, self.evidence_failures, finalize
@@ -475,7 +470,6 @@ class Orchestrator:
             return False
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is not None:
-            self.last_snapshot = screened
             self.books.remember(screened)
             vitals.last_snapshot_at = time.monotonic()
             trader.on_snapshot(screened)
