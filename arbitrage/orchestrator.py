@@ -59,6 +59,8 @@ from evidence.invariants import LedgerLegs
 log = logging.getLogger("arbitrage.orchestrator")
 
 MIN_FREE_DISK_MB = 100
+BOOTSTRAP_FAILED = "BOOTSTRAP_FAILED"
+"""The stop reason of a run that got its evidence directory but could not be set up to trade."""
 LEDGER_DRAIN_SEC = 1.5
 """How long the close-out waits, in all, for the ledger to replay what is pending."""
 
@@ -199,11 +201,19 @@ class Orchestrator:
         )
         if self._stopped_in_startup():
             return 1
+        try:
+            ledger.record_run_start(
+                self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
+            )
+        except LedgerUnavailable as exc:
+            print(f"arbitrage: {exc}", file=sys.stderr, flush=True)
+            return 1
         self.evidence_failures.where = cfg.run.evidence_root / self.run_id
         try:
             evidence = EvidenceDir(cfg.run.evidence_root / self.run_id, base)
         except OSError as exc:
             print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
+            ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
             return 1
         try:
             evidence.reserve_closeout_space()
@@ -211,33 +221,28 @@ class Orchestrator:
         except OSError as exc:
             evidence.release_closeout_space()
             print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
+            ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
             return 1
         print(f"evidence: {evidence.path}", file=self.out, flush=True)
         file_log = attach_file_log(evidence.path / names.ENGINE_LOG, self.evidence_failures.report)
         journal: LedgerJournal | None = None
-        registered = False
         try:
-            ledger.record_run_start(
-                self.run_id, cfg.run.phase, cfg.run.mode, started_at, cfg.run.seed, sha, base.config_hash
-            )
-            registered = True
             journal = LedgerJournal(evidence.path, cfg.run.evidence_root, self.run_id)
             ledger.attach_journal(journal)
-            state.register(
-                self.run_id, {"status": "running", "pid": os.getpid(), "started_at": base.started_at}
-            )
-            ledger.record_event(
-                self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash}
-            )
-            return self._trade_and_flush(ledger, state, evidence, expected, journal)
-        except (BootstrapError, LedgerUnavailable, StateUnavailable, OSError) as exc:
-            if isinstance(exc, OSError):
-                line, reason = self.evidence_failures.report(exc).line(), STOP_REASON
-            else:
-                line, reason = f"arbitrage: {exc}", "BOOTSTRAP_FAILED"
-            print(line, file=sys.stderr, flush=True)
-            if registered:
-                ledger.record_run_end(self.run_id, "failed", reason, 1, 0, datetime.now(UTC))
+            refusal: str | None = None
+            try:
+                state.register(
+                    self.run_id, {"status": "running", "pid": os.getpid(), "started_at": base.started_at}
+                )
+                ledger.record_event(
+                    self.run_id, "RUN_START", {"phase": cfg.run.phase, "config_hash": base.config_hash}
+                )
+            except (LedgerUnavailable, StateUnavailable) as exc:
+                refusal = str(exc)
+            return self._trade_and_flush(ledger, state, evidence, expected, journal, refusal)
+        except OSError as exc:
+            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
+            ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
             with contextlib.suppress(OSError):
                 evidence.release_closeout_space()
                 evidence.seal("failed")
@@ -252,15 +257,23 @@ class Orchestrator:
 
     def _trade_and_flush(
         self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None,
-        journal: LedgerJournal,
+        journal: LedgerJournal, refusal: str | None,
     ) -> int:  # fmt: skip
+        """Trade, then close out; a `refusal` (the run could not be set up) skips straight to the
+        close-out, so that a run that never traded still leaves the whole minimum set."""
         cfg = self.config
         portfolio = Portfolio()
         supervisor = Supervisor(cfg, self.run_id, self.postgres_dsn, self.request_stop, self._on_guard_trip)
-        try:
-            supervisor.start(self.out)
-        except OSError as exc:
-            raise BootstrapError(f"metrics port {cfg.metrics.port} unavailable: {exc.strerror}") from None
+        if refusal is None:
+            try:
+                supervisor.start(self.out)
+            except OSError as exc:
+                refusal = f"metrics port {cfg.metrics.port} unavailable: {exc.strerror}"
+            except LedgerUnavailable as exc:
+                refusal = str(exc)
+        if refusal is not None:
+            print(f"arbitrage: {refusal}", file=sys.stderr, flush=True)
+            self.request_stop(BOOTSTRAP_FAILED)
         supervisor.metrics.follow_rate_limit_wait(self.rate_limits.longest_wait)
         live: LiveSession | None = None
         if self._live is not None:
@@ -285,14 +298,16 @@ class Orchestrator:
         # markets is bootstrap, and must not count as market-data lag or run time.
         fetcher: DeadlineFetcher | None = None
         try:
-            fetcher = DeadlineFetcher(build_source(cfg, self.rate_limits))
+            if refusal is None:
+                fetcher = DeadlineFetcher(build_source(cfg, self.rate_limits))
         except Exception as exc:
             log.error("market source %s could not start: %s", cfg.run.market, exc)
             self.request_stop("SOURCE_UNAVAILABLE")
         started_epoch = time.time()
         t0 = time.monotonic()
         watcher.start()
-        supervisor.start_watchdog()
+        if refusal is None:
+            supervisor.start_watchdog()
         progress = RunProgress(
             expected, cfg.run.ticks, mode="log" if cfg.run.log_format == "json" else "auto"
         )
