@@ -198,6 +198,7 @@ class Orchestrator:
             pid=os.getpid(),
             git_sha=sha,
             git_dirty=dirty,
+            postgres_data_dir=self._endpoints.postgres_data_dir if self._endpoints else None,
         )
         if self._stopped_in_startup():
             return 1

@@ -82,6 +82,10 @@ def latency_histogram(samples: list[float]) -> dict[str, list[float] | list[int]
     return {"bounds_ms": list(LATENCY_BOUNDS_MS), "counts": counts}
 
 
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 @dataclass
 class ManifestBase:
     """The manifest fields fixed at bootstrap."""
@@ -100,6 +104,9 @@ class ManifestBase:
     git_sha: str | None = None
     git_dirty: bool | None = None
     versions: dict[str, str] = field(default_factory=versions)
+    postgres_data_dir: Path | None = None
+    """The embedded PostgreSQL's data directory (absolute), so that `verify` can restart it to
+    recount the ledger; None when the run used a configured DSN, which is never written."""
 
     def document(self, status: str, files: dict[str, FileDigest], ended_at: str | None) -> dict[str, Any]:
         return {
@@ -118,6 +125,7 @@ class ManifestBase:
             "config": self.config,
             "config_hash": self.config_hash,
             "versions": self.versions,
+            "services": {"postgres_data_dir": _text(self.postgres_data_dir)},
             "pid": self.pid,
             "status": status,
             "files": {name: digest.to_json() for name, digest in sorted(files.items())},

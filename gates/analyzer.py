@@ -31,6 +31,7 @@ from evidence.ledger_rows import count_legs_by_kind
 from evidence.reader import EvidenceBundle, load_evidence
 from evidence.schema import validation_errors
 from evidence.writer import atomic_write_json, file_digest
+from gates.ledger_access import LedgerChoice, embedded_data_dir, open_ledger
 
 Verdict = Literal["pass", "fail", "not checked", "not applicable"]
 Measure = float | int | str | None
@@ -316,14 +317,20 @@ def _db(bundle: EvidenceBundle) -> Criterion:
     return _from_invariant(check_db(int(inserts), int(closed)))
 
 
-def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> Criterion:
+def _db_recount(bundle: EvidenceBundle, choice: LedgerChoice) -> Criterion:
     """Count the run's rows in PostgreSQL: they must equal what the engine claims, exactly: the legs
-    PostgreSQL acknowledged plus those it left in its journal (which a later command replays)."""
+    PostgreSQL acknowledged plus those it left in its journal (which a later command replays).
+
+    A ledger the run or the operator named (the run's embedded data directory, `--postgres-dsn`)
+    that cannot be read fails a run that claims legs: its rows cannot be shown. A run that claims
+    none is "not checked" then, as is an ambient `POSTGRES_DSN` that cannot be reached.
+    """
     inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
     closed = _number(bundle.chain_summary, "closed_trades")
     still_open = _open_positions(bundle.kpi)
     run_id = (bundle.manifest or {}).get("run_id")
-    if dsn is None:
+    named = choice.dsn is not None or (choice.embedded and embedded_data_dir(bundle.manifest) is not None)
+    if not named:
         return Criterion(
             "db_recount", NOT_CHECKED, None, None, "no database given (--postgres-dsn or POSTGRES_DSN)"
         )
@@ -336,20 +343,27 @@ def _db_recount(bundle: EvidenceBundle, dsn: str | None, dsn_explicit: bool) -> 
         f"rows = db_inserts_ok {int(inserts)} + {journaled} journaled; exit legs = {int(closed)};"
         f" entry legs = {entries}"
     )
+    claims_legs = expected_rows > 0 or entries > 0
     try:
-        legs = count_legs_by_kind(dsn, run_id, connect_timeout_sec=5)
+        with open_ledger(choice, bundle.manifest) as access:
+            if access.dsn is None:
+                problem = access.problem or "no database"
+                if claims_legs:
+                    return Criterion("db_recount", FAIL, "unreachable", limit, f"cannot recount: {problem}")
+                return Criterion("db_recount", NOT_CHECKED, None, limit, f"{problem}; the run claims no legs")
+            legs = count_legs_by_kind(access.dsn, run_id, connect_timeout_sec=5)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if dsn_explicit:
+        if access.explicit and (claims_legs or access.origin == "--postgres-dsn"):
             return Criterion("db_recount", FAIL, "unreachable", limit, f"db_recount: unreachable: {reason}")
         return Criterion(
-            "db_recount", NOT_CHECKED, None, limit, f"database from POSTGRES_DSN unreachable: {reason}"
+            "db_recount", NOT_CHECKED, None, limit, f"database from {access.origin} unreachable: {reason}"
         )
     rows = legs["entry"] + legs["exit"]
     observed = f"rows {rows} (entry {legs['entry']}, exit {legs['exit']})"
     ok = rows == expected_rows and legs["exit"] == int(closed) and legs["entry"] == entries
     verdict = "PostgreSQL holds exactly the legs the engine reported" if ok else "PostgreSQL disagrees"
-    return _judged("db_recount", ok, observed, limit, verdict)
+    return _judged("db_recount", ok, observed, limit, f"{verdict} ({access.origin})")
 
 
 def _engine_exit(bundle: EvidenceBundle) -> Criterion:
@@ -406,8 +420,15 @@ def _kpis(bundle: EvidenceBundle, criteria: Sequence[Criterion]) -> dict[str, Me
     }
 
 
-def analyze(evidence_dir: Path, postgres_dsn: str | None = None, *, dsn_explicit: bool = False) -> Analysis:
-    """Judge one evidence directory; `dsn_explicit` makes an unreachable database a failure."""
+def analyze(
+    evidence_dir: Path,
+    postgres_dsn: str | None = None,
+    *,
+    dsn_explicit: bool = False,
+    embedded_ledger: bool = False,
+) -> Analysis:
+    """Judge one evidence directory; `dsn_explicit` makes an unreachable database a failure;
+    `embedded_ledger` lets the recount restart the run's embedded PostgreSQL when no DSN is explicit."""
     evidence_dir = Path(evidence_dir)
     bundle = load_evidence(evidence_dir)
     criteria = [
@@ -421,7 +442,7 @@ def analyze(evidence_dir: Path, postgres_dsn: str | None = None, *, dsn_explicit
         _heartbeat_lines(bundle),
         _loop_progress(bundle),
         _db(bundle),
-        _db_recount(bundle, postgres_dsn, dsn_explicit),
+        _db_recount(bundle, LedgerChoice(postgres_dsn, dsn_explicit, embedded_ledger)),
         _engine_exit(bundle),
         _warnings(bundle),
     ]

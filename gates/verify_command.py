@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     verify.add_argument(
         "--postgres-dsn",
         metavar="DSN",
-        help="recount ledger rows here (default: POSTGRES_DSN, else not checked)",
+        help="recount ledger rows here (default: the run's embedded PostgreSQL, restarted read-only"
+        " when its manifest names one, else POSTGRES_DSN, else not checked)",
     )
     verify.add_argument(
         "--output-dir", type=Path, metavar="DIR", help="where to write the results (default: evidence_dir)"
@@ -85,7 +86,7 @@ def verify_handler(args: argparse.Namespace) -> int:
     from gates.report import write_report
 
     dsn = args.postgres_dsn or os.environ.get("POSTGRES_DSN") or None
-    analysis = analyze(evidence_dir, dsn, dsn_explicit=args.postgres_dsn is not None)
+    analysis = analyze(evidence_dir, dsn, dsn_explicit=args.postgres_dsn is not None, embedded_ledger=True)
     out_dir: Path = args.output_dir or evidence_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
