@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 import psycopg
 
 from evidence import names
+from evidence.conditional_rule import check_conditional
 from evidence.invariants import (
     InvariantResult,
     check_completeness,
@@ -227,6 +228,20 @@ def _sha256_match(evidence_dir: Path, bundle: EvidenceBundle) -> Criterion:
     return _judged("sha256_match", not problems, observed, "all match", detail)
 
 
+def _conditional(evidence_dir: Path, bundle: EvidenceBundle) -> list[Criterion]:
+    """One criterion per conditional file (OPS_PROTOCOL §5.2), judged by the rule the engine writes by."""
+    return [
+        Criterion(
+            check.requirement.file.removesuffix(".json"),
+            check.verdict,
+            check.observed,
+            check.limit,
+            check.detail,
+        )
+        for check in check_conditional(evidence_dir, bundle.manifest, bundle.chain_summary)
+    ]
+
+
 # -- heartbeat ---------------------------------------------------------------------------------------
 def _run_window(bundle: EvidenceBundle) -> tuple[float, float, float] | None:
     """(run start epoch, run end epoch, heartbeat interval) from the summary, else from the beats."""
@@ -416,6 +431,7 @@ def analyze(evidence_dir: Path, postgres_dsn: str | None = None, *, dsn_explicit
         _schema_valid(evidence_dir, bundle),
         _sha256_match(evidence_dir, bundle),
         _from_invariant(check_completeness(evidence_dir)),
+        *_conditional(evidence_dir, bundle),
         _wallclock(bundle),
         _heartbeat_density(bundle),
         _heartbeat_lines(bundle),
