@@ -46,17 +46,23 @@ class RunConditions:
         cls, manifest: Mapping[str, Any] | None, chain_summary: Mapping[str, Any] | None
     ) -> RunConditions:
         """Read the conditions back from the manifest (phase, `config.run.trace`) and the summary."""
+        trace = None if manifest is None else _trace_flag(manifest)
         manifest, summary = manifest or {}, chain_summary or {}
-        run = manifest.get("config", {}).get("run") if isinstance(manifest.get("config"), dict) else None
-        trace = run.get("trace", False) if isinstance(run, dict) else None
         phase, reason = manifest.get("phase"), summary.get("stop_reason")
         return cls(
             phase=phase if isinstance(phase, str) else None,
             stop_reason=reason if isinstance(reason, str) else None,
-            trace=trace if isinstance(trace, bool) else None,
+            trace=trace,
             started_epoch=_epoch(summary.get("run_started_epoch")),
             ended_epoch=_epoch(summary.get("run_ended_epoch")),
         )
+
+
+def _trace_flag(manifest: Mapping[str, Any]) -> bool:
+    """`config.run.trace` is True only when the manifest says so; a config without it was not traced."""
+    config = manifest.get("config")
+    run = config.get("run") if isinstance(config, dict) else None
+    return isinstance(run, dict) and run.get("trace") is True
 
 
 def _epoch(value: object) -> float | None:

@@ -73,6 +73,7 @@ def test_rule_reads_its_facts_back_from_the_documents() -> None:
     assert conditions == RunConditions("longrun", "SIGTERM", True, MIDNIGHT - 5, MIDNIGHT + 5)
     older = RunConditions.from_documents({"phase": "smoke", "config": {"run": {}}}, summary)
     assert older.trace is False, "a manifest from before --trace existed means tracing was off"
+    assert RunConditions.from_documents(None, summary).trace is None, "no manifest: cannot tell"
 
 
 class _Totals:
