@@ -159,3 +159,31 @@ def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
     assert analysis.criterion("sha256_match").verdict == "pass", "only the conditional criterion sees it"
     assert analysis.criterion("stop_reason_snapshot").verdict == "fail"
     assert "stop_reason_snapshot" in analysis.failed
+
+
+def test_a_conditional_file_that_cannot_be_written_is_one_line_and_loses_nothing_else(
+    tmp_path: Path, services: ServiceEndpoints
+) -> None:
+    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s", "--trace")
+    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                              cwd=tmp_path)  # fmt: skip
+    try:
+        run_dir = _wait_for_beats(engine, tmp_path, 2, timeout=60)
+        (run_dir / STOP_REASON_SNAPSHOT).mkdir()
+        engine.send_signal(signal.SIGTERM)
+        _, stderr = engine.communicate(timeout=30)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
+    assert engine.returncode == 1, stderr[-2000:]
+    failures = [line for line in stderr.splitlines() if line.startswith("arbitrage: evidence write failed")]
+    assert len(failures) == 1 and STOP_REASON_SNAPSHOT in failures[0], stderr[-2000:]
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert manifest["status"] == "failed"
+    for name in ("chain_summary.json", "kpi.json", HEARTBEAT, DECISION_TRACE):
+        assert manifest["files"].get(name) == file_digest(run_dir / name).to_json(), f"{name} lost"
+    analysis = analyze(run_dir, services.postgres_dsn, dsn_explicit=True)
+    assert analysis.criterion("completeness").verdict == "pass"
+    assert analysis.criterion("decision_trace").verdict == "pass"
+    assert analysis.criterion("stop_reason_snapshot").verdict == "fail"
