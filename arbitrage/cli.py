@@ -85,6 +85,10 @@ def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         "--metrics-port", type=_positive(int, "metrics port", allow_zero=True), metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT (0 picks a free port)",
     )  # fmt: skip
+    run.add_argument(
+        "--trace", action="store_true", default=None,
+        help="write decision_trace.json: each opportunity with both premiums, the decision and the reason",
+    )  # fmt: skip
     run.set_defaults(handler=_run)
 
 
@@ -124,6 +128,7 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
     "services.postgres_dsn": ("postgres_dsn", "--postgres-dsn"),
     "services.redis_url": ("redis_url", "--redis-url"),
     "metrics.port": ("metrics_port", "--metrics-port"),
+    "run.trace": ("trace", "--trace"),
 }
 """`run`'s flags: config key -> (argparse dest, the flag as typed), so errors name the real flag."""
 

@@ -18,6 +18,7 @@ from arbitrage.logs import WarningCounter
 from arbitrage.portfolio import Portfolio
 from arbitrage.run_evidence import EvidenceDir
 from evidence import names
+from evidence.conditional_rule import PLANNED_STOPS
 from evidence.invariants import (
     COMPLETENESS,
     InvariantResult,
@@ -33,7 +34,10 @@ log = logging.getLogger("arbitrage.closeout")
 Finalize = Callable[[int, str], None]
 """What runs once the exit code and status are known, before the last seal."""
 
-CLEAN_STOPS = frozenset({"DURATION_REACHED", "TICKS_COMPLETED"})
+CLEAN_STOPS = PLANNED_STOPS
+
+WriteConditional = Callable[["RunFacts", EvidenceFailures], None]
+"""Writes the conditional files the run requires (see `arbitrage.conditional_evidence`)."""
 
 
 @dataclass
@@ -101,8 +105,10 @@ def final_flush(
     finish: Callable[[], dict[str, Any]],
     failures: EvidenceFailures,
     finalize: Finalize | None = None,
+    conditional: WriteConditional | None = None,
 ) -> tuple[int, str]:
-    """Release the space reserved at start, then `finish` (its kpi additions) and `close_out`.
+    """Release the space reserved at start, then `finish` (its kpi additions), the `conditional`
+    files once the stop reason is final, and `close_out`.
 
     Never raises an OSError: an evidence write failure, now or earlier in the run, makes the
     result (1, "failed") and prints the operator's one line naming the path and the cause.
@@ -123,6 +129,8 @@ def final_flush(
             failures.report(exc)
     if failures.first is not None and facts.stop_reason in CLEAN_STOPS:
         facts.stop_reason = STOP_REASON
+    if conditional is not None:
+        conditional(facts, failures)
     exit_code, status = 1, "failed"
     try:
         exit_code, status = close_out(evidence, facts, kpi, finalize_once)

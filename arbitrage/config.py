@@ -59,6 +59,8 @@ class RunConfig(_Frozen):
     log_format: Literal["text", "json"] = "text"
     book_max_age_sec: float = Field(default=5.0, gt=0, le=3600)
     debug_tick_delay_sec: float = Field(default=0.0, ge=0, le=60)
+    trace: bool = False
+    """Write `decision_trace.json`: every entry and exit decision with its premiums and reason."""
 
     def expected_seconds(self) -> float | None:
         """The wallclock the run is expected to take; None for a tick-bounded run."""

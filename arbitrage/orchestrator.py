@@ -18,7 +18,9 @@ from functools import partial
 from typing import Any, TextIO
 
 from arbitrage.closeout import RunFacts, final_flush
+from arbitrage.conditional_evidence import RunConditional
 from arbitrage.config import AppConfig
+from arbitrage.daily_tally import Counters
 from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.journal import LedgerJournal
@@ -94,6 +96,7 @@ class Orchestrator:
         self._endpoints: ServiceEndpoints | None = None
         self._kill_switch: KillSwitch | None = None
         self._live: LivePlan | None = None
+        self._conditional: RunConditional | None = None
 
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -305,6 +308,10 @@ class Orchestrator:
             log.error("market source %s could not start: %s", cfg.run.market, exc)
             self.request_stop("SOURCE_UNAVAILABLE")
         started_epoch = time.time()
+        self._conditional = conditional = RunConditional(
+            cfg, self.run_id, evidence, trader, supervisor, self.books, partial(self._counters, portfolio),
+            self.evidence_failures, started_epoch,
+        )  # fmt: skip
         t0 = time.monotonic()
         watcher.start()
         if refusal is None:
@@ -320,6 +327,7 @@ class Orchestrator:
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
         finally:
             supervisor.stop_watchers()
+            conditional.before_flatten(self.loop_count, self.last_loop_ts)
             trader.flatten(self.books, int(time.time() * 1000))
             drain_until = time.monotonic() + LEDGER_DRAIN_SEC
             ledger.drain(LEDGER_DRAIN_SEC)
@@ -367,7 +375,13 @@ class Orchestrator:
             ledger.drain(max(0.0, drain_until - time.monotonic()))
 
         exit_code, status = final_flush(
-            evidence, facts, self._kpi(trader, watcher), finish, self.evidence_failures, finalize
+            evidence,
+            facts,
+            self._kpi(trader, watcher),
+            finish,
+            self.evidence_failures,
+            finalize,
+            conditional.write,
         )
         supervisor.close()
         pending = ledger.pending_count
@@ -424,6 +438,8 @@ class Orchestrator:
                     self.request_stop("DURATION_REACHED")
                 break
             latency_ms = (time.perf_counter() - started) * 1000.0
+            if self._conditional is not None:
+                self._conditional.after_tick()
             vitals.tick_started_at = None
             self.latencies_ms.append(latency_ms)
             self.loop_count += 1
@@ -490,6 +506,12 @@ class Orchestrator:
             vitals.last_snapshot_at = time.monotonic()
             trader.on_snapshot(screened)
         return True
+
+    def _counters(self, portfolio: Portfolio) -> Counters:
+        """The running totals the daily report takes its per-day differences of."""
+        hits = sum(venue["hits"] for venue in self.rate_limits.kpi().values())
+        exchange_errors = sum(self.market_errors.values())
+        return Counters(portfolio.closed_trades, portfolio.wins, portfolio.net_pnl_usd, exchange_errors, hits)
 
     def _publish(self, trader: Trader) -> None:
         self._progress = LoopProgress(

@@ -52,9 +52,14 @@ class OpenPosition:
 
 @dataclass(frozen=True, slots=True)
 class EntryIntent:
-    """Open `quote.symbol` in `quote.direction`: the detected opportunity, sized."""
+    """Open `quote.symbol` in `quote.direction`: the detected opportunity, sized.
+
+    `considered` holds both directions' quotes (upbit_rich, binance_rich; None where a side could
+    not be priced), so that a decision trace can show the premium the entry was chosen over.
+    """
 
     quote: Quote
+    considered: tuple[Quote | None, Quote | None] = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +164,17 @@ class Strategy:
                     exits.append(ExitIntent(position, quote, "max_hold"))
                 continue
             qty = order_qty(snapshot.binance[symbol], cfg.order_notional_usd)
+            considered = (
+                entry_quote(snapshot, symbol, "upbit_rich", qty, self.fees),
+                entry_quote(snapshot, symbol, "binance_rich", qty, self.fees),
+            )
             best: Quote | None = None
-            for direction in DIRECTIONS:
-                quote = entry_quote(snapshot, symbol, direction, qty, self.fees)
+            for quote in considered:
                 if quote is None or quote.net_pct < cfg.entry_threshold_pct:
                     continue
                 self.opportunities_generated += 1
                 if best is None or quote.net_pct > best.net_pct:
                     best = quote
             if best is not None:
-                entries.append(EntryIntent(best))
+                entries.append(EntryIntent(best, considered))
         return exits, entries

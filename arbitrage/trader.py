@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
 from arbitrage.ledger import Ledger, LegRow
@@ -22,6 +22,9 @@ from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.portfolio import ClosedTrade, Portfolio, Position
 from arbitrage.strategy import EntryIntent, ExitIntent, Strategy, exit_quote
+
+if TYPE_CHECKING:
+    from arbitrage.decision_trace import DecisionTracer
 
 log = logging.getLogger("arbitrage.trader")
 
@@ -81,6 +84,8 @@ class Trader:
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
         self._closed_pnls: list[float] = []
+        self.trace: DecisionTracer | None = None
+        """Set for a `--trace` run: every entry and exit decision is recorded there."""
 
     def drain_closed_pnls(self) -> list[float]:
         """USD PnL of the trades closed since the last call (for the per-trade guards)."""
@@ -136,15 +141,18 @@ class Trader:
         for intent in exits:
             self._close(self.portfolio.positions[intent.position.symbol], intent, snapshot.tick)
         for entry in entries:
-            self._open(entry.quote.symbol, snapshot, entry)
+            outcome, trade_id, note = self._open(entry.quote.symbol, snapshot, entry)
+            if self.trace is not None:
+                self.trace.entry(snapshot.tick, entry, outcome, trade_id, note)
 
-    def _open(self, symbol: str, snapshot: MarketSnapshot, entry: Any) -> None:
+    def _open(self, symbol: str, snapshot: MarketSnapshot, entry: Any) -> tuple[str, str | None, str]:
+        """Enter a position; returns (outcome, trade id, what went wrong) for the decision trace."""
         result = self.executor.enter(entry, snapshot)
         if isinstance(result, Rejected):
             key = "below_minimum"
             self.rejected_orders[key] = self.rejected_orders.get(key, 0) + 1
             log.info("entry on %s rejected: %s", symbol, result.reason)
-            return
+            return "rejected", None, result.reason
         trade_id = self.portfolio.next_trade_id()
         correlation_id = f"{self.run_id}:{trade_id}"
         if isinstance(result, LegFailure):
@@ -161,7 +169,7 @@ class Trader:
                 log.error("one-legged exposure on %s: unwind found no depth (%s)", symbol, correlation_id)
             else:
                 log.warning("asymmetric fill on %s unwound: %s (%s)", symbol, result.reason, correlation_id)
-            return
+            return "leg_unwound", trade_id, result.reason
         position = self.portfolio.open(trade_id, correlation_id, result, snapshot.tick)
         self.ledger.record_leg(_leg_row(self.run_id, position, "entry", result, snapshot.tick, "threshold"))
         self.ledger.record_event(
@@ -178,6 +186,7 @@ class Trader:
         self.trade_events.append(
             {"tick": snapshot.tick, "event": "entry", "symbol": symbol, "premium_pct": result.quote.gross_pct}
         )
+        return "opened", trade_id, ""
 
     def _exit_fill(self, position: Position, intent: ExitIntent) -> PairFill | None:
         """Both exit legs; None when a live exit failed, the position then stays open."""
@@ -203,6 +212,8 @@ class Trader:
 
     def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade | None:
         fill = self._exit_fill(position, intent)
+        if self.trace is not None:
+            self.trace.exit(tick, intent, "exit_failed" if fill is None else "closed", position.trade_id)
         if fill is None:
             return None
         closed = self.portfolio.close(position, fill, intent.reason)

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 import psycopg
 
 from evidence import names
+from evidence.conditional_rule import check_conditional
 from evidence.invariants import (
     InvariantResult,
     check_completeness,
@@ -226,6 +227,20 @@ def _sha256_match(evidence_dir: Path, bundle: EvidenceBundle) -> Criterion:
     observed = f"{len(sealed) - len(mismatched)}/{len(sealed)} sealed files match"
     detail = _summarize(problems) or "every sealed file matches its manifest digest"
     return _judged("sha256_match", not problems, observed, "all match", detail)
+
+
+def _conditional(evidence_dir: Path, bundle: EvidenceBundle) -> list[Criterion]:
+    """One criterion per conditional file (OPS_PROTOCOL §5.2), judged by the rule the engine writes by."""
+    return [
+        Criterion(
+            check.requirement.file.removesuffix(".json"),
+            check.verdict,
+            check.observed,
+            check.limit,
+            check.detail,
+        )
+        for check in check_conditional(evidence_dir, bundle.manifest, bundle.chain_summary)
+    ]
 
 
 # -- heartbeat ---------------------------------------------------------------------------------------
@@ -437,6 +452,7 @@ def analyze(
         _schema_valid(evidence_dir, bundle),
         _sha256_match(evidence_dir, bundle),
         _from_invariant(check_completeness(evidence_dir)),
+        *_conditional(evidence_dir, bundle),
         _wallclock(bundle),
         _heartbeat_density(bundle),
         _heartbeat_lines(bundle),

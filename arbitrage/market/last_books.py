@@ -45,6 +45,10 @@ class LastUsableBooks:
                 screened.tick, screened.fx, screened.upbit[symbol], screened.binance[symbol]
             )
 
+    def latest(self) -> dict[str, SymbolBooks]:
+        """Every symbol's last usable books, whatever their age (for the stop snapshot)."""
+        return dict(self._books)
+
     def for_exit(self, symbol: str, now_ms: int) -> SymbolBooks | str:
         """The books to price an exit of `symbol` on, or why there are none young enough."""
         books = self._books.get(symbol)

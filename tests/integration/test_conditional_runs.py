@@ -1,0 +1,189 @@
+"""The conditional evidence of real runs: a `--trace` run, a longrun-phase run and a SIGTERM'd run.
+
+Each leaves its conditional file sealed in the manifest with a matching sha256 and valid against
+its schema, and `verify` judges it by the rule the engine wrote it by; a required file that is
+gone fails that criterion. The engine runs in a subprocess on a real PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from evidence.conditional import schema_problems
+from evidence.names import DAILY_REPORT, DECISION_TRACE, HEARTBEAT, MANIFEST, STOP_REASON_SNAPSHOT
+from evidence.writer import file_digest
+from gates.analyzer import analyze
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
+    embedded = EmbeddedServices(tmp_path_factory.mktemp("svc"))
+    try:
+        yield embedded.resolve(None, None)
+    finally:
+        embedded.stop()
+
+
+def _command(tmp_path: Path, services: ServiceEndpoints, *args: str) -> list[str]:
+    return [
+        sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"),
+        "--postgres-dsn", services.postgres_dsn, "--redis-url", services.redis_url,
+        "--heartbeat-interval", "1", *args,
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
+
+
+def _evidence_dir(stdout: str) -> Path:
+    lines = [line for line in stdout.splitlines() if line.startswith("evidence: ")]
+    assert len(lines) == 1, stdout
+    return Path(lines[0].removeprefix("evidence: "))
+
+
+def _run(tmp_path: Path, services: ServiceEndpoints, *args: str) -> Path:
+    done = subprocess.run(
+        _command(tmp_path, services, *args), capture_output=True, text=True, env=_env(), cwd=tmp_path,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-2000:]}"
+    return _evidence_dir(done.stdout)
+
+
+def _assert_sealed_and_valid(run_dir: Path, name: str) -> dict[str, object]:
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert name in manifest["files"], f"{name} not sealed: manifest lists {sorted(manifest['files'])}"
+    assert manifest["files"][name] == file_digest(run_dir / name).to_json(), f"{name}: sha256 mismatch"
+    document: dict[str, object] = json.loads((run_dir / name).read_text())
+    assert schema_problems(name, document) == []
+    return document
+
+
+def _verify(run_dir: Path, services: ServiceEndpoints) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arbitrage", "verify", str(run_dir), "--postgres-dsn", services.postgres_dsn],
+        capture_output=True, text=True, env=_env(), timeout=60,
+    )  # fmt: skip
+
+
+def _criterion(run_dir: Path, name: str, services: ServiceEndpoints) -> tuple[str, str]:
+    found = analyze(run_dir, services.postgres_dsn, dsn_explicit=True).criterion(name)
+    return found.verdict, found.detail
+
+
+def test_trace_run_seals_its_decision_trace(tmp_path: Path, services: ServiceEndpoints) -> None:
+    run_dir = _run(tmp_path, services, "--phase", "smoke", "--duration", "4s", "--trace")
+    trace = _assert_sealed_and_valid(run_dir, DECISION_TRACE)
+    entries = trace["entries"]
+    assert isinstance(entries, list) and entries, "a 4 s synthetic run takes at least one opportunity"
+    assert {e["kind"] for e in entries} == {"entry", "exit"}, "entries and their exits are both traced"
+    assert all(e["premiums_pct"]["upbit_rich"] or e["premiums_pct"]["binance_rich"] for e in entries)
+    assert not (run_dir / STOP_REASON_SNAPSHOT).exists() and not (run_dir / DAILY_REPORT).exists()
+    verified = _verify(run_dir, services)
+    assert verified.returncode == 0, verified.stdout
+    assert _criterion(run_dir, "decision_trace", services)[0] == "pass"
+
+
+def test_longrun_phase_run_seals_its_daily_report(tmp_path: Path, services: ServiceEndpoints) -> None:
+    run_dir = _run(tmp_path, services, "--phase", "longrun", "--duration", "3s")
+    report = _assert_sealed_and_valid(run_dir, DAILY_REPORT)
+    summary = json.loads((run_dir / "chain_summary.json").read_text())
+    days = report["days"]
+    assert isinstance(days, list) and len(days) in (1, 2)
+    assert sum(day["round_trips"] for day in days) == summary["closed_trades"]
+    assert report["required_because"][0] == "longrun phase"  # type: ignore[index]
+    verified = _verify(run_dir, services)
+    assert verified.returncode == 0, verified.stdout
+    assert _criterion(run_dir, "daily_report", services)[0] == "pass"
+
+
+def _wait_for_beats(run_dir_of: subprocess.Popen[str], tmp_path: Path, beats: int, timeout: float) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert run_dir_of.poll() is None, "the engine ended before it was signalled"
+        found = list((tmp_path / "evidence").glob(f"*/{HEARTBEAT}"))
+        if found and len(found[0].read_text().splitlines()) >= beats:
+            return found[0].parent
+        time.sleep(0.1)
+    raise AssertionError(f"no {beats} heartbeat lines within {timeout:g}s")
+
+
+def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
+    tmp_path: Path, services: ServiceEndpoints
+) -> None:
+    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s")
+    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                              cwd=tmp_path)  # fmt: skip
+    try:
+        run_dir = _wait_for_beats(engine, tmp_path, 3, timeout=60)
+        engine.send_signal(signal.SIGTERM)
+        _, stderr = engine.communicate(timeout=30)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
+    assert engine.returncode == 1, stderr[-2000:]
+    snapshot = _assert_sealed_and_valid(run_dir, STOP_REASON_SNAPSHOT)
+    assert snapshot["stop_reason"] == "SIGTERM"
+    assert isinstance(snapshot["last_books"], list) and snapshot["last_books"], "the books of the last tick"
+    assert _criterion(run_dir, "stop_reason_snapshot", services)[0] == "pass"
+    verified = _verify(run_dir, services)
+    assert "pass           stop_reason_snapshot" in verified.stdout, verified.stdout
+
+    removed = tmp_path / "removed"
+    shutil.copytree(run_dir, removed)
+    (removed / STOP_REASON_SNAPSHOT).unlink()
+    verdict, detail = _criterion(removed, "stop_reason_snapshot", services)
+    assert (verdict, "required but missing" in detail) == ("fail", True), detail
+
+    never_written = tmp_path / "never_written"
+    shutil.copytree(removed, never_written)
+    manifest = json.loads((never_written / MANIFEST).read_text())
+    del manifest["files"][STOP_REASON_SNAPSHOT]
+    (never_written / MANIFEST).write_text(json.dumps(manifest))
+    analysis = analyze(never_written, services.postgres_dsn, dsn_explicit=True)
+    assert analysis.criterion("sha256_match").verdict == "pass", "only the conditional criterion sees it"
+    assert analysis.criterion("stop_reason_snapshot").verdict == "fail"
+    assert "stop_reason_snapshot" in analysis.failed
+
+
+def test_a_conditional_file_that_cannot_be_written_is_one_line_and_loses_nothing_else(
+    tmp_path: Path, services: ServiceEndpoints
+) -> None:
+    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s", "--trace")
+    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                              cwd=tmp_path)  # fmt: skip
+    try:
+        run_dir = _wait_for_beats(engine, tmp_path, 2, timeout=60)
+        (run_dir / STOP_REASON_SNAPSHOT).mkdir()
+        engine.send_signal(signal.SIGTERM)
+        _, stderr = engine.communicate(timeout=30)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
+    assert engine.returncode == 1, stderr[-2000:]
+    failures = [line for line in stderr.splitlines() if line.startswith("arbitrage: evidence write failed")]
+    assert len(failures) == 1 and STOP_REASON_SNAPSHOT in failures[0], stderr[-2000:]
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert manifest["status"] == "failed"
+    for name in ("chain_summary.json", "kpi.json", HEARTBEAT, DECISION_TRACE):
+        assert manifest["files"].get(name) == file_digest(run_dir / name).to_json(), f"{name} lost"
+    analysis = analyze(run_dir, services.postgres_dsn, dsn_explicit=True)
+    assert analysis.criterion("completeness").verdict == "pass"
+    assert analysis.criterion("decision_trace").verdict == "pass"
+    assert analysis.criterion("stop_reason_snapshot").verdict == "fail"
