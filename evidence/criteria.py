@@ -19,7 +19,7 @@ from evidence.rss_growth import rss_growth_report
 from evidence.run_facts import RunFacts
 
 Priority = Literal["critical", "high", "medium"]
-Outcome = Literal["pass", "fail", "not applicable"]
+Outcome = Literal["pass", "fail", "not applicable", "not checked"]
 Measure = float | int | str | None
 
 CRITICAL: Final = "critical"
@@ -135,12 +135,12 @@ def longest_span(samples: Sequence[tuple[float, bool]]) -> float:
 
 # -- D77-4 §3.4, first group: critical ---------------------------------------------------------------
 def crash(facts: RunFacts) -> Judged:
-    """No Python crash: the manifest was sealed and engine.log holds no Traceback."""
+    """No Python crash: engine.log holds no Traceback (an unsealed manifest is `manifest_status`'s)."""
     tracebacks = facts.traceback_count
-    count = (1 if facts.crashed else 0) + (tracebacks or 0)
-    log = "engine.log absent" if tracebacks is None else f"{tracebacks} Traceback(s) in engine.log"
-    detail = f"manifest status {facts.manifest_status!r}; {log}"
-    return _judged("crash", CRITICAL, count == 0, count, 0, detail)
+    if tracebacks is None:
+        return Judged("crash", CRITICAL, "not checked", None, 0, "no engine.log (outside the minimum set)")
+    detail = f"{tracebacks} Traceback(s) in engine.log"
+    return _judged("crash", CRITICAL, tracebacks == 0, tracebacks, 0, detail)
 
 
 def dlq(facts: RunFacts) -> Judged:

@@ -67,7 +67,12 @@ def test_good_run_is_go_with_every_criterion_reported(tmp_path: Path) -> None:
     verdicts = {c.name: c.verdict for c in analysis.criteria}
     assert verdicts["wallclock"] == NOT_APPLICABLE
     assert verdicts["db_recount"] == NOT_CHECKED
-    assert {v for k, v in verdicts.items() if k not in ("wallclock", "db_recount")} == {PASS}
+    structural = [c for c in analysis.criteria if c.name not in ("wallclock", "db_recount", "crash")]
+    assert {c.verdict for c in structural if c.verdict != NOT_APPLICABLE} == {PASS}
+    assert {c.verdict for c in structural[:11]} == {PASS}, "every evidence and invariant row passes"
+    assert verdicts["crash"] == NOT_CHECKED, "the factory writes no engine.log"
+    assert {c.priority for c in analysis.criteria} == {"critical", "high", "medium"}
+    assert analysis.exit_code == 0
     assert analysis.kpis["closed_trades"] == CLOSED_TRADES
 
 
