@@ -191,3 +191,13 @@ def test_the_readme_defines_every_kpi_in_one_line_exactly_as_the_catalog() -> No
     rows = dict(re.findall(r"^\| `(\w+)` \| \w+ \| (.+?) \|$", README.read_text(), re.MULTILINE))
     missing = [k.name for k in CATALOG if rows.get(k.name) != k.definition]
     assert not missing, f"README KPI table lacks or differs for: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("wins", "cpu_pct", "p99", "expected"),
+    [(50, 80.0, 100.0, "pass"), (49, 80.1, 100.1, "fail")],
+)
+def test_limits_sit_exactly_at_d77_4s_thresholds(wins: int, cpu_pct: float, p99: float, expected: str) -> None:
+    lines = [beat(t, closed=100, wins=wins, cpu_pct=cpu_pct) for t in range(0, 3601, 60)]
+    run = facts(3600, lines, kpi={"loop_latency_ms": {"p99": p99}})
+    assert [outcome(rule(run, Windows())) for rule in (win_rate, cpu, loop_latency)] == [expected] * 3
