@@ -252,3 +252,16 @@ def test_verify_can_write_its_results_outside_the_evidence_dir(
     code, shown = verify_in_process(str(path), "--output-dir", str(out))
     assert code == 0, shown
     assert (out / names.ANALYSIS_RESULT).is_file() and not (path / names.ANALYSIS_RESULT).exists()
+
+
+def test_verify_window_errors_are_usage_errors_in_one_line(tmp_path: Path) -> None:
+    path = good_dir(tmp_path / "run")
+    unknown = verify(str(path), "--window", "winrate=60")
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert unknown.stderr == (
+        "arbitrage verify: --window: unknown window 'winrate': expected one of alert_success, cpu,"
+        " guard_triggers, loop_latency, round_trip_stagnation, win_rate\n"
+    )
+    malformed = verify(str(path), "--window", "win_rate")
+    assert malformed.returncode == 2 and "expected NAME=SECONDS" in malformed.stderr, malformed.stderr
+    assert not (path / names.ANALYSIS_RESULT).exists()
