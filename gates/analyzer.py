@@ -1,9 +1,11 @@
 """GO/NO-GO on a run's evidence, recomputed from the raw files instead of trusting the engine.
 
-Every criterion carries what was observed, the limit it was held to and a verdict; the run is GO
-only when no criterion failed. A criterion that could not be evaluated for a reason outside the
-evidence (no database given) is "not checked"; one the evidence itself makes impossible to
-evaluate (a missing file) fails, because an auditor cannot accept what cannot be shown.
+Every criterion carries what was observed, the limit it was held to, a verdict and a priority
+(D77-4's critical, high, medium: see :mod:`evidence.criteria`); the run is GO only when no
+criterion failed, CONDITIONAL GO when only high or medium ones failed, NO-GO otherwise. A
+criterion that could not be evaluated for a reason outside the evidence (no database given) is
+"not checked"; one the evidence itself makes impossible to evaluate (a missing file) fails,
+because an auditor cannot accept what cannot be shown.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import psycopg
 
 from evidence import names
 from evidence.conditional_rule import check_conditional
+from evidence.criteria import EXIT_CODES, Judged, Priority, Windows, judge_d77, overall_verdict
 from evidence.invariants import (
     InvariantResult,
     check_completeness,
@@ -28,10 +31,12 @@ from evidence.invariants import (
     check_wallclock,
     max_heartbeat_gap,
 )
+from evidence.kpi_catalog import kpi_groups
 from evidence.ledger_rows import count_legs_by_kind
 from evidence.reader import EvidenceBundle, load_evidence
 from evidence.schema import validation_errors
 from evidence.writer import atomic_write_json, file_digest
+from gates.d77 import run_facts
 from gates.ledger_access import LedgerChoice, embedded_data_dir, open_ledger
 
 Verdict = Literal["pass", "fail", "not checked", "not applicable"]
@@ -57,11 +62,13 @@ class Criterion:
     observed: Measure
     limit: Measure
     detail: str
+    priority: Priority = "critical"
 
     def to_json(self) -> dict[str, Any]:
         """The row as written into `analysis_result.json` (strict JSON: no NaN)."""
         return {
             "name": self.name,
+            "priority": self.priority,
             "verdict": self.verdict,
             "observed": _finite(self.observed),
             "limit": _finite(self.limit),
@@ -77,6 +84,8 @@ class Analysis:
     bundle: EvidenceBundle
     criteria: list[Criterion]
     kpis: dict[str, Measure]
+    kpi_groups: dict[str, dict[str, Measure]] = field(default_factory=dict)
+    windows: Windows = field(default_factory=Windows)
     analyzed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -86,8 +95,14 @@ class Analysis:
 
     @property
     def verdict(self) -> str:
-        """GO when nothing failed; "not checked" and "not applicable" do not block."""
-        return "NO-GO" if self.failed else "GO"
+        """GO, CONDITIONAL GO or NO-GO by the failed criteria's priorities ("not checked" and
+        "not applicable" do not block)."""
+        return overall_verdict(c.priority for c in self.criteria if c.verdict == FAIL)
+
+    @property
+    def exit_code(self) -> int:
+        """verify's exit code: 0 GO, 3 CONDITIONAL GO, 1 NO-GO."""
+        return EXIT_CODES[self.verdict]
 
     @property
     def run_id(self) -> str | None:
@@ -111,6 +126,10 @@ class Analysis:
             "analyzed_at": self.analyzed_at,
             "criteria": [c.to_json() for c in self.criteria],
             "kpis": {k: _finite(v) for k, v in self.kpis.items()},
+            "kpi_groups": {
+                g: {k: _finite(v) for k, v in kpis.items()} for g, kpis in self.kpi_groups.items()
+            },
+            "windows": self.windows.to_json(),
         }
 
 
@@ -130,6 +149,10 @@ def _from_invariant(result: InvariantResult) -> Criterion:
     if not result.applicable:
         return Criterion(result.name, NOT_APPLICABLE, result.observed, result.limit, result.detail)
     return _judged(result.name, bool(result.passed), result.observed, result.limit, result.detail)
+
+
+def _from_d77(row: Judged) -> Criterion:
+    return Criterion(row.name, row.outcome, row.observed, row.limit, row.detail, row.priority)
 
 
 def _judged(name: str, ok: bool, observed: Measure, limit: Measure, detail: str) -> Criterion:
@@ -441,9 +464,11 @@ def analyze(
     *,
     dsn_explicit: bool = False,
     embedded_ledger: bool = False,
+    windows: Windows | None = None,
 ) -> Analysis:
     """Judge one evidence directory; `dsn_explicit` makes an unreachable database a failure;
-    `embedded_ledger` lets the recount restart the run's embedded PostgreSQL when no DSN is explicit."""
+    `embedded_ledger` lets the recount restart the run's embedded PostgreSQL when no DSN is explicit;
+    `windows` shortens or lengthens D77-4's windowed criteria (default: D77-4's own)."""
     evidence_dir = Path(evidence_dir)
     bundle = load_evidence(evidence_dir)
     criteria = [
@@ -462,7 +487,10 @@ def analyze(
         _engine_exit(bundle),
         _warnings(bundle),
     ]
-    return Analysis(evidence_dir, bundle, criteria, _kpis(bundle, criteria))
+    used = windows or Windows()
+    facts = run_facts(evidence_dir, bundle)
+    criteria += [_from_d77(row) for row in judge_d77(facts, used)]
+    return Analysis(evidence_dir, bundle, criteria, _kpis(bundle, criteria), kpi_groups(facts), used)
 
 
 def write_result(analysis: Analysis, out_dir: Path | None = None) -> Path:

@@ -48,7 +48,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#6e7781;font-size:13px}
 .badge{display:inline-block;padding:6px 16px;border-radius:6px;color:#fff;font-weight:700;font-size:20px}
-.GO{background:#1a7f37} .NO-GO{background:#cf222e}
+.GO{background:#1a7f37} .NO-GO{background:#cf222e} .CONDITIONAL-GO{background:#9a6700}
 table{border-collapse:collapse;font-size:13px;width:100%} td,th{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left;vertical-align:top} th{background:#f6f8fa}
 .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:700} .na{color:#6e7781}
@@ -279,7 +279,7 @@ def _criteria_rows(analysis: Analysis) -> str:
         css = {PASS: "pass", FAIL: "fail"}.get(c.verdict, "na")
         rows.append(
             f"<tr><td class='{css}'>{html.escape(c.verdict.upper() if c.verdict == FAIL else c.verdict)}</td>"
-            f"<td>{html.escape(c.name)}</td><td>{_cell(c.observed)}</td><td>{_cell(c.limit)}</td>"
+            f"<td>{html.escape(c.priority)}</td><td>{html.escape(c.name)}</td><td>{_cell(c.observed)}</td><td>{_cell(c.limit)}</td>"
             f"<td>{html.escape(c.detail)}</td></tr>"
         )
     return "".join(rows)
@@ -287,6 +287,13 @@ def _criteria_rows(analysis: Analysis) -> str:
 
 def _kpi_rows(kpis: Mapping[str, Measure]) -> str:
     return "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in kpis.items())
+
+
+def _kpi_groups(analysis: Analysis) -> str:
+    return "".join(
+        f"<h3>{html.escape(group)}</h3><div class='kpis'><table>{_kpi_rows(kpis)}</table></div>"
+        for group, kpis in analysis.kpi_groups.items()
+    )
 
 
 def render(analysis: Analysis, charts: Sequence[tuple[str, Any]] = CHARTS) -> str:
@@ -303,15 +310,17 @@ def render(analysis: Analysis, charts: Sequence[tuple[str, Any]] = CHARTS) -> st
 <body>
 <h1>Run {title}</h1>
 <p class="meta">evidence: {html.escape(str(analysis.evidence_dir))} · {html.escape(analysis.analyzed_at)}</p>
-<p><span class="badge {verdict}">{verdict}</span>
+<p><span class="badge {verdict.replace(" ", "-")}">{verdict}</span>
 {f'<span class="fail">failed: {html.escape(failed)}</span>' if failed else ""}</p>
 <h2>Criteria</h2>
-<table><tr><th>verdict</th><th>criterion</th><th>observed</th><th>limit</th><th>detail</th></tr>
+<table><tr><th>verdict</th><th>priority</th><th>criterion</th><th>observed</th><th>limit</th><th>detail</th></tr>
 {_criteria_rows(analysis)}</table>
 <h2>Charts</h2>
 <div class="charts">{figures}</div>
 <h2>KPIs</h2>
 <div class="kpis"><table>{_kpi_rows(analysis.kpis)}</table></div>
+<h2>D77-4 KPIs</h2>
+{_kpi_groups(analysis)}
 </body></html>
 """
 

@@ -1,6 +1,7 @@
 """`arbitrage verify` and `arbitrage healthcheck`: judging a run without trusting the engine.
 
-`verify` decides GO (exit 0) or NO-GO (exit 1) on a finished run's evidence and leaves
+`verify` decides GO (exit 0), CONDITIONAL GO (exit 3: only high or medium criteria failed) or
+NO-GO (exit 1) on a finished run's evidence and leaves
 `analysis_result.json` and `report.html` behind; `healthcheck` decides whether a running engine is
 alive. Expected failures are one line on stderr and exit 1; usage errors exit 2.
 """
@@ -36,10 +37,19 @@ def _at_least_two(text: str) -> int:
     return value
 
 
+def _window(text: str) -> tuple[str, float]:
+    name, sep, seconds = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"invalid window {text!r}: expected NAME=SECONDS")
+    return name.strip(), _positive_float(seconds)
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the `verify` and `healthcheck` subcommands."""
     verify = sub.add_parser(
-        "verify", help="GO/NO-GO on a run's evidence; writes analysis_result.json, report.html"
+        "verify",
+        help="GO (0), CONDITIONAL GO (3) or NO-GO (1) on a run's evidence;"
+        " writes analysis_result.json, report.html",
     )
     verify.add_argument("evidence_dir", type=Path, help="the run's evidence directory")
     verify.add_argument(
@@ -50,6 +60,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     verify.add_argument(
         "--output-dir", type=Path, metavar="DIR", help="where to write the results (default: evidence_dir)"
+    )
+    verify.add_argument(
+        "--window",
+        type=_window,
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="shorten or lengthen one D77-4 window (e.g. win_rate=60) for rehearsals; repeatable",
     )
     verify.set_defaults(handler=verify_handler)
 
@@ -77,16 +95,24 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def verify_handler(args: argparse.Namespace) -> int:
-    """Analyze, write both artifacts, print the criteria table; 0 for GO, 1 for NO-GO."""
+    """Analyze, write both artifacts, print the criteria table; 0 GO, 3 CONDITIONAL GO, 1 NO-GO."""
     evidence_dir: Path = args.evidence_dir
     if not evidence_dir.is_dir():
         print(f"arbitrage verify: evidence directory not found: {evidence_dir}", file=sys.stderr)
         return 1
+    from evidence.criteria import Windows
     from gates.analyzer import FAIL, analyze, write_result
     from gates.report import write_report
 
+    try:
+        windows = Windows().overridden(dict(args.window))
+    except ValueError as exc:
+        print(f"arbitrage verify: --window: {exc}", file=sys.stderr)
+        return 2
     dsn = args.postgres_dsn or os.environ.get("POSTGRES_DSN") or None
-    analysis = analyze(evidence_dir, dsn, dsn_explicit=args.postgres_dsn is not None, embedded_ledger=True)
+    analysis = analyze(
+        evidence_dir, dsn, dsn_explicit=args.postgres_dsn is not None, embedded_ledger=True, windows=windows
+    )
     out_dir: Path = args.output_dir or evidence_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,12 +124,12 @@ def verify_handler(args: argparse.Namespace) -> int:
     width = max(len(c.name) for c in analysis.criteria)
     for c in analysis.criteria:
         mark = "FAIL" if c.verdict == FAIL else c.verdict
-        print(f"{mark:<14} {c.name:<{width}}  {c.detail}")
+        print(f"{mark:<14} {c.priority:<8} {c.name:<{width}}  {c.detail}")
     failed = f": failed {', '.join(analysis.failed)}" if analysis.failed else ""
     print(f"verdict: {analysis.verdict}{failed}")
     print(f"analysis: {result_path}")
     print(f"report: {report_path}")
-    return 0 if analysis.verdict == "GO" else 1
+    return analysis.exit_code
 
 
 def healthcheck_handler(args: argparse.Namespace) -> int:

@@ -99,7 +99,13 @@ def make_kpi(
         "market_errors": {"upbit": 0, "binance": 1},
         "rejected_books": {"stale": 2},
         "leg_unwinds": 0,
-    }
+        "rejected_orders": {},
+        "guards": None,
+        "alerts": {
+            "notifier_available": False, "channel": "telegram", "sent_count": 0, "dlq_count": 0,
+            "retry_count": 0, "disabled_count": 2, "pending": 0, "record_failures": 0,
+        },
+    }  # fmt: skip
     return _apply(kpi, overrides)
 
 

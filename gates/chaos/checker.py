@@ -25,6 +25,7 @@ from evidence import names
 from evidence.invariants import check_completeness
 from evidence.reader import CorruptEvidenceError, read_jsonl
 from evidence.writer import file_digest
+from gates.analyzer import FAIL
 from gates.chaos.model import Classification
 
 FINAL_STATUSES = ("ended", "failed", "crashed")
@@ -247,10 +248,10 @@ def judge(
     evidence_failed = any(line.startswith(EVIDENCE_FAILED) for line in result.stderr.splitlines())
     unexplained += audit.unexplained(killed=result.killed, evidence_failed=evidence_failed)
     if verify_criteria is not None and not result.killed:
-        if verify_criteria.get("db_recount") == "FAIL":
+        if verify_criteria.get("db_recount") == FAIL:
             lost.append("verify: db_recount failed")
         required = ("sha256_match",) if evidence_failed else STRUCTURAL_CRITERIA
-        unexplained += [f"verify: {name} failed" for name in required if verify_criteria.get(name) == "FAIL"]
+        unexplained += [f"verify: {name} failed" for name in required if verify_criteria.get(name) == FAIL]
     return _classify(result, lost, unexplained)
 
 

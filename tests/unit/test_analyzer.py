@@ -69,8 +69,14 @@ def test_good_run_is_go_with_every_criterion_reported(tmp_path: Path) -> None:
     assert verdicts["db_recount"] == NOT_CHECKED
     conditional = ("stop_reason_snapshot", "daily_report", "decision_trace")
     assert [verdicts[name] for name in conditional] == [NOT_APPLICABLE] * 3, "a planned smoke run needs none"
-    skipped = ("wallclock", "db_recount", *conditional)
-    assert {v for k, v in verdicts.items() if k not in skipped} == {PASS}
+    structural = [
+        c for c in analysis.criteria if c.name not in ("wallclock", "db_recount", "crash", *conditional)
+    ]
+    assert {c.verdict for c in structural if c.verdict != NOT_APPLICABLE} == {PASS}
+    assert {c.verdict for c in structural[:11]} == {PASS}, "every evidence and invariant row passes"
+    assert verdicts["crash"] == NOT_CHECKED, "the factory writes no engine.log"
+    assert {c.priority for c in analysis.criteria} == {"critical", "high", "medium"}
+    assert analysis.exit_code == 0
     assert analysis.kpis["closed_trades"] == CLOSED_TRADES
 
 
@@ -250,3 +256,16 @@ def test_verify_can_write_its_results_outside_the_evidence_dir(
     code, shown = verify_in_process(str(path), "--output-dir", str(out))
     assert code == 0, shown
     assert (out / names.ANALYSIS_RESULT).is_file() and not (path / names.ANALYSIS_RESULT).exists()
+
+
+def test_verify_window_errors_are_usage_errors_in_one_line(tmp_path: Path) -> None:
+    path = good_dir(tmp_path / "run")
+    unknown = verify(str(path), "--window", "winrate=60")
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert unknown.stderr == (
+        "arbitrage verify: --window: unknown window 'winrate': expected one of alert_success, cpu,"
+        " guard_triggers, loop_latency, round_trip_stagnation, win_rate\n"
+    )
+    malformed = verify(str(path), "--window", "win_rate")
+    assert malformed.returncode == 2 and "expected NAME=SECONDS" in malformed.stderr, malformed.stderr
+    assert not (path / names.ANALYSIS_RESULT).exists()

@@ -1,0 +1,126 @@
+"""`arbitrage verify`'s three verdicts on real runs: GO (0), CONDITIONAL GO (3), NO-GO (1).
+
+One 20 s run holds its positions at most 2 s (`ARB_STRATEGY__MAX_HOLD_SEC=2`), so its round trips
+close at market during the run and mostly lose: the run itself is clean, so verify says GO under
+D77-4's windows (the run is far shorter than the 30 min win-rate window); with the win-rate window
+shortened to 8 s the same evidence is a CONDITIONAL GO naming `win_rate`, a high criterion. A second
+run is stopped by SIGTERM: the engine's exit (critical) makes it NO-GO. The first run's evidence with
+a Traceback added to its engine.log (unsealed) is NO-GO naming `crash`, D77-4's first critical item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from evidence import names
+from evidence.reader import read_jsonl
+from gates.analyzer import analyze
+from gates.chaos.checker import EngineResult, judge
+from tests.support.engine_process import EngineProcess, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[ServiceEndpoints]:
+    embedded = EmbeddedServices(tmp_path / "services")
+    try:
+        yield embedded.resolve(None, None)
+    finally:
+        embedded.stop()
+
+
+def verify(evidence_dir: Path, dsn: str, *args: str) -> tuple[int, str, dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_DSN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", "verify", str(evidence_dir), "--postgres-dsn", dsn, *args],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    result = json.loads((evidence_dir / names.ANALYSIS_RESULT).read_text())
+    return done.returncode, done.stdout, result
+
+
+def rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in result["criteria"]}
+
+
+def assert_chaos_checker_reads_verify(evidence_dir: Path, tampered: Path, dsn: str) -> None:
+    """The chaos checker reads verify's verdicts: a sealed file edited later is UNEXPLAINED, saying why."""
+
+    def classify(run_dir: Path) -> tuple[str, list[str]]:
+        criteria = {c.name: c.verdict for c in analyze(run_dir, dsn, dsn_explicit=True).criteria}
+        return judge(EngineResult(0, f"evidence: {run_dir}\n", ""), dsn, criteria)
+
+    assert classify(evidence_dir) == ("clean", [])
+    shutil.copytree(evidence_dir, tampered)
+    with (tampered / names.HEARTBEAT).open("a") as beats:
+        beats.write((evidence_dir / names.HEARTBEAT).read_text().splitlines()[-1] + "\n")
+    classification, reasons = classify(tampered)
+    assert classification == "UNEXPLAINED"
+    assert {"verify: sha256_match failed", "verify: completeness failed"} <= set(reasons), reasons
+
+
+def test_go_conditional_go_and_no_go_on_real_runs(tmp_path: Path, services: ServiceEndpoints) -> None:
+    dsn = services.postgres_dsn
+    losing = EngineProcess(
+        tmp_path / "losing", services, "--duration", "20s", "--heartbeat-interval", "1", "--seed", "7",
+        env={"ARB_STRATEGY__MAX_HOLD_SEC": "2"},
+    )  # fmt: skip
+    assert losing.wait(timeout=120) == 0, losing.stderr[-2000:]
+    evidence_dir = losing.wait_for_evidence()
+    beats = read_jsonl(evidence_dir / names.HEARTBEAT).records
+    closing = [b["kpi"] for b in beats if b["kpi"]["closed_trades"]]
+    assert len(closing) >= 8, "round trips should close during the run, not only at its end"
+    assert all(k["wins"] * 2 < k["closed_trades"] for k in closing[-8:]), closing
+
+    code, out, result = verify(evidence_dir, dsn)
+    assert (code, result["verdict"]) == (0, "GO"), out
+    assert "verdict: GO\n" in out
+    assert rows(result)["db_recount"]["verdict"] == "pass"
+    assert rows(result)["win_rate"]["verdict"] == "not applicable"
+    assert sum(len(group) for group in result["kpi_groups"].values()) >= 32
+
+    code, out, result = verify(evidence_dir, dsn, "--window", "win_rate=8")
+    assert (code, result["verdict"]) == (3, "CONDITIONAL GO"), out
+    assert "verdict: CONDITIONAL GO: failed win_rate\n" in out
+    win_rate = rows(result)["win_rate"]
+    assert (win_rate["priority"], win_rate["verdict"]) == ("high", "fail")
+    assert win_rate["observed"] < 50
+    assert result["windows"]["win_rate"] == 8
+
+    assert_chaos_checker_reads_verify(evidence_dir, tmp_path / "tampered" / evidence_dir.name, dsn)
+
+    crashed = tmp_path / "crashed" / evidence_dir.name
+    shutil.copytree(evidence_dir, crashed)
+    with (crashed / names.ENGINE_LOG).open("a") as log:
+        log.write('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: boom\n')
+    code, out, result = verify(crashed, dsn)
+    assert (code, result["failed_criteria"]) == (1, ["crash"]), out
+    assert "verdict: NO-GO: failed crash\n" in out
+
+    stopped = EngineProcess(
+        tmp_path / "stopped", services, "--duration", "60s", "--heartbeat-interval", "1", "--seed", "7"
+    )
+    stopped_dir = stopped.wait_for_evidence()
+    heartbeat = stopped_dir / names.HEARTBEAT
+    wait_for(
+        lambda: heartbeat.exists() and heartbeat.read_bytes().count(b"\n") >= 3, 60, "three heartbeat lines"
+    )
+    stopped.process.send_signal(signal.SIGTERM)
+    assert stopped.wait(timeout=60) == 1, stopped.stderr[-2000:]
+    code, out, result = verify(stopped_dir, dsn)
+    assert (code, result["verdict"]) == (1, "NO-GO"), out
+    engine_exit = rows(result)["engine_exit"]
+    assert (engine_exit["priority"], engine_exit["verdict"]) == ("critical", "fail")
