@@ -74,7 +74,8 @@ class RunWatcher:
         with self._seq_lock:
             line = {
                 "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
-                "epoch_time": now,
+                "epoch_time": int(now),
+                "epoch_time_precise": now,
                 "seq": self._seq,
                 "event": event,
                 "kpi": progress.kpi,
