@@ -119,7 +119,7 @@ def add_to(path: tuple[str, ...], delta: int) -> Callable[[dict[str, Any]], None
     return change
 
 
-def write_bytes(name: str, data: bytes) -> Callable[[Path], None]:
+def write_bytes(name: str, data: bytes) -> Callable[[Path], object]:
     return lambda run: (run / name).write_bytes(data)
 
 
