@@ -20,8 +20,7 @@ from arbitrage.run_evidence import EvidenceDir
 from evidence import names
 from evidence.completeness import check_completeness
 from evidence.invariants import COMPLETENESS, InvariantResult, check_heartbeat_density, check_wallclock
-from evidence.judge import ENGINE_ACKNOWLEDGED
-from evidence.ledger_rule import LedgerClaims, LegCounts, check_ledger
+from evidence.ledger_rule import ENGINE_ACKNOWLEDGED, LedgerClaims, LegCounts, check_ledger
 
 log = logging.getLogger("arbitrage.closeout")
 

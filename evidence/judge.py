@@ -22,12 +22,11 @@ from evidence.invariants import (
     check_heartbeat_density,
     check_wallclock,
 )
-from evidence.ledger_rule import LedgerClaims, LegCounts, check_ledger
+from evidence.ledger_rule import ENGINE_ACKNOWLEDGED, LedgerClaims, LegCounts, check_ledger
 from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
 from evidence.reader import EvidenceBundle
 
 SEALED: Final = "sealed"
-ENGINE_ACKNOWLEDGED: Final = "the engine's acknowledgements"
 
 
 def _cannot_check(name: str, *missing: str) -> InvariantResult:

@@ -19,6 +19,8 @@ from evidence.invariants import DB, InvariantResult
 
 DB_ROWS_PER_CLOSED_TRADE: Final = 2
 """One entry and one exit leg per closed trade."""
+ENGINE_ACKNOWLEDGED: Final = "the engine's acknowledgements"
+"""The ``source`` named when the rows are the legs PostgreSQL acknowledged to the engine."""
 
 
 @dataclass(frozen=True)
