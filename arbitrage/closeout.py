@@ -18,16 +18,10 @@ from arbitrage.logs import WarningCounter
 from arbitrage.portfolio import Portfolio
 from arbitrage.run_evidence import EvidenceDir
 from evidence import names
+from evidence.completeness import check_completeness
 from evidence.conditional_rule import PLANNED_STOPS
-from evidence.invariants import (
-    COMPLETENESS,
-    InvariantResult,
-    LedgerLegs,
-    check_completeness,
-    check_db,
-    check_heartbeat_density,
-    check_wallclock,
-)
+from evidence.invariants import COMPLETENESS, InvariantResult, check_heartbeat_density, check_wallclock
+from evidence.ledger_rule import ENGINE_ACKNOWLEDGED, LedgerClaims, LegCounts, check_ledger
 
 log = logging.getLogger("arbitrage.closeout")
 
@@ -56,7 +50,10 @@ class RunFacts:
     opportunities_generated: int
     db_inserts_ok: int
     warnings: WarningCounter
-    legs: LedgerLegs | None = None
+    acked_legs: LegCounts
+    """Legs PostgreSQL acknowledged to the ledger."""
+    journaled_legs: int
+    """Legs left in the run's journal, not acknowledged."""
     open_positions: list[dict[str, Any]] = field(default_factory=list)
     """Positions the stop-time flatten left open: symbol, trade_id and reason."""
 
@@ -67,8 +64,15 @@ class RunFacts:
             check_heartbeat_density(
                 self.beat_epochs, self.started_epoch, self.ended_epoch, self.heartbeat_interval_seconds
             ),
-            check_db(self.db_inserts_ok, self.portfolio.closed_trades, legs=self.legs),
+            self.ledger(),
         ]
+
+    def ledger(self) -> InvariantResult:
+        """The ledger rule on the engine's own account: the legs it saw acknowledged."""
+        claims = LedgerClaims(
+            self.portfolio.closed_trades, len(self.open_positions), self.db_inserts_ok, self.journaled_legs
+        )
+        return check_ledger(self.acked_legs, claims, source=ENGINE_ACKNOWLEDGED)
 
     def summary(self, results: list[InvariantResult]) -> dict[str, Any]:
         ok = (

@@ -56,7 +56,7 @@ from arbitrage.stop_request import StopRequest, startup_refusal
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Executor, Trader
 from evidence import names
-from evidence.invariants import LedgerLegs
+from evidence.ledger_rule import LegCounts
 
 log = logging.getLogger("arbitrage.orchestrator")
 
@@ -193,6 +193,8 @@ class Orchestrator:
             mode=cfg.run.mode,
             started_at=started_at.isoformat(),
             duration_minutes=None if expected is None else round(expected / 60.0, 4),
+            expected_duration_seconds=expected,
+            heartbeat_interval_seconds=cfg.heartbeat.interval_sec,
             ticks=cfg.run.ticks,
             seed=cfg.run.seed,
             market_source=cfg.run.market,
@@ -294,7 +296,9 @@ class Orchestrator:
             progress=lambda: self._progress,
             watchdog_level=supervisor.watchdog_level,
             extra=supervisor.heartbeat_extra,
-            on_beat=lambda line: supervisor.on_beat(line["epoch_time"], state.beat(self.run_id, line, ttl)),
+            on_beat=lambda line: supervisor.on_beat(
+                line["epoch_time_precise"], state.beat(self.run_id, line, ttl)
+            ),
             on_write_error=self.evidence_failures.report,
         )
         self._publish(trader)
@@ -343,7 +347,7 @@ class Orchestrator:
         facts = RunFacts(
             run_id=self.run_id,
             expected_seconds=expected,
-            heartbeat_interval_seconds=cfg.heartbeat.interval_sec,
+            heartbeat_interval_seconds=evidence.base.heartbeat_interval_seconds,
             started_epoch=started_epoch,
             ended_epoch=time.time(),
             duration_seconds=duration,
@@ -353,12 +357,8 @@ class Orchestrator:
             opportunities_generated=strategy.opportunities_generated,
             db_inserts_ok=ledger.db_inserts_ok,
             warnings=self.warnings,
-            legs=LedgerLegs(
-                entry_legs=ledger.acked_legs["entry"],
-                exit_legs=ledger.acked_legs["exit"],
-                open_positions=len(trader.left_open),
-                pending_records=ledger.pending_count,
-            ),
+            acked_legs=LegCounts(ledger.acked_legs["entry"], ledger.acked_legs["exit"]),
+            journaled_legs=ledger.pending_legs,
             open_positions=list(trader.left_open),
         )
         outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import importlib.metadata
+import logging
 import math
 import os
 import platform
@@ -19,9 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from evidence import names
+from evidence.documents import DOCUMENTS
 from evidence.invariants import InvariantResult
 from evidence.writer import FileDigest, atomic_write_json, file_digest
+
+log = logging.getLogger("arbitrage.evidence")
 
 _VERSIONED = ("arbitrage-harness", "psycopg", "redis", "ccxt", "pydantic", "jsonschema")
 
@@ -95,6 +101,8 @@ class ManifestBase:
     mode: str
     started_at: str
     duration_minutes: float | None
+    expected_duration_seconds: float | None
+    heartbeat_interval_seconds: float
     ticks: int | None
     seed: int
     market_source: str
@@ -117,6 +125,8 @@ class ManifestBase:
             "started_at": self.started_at,
             "ended_at": ended_at,
             "duration_minutes": self.duration_minutes,
+            "expected_duration_seconds": self.expected_duration_seconds,
+            "heartbeat_interval_seconds": self.heartbeat_interval_seconds,
             "ticks": self.ticks,
             "seed": self.seed,
             "market_source": self.market_source,
@@ -165,25 +175,32 @@ class EvidenceDir:
         (self.path / CLOSEOUT_RESERVE).unlink(missing_ok=True)
 
     def write_running_manifest(self) -> None:
-        atomic_write_json(self.path / names.MANIFEST, self.base.document("running", {}, None))
+        self.write(names.MANIFEST, self.base.document("running", {}, None))
 
     def write(self, name: str, document: dict[str, Any]) -> None:
+        """Write one document, checked against its model first: a document that breaks the contract
+        is still written (it is the run's evidence) and logged as the engine's own error."""
+        model = DOCUMENTS.get(name)
+        if model is not None:
+            try:
+                model.model_validate(document)
+            except ValidationError as exc:
+                log.error("%s breaks its contract: %s", name, str(exc).splitlines()[0:3])
         atomic_write_json(self.path / name, document)
 
     def seal(self, status: str) -> None:
         """Rewrite the manifest last, with the sha256 and size of every other finished file.
 
-        The engine log is left out, because it is still being appended to while the run exits, and so
-        are verify's outputs, which a checker may write into the directory at any time.
+        The files in `names.NEVER_SEALED` are left out: the engine log is still being appended to while
+        the run exits, and the harness's and verify's outputs may be written at any time.
         """
-        unsealed = {names.MANIFEST, names.ENGINE_LOG, names.ANALYSIS_RESULT, names.REPORT_HTML}
         files = {
             entry.name: file_digest(entry)
             for entry in sorted(self.path.iterdir())
-            if entry.is_file() and entry.name not in unsealed and not entry.name.startswith(".")
+            if entry.is_file() and entry.name not in names.NEVER_SEALED and not entry.name.startswith(".")
         }
         ended_at = datetime.now(UTC).isoformat()
-        atomic_write_json(self.path / names.MANIFEST, self.base.document(status, files, ended_at))
+        self.write(names.MANIFEST, self.base.document(status, files, ended_at))
 
 
 def invariants_document(results: list[InvariantResult]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 `stop_reason_snapshot.json` is left by a run that stopped for anything but its planned end,
 `daily_report.json` by a longrun run or one that crossed a UTC midnight (D98 §7.2's daily
 figures), `decision_trace.json` by a run started with `--trace`. The shipped JSON Schemas in
-`evidence/schemas/` are generated from these models (`generated_schema`) and tested equal to them.
+`evidence/schemas/` are generated from these models (`python -m evidence.schema_export`) and
+tested equal to them.
 """
 
 from __future__ import annotations
@@ -201,17 +202,6 @@ CONDITIONAL_SCHEMA_FILES: Final[dict[str, str]] = {
     name: name.removesuffix(".json") + ".schema.json" for name in MODELS
 }
 """Conditional evidence file name -> the schema resource shipped in `evidence/schemas`."""
-
-
-def generated_schema(file_name: str) -> dict[str, Any]:
-    """The JSON Schema of a conditional file, generated from its model (what the shipped file holds)."""
-    schema = MODELS[file_name].model_json_schema()
-    return {
-        "$schema": Draft202012Validator.META_SCHEMA["$id"],
-        "$id": f"urn:arbitrage-harness:evidence:{CONDITIONAL_SCHEMA_FILES[file_name]}",
-        **schema,
-        "title": file_name,
-    }
 
 
 @functools.cache

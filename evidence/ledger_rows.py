@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import psycopg
 
+from evidence.ledger_rule import LegCounts
+
 TRADE_LEGS_TABLE = "trade_legs"
 
 
@@ -21,6 +23,12 @@ def count_trade_legs(dsn: str, run_id: str, connect_timeout_sec: int = 5) -> int
         cur.execute(f"SELECT count(*) FROM {TRADE_LEGS_TABLE} WHERE run_id = %s", (run_id,))
         row = cur.fetchone()
     return int(row[0]) if row is not None else 0
+
+
+def count_legs(dsn: str, run_id: str, connect_timeout_sec: int = 5) -> LegCounts:
+    """The run's entry and exit legs counted in PostgreSQL, for `evidence.ledger_rule.check_ledger`."""
+    counts = count_legs_by_kind(dsn, run_id, connect_timeout_sec)
+    return LegCounts(counts["entry"], counts["exit"])
 
 
 def count_legs_by_kind(dsn: str, run_id: str, connect_timeout_sec: int = 5) -> dict[str, int]:

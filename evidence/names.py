@@ -40,3 +40,7 @@ CONDITIONAL_SET: Final[tuple[str, ...]] = (
     LEDGER_JOURNAL,
 )
 """Files written only when the run's features or outcome call for them."""
+
+NEVER_SEALED: Final = frozenset({MANIFEST, ENGINE_LOG, MONITOR_SUMMARY, ANALYSIS_RESULT, REPORT_HTML})
+"""Files the manifest's seal never covers: the manifest itself, the log still being appended to
+as the process exits, and what the harness and ``verify`` write into the directory afterwards."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
+from evidence.documents import ChainSummary, Kpi, Manifest, beat_epoch, parse_document
 from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
 
 
@@ -117,6 +119,26 @@ class EvidenceBundle:
     def ok(self) -> bool:
         """True when every minimum-set file was present and parseable."""
         return not self.problems
+
+    @cached_property
+    def manifest_doc(self) -> Manifest | None:
+        """The manifest as a typed document; None when missing or not a valid manifest."""
+        return parse_document(Manifest, self.manifest)
+
+    @cached_property
+    def summary_doc(self) -> ChainSummary | None:
+        """``chain_summary.json`` as a typed document; None when missing or invalid."""
+        return parse_document(ChainSummary, self.chain_summary)
+
+    @cached_property
+    def kpi_doc(self) -> Kpi | None:
+        """``kpi.json`` as a typed document; None when missing or invalid."""
+        return parse_document(Kpi, self.kpi)
+
+    @property
+    def beat_epochs(self) -> list[float]:
+        """The precise time of every heartbeat line that has one, in file order."""
+        return [epoch for record in self.heartbeats if (epoch := beat_epoch(record)) is not None]
 
 
 def _load_json(bundle: EvidenceBundle, name: str) -> dict[str, Any] | None:

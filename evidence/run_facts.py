@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from evidence.documents import beat_epoch
+
 TRACEBACK: Final = "Traceback (most recent call last)"
 CRASHED_STATUSES: Final = frozenset({"running", "crashed"})
 """Manifest statuses that mean the engine died before sealing its run (`running`) or was found dead."""
@@ -84,8 +86,8 @@ def _count(doc: Mapping[str, Any] | None, *path: str) -> int | None:
 
 
 def beat_from_line(line: Mapping[str, Any]) -> Beat | None:
-    """One heartbeat line as a Beat; None when it has no epoch_time."""
-    epoch = number_at(line, "epoch_time")
+    """One heartbeat line as a Beat; None when it carries no time."""
+    epoch = beat_epoch(line)
     if epoch is None:
         return None
     return Beat(

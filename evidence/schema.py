@@ -1,7 +1,8 @@
 """JSON Schema access for the minimum evidence set.
 
-The schemas ship inside the package (``evidence/schemas``) so the engine, ``verify`` and the
-harness all validate against the same contract, whatever the working directory.
+The schemas ship inside the package (``evidence/schemas``), generated from the document models
+(:mod:`evidence.schema_export`), so the engine, ``verify`` and the harness all validate against
+the same contract, whatever the working directory.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from typing import Any, Final
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
+from evidence.conditional import MODELS as CONDITIONAL_MODELS
+from evidence.documents import DOCUMENTS, schema_file_name
 
 SCHEMA_FILES: Final[Mapping[str, str]] = {
-    MANIFEST: "manifest.schema.json",
-    CHAIN_SUMMARY: "chain_summary.schema.json",
-    HEARTBEAT: "heartbeat.schema.json",
-    KPI: "kpi.schema.json",
+    name: schema_file_name(name) for name in (*DOCUMENTS, *CONDITIONAL_MODELS)
 }
-"""Evidence file name -> schema resource; for ``heartbeat.jsonl`` the schema covers one line."""
+"""Evidence file name -> schema resource (generated from :data:`evidence.documents.DOCUMENTS` and
+the conditional documents' models); for ``heartbeat.jsonl`` the schema covers one line."""
 
 _MAX_MESSAGE_CHARS: Final = 240
 

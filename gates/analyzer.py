@@ -21,21 +21,25 @@ from typing import Any, Final, Literal
 import psycopg
 
 from evidence import names
+from evidence.completeness import (
+    CONTENT_KINDS,
+    PRESENCE_KINDS,
+    SEAL_KINDS,
+    Problem,
+    check_completeness,
+    completeness_problems,
+    summarize,
+)
 from evidence.conditional_rule import check_conditional
 from evidence.criteria import EXIT_CODES, Judged, Priority, Windows, judge_d77, overall_verdict
-from evidence.invariants import (
-    InvariantResult,
-    check_completeness,
-    check_db,
-    check_heartbeat_density,
-    check_wallclock,
-    max_heartbeat_gap,
-)
+from evidence.documents import beat_epoch
+from evidence.invariants import InvariantResult, heartbeat_limit, max_heartbeat_gap
+from evidence.judge import judge_heartbeat_density, judge_ledger, judge_wallclock, run_window
 from evidence.kpi_catalog import kpi_groups
-from evidence.ledger_rows import count_legs_by_kind
+from evidence.ledger_rows import count_legs
+from evidence.ledger_rule import LedgerClaims
 from evidence.reader import EvidenceBundle, load_evidence
-from evidence.schema import validation_errors
-from evidence.writer import atomic_write_json, file_digest
+from evidence.writer import atomic_write_json
 from gates.d77 import run_facts
 from gates.ledger_access import LedgerChoice, embedded_data_dir, open_ledger
 
@@ -47,9 +51,6 @@ FAIL: Final = "fail"
 NOT_CHECKED: Final = "not checked"
 NOT_APPLICABLE: Final = "not applicable"
 
-LOOP_STALL_SLACK_SECONDS: Final = 5.0
-VERIFY_OUTPUTS: Final = frozenset({names.ANALYSIS_RESULT, names.REPORT_HTML})
-"""Written by verify itself; a seal that happened to include them says nothing about the run."""
 _SHOWN_PROBLEMS: Final = 3
 
 
@@ -172,12 +173,6 @@ def _number(doc: Mapping[str, Any] | None, *path: str) -> float | None:
     return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
-def _open_positions(kpi: Mapping[str, Any] | None) -> float:
-    """Positions left open: kpi's list of them, or the count older runs wrote."""
-    listed = (kpi or {}).get("open_positions")
-    return float(len(listed)) if isinstance(listed, list) else _number(kpi, "open_positions") or 0.0
-
-
 # -- evidence files --------------------------------------------------------------------------------
 def _manifest_status(bundle: EvidenceBundle) -> Criterion:
     if bundle.manifest is None:
@@ -192,64 +187,32 @@ def _manifest_status(bundle: EvidenceBundle) -> Criterion:
     return Criterion("manifest_status", FAIL, str(status), "ended", detail)
 
 
-def _files_present(evidence_dir: Path) -> Criterion:
-    problems = []
-    for name in names.MINIMUM_SET:
-        path = evidence_dir / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-        elif path.stat().st_size == 0:
-            problems.append(f"{name}: empty")
+def _files_present(problems: Sequence[Problem]) -> Criterion:
+    found = [p for p in problems if p.kind in PRESENCE_KINDS]
     total = len(names.MINIMUM_SET)
-    observed = f"{total - len(problems)}/{total}"
-    detail = _summarize(problems) or "minimum set present, non-empty"
-    return _judged("files_present", not problems, observed, f"{total}/{total}", detail)
+    observed = f"{total - len({p.file for p in found})}/{total}"
+    detail = summarize(found) or "minimum set present, non-empty"
+    return _judged("files_present", not found, observed, f"{total}/{total}", detail)
 
 
-def _schema_valid(evidence_dir: Path, bundle: EvidenceBundle) -> Criterion:
-    present = [
-        n for n in names.MINIMUM_SET if (evidence_dir / n).is_file() and (evidence_dir / n).stat().st_size
-    ]
-    problems = [p for p in bundle.problems if p.split(":", 1)[0] in present]
-    documents = {
-        names.MANIFEST: bundle.manifest,
-        names.CHAIN_SUMMARY: bundle.chain_summary,
-        names.KPI: bundle.kpi,
-    }
-    for name, document in documents.items():
-        if document is not None:
-            problems += validation_errors(name, document)
-    for number, record in enumerate(bundle.heartbeats, start=1):
-        problems += validation_errors(names.HEARTBEAT, record, location=f"{names.HEARTBEAT} line {number}")
-    bad = {p.split(":", 1)[0].split(" line ")[0] for p in problems}
-    observed = f"{len(present) - len(bad)}/{len(present)}"
+def _schema_valid(problems: Sequence[Problem], bundle: EvidenceBundle) -> Criterion:
+    absent = {p.file for p in problems if p.kind in PRESENCE_KINDS}
+    present = [n for n in names.MINIMUM_SET if n not in absent]
+    found = [p for p in problems if p.kind in CONTENT_KINDS and p.file in present]
+    observed = f"{len(present) - len({p.file for p in found})}/{len(present)}"
     torn = " (torn final heartbeat line dropped)" if bundle.heartbeat_torn_tail else ""
-    detail = _summarize(problems) or f"all parse and validate{torn}"
-    return _judged("schema_valid", not problems, observed, f"{len(present)}/{len(present)}", detail)
+    detail = summarize(found) or f"all parse and validate{torn}"
+    return _judged("schema_valid", not found, observed, f"{len(present)}/{len(present)}", detail)
 
 
-def _sha256_match(evidence_dir: Path, bundle: EvidenceBundle) -> Criterion:
-    if bundle.manifest is None or not isinstance(bundle.manifest.get("files"), dict):
-        return _unavailable("sha256_match", "all match", f"{names.MANIFEST} files")
-    listed: dict[str, Any] = bundle.manifest["files"]
-    problems = [
-        f"{n}: not listed in manifest" for n in names.MINIMUM_SET if n != names.MANIFEST and n not in listed
-    ]
-    for name, entry in sorted(listed.items()):
-        if name in VERIFY_OUTPUTS:
-            continue
-        path = evidence_dir / name
-        if not path.is_file():
-            problems.append(f"{name}: listed in manifest but missing")
-            continue
-        actual = file_digest(path).to_json()
-        if not isinstance(entry, dict) or actual != {k: entry.get(k) for k in actual}:
-            problems.append(f"{name}: sha256 mismatch (file changed after the manifest was sealed)")
-    sealed = [n for n in listed if n not in VERIFY_OUTPUTS]
-    mismatched = {p.split(":", 1)[0] for p in problems if ": not listed" not in p}
+def _sha256_match(problems: Sequence[Problem], bundle: EvidenceBundle) -> Criterion:
+    found = [p for p in problems if p.kind in SEAL_KINDS]
+    listed = (bundle.manifest or {}).get("files")
+    sealed = [n for n in listed if n not in names.NEVER_SEALED] if isinstance(listed, dict) else []
+    mismatched = {p.file for p in found if p.kind in ("sha256", "listed_missing")}
     observed = f"{len(sealed) - len(mismatched)}/{len(sealed)} sealed files match"
-    detail = _summarize(problems) or "every sealed file matches its manifest digest"
-    return _judged("sha256_match", not problems, observed, "all match", detail)
+    detail = summarize(found) or "every sealed file matches its manifest digest"
+    return _judged("sha256_match", not found, observed, "all match", detail)
 
 
 def _conditional(evidence_dir: Path, bundle: EvidenceBundle) -> list[Criterion]:
@@ -267,21 +230,6 @@ def _conditional(evidence_dir: Path, bundle: EvidenceBundle) -> list[Criterion]:
 
 
 # -- heartbeat ---------------------------------------------------------------------------------------
-def _run_window(bundle: EvidenceBundle) -> tuple[float, float, float] | None:
-    """(run start epoch, run end epoch, heartbeat interval) from the summary, else from the beats."""
-    summary = bundle.chain_summary
-    start, end = _number(summary, "run_started_epoch"), _number(summary, "run_ended_epoch")
-    interval = _number(summary, "heartbeat_interval_seconds")
-    if interval is None:
-        interval = _number(bundle.manifest, "config", "heartbeat", "interval_sec")
-    epochs = [e for r in bundle.heartbeats if (e := _number(r, "epoch_time")) is not None]
-    if (start is None or end is None) and epochs:
-        start, end = min(epochs), max(epochs)
-    if start is None or end is None or interval is None or interval <= 0:
-        return None
-    return start, end, interval
-
-
 def _heartbeat_lines(bundle: EvidenceBundle) -> Criterion:
     events = [r.get("event") for r in bundle.heartbeats]
     limit = ">= 2 lines: start first, stop last"
@@ -300,27 +248,18 @@ def _heartbeat_lines(bundle: EvidenceBundle) -> Criterion:
     return _judged("heartbeat_lines", not problems, len(events), limit, detail)
 
 
-def _heartbeat_density(bundle: EvidenceBundle) -> Criterion:
-    window = _run_window(bundle)
-    if window is None:
-        return _unavailable("heartbeat_density", None, "run window", "heartbeat interval")
-    start, end, interval = window
-    epochs = [e for r in bundle.heartbeats if (e := _number(r, "epoch_time")) is not None]
-    return _from_invariant(check_heartbeat_density(epochs, start, end, interval))
-
-
 def _loop_progress(bundle: EvidenceBundle) -> Criterion:
     """loop_count must advance and never go back; the loop must never be silent past a beat interval."""
-    window = _run_window(bundle)
+    window = run_window(bundle)
     beats = sorted(bundle.heartbeats, key=lambda r: _number(r, "seq") or 0.0)
     if window is None or not beats:
         return _unavailable("loop_progress", None, "heartbeat lines" if not beats else "heartbeat interval")
-    limit = window[2] + LOOP_STALL_SLACK_SECONDS
+    limit = heartbeat_limit(window.interval)
     counts = [int(_number(r, "loop_count") or 0) for r in beats]
     stalls = [
-        epoch - (_number(r, "last_loop_ts") or window[0])
+        epoch - (_number(r, "last_loop_ts") or window.started)
         for r in beats
-        if (epoch := _number(r, "epoch_time")) is not None and r.get("event") != "start"
+        if (epoch := beat_epoch(r)) is not None and r.get("event") != "start"
     ]
     stall = max(stalls, default=0.0)
     problems = []
@@ -338,70 +277,42 @@ def _loop_progress(bundle: EvidenceBundle) -> Criterion:
 
 
 # -- run and database ----------------------------------------------------------------------------
-def _wallclock(bundle: EvidenceBundle) -> Criterion:
-    summary = bundle.chain_summary
-    actual = _number(summary, "duration_seconds")
-    if summary is None or actual is None:
-        return _unavailable("wallclock", None, names.CHAIN_SUMMARY)
-    return _from_invariant(check_wallclock(actual, _number(summary, "expected_duration_seconds")))
-
-
-def _db(bundle: EvidenceBundle) -> Criterion:
-    inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
-    closed = _number(bundle.chain_summary, "closed_trades")
-    if inserts is None or closed is None:
-        missing = [n for n, v in ((names.KPI, inserts), (names.CHAIN_SUMMARY, closed)) if v is None]
-        return _unavailable("db", 2, *missing)
-    return _from_invariant(check_db(int(inserts), int(closed)))
-
-
 def _db_recount(bundle: EvidenceBundle, choice: LedgerChoice) -> Criterion:
-    """Count the run's rows in PostgreSQL: they must equal what the engine claims, exactly: the legs
-    PostgreSQL acknowledged plus those it left in its journal (which a later command replays).
+    """Count the run's legs in PostgreSQL and hold them to the ledger rule (`evidence.ledger_rule`).
 
     A ledger the run or the operator named (the run's embedded data directory, `--postgres-dsn`)
     that cannot be read fails a run that claims legs: its rows cannot be shown. A run that claims
     none is "not checked" then, as is an ambient `POSTGRES_DSN` that cannot be reached.
     """
-    inserts = _number(bundle.kpi, "db_counts", "db_inserts_ok")
-    closed = _number(bundle.chain_summary, "closed_trades")
-    still_open = _open_positions(bundle.kpi)
-    run_id = (bundle.manifest or {}).get("run_id")
+    run_id = bundle.manifest_doc.run_id if bundle.manifest_doc is not None else None
     named = choice.dsn is not None or (choice.embedded and embedded_data_dir(bundle.manifest) is not None)
     if not named:
         return Criterion(
             "db_recount", NOT_CHECKED, None, None, "no database given (--postgres-dsn or POSTGRES_DSN)"
         )
-    if inserts is None or closed is None or not isinstance(run_id, str):
-        return _unavailable("db_recount", None, "run_id, db_inserts_ok and closed_trades")
-    entries = int(closed + still_open)
-    journaled = int(_number(bundle.kpi, "ledger", "legs_pending") or 0)
-    expected_rows = int(inserts) + journaled
-    limit = (
-        f"rows = db_inserts_ok {int(inserts)} + {journaled} journaled; exit legs = {int(closed)};"
-        f" entry legs = {entries}"
-    )
-    claims_legs = expected_rows > 0 or entries > 0
+    if run_id is None or bundle.kpi_doc is None:
+        return _unavailable("db_recount", None, "run_id, kpi.json")
+    expected = LedgerClaims.from_documents(bundle.kpi_doc, bundle.summary_doc).expected
+    claims_legs = expected.total > 0
     try:
         with open_ledger(choice, bundle.manifest) as access:
             if access.dsn is None:
                 problem = access.problem or "no database"
                 if claims_legs:
-                    return Criterion("db_recount", FAIL, "unreachable", limit, f"cannot recount: {problem}")
-                return Criterion("db_recount", NOT_CHECKED, None, limit, f"{problem}; the run claims no legs")
-            legs = count_legs_by_kind(access.dsn, run_id, connect_timeout_sec=5)
+                    return Criterion("db_recount", FAIL, "unreachable", None, f"cannot recount: {problem}")
+                return Criterion("db_recount", NOT_CHECKED, None, None, f"{problem}; the run claims no legs")
+            rows = count_legs(access.dsn, run_id, connect_timeout_sec=5)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if access.explicit and (claims_legs or access.origin == "--postgres-dsn"):
-            return Criterion("db_recount", FAIL, "unreachable", limit, f"db_recount: unreachable: {reason}")
+            return Criterion("db_recount", FAIL, "unreachable", None, f"db_recount: unreachable: {reason}")
         return Criterion(
-            "db_recount", NOT_CHECKED, None, limit, f"database from {access.origin} unreachable: {reason}"
+            "db_recount", NOT_CHECKED, None, None, f"database from {access.origin} unreachable: {reason}"
         )
-    rows = legs["entry"] + legs["exit"]
-    observed = f"rows {rows} (entry {legs['entry']}, exit {legs['exit']})"
-    ok = rows == expected_rows and legs["exit"] == int(closed) and legs["entry"] == entries
-    verdict = "PostgreSQL holds exactly the legs the engine reported" if ok else "PostgreSQL disagrees"
-    return _judged("db_recount", ok, observed, limit, f"{verdict}; read from {access.origin}")
+    result = judge_ledger(bundle, rows)
+    observed = f"rows {rows.total} (entry {rows.entry}, exit {rows.exit})"
+    detail = f"{result.detail}; read from {access.origin}"
+    return _judged("db_recount", bool(result.passed), observed, result.limit, detail)
 
 
 def _engine_exit(bundle: EvidenceBundle) -> Criterion:
@@ -432,8 +343,8 @@ def _kpis(bundle: EvidenceBundle, criteria: Sequence[Criterion]) -> dict[str, Me
     latency = kpi.get("loop_latency_ms")
     latency = latency if isinstance(latency, dict) else {}
     rss = [v for r in bundle.heartbeats if (v := _number(r, "rss_mb")) is not None]
-    epochs = [e for r in bundle.heartbeats if (e := _number(r, "epoch_time")) is not None]
-    window = _run_window(bundle)
+    epochs = bundle.beat_epochs
+    window = run_window(bundle)
     closed, wins = _number(kpi, "closed_trades"), _number(kpi, "wins")
     return {
         **{k: manifest.get(k) for k in ("run_id", "phase", "mode", "status")},
@@ -447,7 +358,7 @@ def _kpis(bundle: EvidenceBundle, criteria: Sequence[Criterion]) -> dict[str, Me
         "db_rows_recounted": next((c.observed for c in criteria if c.name == "db_recount"), None),
         "heartbeat_lines": len(bundle.heartbeats),
         "max_heartbeat_gap_seconds": (
-            round(max_heartbeat_gap(epochs, window[0], window[1]), 3) if window else None
+            round(max_heartbeat_gap(epochs, window.started, window.ended), 3) if window else None
         ),
         "market_errors": _tally(kpi.get("market_errors")),
         "rejected_books": _tally(kpi.get("rejected_books")),
@@ -471,18 +382,19 @@ def analyze(
     `windows` shortens or lengthens D77-4's windowed criteria (default: D77-4's own)."""
     evidence_dir = Path(evidence_dir)
     bundle = load_evidence(evidence_dir)
+    problems = completeness_problems(evidence_dir)
     criteria = [
         _manifest_status(bundle),
-        _files_present(evidence_dir),
-        _schema_valid(evidence_dir, bundle),
-        _sha256_match(evidence_dir, bundle),
+        _files_present(problems),
+        _schema_valid(problems, bundle),
+        _sha256_match(problems, bundle),
         _from_invariant(check_completeness(evidence_dir)),
         *_conditional(evidence_dir, bundle),
-        _wallclock(bundle),
-        _heartbeat_density(bundle),
+        _from_invariant(judge_wallclock(bundle)),
+        _from_invariant(judge_heartbeat_density(bundle)),
         _heartbeat_lines(bundle),
         _loop_progress(bundle),
-        _db(bundle),
+        _from_invariant(judge_ledger(bundle)),
         _db_recount(bundle, LedgerChoice(postgres_dsn, dsn_explicit, embedded_ledger)),
         _engine_exit(bundle),
         _warnings(bundle),

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Final
 
 from evidence import names
-from evidence.reader import CorruptEvidenceError, read_jsonl
+from evidence.documents import Manifest, beat_epoch, parse_document
+from evidence.reader import CorruptEvidenceError, read_json, read_jsonl
 
 DEFAULT_MAX_AGE_SECONDS: Final = 65.0
 DEFAULT_STALL_BEATS: Final = 3
@@ -35,14 +36,36 @@ def resolve_run_dir(path: Path) -> Path:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else path
 
 
+def ended_run(run_dir: Path) -> Health | None:
+    """The verdict on a run whose manifest is sealed: it ended, so freshness no longer applies.
+
+    An ``ended`` seal is healthy, a ``failed`` one is not; None while the run is still going (or
+    its manifest cannot be read, which the heartbeat checks then judge).
+    """
+    try:
+        manifest = parse_document(Manifest, read_json(run_dir / names.MANIFEST))
+    except (OSError, CorruptEvidenceError):
+        return None
+    if manifest is None or not manifest.sealed:
+        return None
+    verdict = "PASS" if manifest.status == "ended" else "FAIL"
+    return Health(
+        manifest.status == "ended", f"{verdict}: run ended (sealed {manifest.status} at {manifest.ended_at})"
+    )
+
+
 def check_health(
     path: Path,
     max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
     stall_beats: int = DEFAULT_STALL_BEATS,
     now: float | None = None,
 ) -> Health:
-    """Healthy when the newest beat is at most `max_age_seconds` old and the loop advanced."""
+    """Healthy when the newest beat is at most `max_age_seconds` old and the loop advanced; a
+    finished run (sealed manifest) is judged by its seal instead, see `ended_run`."""
     run_dir = resolve_run_dir(Path(path))
+    ended = ended_run(run_dir)
+    if ended is not None:
+        return ended
     heartbeat = run_dir / names.HEARTBEAT
     try:
         records = read_jsonl(heartbeat).records
@@ -55,10 +78,10 @@ def check_health(
     if not records:
         return Health(False, "FAIL: heartbeat.jsonl has no complete lines")
     last = records[-1]
-    epoch, count = last.get("epoch_time"), last.get("loop_count")
-    if not isinstance(epoch, int | float) or not isinstance(count, int):
+    epoch, count = beat_epoch(last), last.get("loop_count")
+    if epoch is None or not isinstance(count, int):
         return Health(False, "FAIL: last heartbeat line lacks epoch_time or loop_count")
-    age = (time.time() if now is None else now) - float(epoch)
+    age = (time.time() if now is None else now) - epoch
     if age > max_age_seconds:
         return Health(False, f"FAIL: heartbeat stale (age={age:.0f}s > {max_age_seconds:g}s)")
     recent = [r.get("loop_count") for r in records[-stall_beats:]]

@@ -2,6 +2,7 @@
 # Container healthcheck (OPS_PROTOCOL §6.2), the shell twin of `arbitrage healthcheck`.
 # Exit 1 when the newest heartbeat is missing, older than MAX_AGE seconds, or loop_count did not
 # move over the last STALL_BEATS beats (a live heartbeat thread over a stuck loop); else exit 0.
+# A finished run (manifest sealed ended/failed) says "run ended": exit 0 if ended, 1 if failed.
 #
 # Usage: healthcheck.sh [run_dir | evidence_root]
 #   without an argument: $EVIDENCE_ROOT/$RUN_ID, or the newest run under $EVIDENCE_ROOT
@@ -33,6 +34,28 @@ heartbeat="$run_dir/heartbeat.jsonl"
 if [ -z "$run_dir" ] || [ ! -f "$heartbeat" ]; then
     echo "FAIL: heartbeat.jsonl not found in ${run_dir:-$root}"
     exit 1
+fi
+
+json_field() {
+    # json_field FILE KEY: the top-level KEY of the JSON object in FILE, or nothing.
+    if command -v jq >/dev/null 2>&1; then
+        jq -r --arg key "$2" '.[$key] // empty' "$1" 2>/dev/null
+    elif command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]) or "")' "$1" "$2" 2>/dev/null
+    fi
+}
+
+if [ -f "$run_dir/manifest.json" ]; then
+    status=$(json_field "$run_dir/manifest.json" status)
+    if [ "$status" = "ended" ] || [ "$status" = "failed" ]; then
+        ended_at=$(json_field "$run_dir/manifest.json" ended_at)
+        if [ "$status" = "ended" ]; then
+            echo "PASS: run ended (sealed ended at ${ended_at})"
+            exit 0
+        fi
+        echo "FAIL: run ended (sealed failed at ${ended_at})"
+        exit 1
+    fi
 fi
 
 # A final line without its newline is a torn append: judge only complete lines.

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Final
 import matplotlib
 
 from evidence import names
+from evidence.documents import beat_epoch
+from evidence.invariants import heartbeat_limit
+from evidence.judge import run_window
 from evidence.writer import atomic_write_bytes
 from gates.analyzer import FAIL, PASS, Analysis, Measure
 
@@ -104,24 +107,21 @@ def heartbeat_gap_chart(analysis: Analysis) -> str:
     """Gap before each beat (and before the run end) against time since the run started."""
     fig, ax = _figure("Heartbeat gaps", "seconds since run start", "gap (s)")
     bundle = analysis.bundle
-    epochs = sorted(e for r in bundle.heartbeats if (e := _number(r.get("epoch_time"))) is not None)
-    summary = bundle.chain_summary or {}
-    start = _number(summary.get("run_started_epoch")) or (epochs[0] if epochs else None)
-    end = _number(summary.get("run_ended_epoch")) or (epochs[-1] if epochs else None)
-    interval = _number(summary.get("heartbeat_interval_seconds"))
-    if start is None or end is None or not epochs:
+    epochs = sorted(bundle.beat_epochs)
+    window = run_window(bundle)
+    if window is None or not epochs:
         _empty(ax, "no heartbeat lines")
         return _svg(fig)
+    start, end = window.started, window.ended
     points = [start, *epochs, end]
     xs = [later - start for later in points[1:]]
     gaps = [later - earlier for earlier, later in pairwise(points)]
     ax.plot(xs, gaps, color=LINE_COLOR, marker="o", markersize=3, linewidth=1, label="gap")
-    if interval is not None:
-        limit = interval + 5.0
-        ax.axhline(limit, color=BAD_COLOR, linestyle="--", linewidth=1, label=f"limit {limit:g}s")
-        over = [(x, g) for x, g in zip(xs, gaps, strict=True) if g > limit]
-        if over:
-            ax.scatter(*zip(*over, strict=True), color=BAD_COLOR, zorder=3, label="over limit")
+    limit = heartbeat_limit(window.interval)
+    ax.axhline(limit, color=BAD_COLOR, linestyle="--", linewidth=1, label=f"limit {limit:g}s")
+    over = [(x, g) for x, g in zip(xs, gaps, strict=True) if g > limit]
+    if over:
+        ax.scatter(*zip(*over, strict=True), color=BAD_COLOR, zorder=3, label="over limit")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper right")
     return _svg(fig)
@@ -150,7 +150,7 @@ def pnl_chart(analysis: Analysis) -> str:
         series = [
             (t, p)
             for r in beats
-            if (t := _number(r.get("epoch_time"))) is not None
+            if (t := beat_epoch(r)) is not None
             and (p := _number((r.get("kpi") or {}).get("net_pnl_usd"))) is not None
         ]
         if not series:
@@ -248,7 +248,7 @@ def rss_chart(analysis: Analysis) -> str:
     series = [
         (t, m)
         for r in analysis.bundle.heartbeats
-        if (t := _number(r.get("epoch_time"))) is not None and (m := _number(r.get("rss_mb"))) is not None
+        if (t := beat_epoch(r)) is not None and (m := _number(r.get("rss_mb"))) is not None
     ]
     if not series:
         _empty(ax, "no heartbeat lines")

@@ -1,8 +1,8 @@
 """The four run invariants as plain assertions, each message showing observed against limit.
 
-They recompute every verdict from the raw evidence with :mod:`evidence.invariants`, never trusting
-what the engine wrote into ``chain_summary.json``; the DB invariant recounts the run's rows in
-PostgreSQL itself (:mod:`evidence.ledger_rows`) instead of reading ``kpi.json``.
+They recompute every verdict from the raw evidence with the rule book in :mod:`evidence.judge`
+(the same functions ``verify`` calls), never trusting what the engine wrote into
+``chain_summary.json``; the DB invariant recounts the run's rows in PostgreSQL itself.
 """
 
 from __future__ import annotations
@@ -11,119 +11,84 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from evidence.invariants import (
-    InvariantResult,
-    LedgerLegs,
-    check_completeness,
-    check_db,
-    check_heartbeat_density,
-    check_wallclock,
-)
-from evidence.ledger_rows import count_legs_by_kind, count_trade_legs
-from evidence.names import CHAIN_SUMMARY, HEARTBEAT
+from evidence.completeness import check_completeness
+from evidence.documents import beat_epoch
+from evidence.invariants import HEARTBEAT_SLACK_SECONDS, InvariantResult
+from evidence.judge import judge_heartbeat_density, judge_ledger, judge_sealed, judge_wallclock, run_window
+from evidence.ledger_rows import count_legs
 from evidence.reader import EvidenceBundle, load_evidence
 
 EvidenceLike = Path | str | EvidenceBundle
-SEALED_STATUSES = ("ended", "failed")
 
 
 def _bundle(evidence: EvidenceLike) -> EvidenceBundle:
     return evidence if isinstance(evidence, EvidenceBundle) else load_evidence(Path(evidence))
 
 
-def _chain_summary(bundle: EvidenceBundle) -> dict[str, Any]:
-    summary = bundle.chain_summary
-    problems = [p for p in bundle.problems if p.startswith(CHAIN_SUMMARY)] or bundle.problems
-    assert summary is not None, f"{bundle.path}: {CHAIN_SUMMARY} unusable: {'; '.join(problems)}"
-    return summary
-
-
 def assert_wallclock(evidence: EvidenceLike, tolerance: float = 0.05) -> InvariantResult:
     """A duration-bounded run lasted its configured duration within ``tolerance`` (a fraction)."""
     bundle = _bundle(evidence)
-    summary = _chain_summary(bundle)
-    expected = summary.get("expected_duration_seconds")
-    actual = float(summary["duration_seconds"])
-    assert expected is not None, (
-        f"wallclock: not applicable to {bundle.path.name}: it was tick-bounded (ran {actual:.1f}s, "
+    result = judge_wallclock(bundle, tolerance)
+    ran = bundle.summary_doc.duration_seconds if bundle.summary_doc is not None else float("nan")
+    assert result.applicable, (
+        f"wallclock: not applicable to {bundle.path.name}: it was tick-bounded (ran {ran:.1f}s, "
         "no expected duration); check wallclock only on --duration runs"
     )
-    result = check_wallclock(actual, float(expected), tolerance)
     assert result.passed, f"wallclock invariant failed for {bundle.path.name}: {result.detail}"
     return result
 
 
 def _widest_gap(beats: list[dict[str, Any]], started: float, ended: float) -> str:
     points = [("run start", started)]
-    points += [(f"beat seq {b.get('seq')}", float(b["epoch_time"])) for b in beats]
+    points += [(f"beat seq {b.get('seq')}", epoch) for b in beats if (epoch := beat_epoch(b)) is not None]
     points.append(("run end", ended))
     points.sort(key=lambda point: point[1])
     (first, t_first), (second, t_second) = max(pairwise(points), key=lambda pair: pair[1][1] - pair[0][1])
     return f"between {first} (+{t_first - started:.1f}s) and {second} (+{t_second - started:.1f}s)"
 
 
-def assert_heartbeat_density(evidence: EvidenceLike, slack_seconds: float = 5.0) -> InvariantResult:
-    """No silence longer than one heartbeat interval + ``slack_seconds``, run start and end included."""
+def assert_heartbeat_density(
+    evidence: EvidenceLike, slack_seconds: float = HEARTBEAT_SLACK_SECONDS
+) -> InvariantResult:
+    """No silence longer than one heartbeat interval + the slack, run start and end included."""
     bundle = _bundle(evidence)
-    summary = _chain_summary(bundle)
-    corrupt = [p for p in bundle.problems if p.startswith(HEARTBEAT)]
-    assert not corrupt, f"heartbeat density: {bundle.path.name}: {'; '.join(corrupt)}"
-    started = float(summary["run_started_epoch"])
-    ended = float(summary["run_ended_epoch"])
-    interval = float(summary["heartbeat_interval_seconds"])
-    beats = [beat for beat in bundle.heartbeats if "epoch_time" in beat]
-    result = check_heartbeat_density(
-        [float(b["epoch_time"]) for b in beats], started, ended, interval, slack_seconds
-    )
-    assert result.passed, (
-        f"heartbeat density failed for {bundle.path.name}: {result.detail}; widest gap "
-        f"{_widest_gap(beats, started, ended)}; {len(beats)} beats over {ended - started:.1f}s"
-    )
+    result = judge_heartbeat_density(bundle, slack_seconds)
+    window = run_window(bundle)
+    where = ""
+    if window is not None:
+        span = window.ended - window.started
+        where = (
+            f"; widest gap {_widest_gap(bundle.heartbeats, window.started, window.ended)}; "
+            f"{len(bundle.beat_epochs)} beats over {span:.1f}s"
+        )
+    assert result.passed, f"heartbeat density failed for {bundle.path.name}: {result.detail}{where}"
     return result
 
 
-def assert_db_invariant(
-    evidence: EvidenceLike, postgres_dsn: str, tolerance: int = 2, max_failed_inserts: int = 0
-) -> int:
-    """The run's ``trade_legs`` rows, recounted in PostgreSQL, match two per closed trade.
+def assert_db_invariant(evidence: EvidenceLike, postgres_dsn: str, max_failed_inserts: int = 0) -> int:
+    """The run's ``trade_legs`` rows, recounted in PostgreSQL, are exactly what the ledger promises.
 
-    The rule is `evidence.invariants.check_db` with the legs counted in PostgreSQL: beyond the
-    protocol's tolerance, one entry and one exit leg per closed trade and one entry leg per position
-    the run reported open; every insert the engine reported as acknowledged (or journaled) present;
-    and at most ``max_failed_inserts`` failed inserts. Returns the recounted rows.
+    The rule is `evidence.ledger_rule.check_ledger` with the legs counted in PostgreSQL (one entry and
+    one exit leg per closed trade, one entry leg per position reported open, every acknowledged or
+    journaled leg present), plus at most ``max_failed_inserts`` failed inserts. Returns the rows.
     """
     bundle = _bundle(evidence)
-    summary = _chain_summary(bundle)
-    run_id = str(summary["run_id"])
-    closed = int(summary["closed_trades"])
-    rows = count_trade_legs(postgres_dsn, run_id)
-    legs = count_legs_by_kind(postgres_dsn, run_id)
-    kpi = bundle.kpi or {}
-    reported = kpi.get("open_positions", [])
-    open_count = len(reported) if isinstance(reported, list) else int(reported or 0)
+    run_id = bundle.manifest_doc.run_id if bundle.manifest_doc is not None else None
+    assert run_id is not None, f"DB invariant: {bundle.path.name}: manifest.json unusable: {bundle.problems}"
+    rows = count_legs(postgres_dsn, run_id)
     problems: list[str] = []
-    result = check_db(
-        rows, closed, tolerance, legs=LedgerLegs(legs["entry"], legs["exit"], open_count, pending_records=0)
-    )
+    result = judge_ledger(bundle, rows)
     if result.failed:
-        problems.append(f"recounted in PostgreSQL: {result.detail}")
-    counts = kpi.get("db_counts") or {}
-    acknowledged = counts.get("db_inserts_ok")
-    journaled = int((kpi.get("ledger") or {}).get("legs_pending", 0))
-    if isinstance(acknowledged, int) and acknowledged + journaled != rows:
-        problems.append(
-            f"the engine acknowledged {acknowledged} inserts (kpi.json db_inserts_ok) and journaled"
-            f" {journaled}, but PostgreSQL holds {rows} rows: {acknowledged + journaled - rows:+d} missing"
-        )
-    failed = counts.get("db_inserts_failed")
-    if isinstance(failed, int) and failed > max_failed_inserts:
+        problems.append(result.detail)
+    failed = bundle.kpi_doc.db_counts.db_inserts_failed if bundle.kpi_doc is not None else 0
+    if failed > max_failed_inserts:
         problems.append(f"db_inserts_failed {failed} > limit {max_failed_inserts}")
     assert not problems, f"DB invariant failed for run {run_id}: " + "; ".join(problems)
-    return rows
+    return rows.total
 
 
 def assert_evidence_complete(evidence: EvidenceLike, *, sealed: bool = True) -> InvariantResult:
-    """Every minimum-set file exists, parses, matches its schema and its manifest sha256.
+    """Every minimum-set file exists, parses, matches its schema and the manifest's seal.
 
     With ``sealed`` the manifest must also be final (``ended``/``failed``): ``running`` means the
     engine died before its last flush.
@@ -132,11 +97,9 @@ def assert_evidence_complete(evidence: EvidenceLike, *, sealed: bool = True) -> 
     result = check_completeness(path, verify_hashes=True)
     problems = [] if result.passed else [f"{result.detail} (need {result.limit})"]
     if sealed:
-        status = (load_evidence(path).manifest or {}).get("status")
-        if status not in SEALED_STATUSES:
-            problems.append(
-                f"manifest status {status!r}, expected one of {SEALED_STATUSES}: the run was never sealed"
-            )
+        seal = judge_sealed(_bundle(evidence))
+        if seal.failed:
+            problems.append(f"{seal.detail} (need {seal.limit})")
     assert not problems, f"evidence incomplete in {path}: " + "; ".join(problems)
     return result
 

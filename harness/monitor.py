@@ -19,6 +19,8 @@ from typing import Any
 
 import psutil
 
+from evidence.documents import Manifest, beat_epoch, parse_document
+from evidence.invariants import HEARTBEAT_SLACK_SECONDS
 from evidence.names import HEARTBEAT, MANIFEST
 from evidence.reader import CorruptEvidenceError, read_json, read_jsonl
 from harness.warnfail import LogEvent
@@ -35,7 +37,7 @@ class MonitorLimits:
     noise in a short run cannot trip it. CPU must stay above its limit for ``cpu_window_seconds``.
     """
 
-    heartbeat_slack_seconds: float = 5.0
+    heartbeat_slack_seconds: float = HEARTBEAT_SLACK_SECONDS
     evidence_timeout_seconds: float = 60.0
     first_beat_timeout_seconds: float = 120.0
     rss_limit_mb: float = 2048.0
@@ -161,9 +163,12 @@ class RunMonitor:
             return None
         if self._interval is None:
             try:
-                self._interval = float(read_json(evidence / MANIFEST)["config"]["heartbeat"]["interval_sec"])
-            except (OSError, CorruptEvidenceError, KeyError, TypeError, ValueError):
+                manifest = parse_document(Manifest, read_json(evidence / MANIFEST))
+            except (OSError, CorruptEvidenceError):
                 return None
+            if manifest is None:
+                return None
+            self._interval = manifest.heartbeat_interval_seconds
         try:
             records = read_jsonl(evidence / HEARTBEAT).records
         except FileNotFoundError:
@@ -182,7 +187,10 @@ class RunMonitor:
         if records[-1].get("event") == "stop":
             self._heartbeat_done = True
             return None
-        age = now - float(records[-1]["epoch_time"])
+        last = beat_epoch(records[-1])
+        if last is None:
+            return f"heartbeat line {len(records)} has no epoch_time"
+        age = now - last
         self.max_heartbeat_age = max(self.max_heartbeat_age, age)
         limit = self._interval + self.limits.heartbeat_slack_seconds
         if age > limit:

@@ -15,11 +15,11 @@ from typing import Any, Final
 
 import pytest
 
-from evidence.invariants import max_heartbeat_gap
+from evidence.invariants import heartbeat_limit, max_heartbeat_gap
+from evidence.judge import run_window
 from evidence.reader import EvidenceBundle
 
 USER_PROPERTY: Final = "arbitrage_engine_run"
-HEARTBEAT_SLACK_SECONDS: Final = 5.0
 COLUMNS: Final = (
     "run id",
     "phase",
@@ -148,14 +148,15 @@ def build_row(
     summary = (bundle.chain_summary if bundle else None) or {}
     kpi = (bundle.kpi if bundle else None) or {}
     manifest = (bundle.manifest if bundle else None) or {}
-    beats = [float(b["epoch_time"]) for b in (bundle.heartbeats if bundle else []) if "epoch_time" in b]
+    beats = bundle.beat_epochs if bundle else []
     gap: float | None = None
     started, ended = summary.get("run_started_epoch"), summary.get("run_ended_epoch")
     if isinstance(started, int | float) and isinstance(ended, int | float):
         gap = max_heartbeat_gap(beats, float(started), float(ended))
     elif len(beats) >= 2:
         gap = max(later - earlier for earlier, later in pairwise(sorted(beats)))
-    interval = summary.get("heartbeat_interval_seconds")
+    window = run_window(bundle) if bundle else None
+    interval = window.interval if window is not None else None
     db_counts = kpi.get("db_counts") or {}
     evidence = "-" if bundle is None else str(bundle.path)
     return SummaryRow(
@@ -165,7 +166,7 @@ def build_row(
         expected_seconds=summary.get("expected_duration_seconds"),
         trades=summary.get("closed_trades"),
         max_heartbeat_gap_seconds=None if gap is None else round(gap, 3),
-        heartbeat_limit_seconds=None if interval is None else float(interval) + HEARTBEAT_SLACK_SECONDS,
+        heartbeat_limit_seconds=None if interval is None else heartbeat_limit(float(interval)),
         db_ok=db_counts.get("db_inserts_ok"),
         db_failed=db_counts.get("db_inserts_failed"),
         verdict=_verdict(exit_code, abort_reason, summary.get("stop_reason")),

@@ -56,7 +56,8 @@ def make_heartbeats(
         lines.append(
             {
                 "timestamp": iso(epoch),
-                "epoch_time": epoch,
+                "epoch_time": int(epoch),
+                "epoch_time_precise": epoch,
                 "seq": seq,
                 "event": event,
                 "kpi": {
@@ -104,6 +105,12 @@ def make_kpi(
         "alerts": {
             "notifier_available": False, "channel": "telegram", "sent_count": 0, "dlq_count": 0,
             "retry_count": 0, "disabled_count": 2, "pending": 0, "record_failures": 0,
+        },
+        "ledger": {
+            "entry_legs_ok": closed_trades,
+            "exit_legs_ok": closed_trades,
+            "journal_pending": 0,
+            "legs_pending": 0,
         },
     }  # fmt: skip
     return _apply(kpi, overrides)
@@ -173,6 +180,8 @@ def make_manifest(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "started_at": iso(STARTED_EPOCH),
         "ended_at": iso(ended_epoch()),
         "duration_minutes": None,
+        "expected_duration_seconds": None,
+        "heartbeat_interval_seconds": INTERVAL_SECONDS,
         "ticks": 70,
         "seed": 42,
         "market_source": "replay",
@@ -229,5 +238,11 @@ def make_evidence_dir(
             appender.append(line)
     digests[HEARTBEAT] = file_digest(path / HEARTBEAT)
     files = {name: digest.to_json() for name, digest in digests.items()}
-    atomic_write_json(path / MANIFEST, make_manifest({"files": files, **(manifest or {})}))
+    expected = (chain_summary or {}).get("expected_duration_seconds")
+    typed = {
+        "heartbeat_interval_seconds": interval_seconds,
+        "expected_duration_seconds": expected if isinstance(expected, int | float) else None,
+        "duration_minutes": expected / 60.0 if isinstance(expected, int | float) and expected > 0 else None,
+    }
+    atomic_write_json(path / MANIFEST, make_manifest({"files": files, **typed, **(manifest or {})}))
     return path

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from pydantic import ValidationError
 
+from evidence.documents import HeartbeatLine
 from evidence.writer import JsonlAppender
 
 log = logging.getLogger("arbitrage.watcher")
@@ -65,6 +67,7 @@ class RunWatcher:
         self._seq_lock = threading.Lock()
         self.beat_epochs: list[float] = []
         self.last_rss_mb = 0.0
+        self._contract_broken = False
 
     def beat(self, event: str) -> dict[str, Any]:
         """Write one heartbeat line now and return it."""
@@ -74,7 +77,8 @@ class RunWatcher:
         with self._seq_lock:
             line = {
                 "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
-                "epoch_time": now,
+                "epoch_time": int(now),
+                "epoch_time_precise": now,
                 "seq": self._seq,
                 "event": event,
                 "kpi": progress.kpi,
@@ -86,6 +90,7 @@ class RunWatcher:
             }
             if self._extra is not None:
                 line.update(self._extra())
+            self._check_contract(line)
             try:
                 self._appender.append(line)
             except OSError as exc:
@@ -96,6 +101,16 @@ class RunWatcher:
         if self._on_beat is not None:
             self._on_beat(line)
         return line
+
+    def _check_contract(self, line: dict[str, Any]) -> None:
+        """Log, once, a line that breaks `HeartbeatLine`; it is written all the same (it is evidence)."""
+        if self._contract_broken:
+            return
+        try:
+            HeartbeatLine.model_validate(line)
+        except ValidationError as exc:
+            self._contract_broken = True
+            log.error("heartbeat line breaks its contract: %s", str(exc).splitlines()[:3])
 
     def _beat_or_report(self, event: str) -> None:
         """Beat; an OSError is reported once (`write_error`, `on_write_error`) and ends the beating."""

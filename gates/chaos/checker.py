@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from evidence import names
-from evidence.invariants import check_completeness
+from evidence.completeness import check_completeness
 from evidence.reader import CorruptEvidenceError, read_jsonl
 from evidence.writer import file_digest
 from gates.analyzer import FAIL

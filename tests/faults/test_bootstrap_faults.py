@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from evidence import names
-from evidence.invariants import check_completeness
+from evidence.completeness import check_completeness
 from gates.chaos.checker import LedgerAudit
 from tests.support.controlled_pg import ControlledPostgres
 from tests.support.ledger_audit import EngineRun, tracebacks

@@ -60,8 +60,8 @@ def test_the_db_assertion_fails_when_a_row_is_removed(engine: EngineLauncher, po
     message = str(failure.value)
     assert f"{closed - 1} exit legs for {closed} closed trades" in message
     assert (
-        f"acknowledged {2 * closed} inserts (kpi.json db_inserts_ok) and journaled 0, but PostgreSQL holds"
-        f" {2 * closed - 1} rows" in message
+        f"{2 * closed - 1} rows but the engine accounted for {2 * closed} acknowledged + 0 journaled (-1)"
+        in message
     )
 
 

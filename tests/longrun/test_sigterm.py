@@ -34,5 +34,5 @@ def test_sigterm(engine: EngineLauncher, postgres_dsn: str) -> None:
     assert_evidence_complete(bundle)
     assert_heartbeat_density(bundle)
     closed = bundle.chain_summary["closed_trades"]
-    rows = assert_db_invariant(bundle, postgres_dsn, tolerance=0)
+    rows = assert_db_invariant(bundle, postgres_dsn)
     assert rows == 2 * closed, f"{rows} trade_legs rows vs 2 x {closed} closed trades"

@@ -97,8 +97,12 @@ def test_the_first_failure_stops_once_and_names_path_and_cause(tmp_path: Path) -
 
 
 def _manifest_base() -> ManifestBase:
-    return ManifestBase("smoke_20260101T000000Z_abcdef", "smoke", "paper", "2026-01-01T00:00:00+00:00",
-                        None, 1, 0, "synthetic", {}, "0" * 64, 1)  # fmt: skip
+    return ManifestBase(
+        run_id="smoke_20260101T000000Z_abcdef", phase="smoke", mode="paper",
+        started_at="2026-01-01T00:00:00+00:00", duration_minutes=None, expected_duration_seconds=None,
+        heartbeat_interval_seconds=1.0, ticks=1, seed=0, market_source="synthetic", config={},
+        config_hash="0" * 64, pid=1,
+    )  # fmt: skip
 
 
 def test_the_closeout_reserve_is_allocated_unsealed_and_released(tmp_path: Path) -> None:
@@ -106,10 +110,10 @@ def test_the_closeout_reserve_is_allocated_unsealed_and_released(tmp_path: Path)
     evidence.reserve_closeout_space(1_048_576)
     reserve = evidence.path / CLOSEOUT_RESERVE
     assert os.stat(reserve).st_blocks * 512 >= 1_048_576
-    evidence.write("kpi.json", {"a": 1})
+    evidence.write("engine_notes.json", {"a": 1})
     evidence.seal("failed")
     files = json.loads((evidence.path / "manifest.json").read_text())["files"]
-    assert set(files) == {"kpi.json"}
+    assert set(files) == {"engine_notes.json"}
     evidence.release_closeout_space()
     evidence.release_closeout_space()
     assert not reserve.exists()

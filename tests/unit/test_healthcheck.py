@@ -39,7 +39,9 @@ def beats_ending(age_s: float, loop_counts: list[int] | None = None) -> list[dic
     last = time.time() - age_s
     for index, line in enumerate(lines):
         epoch = last - (len(lines) - 1 - index) * INTERVAL
-        line.update(epoch_time=epoch, timestamp=iso(epoch), last_loop_ts=epoch - 0.2)
+        line.update(
+            epoch_time=int(epoch), epoch_time_precise=epoch, timestamp=iso(epoch), last_loop_ts=epoch - 0.2
+        )
         if loop_counts is not None:
             line["loop_count"] = loop_counts[index]
     return lines
@@ -51,8 +53,12 @@ def age_in(output: str) -> int:
     return int(match.group(1))
 
 
-def run_dir(root: Path, name: str = "longrun_20250101T000000Z_a1b2c3", **kwargs: Any) -> Path:
-    return make_evidence_dir(root / name, **kwargs)
+def run_dir(
+    root: Path, name: str = "longrun_20250101T000000Z_a1b2c3", status: str = "running", **kwargs: Any
+) -> Path:
+    """A run directory whose manifest says `status` (a live run by default: not sealed yet)."""
+    ended_at = None if status == "running" else iso(time.time())
+    return make_evidence_dir(root / name, manifest={"status": status, "ended_at": ended_at}, **kwargs)
 
 
 def tool_dir(tmp_path: Path, *extra: str) -> Path:
@@ -111,6 +117,16 @@ def test_stale_heartbeat_fails(tmp_path: Path, check: Runner) -> None:
     assert done.returncode == 1
     assert done.stdout.startswith("FAIL: heartbeat stale (age=") and done.stdout.strip().endswith("s > 65s)")
     assert 100 <= age_in(done.stdout) <= 100 + STARTUP_SLACK_S
+
+
+@pytest.mark.parametrize(("status", "code", "verdict"), [("ended", 0, "PASS"), ("failed", 1, "FAIL")])
+def test_a_sealed_run_says_run_ended_however_old_its_heartbeat(
+    tmp_path: Path, check: Runner, status: str, code: int, verdict: str
+) -> None:
+    for age in (1.0, 500.0):
+        done = check(run_dir(tmp_path / f"age{age:.0f}", status=status, heartbeats=beats_ending(age)), {})
+        assert done.returncode == code, done.stdout + done.stderr
+        assert done.stdout.startswith(f"{verdict}: run ended (sealed {status} at 20"), done.stdout
 
 
 def test_missing_heartbeat_fails(tmp_path: Path, check: Runner) -> None:

@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from evidence.completeness import check_completeness
 from evidence.invariants import (
     COMPLETENESS,
     DB,
     HEARTBEAT_DENSITY,
     WALLCLOCK,
     InvariantResult,
-    LedgerLegs,
-    check_completeness,
-    check_db,
     check_heartbeat_density,
     check_wallclock,
     max_heartbeat_gap,
 )
+from evidence.ledger_rule import LedgerClaims, LegCounts, check_ledger
 from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST, MINIMUM_SET
 from tests.evidence_factory import make_evidence_dir, make_heartbeats, refresh_manifest_hashes
 
@@ -124,47 +123,50 @@ def test_density_fails_on_silent_tail() -> None:
 # --- db ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("inserts", "difference"), [(20, 0), (22, 2), (18, 2), (21, 1)])
-def test_db_within_tolerance_passes(inserts: int, difference: int) -> None:
-    result = check_db(inserts, closed_trades=10)
-    assert (result.passed, result.observed, result.limit) == (True, difference, 2)
+def _claims(closed: int, open_: int = 0, acknowledged: int | None = None, journaled: int = 0) -> LedgerClaims:
+    acked = 2 * closed + open_ if acknowledged is None else acknowledged
+    return LedgerClaims(closed, open_, acked, journaled)
 
 
-@pytest.mark.parametrize("inserts", [23, 17, 0])
-def test_db_beyond_tolerance_fails(inserts: int) -> None:
-    result = check_db(inserts, closed_trades=10)
+def test_ledger_exact_rows_pass() -> None:
+    result = check_ledger(LegCounts(10, 10), _claims(10))
+    assert (result.name, result.passed, result.observed) == (DB, True, 0)
+    assert result.detail == "PostgreSQL holds 20 legs (entry 10, exit 10); expected 20 (2 x 10 closed)"
+
+
+def test_ledger_zero_trades_zero_rows_passes() -> None:
+    assert check_ledger(LegCounts(0, 0), _claims(0)).passed is True
+
+
+@pytest.mark.parametrize(("rows", "problem"), [
+    (LegCounts(10, 9), "9 exit legs for 10 closed trades"),
+    (LegCounts(9, 10), "9 entry legs for 10 closed trades + 0 reported open"),
+    (LegCounts(11, 10), "11 entry legs for 10 closed trades"),
+])  # fmt: skip
+def test_ledger_one_lost_or_extra_leg_fails_without_tolerance(rows: LegCounts, problem: str) -> None:
+    result = check_ledger(rows, _claims(10, acknowledged=rows.total))
     assert result.failed is True
-    assert f"db_inserts_ok {inserts} vs expected 20" in result.detail
+    assert problem in result.detail
 
 
-def test_db_zero_trades_zero_inserts_passes() -> None:
-    result = check_db(0, closed_trades=0)
-    assert result.passed is True
-    assert result.detail == "db_inserts_ok 0 vs expected 0 (2 x 0 closed trades): off by 0 <= tolerance 2"
-
-
-def test_db_legs_that_balance_within_the_tolerance_still_fail_when_one_is_lost() -> None:
-    """One lost exit leg hides inside the protocol's tolerance of 2; the engine's own legs do not."""
-    protocol_only = check_db(19, closed_trades=10)
-    legs = LedgerLegs(entry_legs=10, exit_legs=9, open_positions=0, pending_records=0)
-    exact = check_db(19, closed_trades=10, legs=legs)
-    assert protocol_only.passed is True
-    assert exact.failed is True
-    assert "9 exit legs for 10 closed trades" in exact.detail
-
-
-def test_db_positions_reported_open_are_expected_rows() -> None:
-    legs = LedgerLegs(entry_legs=13, exit_legs=10, open_positions=3, pending_records=0)
-    result = check_db(23, closed_trades=10, legs=legs)
+def test_ledger_positions_reported_open_are_expected_entry_legs() -> None:
+    result = check_ledger(LegCounts(13, 10), _claims(10, open_=3))
     assert (result.passed, result.observed) == (True, 0)
-    assert "+ 3 entry legs of positions reported open" in result.detail
+    assert "+ 3 open" in result.detail
 
 
-def test_db_records_left_in_the_journal_fail_the_run() -> None:
-    legs = LedgerLegs(entry_legs=10, exit_legs=10, open_positions=0, pending_records=2)
-    result = check_db(20, closed_trades=10, legs=legs)
+def test_ledger_rows_must_be_what_the_engine_acknowledged() -> None:
+    result = check_ledger(LegCounts(10, 10), _claims(10, acknowledged=21))
     assert result.failed is True
-    assert "2 ledger records not acknowledged (kept in the journal)" in result.detail
+    assert "20 rows but the engine accounted for 21 acknowledged + 0 journaled (-1)" in result.detail
+
+
+def test_ledger_legs_still_in_the_journal_fail_until_replayed() -> None:
+    before = check_ledger(LegCounts(9, 9), _claims(10, acknowledged=18, journaled=2))
+    assert before.failed is True
+    assert "2 legs still only in the run's journal (not replayed yet)" in before.detail
+    replayed = check_ledger(LegCounts(10, 10), _claims(10, acknowledged=18, journaled=2))
+    assert replayed.passed is True
 
 
 # --- result object -------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def test_completeness_schema_invalid_heartbeat_line(tmp_path: Path) -> None:
     lines[1]["watchdog"] = "SLEEPY"
     result = check_completeness(make_evidence_dir(tmp_path / "ev", heartbeats=lines))
     assert result.failed is True
-    assert "heartbeat.jsonl line 2: watchdog: 'SLEEPY' is not one of" in result.detail
+    assert "heartbeat.jsonl: line 2: watchdog: 'SLEEPY' is not one of" in result.detail
 
 
 def test_completeness_schema_invalid_manifest(tmp_path: Path) -> None:

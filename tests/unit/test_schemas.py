@@ -17,7 +17,7 @@ REQUIRED = {
     MANIFEST: {
         "schema_version", "run_id", "phase", "mode", "started_at", "ended_at", "duration_minutes", "ticks",
         "seed", "market_source", "git_sha", "git_dirty", "config", "config_hash", "versions", "pid",
-        "status", "files",
+        "status", "files", "expected_duration_seconds", "heartbeat_interval_seconds",
     },
     CHAIN_SUMMARY: {
         "run_id", "duration_seconds", "expected_duration_seconds", "run_started_epoch", "run_ended_epoch",
@@ -25,8 +25,8 @@ REQUIRED = {
         "net_pnl", "stop_reason", "exit_code", "warnings_count", "warnings", "invariants",
     },
     HEARTBEAT: {
-        "timestamp", "epoch_time", "seq", "event", "kpi", "guards", "last_loop_ts", "loop_count",
-        "rss_mb", "watchdog",
+        "timestamp", "epoch_time", "epoch_time_precise", "seq", "event", "kpi", "guards", "last_loop_ts",
+        "loop_count", "rss_mb", "watchdog",
     },
     KPI: {
         "run_id", "closed_trades", "wins", "losses", "open_positions", "opportunities_generated",
