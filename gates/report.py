@@ -102,6 +102,7 @@ def latency_chart(analysis: Analysis) -> str:
         used = [i for i, c in enumerate(counts) if c]
         lo, hi = max(0, used[0] - 1), min(len(counts), used[-1] + 2)
         bars = ax.bar(labels[lo:hi], counts[lo:hi], color=LINE_COLOR)
+        ax.set_ylim(top=max(counts) * 1.25)
         ax.bar_label(bars, fontsize=8)
         ax.tick_params(axis="x", labelrotation=45)
         if note:

@@ -197,7 +197,7 @@ def premium_chart_of(bundle: EvidenceBundle) -> str:
                 ax.plot(*segment, color=color, linewidth=0.8, alpha=0.6)
         if entries:
             ax.scatter(*_cols(entries), marker="^", s=18, color=color, zorder=3,
-                       label=f"{symbol} ({len(mine)} trades)")  # fmt: skip
+                       label=f"{symbol} ({len(mine)} trade{'' if len(mine) == 1 else 's'})")  # fmt: skip
         if exits:
             ax.scatter(*_cols(exits), marker="v", s=18, color=color, zorder=3)
     ax.set_xlim(left=0)
