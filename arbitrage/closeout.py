@@ -89,6 +89,7 @@ class RunFacts:
             "run_ended_epoch": self.ended_epoch,
             "heartbeat_interval_seconds": self.heartbeat_interval_seconds,
             "closed_trades": p.closed_trades,
+            "closed_by_reason": dict(sorted(p.closed_by_reason.items())),
             "wins": p.wins,
             "losses": p.losses,
             "net_pnl": {"krw": round(p.net_pnl_krw, 2), "usd": round(p.net_pnl_usd, 4)},

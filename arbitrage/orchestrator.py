@@ -49,12 +49,13 @@ from arbitrage.run_evidence import (
     new_run_id,
     percentiles,
 )
+from arbitrage.run_summary import closing_summary
 from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartError
 from arbitrage.sources import build_source
 from arbitrage.state import RunState, StateUnavailable
 from arbitrage.stop_request import StopRequest, startup_refusal
 from arbitrage.strategy import Strategy
-from arbitrage.trader import Executor, Trader
+from arbitrage.trader import Executor, Trader, flatten_reason
 from evidence import names
 from evidence.ledger_rule import LegCounts
 
@@ -332,13 +333,14 @@ class Orchestrator:
         finally:
             supervisor.stop_watchers()
             conditional.before_flatten(self.loop_count, self.last_loop_ts)
-            trader.flatten(self.books, int(time.time() * 1000))
+            trader.flatten(self.books, int(time.time() * 1000), flatten_reason(self._stop_reason))
             drain_until = time.monotonic() + LEDGER_DRAIN_SEC
             ledger.drain(LEDGER_DRAIN_SEC)
             if live is not None:
                 live.close()
             self._publish(trader)
             duration = time.monotonic() - t0
+            self._final_progress(progress, trader, watcher, duration)
             progress.close()
             if fetcher is not None:
                 fetcher.close()
@@ -403,7 +405,23 @@ class Orchestrator:
             "run %s %s: stop_reason=%s closed_trades=%d net_pnl_usd=%.4f exit=%d",
             self.run_id, status, facts.stop_reason, portfolio.closed_trades, portfolio.net_pnl_usd, exit_code,
         )  # fmt: skip
+        print("\n".join(closing_summary(evidence.path)), file=self.out, flush=True)
         return exit_code
+
+    def _final_progress(
+        self, progress: RunProgress, trader: Trader, watcher: RunWatcher, elapsed: float
+    ) -> None:
+        """The progress display's last state: after the flatten, so its trades are chain_summary's."""
+        beats = watcher.beat_epochs
+        portfolio = trader.portfolio
+        progress.update(
+            elapsed,
+            portfolio.closed_trades,
+            time.time() - beats[-1] if beats else None,
+            portfolio.net_pnl_usd,
+            self.loop_count,
+            len(portfolio.positions),
+        )
 
     def _on_guard_trip(self, trip: GuardTrip) -> None:
         """Hook for what a trip does beyond stopping the run (the kill switch and the audit row)."""
@@ -454,6 +472,7 @@ class Orchestrator:
                 time.time() - beats[-1] if beats else None,
                 trader.portfolio.net_pnl_usd,
                 self.loop_count,
+                len(trader.portfolio.positions),
             )
             if cfg.debug_tick_delay_sec > 0:
                 self._stop.wait(cfg.debug_tick_delay_sec)

@@ -61,6 +61,8 @@ class Portfolio:
         self.net_pnl_usd = 0.0
         self.peak_pnl_usd = 0.0
         self.consecutive_losses = 0
+        self.closed_by_reason: dict[str, int] = {}
+        """Closed trades by exit reason (`threshold`, `max_hold`, `flatten`, `guard`, `recovery`)."""
         self._next_trade = 0
 
     def next_trade_id(self) -> str:
@@ -77,6 +79,7 @@ class Portfolio:
         del self.positions[position.symbol]
         pnl_krw, pnl_usd = realized_pnl(position.entry, exit_fill)
         self.closed_trades += 1
+        self.closed_by_reason[reason] = self.closed_by_reason.get(reason, 0) + 1
         self.net_pnl_krw += pnl_krw
         self.net_pnl_usd += pnl_usd
         if pnl_usd > 0:

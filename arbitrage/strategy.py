@@ -64,7 +64,8 @@ class EntryIntent:
 
 @dataclass(frozen=True, slots=True)
 class ExitIntent:
-    """Close a held position; `reason` is `threshold` or `max_hold`."""
+    """Close a held position; `reason` is the strategy's `threshold` or `max_hold`, or the stop-time
+    `flatten` (`guard` when a guard trip stopped the run), or `recovery` for a crashed run's leftover."""
 
     position: OpenPosition
     quote: Quote

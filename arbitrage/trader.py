@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
     from arbitrage.decision_trace import DecisionTracer
 
 log = logging.getLogger("arbitrage.trader")
+
+FLATTEN = "flatten"
+GUARD = "guard"
+
+
+def flatten_reason(stop_reason: str | None) -> str:
+    """The exit reason the stop-time flatten records: `guard` after a guard trip, else `flatten`."""
+    return GUARD if stop_reason is not None and stop_reason.startswith("GUARD_") else FLATTEN
 
 
 class Executor(Protocol):
@@ -184,8 +193,9 @@ class Trader:
             correlation_id,
         )
         self.trade_events.append(
-            {"tick": snapshot.tick, "event": "entry", "symbol": symbol, "premium_pct": result.quote.gross_pct}
-        )
+            {"tick": snapshot.tick, "epoch": round(time.time(), 3), "event": "entry", "symbol": symbol,
+             "trade_id": trade_id, "premium_pct": result.quote.gross_pct}
+        )  # fmt: skip
         return "opened", trade_id, ""
 
     def _exit_fill(self, position: Position, intent: ExitIntent) -> PairFill | None:
@@ -234,13 +244,17 @@ class Trader:
             position.correlation_id,
         )
         self.trade_events.append(
-            {"tick": tick, "event": "exit", "symbol": position.symbol, "premium_pct": fill.quote.gross_pct,
-             "pnl_usd": closed.pnl_usd}
+            {"tick": tick, "epoch": round(time.time(), 3), "event": "exit", "symbol": position.symbol,
+             "trade_id": position.trade_id, "premium_pct": fill.quote.gross_pct, "pnl_usd": closed.pnl_usd,
+             "reason": intent.reason}
         )  # fmt: skip
         return closed
 
-    def flatten(self, books: LastUsableBooks, now_ms: int) -> int:
+    def flatten(self, books: LastUsableBooks, now_ms: int, reason: str = FLATTEN) -> int:
         """Close every open position on its last usable books; returns how many were closed.
+
+        `reason` is the exit reason the closed trades record: `flatten` for a stop, `guard` when a
+        guard trip stopped the run.
 
         Never raises: a position that cannot be closed (no book young enough, a book too thin,
         a failed exit) stays open and is reported in `left_open`, the log and the event log.
@@ -248,16 +262,18 @@ class Trader:
         closed = 0
         for position in list(self.portfolio.positions.values()):
             try:
-                reason = self._flatten_one(position, books, now_ms)
+                why = self._flatten_one(position, books, now_ms, reason)
             except Exception as exc:
-                reason = f"flatten failed: {type(exc).__name__}: {exc}"
-            if reason is None:
+                why = f"flatten failed: {type(exc).__name__}: {exc}"
+            if why is None:
                 closed += 1
             else:
-                self._report_left_open(position, reason)
+                self._report_left_open(position, why)
         return closed
 
-    def _flatten_one(self, position: Position, books: LastUsableBooks, now_ms: int) -> str | None:
+    def _flatten_one(
+        self, position: Position, books: LastUsableBooks, now_ms: int, reason: str
+    ) -> str | None:
         """Close one position; None when closed, else why it stays open."""
         found = books.for_exit(position.symbol, now_ms)
         if isinstance(found, str):
@@ -265,7 +281,7 @@ class Trader:
         quote = exit_quote(found.snapshot(), position.view(), self.strategy.fees)
         if quote is None:
             return f"book too thin to exit {position.entry.quote.qty:.8f}"
-        if self._close(position, ExitIntent(position.view(), quote, "flatten"), found.tick) is None:
+        if self._close(position, ExitIntent(position.view(), quote, reason), found.tick) is None:
             return "exit failed"
         return None
 

@@ -1,50 +1,30 @@
 """`report.html`: the verdict, the KPIs and the run's charts in one self-contained file.
 
 Operators would rather glance at a heartbeat or PnL chart than read JSON. The charts are drawn by
-matplotlib (Agg, no display needed) and embedded as inline SVG, so the file opens anywhere,
-offline, with no scripts and no external resources.
+matplotlib (Agg, no display needed) and embedded as inline SVG, on one time axis (seconds since
+run start); the trades are a table sortable by any column through a few lines of inline script.
+The file opens anywhere, offline, with no external resources.
 """
 
 from __future__ import annotations
 
 import html
-import io
-import logging
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-
-import matplotlib
+from typing import Any, Final
 
 from evidence import names
-from evidence.documents import beat_epoch
 from evidence.invariants import heartbeat_limit
 from evidence.judge import run_window
 from evidence.writer import atomic_write_bytes
 from gates.analyzer import FAIL, PASS, Analysis, Measure
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-
-class _FontCacheNotice(logging.Filter):
-    """Drop matplotlib's one-time "building the font cache" notice, which it logs as a WARNING."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Matplotlib is building the font cache")
-
-
-logging.getLogger("matplotlib.font_manager").addFilter(_FontCacheNotice())
-matplotlib.use("Agg")
-
-FIGSIZE: Final = (6.4, 3.1)
-SVG_METADATA_KEYS: Final = ("Creator", "Date", "Format", "Type")
-OK_COLOR: Final = "#1a7f37"
-BAD_COLOR: Final = "#cf222e"
-LINE_COLOR: Final = "#0969da"
-MUTED: Final = "#6e7781"
+from gates.report_charts import BAD_COLOR, LINE_COLOR, MUTED, pnl_chart_of, premium_chart_of, rss_chart_of
+from gates.report_charts import empty as _empty
+from gates.report_charts import figure as _figure
+from gates.report_charts import number as _number
+from gates.report_charts import svg as _svg
+from gates.report_trades import TABLE_CSS, trade_rows, trade_table
 
 _CSS: Final = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;background:#fff}
@@ -59,48 +39,6 @@ text-align:left;vertical-align:top} th{background:#f6f8fa}
 figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px} figure svg{width:100%;height:auto}
 figcaption{font-size:12px;color:#6e7781} .kpis{columns:2;column-gap:24px}
 """
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _xy(records: Sequence[object], x_key: str, y_key: str) -> tuple[list[float], list[float]]:
-    """The (x, y) columns of the records that have both as numbers."""
-    pairs = [
-        (x, y)
-        for r in records
-        if isinstance(r, Mapping)
-        and (x := _number(r.get(x_key))) is not None
-        and (y := _number(r.get(y_key))) is not None
-    ]
-    return [x for x, _ in pairs], [y for _, y in pairs]
-
-
-def _svg(fig: Figure) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata=dict.fromkeys(SVG_METADATA_KEYS))
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=FIGSIZE, dpi=100)
-    ax = fig.add_subplot()
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_xlabel(xlabel, fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
-def _empty(ax: Axes, message: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color=MUTED)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def heartbeat_gap_chart(analysis: Analysis) -> str:
@@ -127,71 +65,14 @@ def heartbeat_gap_chart(analysis: Analysis) -> str:
     return _svg(fig)
 
 
-def _trade_events(analysis: Analysis) -> list[Mapping[str, Any]]:
-    events = (analysis.bundle.kpi or {}).get("trade_events")
-    return [e for e in events if isinstance(e, Mapping)] if isinstance(events, list) else []
-
-
 def pnl_chart(analysis: Analysis) -> str:
-    """Cumulative realized PnL at each exit; from heartbeat snapshots when no trade events exist."""
-    exits = [e for e in _trade_events(analysis) if e.get("event") == "exit" and _number(e.get("pnl_usd"))]
-    if exits:
-        fig, ax = _figure("Realized PnL", "tick", "cumulative PnL (USD)")
-        ticks, total, curve = [0.0], 0.0, [0.0]
-        for event in exits:
-            total += _number(event.get("pnl_usd")) or 0.0
-            ticks.append(_number(event.get("tick")) or ticks[-1])
-            curve.append(total)
-        ax.step(ticks, curve, where="post", color=LINE_COLOR, linewidth=1.4)
-        ax.fill_between(ticks, curve, step="post", alpha=0.12, color=LINE_COLOR)
-    else:
-        fig, ax = _figure("Net PnL at each heartbeat", "seconds since first beat", "net PnL (USD)")
-        beats = analysis.bundle.heartbeats
-        series = [
-            (t, p)
-            for r in beats
-            if (t := beat_epoch(r)) is not None
-            and (p := _number((r.get("kpi") or {}).get("net_pnl_usd"))) is not None
-        ]
-        if not series:
-            _empty(ax, "no trades and no PnL snapshots")
-            return _svg(fig)
-        first = series[0][0]
-        ax.plot([t - first for t, _ in series], [p for _, p in series], color=LINE_COLOR, marker=".")
-    ax.axhline(0.0, color=MUTED, linewidth=0.8)
-    return _svg(fig)
+    """Cumulative realized PnL over the run, closeouts marked, the final PnL written on it."""
+    return pnl_chart_of(analysis.bundle)
 
 
 def premium_chart(analysis: Analysis) -> str:
-    """Premium at every trade entry and exit, entry joined to its exit, over the premium series if any."""
-    fig, ax = _figure("Premium with trade entries and exits", "tick", "premium (%)")
-    kpi = analysis.bundle.kpi or {}
-    series = kpi.get("premium_series")
-    if isinstance(series, list) and series:
-        ticks, premiums = _xy(series, "tick", "premium_pct")
-        ax.plot(ticks, premiums, color=MUTED, linewidth=0.8, label="best premium")
-    events = _trade_events(analysis)
-    if not events:
-        _empty(ax, "no trade events in kpi.json")
-        return _svg(fig)
-    opened: dict[str, tuple[float, float]] = {}
-    for event in events:
-        tick, premium = _number(event.get("tick")), _number(event.get("premium_pct"))
-        if tick is None or premium is None:
-            continue
-        symbol = str(event.get("symbol"))
-        if event.get("event") == "entry":
-            opened[symbol] = (tick, premium)
-        elif symbol in opened:
-            start = opened.pop(symbol)
-            ax.plot([start[0], tick], [start[1], premium], color=MUTED, linewidth=0.7, alpha=0.7)
-    for kind, marker, color in (("entry", "^", OK_COLOR), ("exit", "v", BAD_COLOR)):
-        chosen = [e for e in events if e.get("event") == kind]
-        if chosen:
-            xs, ys = _xy(chosen, "tick", "premium_pct")
-            ax.scatter(xs, ys, marker=marker, color=color, label=kind, zorder=3)
-    ax.legend(fontsize=8, loc="best")
-    return _svg(fig)
+    """Premium at every trade entry and exit, entry joined to its exit, labelled per symbol."""
+    return premium_chart_of(analysis.bundle)
 
 
 def _percentile_note(latency: object) -> str:
@@ -220,6 +101,7 @@ def latency_chart(analysis: Analysis) -> str:
         used = [i for i, c in enumerate(counts) if c]
         lo, hi = max(0, used[0] - 1), min(len(counts), used[-1] + 2)
         bars = ax.bar(labels[lo:hi], counts[lo:hi], color=LINE_COLOR)
+        ax.set_ylim(top=max(counts) * 1.25)
         ax.bar_label(bars, fontsize=8)
         ax.tick_params(axis="x", labelrotation=45)
         if note:
@@ -243,25 +125,14 @@ def latency_chart(analysis: Analysis) -> str:
 
 
 def rss_chart(analysis: Analysis) -> str:
-    """Resident memory at each beat: the long-run leak check at a glance."""
-    fig, ax = _figure("Memory (RSS) at each heartbeat", "seconds since first beat", "RSS (MB)")
-    series = [
-        (t, m)
-        for r in analysis.bundle.heartbeats
-        if (t := beat_epoch(r)) is not None and (m := _number(r.get("rss_mb"))) is not None
-    ]
-    if not series:
-        _empty(ax, "no heartbeat lines")
-        return _svg(fig)
-    first = series[0][0]
-    ax.plot([t - first for t, _ in series], [m for _, m in series], color=LINE_COLOR, marker=".")
-    return _svg(fig)
+    """Resident memory at each beat, from zero, with its growth rate: the leak check at a glance."""
+    return rss_chart_of(analysis.bundle)
 
 
 CHARTS: Final = (
     ("Heartbeat gaps over time; the dashed line is the density limit.", heartbeat_gap_chart),
-    ("PnL curve.", pnl_chart),
-    ("Premium with trade entries (▲) and exits (▼).", premium_chart),
+    ("PnL curve; trades closed at stop are marked ✕ after the dashed line.", pnl_chart),
+    ("Premium with trade entries (▲) and exits (▼), one colour per symbol.", premium_chart),
     ("Loop latency distribution.", latency_chart),
     ("Memory over the run.", rss_chart),
 )
@@ -305,8 +176,9 @@ def render(analysis: Analysis, charts: Sequence[tuple[str, Any]] = CHARTS) -> st
         for caption, draw in charts
     )
     title = html.escape(analysis.run_id or str(analysis.evidence_dir))
+    CSS = _CSS + TABLE_CSS
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{verdict} · {title}</title><style>{_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{verdict} · {title}</title><style>{CSS}</style></head>
 <body>
 <h1>Run {title}</h1>
 <p class="meta">evidence: {html.escape(str(analysis.evidence_dir))} · {html.escape(analysis.analyzed_at)}</p>
@@ -317,6 +189,8 @@ def render(analysis: Analysis, charts: Sequence[tuple[str, Any]] = CHARTS) -> st
 {_criteria_rows(analysis)}</table>
 <h2>Charts</h2>
 <div class="charts">{figures}</div>
+<h2>Trades</h2>
+{trade_table(trade_rows(analysis.bundle))}
 <h2>KPIs</h2>
 <div class="kpis"><table>{_kpi_rows(analysis.kpis)}</table></div>
 <h2>D77-4 KPIs</h2>

@@ -94,6 +94,19 @@ def test_a_tiny_single_trade_loss_limit_trips_the_guard(
     )
     assert trip["observed"] > 0.01
     assert logged[-1][2]["stop_reason"] == "GUARD_SINGLE_TRADE_LOSS"
+    closes = [(row_id, payload["reason"]) for row_id, kind, payload in logged if kind == "TRADE_CLOSE"]
+    after_trip = [reason for row_id, reason in closes if row_id > trip_id]
+    assert set(after_trip) <= {"guard"} and {r for i, r in closes if i < trip_id} <= {"threshold", "max_hold"}
+    assert summary["closed_by_reason"].get("guard", 0) == len(after_trip), (
+        summary["closed_by_reason"],
+        closes,
+    )
+    with connect(dsn, 5.0, 5000) as conn:
+        exit_reasons = conn.execute(
+            "SELECT reason, count(*) FROM trade_legs WHERE run_id = %s AND leg = 'exit' GROUP BY reason",
+            (run_id,),
+        ).fetchall()
+    assert dict(exit_reasons) == summary["closed_by_reason"], exit_reasons
 
     with connect(dsn, 5.0, 5000) as conn:
         for statement in (

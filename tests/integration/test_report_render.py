@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -65,3 +66,28 @@ def test_report_renders_with_charts_in_headless_chromium(tmp_path: Path) -> None
     assert chart_band is not None and len(chart_band) > 100, "no charts where the charts should be"
     blue = sum(count for count, rgb_value in chart_band if is_chart_blue(rgb_value))
     assert blue > 500, "the chart lines and bars (matplotlib blue #0969da) are not visible"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_trade_table_sorts_by_pnl_in_headless_chromium(tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    events = [
+        {**e, "trade_id": f"T{i:06d}", "reason": "threshold" if e["event"] == "exit" else None}
+        for i, e in enumerate(TRADE_EVENTS)
+    ]
+    for entry, exit_event in ((0, 2), (1, 3)):
+        events[exit_event]["trade_id"] = events[entry]["trade_id"]
+    evidence_dir = make_evidence_dir(tmp_path / "run", chain_summary={"warnings_count": 0, "warnings": []},
+                                     kpi={"trade_events": events})  # fmt: skip
+    page = write_report(analyze(evidence_dir)).read_text()
+    click_pnl = "<script>document.querySelectorAll('table.sortable th')[7].click();</script></body>"
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", click_pnl))
+    done = subprocess.run(
+        [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", clicked.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    order = re.findall(r"<tr[^>]*><td class=\"\" data-v=\"(T\d+)\"", done.stdout)
+    assert order == ["T000001", "T000000"], order
+    assert 'aria-sort="ascending"' in done.stdout

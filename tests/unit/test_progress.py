@@ -42,7 +42,9 @@ def test_not_a_terminal_means_log_lines_every_tenth_of_a_short_run(caplog: pytes
     logged = lines(caplog)
     percents = [int(m.group(1)) for line in logged if (m := re.match(r"progress (\d+)%", line))]
     assert percents == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-    assert logged[-1] == "progress 100%: elapsed 00:01:30/00:01:30 trades 9 heartbeat 0s ago pnl +1.80 USD"
+    assert logged[-1] == (
+        "progress 100%: elapsed 00:01:30/00:01:30 trades 9 open 0 heartbeat 0s ago pnl +1.80 USD"
+    )
 
 
 def test_long_runs_log_every_30_seconds(caplog: pytest.LogCaptureFixture) -> None:
@@ -111,6 +113,44 @@ def test_a_terminal_gets_a_live_bar_and_no_log_lines(
     progress.update(150.0, trades=4, last_heartbeat_age_s=3.0, pnl_usd=-1.25)
     progress.close()
     shown = read_until(reader, "pnl -1.25 USD")
-    assert "50%" in shown and "elapsed 00:02:30/00:05:00" in shown and "trades 4" in shown
-    assert "heartbeat 3s ago" in shown
+    assert "50%" in shown and "00:02:30/00:05:00" in shown and "trades 4 · open 0" in shown
+    assert "hb 3s" in shown
     assert lines(caplog) == []
+
+
+def test_open_positions_show_beside_closed_trades(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    progress = RunProgress(total_seconds=60, stream=io.StringIO())
+    progress.update(30.0, trades=3, last_heartbeat_age_s=None, pnl_usd=0.5, open_positions=2)
+    progress.close()
+    assert lines(caplog) == [
+        "progress 50%: elapsed 00:00:30/00:01:00 trades 3 open 2 heartbeat none yet pnl +0.50 USD"
+    ]
+
+
+def test_log_lines_on_the_terminal_print_above_the_bar_not_through_it(
+    terminal: tuple[int, io.TextIOWrapper], caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, stream = terminal
+    caplog.set_level(logging.INFO, logger="arbitrage.test")
+    console = logging.StreamHandler(stream)
+    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(console)
+    try:
+        progress = RunProgress(total_seconds=300, stream=stream)
+        assert console not in root.handlers, "the plain handler still writes straight across the bar"
+        progress.update(20.0, trades=1, last_heartbeat_age_s=1.0, pnl_usd=0.5)
+        logging.getLogger("arbitrage.test").info("a line for the operator")
+        progress.update(150.0, trades=4, last_heartbeat_age_s=3.0, pnl_usd=-1.25)
+        progress.close()
+        assert console in root.handlers, "close did not give the plain handler back"
+    finally:
+        root.removeHandler(console)
+    shown = read_until(reader, "pnl -1.25 USD")
+    before, line, after = shown.partition("INFO a line for the operator")
+    assert line, shown
+    assert before.endswith("\r\x1b[2K"), f"the bar was not cleared before the log line: {before[-80:]!r}"
+    assert after.startswith("\r\n") and "trades 1 · open 0" in after.split("\r\x1b[2K")[0], (
+        f"the bar was not drawn again below the log line: {after[:200]!r}"
+    )
