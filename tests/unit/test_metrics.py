@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -24,6 +25,8 @@ from arbitrage.ops.metrics import (
 )
 from arbitrage.ops.sysmon import SysMonConfig, SysMonitor
 from arbitrage.ops.watchdog import Level
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def fetch(url: str) -> str:
@@ -206,3 +209,10 @@ def test_rate_limit_wait_is_the_back_off_left_when_scraped(metrics: EngineMetric
     assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 20.0
     now[0] += 25.0
     assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 0.0
+
+
+def test_the_readme_lists_every_lint_exception() -> None:
+    section = README.read_text().split("### Metrics and promtool", 1)
+    assert len(section) == 2, "README has no '### Metrics and promtool' section"
+    listed = set(re.findall(r"`(arbitrage_\w+)`", section[1].split("\n## ", 1)[0].split("\n### ", 1)[0]))
+    assert set(D98_LINT_EXCEPTIONS) <= listed, f"README lists {sorted(listed)}"
