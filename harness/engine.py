@@ -237,27 +237,22 @@ class EngineProcess:
         return LogEvent.from_line(line, origin)
 
     # -- conditions ---------------------------------------------------------------------------
-    def wait_for_evidence_dir(self, timeout: float = 60.0) -> Path:
-        """The evidence directory, once the engine has announced it."""
+    def _wait_announced(self, ready: threading.Event, what: str, timeout: float) -> None:
         proc = self._started()
         deadline = time.monotonic() + timeout
-        while not self._evidence_ready.wait(_POLL_SECONDS):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self._evidence_ready.wait(1.0)
-                if self._evidence_dir is None:
-                    pytest.fail(f"engine announced no evidence directory.\n{self.describe()}", pytrace=False)
+        while not ready.wait(_POLL_SECONDS):
+            if (proc.poll() is not None or time.monotonic() > deadline) and not ready.wait(1.0):
+                pytest.fail(f"engine announced no {what}.\n{self.describe()}", pytrace=False)
+
+    def wait_for_evidence_dir(self, timeout: float = 60.0) -> Path:
+        """The evidence directory, once the engine has announced it."""
+        self._wait_announced(self._evidence_ready, "evidence directory", timeout)
         assert self._evidence_dir is not None
         return self._evidence_dir
 
     def wait_for_metrics_url(self, timeout: float = 60.0) -> str:
         """The metrics endpoint's URL, once the engine has printed it (run with ``--metrics-port``)."""
-        proc = self._started()
-        deadline = time.monotonic() + timeout
-        while not self._metrics_ready.wait(_POLL_SECONDS):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self._metrics_ready.wait(1.0)
-                if self._metrics_url is None:
-                    pytest.fail(f"engine announced no metrics endpoint.\n{self.describe()}", pytrace=False)
+        self._wait_announced(self._metrics_ready, "metrics endpoint", timeout)
         assert self._metrics_url is not None
         return self._metrics_url
 
