@@ -111,9 +111,7 @@ class Supervisor:
         self.notifier.notify(alerts.RUN_STOP, f"{self.run_id} stopped: {summary_text}")
         self.notifier.close()
         self.metrics.set_watchdog_level(self.watchdog.level)
-        self.metrics.update_alerts(
-            self.notifier.sent_count, self.notifier.dlq_count, self.notifier.delivering
-        )
+        self._feed_alerts()
         self.metrics.write_snapshot(evidence_dir / metrics_file)
         return {
             "resources": self.sysmon.summary(),
@@ -137,9 +135,11 @@ class Supervisor:
         if redis_ok:
             self.vitals.redis_ok_at = time.time()
         self.metrics.mark_heartbeat(epoch)
-        self.metrics.update_alerts(
-            self.notifier.sent_count, self.notifier.dlq_count, self.notifier.delivering
-        )
+        self._feed_alerts()
+
+    def _feed_alerts(self) -> None:
+        notifier = self.notifier
+        self.metrics.update_alerts(notifier.sent_count, notifier.dlq_count, notifier.delivering)
 
     # -- per tick -------------------------------------------------------------------------------
     def after_tick(
@@ -162,6 +162,7 @@ class Supervisor:
             failed_fills=failed_fills,
         )
         self.metrics.update_guard_triggers(self.vitals.rejections_total + (self.guard_trip is not None))
+        self._feed_alerts()
         if self.guard_trip is not None:
             return
         latest = self.sysmon.latest
