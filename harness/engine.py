@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Final
 
@@ -71,6 +72,8 @@ class EngineProcess:
         self._readers: list[threading.Thread] = []
         self._evidence_dir: Path | None = None
         self._evidence_ready = threading.Event()
+        self._metrics_url: str | None = None
+        self._metrics_ready = threading.Event()
         self._monitor: RunMonitor | None = None
         self._t0: float | None = None
         self._t1: float | None = None
@@ -89,7 +92,9 @@ class EngineProcess:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
             errors="replace", bufsize=1, start_new_session=True,
         )  # fmt: skip
-        self._monitor = RunMonitor(self._proc.pid, self._limits, lambda: self._evidence_dir, self._abort)
+        self._monitor = RunMonitor(
+            self._proc.pid, self._limits, lambda: self._evidence_dir, self._abort, lambda: self._metrics_url
+        )
         assert self._proc.stdout is not None and self._proc.stderr is not None
         for target, stream in (
             (self._read_stdout, self._proc.stdout),
@@ -209,6 +214,9 @@ class EngineProcess:
                 path = Path(line.removeprefix("evidence: ").strip())
                 self._evidence_dir = path if path.is_absolute() else self._cwd / path
                 self._evidence_ready.set()
+            elif line.startswith("metrics: ") and self._metrics_url is None:
+                self._metrics_url = line.removeprefix("metrics: ").strip()
+                self._metrics_ready.set()
 
     def _read_stderr(self, stream: IO[str]) -> None:
         for raw in stream:
@@ -229,17 +237,24 @@ class EngineProcess:
         return LogEvent.from_line(line, origin)
 
     # -- conditions ---------------------------------------------------------------------------
-    def wait_for_evidence_dir(self, timeout: float = 60.0) -> Path:
-        """The evidence directory, once the engine has announced it."""
+    def _wait_announced(self, ready: threading.Event, what: str, timeout: float) -> None:
         proc = self._started()
         deadline = time.monotonic() + timeout
-        while not self._evidence_ready.wait(_POLL_SECONDS):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self._evidence_ready.wait(1.0)
-                if self._evidence_dir is None:
-                    pytest.fail(f"engine announced no evidence directory.\n{self.describe()}", pytrace=False)
+        while not ready.wait(_POLL_SECONDS):
+            if (proc.poll() is not None or time.monotonic() > deadline) and not ready.wait(1.0):
+                pytest.fail(f"engine announced no {what}.\n{self.describe()}", pytrace=False)
+
+    def wait_for_evidence_dir(self, timeout: float = 60.0) -> Path:
+        """The evidence directory, once the engine has announced it."""
+        self._wait_announced(self._evidence_ready, "evidence directory", timeout)
         assert self._evidence_dir is not None
         return self._evidence_dir
+
+    def wait_for_metrics_url(self, timeout: float = 60.0) -> str:
+        """The metrics endpoint's URL, once the engine has printed it (run with ``--metrics-port``)."""
+        self._wait_announced(self._metrics_ready, "metrics endpoint", timeout)
+        assert self._metrics_url is not None
+        return self._metrics_url
 
     def wait_for_heartbeats(self, count: int, timeout: float) -> int:
         """Block until ``heartbeat.jsonl`` holds ``count`` lines; fails on exit or deadline."""
@@ -289,6 +304,11 @@ class EngineProcess:
         """The stderr lines as log records, every level."""
         with self._lock:
             return list(self._records)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://127.0.0.1:PORT/metrics`` when the engine serves metrics, else None."""
+        return self._metrics_url
 
     @property
     def evidence_dir(self) -> Path | None:
@@ -389,6 +409,9 @@ def engine(
     )  # fmt: skip
 
     def make(limits: MonitorLimits, env: Mapping[str, str], command: Sequence[str] | None) -> EngineProcess:
+        if limits.metrics.scrape_seconds is None:
+            scrape = replace(limits.metrics, scrape_seconds=settings.metrics_scrape_seconds)
+            limits = replace(limits, metrics=scrape)
         return EngineProcess(
             command=command or (sys.executable, "-m", "arbitrage", "run"),
             base_args=() if command else base_args,

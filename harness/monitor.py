@@ -2,8 +2,10 @@
 
 A soak that has already logged an ERROR, whose heartbeat went quiet, or whose memory runs away
 will fail anyway; waiting out its remaining hour only hides the cause. The monitor watches the log
-stream, the heartbeat file's freshness and the process's RSS and CPU, and on the first breach
-calls ``on_abort`` with a one-line reason. ``document()`` is what ``monitor_summary.json`` holds.
+stream, the heartbeat file's freshness and the process's RSS and CPU, and, when the engine serves
+metrics, scrapes them every ``limits.metrics.scrape_seconds`` for D77-4 §3.4's critical conditions
+(``harness.metrics_watch``). On the first breach it calls ``on_abort`` with a one-line reason.
+``document()`` is what ``monitor_summary.json`` holds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,10 @@ from evidence.documents import Manifest, beat_epoch, parse_document
 from evidence.invariants import HEARTBEAT_SLACK_SECONDS
 from evidence.names import HEARTBEAT, MANIFEST
 from evidence.reader import CorruptEvidenceError, read_json, read_jsonl
+from harness.metrics_watch import DEFAULT_SCRAPE_SECONDS, MetricLimits, MetricsWatch, fetch
 from harness.warnfail import LogEvent
+
+SCRAPE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class MonitorLimits:
     cpu_limit_pct: float = 80.0
     cpu_window_seconds: float = 600.0
     poll_seconds: float = 1.0
+    metrics: MetricLimits = field(default_factory=MetricLimits)
 
 
 def _iso(epoch: float) -> str:
@@ -63,6 +69,7 @@ class RunMonitor:
         limits: MonitorLimits,
         evidence_dir: Callable[[], Path | None],
         on_abort: Callable[[str], None],
+        metrics_url: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.pid = pid
         self.limits = limits
@@ -87,6 +94,11 @@ class RunMonitor:
         self._growth_pct_per_hour: float | None = None
         self._cpu: list[float] = []
         self._cpu_over_since: float | None = None
+        self._metrics_url = metrics_url
+        self._metrics = MetricsWatch(limits.metrics)
+        self._next_scrape = 0.0
+        self._scrape_errors = 0
+        self._last_scrape_error: str | None = None
         try:
             self._process: psutil.Process | None = psutil.Process(pid)
         except psutil.NoSuchProcess:
@@ -148,7 +160,7 @@ class RunMonitor:
             self._stop.set()
             return None
         now = time.time()
-        return self._check_heartbeat(now) or self._check_resources(now)
+        return self._check_heartbeat(now) or self._check_resources(now) or self._check_metrics(now)
 
     def _check_heartbeat(self, now: float) -> str | None:
         evidence = self._evidence_dir()
@@ -241,6 +253,24 @@ class RunMonitor:
             )
         return None
 
+    def _check_metrics(self, now: float) -> str | None:
+        """Scrape when due; judged only while the run goes (not after the heartbeat's stop line)."""
+        url = self._metrics_url()
+        if url is None or self._heartbeat_done or now < self._next_scrape:
+            return None
+        self._next_scrape = now + self._scrape_seconds()
+        try:
+            reason = self._metrics.observe(fetch(url, SCRAPE_TIMEOUT_SECONDS), now)
+        except (OSError, ValueError) as exc:
+            self._scrape_errors += 1
+            self._last_scrape_error = f"{type(exc).__name__}: {exc}"
+            return None
+        return None if reason is None else f"metrics: {reason} ({url})"
+
+    def _scrape_seconds(self) -> float:
+        configured = self.limits.metrics.scrape_seconds
+        return DEFAULT_SCRAPE_SECONDS if configured is None else configured
+
     # -- the record ---------------------------------------------------------------------------
     def document(self, exit_code: int | None, run_id: str | None) -> dict[str, Any]:
         """The content of ``monitor_summary.json``."""
@@ -277,4 +307,11 @@ class RunMonitor:
                 "max": round(max(self._cpu), 1) if self._cpu else None,
             },
             "samples": len(rss),
+            "metrics": {
+                "url": self._metrics_url(),
+                "scrape_seconds": self._scrape_seconds(),
+                "scrape_errors": self._scrape_errors,
+                "last_scrape_error": self._last_scrape_error,
+                **self._metrics.summary(),
+            },
         }

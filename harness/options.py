@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from harness.metrics_watch import DEFAULT_SCRAPE_SECONDS
+
 DEFAULT_EVIDENCE_ROOT: Final = Path("logs") / "evidence"
 MANAGED_ENGINE_FLAGS: Final = ("--evidence-root", "--postgres-dsn", "--redis-url", "--log-format")
 """Engine flags the harness always sets itself; ``--engine-arg`` may not override them."""
@@ -30,6 +32,7 @@ class HarnessSettings:
     postgres_dsn: str | None
     redis_url: str | None
     engine_args: tuple[str, ...]
+    metrics_scrape_seconds: float = DEFAULT_SCRAPE_SECONDS
 
 
 SETTINGS_KEY: Final = pytest.StashKey[HarnessSettings]()
@@ -71,11 +74,20 @@ def add_options(parser: pytest.Parser) -> None:
         help="extra argument for every engine run, repeatable; write --engine-arg=--seed=9 "
         "(ini: engine_args, shell-quoted; command-line values come after the ini ones)",
     )
+    group.addoption(
+        "--metrics-scrape-interval",
+        metavar="SECONDS",
+        help="how often the monitor scrapes an engine that serves metrics "
+        f"(ini: metrics_scrape_interval; default: {DEFAULT_SCRAPE_SECONDS:g})",
+    )
     parser.addini("evidence_root", "where engine runs write evidence", type="string", default="")
     parser.addini("longrun_minutes", "minutes for every @longrun test", type="string", default="")
     parser.addini("postgres_dsn", "external PostgreSQL DSN", type="string", default="")
     parser.addini("redis_url", "external Redis URL", type="string", default="")
     parser.addini("engine_args", "extra arguments for every engine run", type="args", default=[])
+    parser.addini(
+        "metrics_scrape_interval", "seconds between the monitor's metrics scrapes", type="string", default=""
+    )
 
 
 def _ini_source(config: pytest.Config, name: str) -> str:
@@ -125,6 +137,19 @@ def _longrun_minutes(config: pytest.Config) -> float | None:
     if not math.isfinite(minutes) or minutes <= 0:
         raise _bad("--longrun-minutes", raw, "expected a positive, finite number of minutes")
     return minutes
+
+
+def _metrics_scrape_seconds(config: pytest.Config) -> float:
+    raw = _raw(config, "--metrics-scrape-interval", "metrics_scrape_interval")
+    if raw is None:
+        return DEFAULT_SCRAPE_SECONDS
+    try:
+        seconds = float(raw.value)
+    except ValueError:
+        raise _bad("--metrics-scrape-interval", raw, "expected a number of seconds, e.g. 10 or 0.5") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise _bad("--metrics-scrape-interval", raw, "expected a positive, finite number of seconds")
+    return seconds
 
 
 def _postgres_dsn(config: pytest.Config) -> str | None:
@@ -178,4 +203,5 @@ def resolve_settings(config: pytest.Config) -> HarnessSettings:
         postgres_dsn=_postgres_dsn(config),
         redis_url=_redis_url(config),
         engine_args=_engine_args(config),
+        metrics_scrape_seconds=_metrics_scrape_seconds(config),
     )

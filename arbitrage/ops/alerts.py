@@ -142,11 +142,17 @@ class Notifier:
         self.retry_count = 0
         self.disabled_count = 0
         self.record_failures = 0
+        self._failing = False
 
     @property
     def available(self) -> bool:
         """True when a bot token and a chat id are configured."""
         return bool(self._token) and bool(self.config.telegram_chat_id)
+
+    @property
+    def delivering(self) -> bool:
+        """Configured, and its latest finished alert was delivered (or none has finished yet)."""
+        return self.available and not self._failing
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -300,6 +306,8 @@ class Notifier:
         with self._cond:
             if not self._abandoned:
                 setattr(self, name, getattr(self, name) + 1)
+                if name in ("sent_count", "dlq_count"):
+                    self._failing = name == "dlq_count"
 
     def _dead_letter(self, alert: _Alert, attempt: int, http_status: int | None, error: str) -> None:
         self._count("dlq_count")

@@ -1,13 +1,16 @@
-"""Prometheus metrics of one engine: the ten names of D98 §3.1, heartbeat age, and alert health.
+"""Prometheus metrics of one engine: the ten names of D98 §3.1, D77-4 §2.3's, and the standard ones.
 
 Each engine owns a private `CollectorRegistry`, so several engines (or tests) in one process
 never collide. The loop feeds it through cheap setters; the harness monitor polls the HTTP
 endpoint while the run goes (D77-4 §2.3), and the final scrape is kept in the evidence as
-`metrics_snapshot.prom`.
+`metrics_snapshot.prom`. Names follow Prometheus conventions (base units, `_total` only on
+counters, a histogram for latency, the `process_*` collector, an `_info` metric naming the run)
+except the ten of D98 §3.1, which keep the runbook's spelling (`D98_LINT_EXCEPTIONS`).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import socket
 import socketserver
@@ -19,7 +22,7 @@ from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 from pydantic import BaseModel, ConfigDict, Field
 
 from arbitrage.ops.sysmon import ResourceSample
@@ -42,14 +45,47 @@ D98_METRICS: Final[tuple[str, ...]] = (
 )
 """The operator's ten metrics (D98 §3.1), exactly as exposed."""
 
+D98_LINT_EXCEPTIONS: Final[dict[str, str]] = {
+    "arbitrage_loop_latency_ms": "abbreviated unit (ms); arbitrage_loop_latency_seconds is the histogram",
+    "arbitrage_memory_mb": "abbreviated unit (MB); process_resident_memory_bytes is the standard one",
+    "arbitrage_pnl_usd_total": "a gauge with a `_total` suffix (PnL can go down)",
+}
+"""The D98 names `promtool check metrics` objects to, and why; kept as the runbook spells them."""
+
 EXTRA_METRICS: Final[tuple[str, ...]] = (
+    "arbitrage_loop_latency_seconds",
     "arbitrage_heartbeat_age_seconds",
     "arbitrage_watchdog_level",
-    "arbitrage_alert_sent_total",
-    "arbitrage_alert_dlq_total",
-    "arbitrage_notifier_available",
+    "arbitrage_run_info",
+    "arbitrage_guard_triggers_total",
+    "alert_sent_total",
+    "alert_dlq_total",
+    "notifier_available",
 )
-"""Liveness and alerting, which the harness monitor polls beside the ten (D77-4 §2.3)."""
+"""Latency histogram, liveness, the run's identity and alerting: what the harness monitor and the
+dashboards read beside the ten (D77-4 §2.3 spells `alert_dlq_total` and `notifier_available`)."""
+
+PROCESS_METRICS: Final[tuple[str, ...]] = (
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+    "process_open_fds",
+    "process_max_fds",
+)
+"""The standard process collector's families (Linux)."""
+
+LATENCY_BUCKETS_SECONDS: Final[tuple[float, ...]] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Histogram bounds; 0.05 and 0.1 are D77-4's yellow and red lines for the loop latency p99."""
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("arbitrage-harness")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class MetricsConfig(BaseModel):
@@ -99,9 +135,17 @@ class EngineMetrics:
         self.config = config or MetricsConfig()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)
         self.loop_latency_ms = Gauge(
             "arbitrage_loop_latency_ms", "Latency of the latest loop tick (ms)", registry=r
         )
+        self.loop_latency = Histogram(
+            "arbitrage_loop_latency_seconds",
+            "Latency of each loop tick",
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.run_info = Info("arbitrage_run", "The run being scraped", registry=r)
         self.round_trips = _Total(
             Counter("arbitrage_round_trips", "Closed round trips (entry and exit)", registry=r)
         )
@@ -129,10 +173,20 @@ class EngineMetrics:
         self.watchdog_level = Gauge(
             "arbitrage_watchdog_level", "Watchdog level: 0 OK, 1 WARN, 2 ERROR, 3 CRITICAL", registry=r
         )
-        self.alerts_sent = _Total(Counter("arbitrage_alert_sent", "Alerts delivered", registry=r))
-        self.alerts_dlq = _Total(Counter("arbitrage_alert_dlq", "Alerts dead-lettered", registry=r))
+        self.guard_triggers = _Total(
+            Counter(
+                "arbitrage_guard_triggers",
+                "Guard trips and refusals by a protective check (books screened out, orders refused, "
+                "legs unwound)",
+                registry=r,
+            )
+        )
+        self.alerts_sent = _Total(Counter("alert_sent", "Alerts delivered", registry=r))
+        self.alerts_dlq = _Total(Counter("alert_dlq", "Alerts dead-lettered", registry=r))
         self.notifier_available = Gauge(
-            "arbitrage_notifier_available", "1 when alerts can be delivered, else 0", registry=r
+            "notifier_available",
+            "1 while an alert channel is configured and its latest alert was not dead-lettered, else 0",
+            registry=r,
         )
         self._last_beat = time.time()
         self.heartbeat_age.set_function(lambda: max(0.0, time.time() - self._last_beat))
@@ -141,9 +195,16 @@ class EngineMetrics:
         self.url: str | None = None
 
     # -- feeding --------------------------------------------------------------------------------
+    def set_run_info(self, *, run_id: str, phase: str, mode: str, version: str | None = None) -> None:
+        """Name the run in `arbitrage_run_info` (version: the installed package's, unless given)."""
+        self.run_info.info(
+            {"run_id": run_id, "phase": phase, "mode": mode, "version": version or _package_version()}
+        )
+
     def observe_tick(self, latency_ms: float) -> None:
-        """After each loop tick."""
+        """After each loop tick: the D98 last-value gauge (ms) and the histogram (s)."""
         self.loop_latency_ms.set(latency_ms)
+        self.loop_latency.observe(latency_ms / 1000.0)
 
     def follow_rate_limit_wait(self, wait_left_sec: Callable[[], float]) -> None:
         """Read the rate-limit wait from the venues' back-off state at every scrape.
@@ -180,10 +241,15 @@ class EngineMetrics:
         """After each heartbeat line; the age gauge is computed at scrape time from this."""
         self._last_beat = time.time() if epoch is None else epoch
 
+    def update_guard_triggers(self, total: int) -> None:
+        """From the running count of guard trips and protective refusals."""
+        self.guard_triggers.set_total(total)
+
     def set_watchdog_level(self, level: Level) -> None:
         self.watchdog_level.set(level.rank)
 
     def update_alerts(self, sent: int, dlq: int, available: bool) -> None:
+        """From the notifier's counts; `available` is its `delivering` (configured and not failing)."""
         self.alerts_sent.set_total(sent)
         self.alerts_dlq.set_total(dlq)
         self.notifier_available.set(1.0 if available else 0.0)

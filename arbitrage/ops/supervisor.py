@@ -58,6 +58,7 @@ class Supervisor:
         self._request_stop = request_stop
         self._on_guard_trip = on_guard_trip
         self.metrics = EngineMetrics(config.metrics)
+        self.metrics.set_run_info(run_id=run_id, phase=config.run.phase, mode=config.run.mode)
         self.sysmon = SysMonitor(config.sysmon, on_sample=self.metrics.update_resources)
         self.watchdog = Watchdog(config.watchdog, config.heartbeat.interval_sec)
         self._watchdog_loop = WatchdogLoop(
@@ -110,7 +111,7 @@ class Supervisor:
         self.notifier.notify(alerts.RUN_STOP, f"{self.run_id} stopped: {summary_text}")
         self.notifier.close()
         self.metrics.set_watchdog_level(self.watchdog.level)
-        self.metrics.update_alerts(self.notifier.sent_count, self.notifier.dlq_count, self.notifier.available)
+        self._feed_alerts()
         self.metrics.write_snapshot(evidence_dir / metrics_file)
         return {
             "resources": self.sysmon.summary(),
@@ -134,7 +135,11 @@ class Supervisor:
         if redis_ok:
             self.vitals.redis_ok_at = time.time()
         self.metrics.mark_heartbeat(epoch)
-        self.metrics.update_alerts(self.notifier.sent_count, self.notifier.dlq_count, self.notifier.available)
+        self._feed_alerts()
+
+    def _feed_alerts(self) -> None:
+        notifier = self.notifier
+        self.metrics.update_alerts(notifier.sent_count, notifier.dlq_count, notifier.delivering)
 
     # -- per tick -------------------------------------------------------------------------------
     def after_tick(
@@ -156,6 +161,8 @@ class Supervisor:
             exchange_errors=exchange_errors,
             failed_fills=failed_fills,
         )
+        self.metrics.update_guard_triggers(self.vitals.rejections_total + (self.guard_trip is not None))
+        self._feed_alerts()
         if self.guard_trip is not None:
             return
         latest = self.sysmon.latest
@@ -173,6 +180,7 @@ class Supervisor:
         )
         if trip is not None:
             self.guard_trip = trip
+            self.metrics.update_guard_triggers(self.vitals.rejections_total + 1)
             self._request_stop(trip.stop_reason)
             if self._on_guard_trip is not None:
                 self._on_guard_trip(trip)

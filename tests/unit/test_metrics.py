@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -13,9 +14,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from arbitrage.market.backoff import RateLimitConfig, RateLimits
-from arbitrage.ops.metrics import D98_METRICS, EXTRA_METRICS, EngineMetrics, MetricsConfig
+from arbitrage.ops.metrics import (
+    D98_LINT_EXCEPTIONS,
+    D98_METRICS,
+    EXTRA_METRICS,
+    LATENCY_BUCKETS_SECONDS,
+    PROCESS_METRICS,
+    EngineMetrics,
+    MetricsConfig,
+)
 from arbitrage.ops.sysmon import SysMonConfig, SysMonitor
 from arbitrage.ops.watchdog import Level
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def fetch(url: str) -> str:
@@ -30,7 +41,14 @@ def samples(text: str) -> dict[str, float]:
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
+        if "le" not in sample.labels
     }
+
+
+def families(text: str) -> set[str]:
+    """Family names as exposed: counters with `_total`, the info metric with `_info`."""
+    suffix = {"counter": "_total", "info": "_info"}
+    return {family.name + suffix.get(family.type, "") for family in text_string_to_metric_families(text)}
 
 
 @pytest.fixture
@@ -44,10 +62,40 @@ def test_the_endpoint_serves_exactly_the_documented_names(metrics: EngineMetrics
     url = metrics.serve(0)
     assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
     assert int(url.split(":")[2].split("/")[0]) > 0
-    served = samples(fetch(url))
-    assert set(served) == set(D98_METRICS) | set(EXTRA_METRICS)
+    served = families(fetch(url))
+    assert served == set(D98_METRICS) | set(EXTRA_METRICS) | set(PROCESS_METRICS)
     assert "arbitrage_heartbeat_age_seconds" in served
     assert len(D98_METRICS) == 10
+    assert set(D98_LINT_EXCEPTIONS) < set(D98_METRICS)
+
+
+def test_the_latency_histogram_is_in_seconds_and_run_info_names_the_run(metrics: EngineMetrics) -> None:
+    metrics.set_run_info(run_id="smoke_1", phase="smoke", mode="paper")
+    for latency_ms in (0.7, 3.0, 40.0, 120.0):
+        metrics.observe_tick(latency_ms)
+    text = metrics.scrape()
+    scraped = samples(text)
+    assert scraped["arbitrage_loop_latency_seconds_count"] == 4.0
+    assert abs(scraped["arbitrage_loop_latency_seconds_sum"] - 0.1637) < 1e-9
+    assert scraped["arbitrage_loop_latency_ms"] == 120.0
+    counts = {
+        sample.labels["le"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "arbitrage_loop_latency_seconds_bucket"
+    }
+    assert counts["0.001"] == 1.0 and counts["0.05"] == 3.0 and counts["0.1"] == 3.0 and counts["+Inf"] == 4.0
+    assert {0.05, 0.1} <= set(LATENCY_BUCKETS_SECONDS)
+    info = [
+        sample.labels
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "arbitrage_run_info"
+    ]
+    assert len(info) == 1 and info[0]["run_id"] == "smoke_1"
+    assert info[0]["phase"] == "smoke" and info[0]["mode"] == "paper"
+    assert info[0]["version"] not in ("", "unknown")
+    assert scraped["process_resident_memory_bytes"] > 0
 
 
 def test_scraping_during_a_run_shows_live_values(metrics: EngineMetrics) -> None:
@@ -59,7 +107,9 @@ def test_scraping_during_a_run_shows_live_values(metrics: EngineMetrics) -> None
     )
     metrics.set_watchdog_level(Level.ERROR)
     metrics.update_alerts(sent=2, dlq=1, available=True)
+    metrics.update_guard_triggers(5)
     first = samples(fetch(url))
+    assert first["arbitrage_guard_triggers_total"] == 5.0
     assert first["arbitrage_loop_latency_ms"] == 3.25
     assert first["arbitrage_rate_limit_wait_seconds"] == 0.2
     assert first["arbitrage_round_trips_total"] == 4.0
@@ -69,8 +119,9 @@ def test_scraping_during_a_run_shows_live_values(metrics: EngineMetrics) -> None
     assert first["arbitrage_exchange_errors_total"] == 7.0
     assert first["arbitrage_failed_fills_total"] == 1.0
     assert first["arbitrage_watchdog_level"] == 2.0
-    assert first["arbitrage_alert_dlq_total"] == 1.0
-    assert first["arbitrage_notifier_available"] == 1.0
+    assert first["alert_sent_total"] == 2.0
+    assert first["alert_dlq_total"] == 1.0
+    assert first["notifier_available"] == 1.0
     metrics.update_trading(
         round_trips=6, wins=3, pnl_usd=2.0, open_positions=0, exchange_errors=5, failed_fills=1
     )
@@ -158,3 +209,10 @@ def test_rate_limit_wait_is_the_back_off_left_when_scraped(metrics: EngineMetric
     assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 20.0
     now[0] += 25.0
     assert samples(metrics.scrape())["arbitrage_rate_limit_wait_seconds"] == 0.0
+
+
+def test_the_readme_lists_every_lint_exception() -> None:
+    section = README.read_text().split("### Metrics and promtool", 1)
+    assert len(section) == 2, "README has no '### Metrics and promtool' section"
+    listed = set(re.findall(r"`(arbitrage_\w+)`", section[1].split("\n## ", 1)[0].split("\n### ", 1)[0]))
+    assert set(D98_LINT_EXCEPTIONS) <= listed, f"README lists {sorted(listed)}"
