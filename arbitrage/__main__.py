@@ -2,6 +2,8 @@
 
 The stop handlers are installed before the command line module and its imports load, so that
 even the earliest SIGTERM or SIGINT is a stop request (exit 1), never a bare signal death.
+SIGQUIT prints every thread's stack to stderr and changes nothing else: what an operator (or the
+chaos checker) asks a process that does not exit.
 """
 
 from arbitrage import stop_request

@@ -9,6 +9,7 @@ for that reason.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import signal
 import threading
 from types import FrameType
@@ -47,7 +48,10 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def install_signal_handlers(stop: StopRequest = PROCESS) -> None:
-    """Make SIGTERM and SIGINT requests to stop (`stop.reason` is the signal's name)."""
+    """Make SIGTERM and SIGINT requests to stop (`stop.reason` is the signal's name), and SIGQUIT a
+    request for every thread's stack on stderr (nothing else changes): what an operator, or the
+    chaos checker, asks of a process that does not exit."""
+    faulthandler.register(signal.SIGQUIT, all_threads=True)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.request_from_signal(signal.Signals(signum).name)

@@ -10,9 +10,11 @@ still running), and hands everything to the checker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +31,8 @@ from gates.chaos.model import TERMINAL_FAULTS, ChaosOptions, Fault, FaultEvent, 
 from gates.chaos.rig import Rig
 
 HANG_GRACE_SEC = 30.0
+STACK_DUMP_SEC = 2.0
+"""How long a hung engine gets to print its threads' stacks (SIGQUIT) before it is killed."""
 NEXT_START_TIMEOUT_SEC = 90.0
 ENGINE_ENV = {
     "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.2",
@@ -76,6 +80,9 @@ class RunDriver:
                 )
             except subprocess.TimeoutExpired:
                 hung = True
+                process.send_signal(signal.SIGQUIT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=STACK_DUMP_SEC)
                 process.kill()
                 process.wait()
             wallclock = time.monotonic() - started
