@@ -30,6 +30,8 @@ class HarnessSettings:
     postgres_dsn: str | None
     redis_url: str | None
     engine_args: tuple[str, ...]
+    warnfail: bool = False
+    """WARN->FAIL for every test's in-process records; engine records are judged either way."""
 
 
 SETTINGS_KEY: Final = pytest.StashKey[HarnessSettings]()
@@ -44,6 +46,13 @@ class _Raw:
 def add_options(parser: pytest.Parser) -> None:
     """Register each option with its ini twin (same name, dashes as underscores)."""
     group = parser.getgroup("arbitrage", "arbitrage engine harness")
+    group.addoption(
+        "--warnfail",
+        action="store_true",
+        default=None,
+        help="fail any test during which a WARNING-or-worse log record is emitted, unless allowed by "
+        "@pytest.mark.allow_log (ini: warnfail = true; default: off, engine records are always judged)",
+    )
     group.addoption(
         "--evidence-root",
         metavar="DIR",
@@ -71,6 +80,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="extra argument for every engine run, repeatable; write --engine-arg=--seed=9 "
         "(ini: engine_args, shell-quoted; command-line values come after the ini ones)",
     )
+    parser.addini("warnfail", "WARN->FAIL for every test (true/false)", type="bool", default=False)
     parser.addini("evidence_root", "where engine runs write evidence", type="string", default="")
     parser.addini("longrun_minutes", "minutes for every @longrun test", type="string", default="")
     parser.addini("postgres_dsn", "external PostgreSQL DSN", type="string", default="")
@@ -170,6 +180,17 @@ def _engine_args(config: pytest.Config) -> tuple[str, ...]:
     return tuple(arg for arg, _ in sourced)
 
 
+def _warnfail(config: pytest.Config) -> bool:
+    if config.getoption("--warnfail"):
+        return True
+    try:
+        return bool(config.getini("warnfail"))
+    except (ValueError, pytest.UsageError) as exc:
+        raise pytest.UsageError(
+            f"invalid {_ini_source(config, 'warnfail')}: {exc}; expected true or false"
+        ) from None
+
+
 def resolve_settings(config: pytest.Config) -> HarnessSettings:
     """Validate every option once, raising ``pytest.UsageError`` that names the value's source."""
     return HarnessSettings(
@@ -178,4 +199,5 @@ def resolve_settings(config: pytest.Config) -> HarnessSettings:
         postgres_dsn=_postgres_dsn(config),
         redis_url=_redis_url(config),
         engine_args=_engine_args(config),
+        warnfail=_warnfail(config),
     )
