@@ -38,9 +38,8 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
             return text
         key: str | None = getattr(action, "config_key", None)
         if key is not None:
-            return f"{text} (default: {key} from the config; built-in {_built_in(key)})".replace(
-                "%", "%%"
-            ).replace("%%(", "%(")
+            built_in = _built_in(key).replace("%", "%%")
+            return f"{text} (default: {key} from the config; built-in {built_in})"
         if action.option_strings and not (
             action.default is None or action.default is False or action.default == []
         ):
@@ -101,9 +100,9 @@ def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that override config keys (see `RUN_FLAGS`), shared by `run` and `show-config`."""
 
-    def flag(key: str, *names: str, **kwargs: Any) -> None:
-        action = parser.add_argument(*names, **kwargs)
-        action.config_key = key  # type: ignore[attr-defined]
+    def flag(key: str, *names: str, into: Any = parser, **kwargs: Any) -> None:
+        action = into.add_argument(*names, **kwargs)
+        action.config_key = key
 
     flag(
         "run.phase",
@@ -113,12 +112,20 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "(smoke 5 min, baseline 20 min, longrun 60 min)",
     )
     bound = parser.add_mutually_exclusive_group()
-    action = bound.add_argument("--duration", type=duration_seconds, help="wallclock bound, e.g. 90s, 2m, 1h")
-    action.config_key = "run.duration_sec"  # type: ignore[attr-defined]
-    action = bound.add_argument(
-        "--ticks", type=_positive(int, "tick count"), help="run exactly N ticks, as fast as possible"
+    flag(
+        "run.duration_sec",
+        "--duration",
+        into=bound,
+        type=duration_seconds,
+        help="wallclock bound, e.g. 90s, 2m",
     )
-    action.config_key = "run.ticks"  # type: ignore[attr-defined]
+    flag(
+        "run.ticks",
+        "--ticks",
+        into=bound,
+        type=_positive(int, "tick count"),
+        help="run exactly N ticks, fast",
+    )
     flag(
         "run.seed",
         "--seed",
@@ -152,8 +159,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "--evidence-root",
         type=Path,
         metavar="DIR",
-        help="where runs write their evidence directories; relative to the project root or, "
-        "outside a project, the user data directory",
+        help="where runs write their evidence directories; a relative DIR is taken from the current "
+        "directory, the built-in one from the project root or, outside a project, the user data directory",
     )
     flag(
         "services.data_dir",
