@@ -29,9 +29,16 @@ def _pytest(session: nox.Session, *args: str) -> None:
     directory above its data must stay traversable; pytest's shared `/tmp/pytest-of-<user>` is
     reset to 0700 by any other pytest session that starts meanwhile. Inside the project tree,
     tests that need to be outside a git checkout or a pytest config would not be.
+
+    A command a test runs outside any project keeps its state under the user's data directory;
+    `XDG_DATA_HOME` points that at the same private root, so a test session never writes to the
+    developer's own `~/.local/share/arbitrage`.
     """
-    basetemp = Path(tempfile.mkdtemp(prefix=f"arbitrage-{session.name}-")) / "pytest"
-    session.run("pytest", f"--basetemp={basetemp}", "-p", "no:cacheprovider", *args, *session.posargs)
+    root = Path(tempfile.mkdtemp(prefix=f"arbitrage-{session.name}-"))
+    env = {"XDG_DATA_HOME": str(root / "xdg-data")}
+    session.run(
+        "pytest", f"--basetemp={root / 'pytest'}", "-p", "no:cacheprovider", *args, *session.posargs, env=env
+    )
 
 
 def _install(session: nox.Session, extra: str | None = None) -> None:

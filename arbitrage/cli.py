@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from arbitrage import stop_request
 
@@ -26,8 +26,42 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that states every flag's default: its own, or the config key it overrides and that key's.
+
+    Config defaults are looked up only when help is printed, so parsing imports no config code.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        key: str | None = getattr(action, "config_key", None)
+        if key is not None:
+            built_in = _built_in(key).replace("%", "%%")
+            return f"{text} (default: {key} from the config; built-in {built_in})"
+        if action.option_strings and not (
+            action.default is None or action.default is False or action.default == []
+        ):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+def _built_in(key: str) -> str:
+    from arbitrage.config import AppConfig
+
+    value: object = AppConfig().model_dump(mode="json")
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are a single `arbitrage: ...` line and exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("arbitrage").strip()
@@ -63,32 +97,114 @@ def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False
     return parse
 
 
-def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
-    run = sub.add_parser("run", help="run the engine for a duration or a number of ticks")
-    run.add_argument("--phase", choices=["smoke", "baseline", "longrun"], help="default duration 5/20/60 min")
-    bound = run.add_mutually_exclusive_group()
-    bound.add_argument("--duration", type=duration_seconds, help="wallclock bound, e.g. 90s, 2m, 1h")
-    bound.add_argument(
-        "--ticks", type=_positive(int, "tick count"), help="run exactly N ticks, as fast as possible"
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that override config keys (see `RUN_FLAGS`), shared by `run` and `show-config`."""
+
+    def flag(key: str, *names: str, into: Any = parser, **kwargs: Any) -> None:
+        action = into.add_argument(*names, **kwargs)
+        action.config_key = key
+
+    flag(
+        "run.phase",
+        "--phase",
+        choices=["smoke", "baseline", "longrun"],
+        help="D77-4 phase; sets the duration when neither --duration nor --ticks is given "
+        "(smoke 5 min, baseline 20 min, longrun 60 min)",
     )
-    run.add_argument("--seed", type=_positive(int, "seed", allow_zero=True))
-    run.add_argument("--heartbeat-interval", type=_positive(float, "heartbeat interval"), metavar="SECONDS")
-    run.add_argument("--market", choices=["synthetic", "ccxt"])
-    run.add_argument("--exchange-url", metavar="URL", help="ccxt only: a local exchange simulator")
-    run.add_argument("--mode", choices=["paper", "live"])
-    run.add_argument("--config", type=Path, metavar="PATH", help="default: config/v2/config.yml if present")
-    run.add_argument("--evidence-root", type=Path, metavar="DIR")
-    run.add_argument("--postgres-dsn", metavar="DSN", help="default: POSTGRES_DSN, else embedded")
-    run.add_argument("--redis-url", metavar="URL", help="default: REDIS_URL, else embedded")
-    run.add_argument("--log-format", choices=["text", "json"])
-    run.add_argument(
-        "--metrics-port", type=_positive(int, "metrics port", allow_zero=True), metavar="PORT",
+    bound = parser.add_mutually_exclusive_group()
+    flag(
+        "run.duration_sec",
+        "--duration",
+        into=bound,
+        type=duration_seconds,
+        help="wallclock bound, e.g. 90s, 2m",
+    )
+    flag(
+        "run.ticks",
+        "--ticks",
+        into=bound,
+        type=_positive(int, "tick count"),
+        help="run exactly N ticks, fast",
+    )
+    flag(
+        "run.seed",
+        "--seed",
+        type=_positive(int, "seed", allow_zero=True),
+        help="seed of the synthetic market",
+    )
+    flag(
+        "heartbeat.interval_sec",
+        "--heartbeat-interval",
+        type=_positive(float, "heartbeat interval"),
+        metavar="SECONDS",
+        help="seconds between heartbeats, from the engine's own timer",
+    )
+    flag(
+        "run.market",
+        "--market",
+        choices=["synthetic", "ccxt"],
+        help="synthetic model in-process, or ccxt against --exchange-url",
+    )
+    flag("run.exchange_url", "--exchange-url", metavar="URL", help="ccxt only: a local exchange simulator")
+    flag("run.mode", "--mode", choices=["paper", "live"], help="paper trades; live needs arming (README)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="YAML config (default: ARB_CONFIG, else config/v2/config.yml of the project around the "
+        "current directory, else built-in defaults)",
+    )
+    flag(
+        "run.evidence_root",
+        "--evidence-root",
+        type=Path,
+        metavar="DIR",
+        help="where runs write their evidence directories; a relative DIR is taken from the current "
+        "directory, the built-in one from the project root or, outside a project, the user data directory",
+    )
+    flag(
+        "services.data_dir",
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where embedded PostgreSQL and Redis keep their data; resolved like --evidence-root",
+    )
+    flag(
+        "services.postgres_dsn",
+        "--postgres-dsn",
+        metavar="DSN",
+        help="external PostgreSQL (default: env POSTGRES_DSN, else embedded)",
+    )
+    flag(
+        "services.redis_url",
+        "--redis-url",
+        metavar="URL",
+        help="external Redis (default: env REDIS_URL, else embedded)",
+    )
+    flag("run.log_format", "--log-format", choices=["text", "json"], help="log lines on stderr")
+    flag(
+        "metrics.port",
+        "--metrics-port",
+        type=_positive(int, "metrics port", allow_zero=True),
+        metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT (0 picks a free port)",
-    )  # fmt: skip
-    run.add_argument(
-        "--trace", action="store_true", default=None,
+    )
+    flag(
+        "run.trace",
+        "--trace",
+        action="store_true",
+        default=None,
         help="write decision_trace.json: each opportunity with both premiums, the decision and the reason",
+    )
+
+
+def _add_run(sub: argparse._SubParsersAction[OneLineParser]) -> None:
+    run = sub.add_parser(
+        "run", help="run the engine for a duration or a number of ticks",
+        description="Run the engine. Each flag overrides a config key; precedence: built-in default, "
+        "config file, env (ARB_<SECTION>__<KEY>), flag. `arbitrage show-config` shows the result.",
     )  # fmt: skip
+    add_config_flags(run)
     run.set_defaults(handler=_run)
 
 
@@ -99,13 +215,32 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gates.chaos_command",
     "arbitrage.market.sim_command",
     "arbitrage.ops.ops_commands",
+    "arbitrage.show_config",
+    "arbitrage.runs_command",
 )
 """Modules that add a subcommand: each has `register(sub)`, which calls `sub.add_parser(...)` and
 `set_defaults(handler=...)` with a `handler(args) -> int`. Their heavy imports stay inside the handler."""
 
 
+def package_version() -> str:
+    """The installed distribution's version (what `arbitrage --version` prints)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("arbitrage-harness")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
+    """The config keys the parsed flags set (None for flags not given) and each key's flag."""
+    cli = {key: getattr(args, dest) for key, (dest, _) in RUN_FLAGS.items()}
+    return cli, {key: flag for key, (_, flag) in RUN_FLAGS.items()}
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="arbitrage", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_run(sub)
     for module_name in COMMAND_MODULES:
@@ -127,6 +262,7 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
     "run.log_format": ("log_format", "--log-format"),
     "services.postgres_dsn": ("postgres_dsn", "--postgres-dsn"),
     "services.redis_url": ("redis_url", "--redis-url"),
+    "services.data_dir": ("data_dir", "--data-dir"),
     "metrics.port": ("metrics_port", "--metrics-port"),
     "run.trace": ("trace", "--trace"),
 }
@@ -144,15 +280,14 @@ def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from arbitrage.config import ConfigError, load
+    from arbitrage.config import ConfigError, load, with_state_dirs
     from arbitrage.logs import setup_logging
     from arbitrage.orchestrator import Orchestrator
     from arbitrage.sources import universe
 
-    cli = {key: getattr(args, dest) for key, (dest, _) in RUN_FLAGS.items()}
-    flags = {key: flag for key, (_, flag) in RUN_FLAGS.items()}
+    cli, flags = config_overrides(args)
     try:
-        loaded = load(args.config, os.environ, cli, flags)
+        loaded = with_state_dirs(load(args.config, os.environ, cli, flags))
         config = loaded.config
         universe(config)
         _require_writable(loaded, "run.evidence_root", config.run.evidence_root)
@@ -161,8 +296,19 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1
+    _print_state_dirs(loaded)
     setup_logging(config.run.log_format)
     return Orchestrator(config, stop=stop_request.PROCESS).run()
+
+
+def _print_state_dirs(loaded: LoadedConfig) -> None:
+    """Say where this run's state goes, before anything is written there."""
+    services = loaded.config.services
+    for entry in loaded.state:
+        if entry.key == "services.data_dir" and services.postgres_dsn and services.redis_url:
+            print(f"state: {entry.key} not used (external PostgreSQL and Redis)", flush=True)
+        else:
+            print(f"state: {entry.key} = {entry.describe()}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,14 @@ from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
 from arbitrage.ops.sysmon import SysMonConfig
 from arbitrage.ops.watchdog import WatchdogConfig
+from arbitrage.state_dirs import (
+    BUILT_IN,
+    STATE_KEYS,
+    StateBase,
+    StatePath,
+    find_project_root,
+    resolve_state_path,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/v2/config.yml")
 ENV_PREFIX = "ARB_"
@@ -199,6 +207,8 @@ class LoadedConfig:
     file: Path | None
     origins: Mapping[str, str] = field(default_factory=dict)
     file_keys: frozenset[str] = frozenset()
+    state: tuple[StatePath, ...] = ()
+    """The state directories made absolute by :func:`with_state_dirs`; empty until then."""
 
     def origin(self, dotted: str) -> str:
         """The real source of `dotted`: the env variable, the CLI flag, the file, or the defaults.
@@ -218,7 +228,7 @@ class LoadedConfig:
             found.append(str(self.file))
         if found:
             return " and ".join(found)
-        return "built-in default"
+        return BUILT_IN
 
 
 def _describe(error: Mapping[str, Any], loaded: LoadedConfig) -> str:
@@ -248,15 +258,17 @@ def load(
 ) -> LoadedConfig:
     """Build the effective config (YAML file, then env, then CLI flags; later wins) with its origins.
 
-    With no explicit path, `ARB_CONFIG` or `config/v2/config.yml` is read when it exists;
-    otherwise the built-in defaults apply. An explicit path that is missing is an error.
+    With no explicit path, `ARB_CONFIG` or the project's `config/v2/config.yml` (searched upward
+    from the current directory) is read when it exists; otherwise the built-in defaults apply.
+    An explicit path that is missing is an error.
     `flags` names the real command-line flag of each CLI key, for error lines.
     """
     env = os.environ if env is None else env
     explicit = path if path is not None else (Path(env["ARB_CONFIG"]) if env.get("ARB_CONFIG") else None)
     file = explicit
-    if file is None and DEFAULT_CONFIG_PATH.exists():
-        file = DEFAULT_CONFIG_PATH
+    root = find_project_root(Path.cwd()) if file is None else None
+    if root is not None:
+        file = root / DEFAULT_CONFIG_PATH
     tree: dict[str, Any] = _read(file) if file is not None else {}
     below = str(file) if file is not None else "built-in default"
     file_keys = frozenset(_dotted_leaves(tree))
@@ -282,6 +294,30 @@ def load(
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors()[0], draft)) from None
     return LoadedConfig(config, file, origins, file_keys)
+
+
+def with_state_dirs(loaded: LoadedConfig, cwd: Path | None = None) -> LoadedConfig:
+    """The same config with `run.evidence_root` and `services.data_dir` made absolute.
+
+    Built-in defaults go under the project root around `cwd`, else the user data directory;
+    explicit settings resolve as :func:`arbitrage.state_dirs.resolve_state_path` says.
+    """
+    cwd = Path.cwd() if cwd is None else cwd
+    base = StateBase.discover(cwd)
+    config = loaded.config
+    current = {"run.evidence_root": config.run.evidence_root, "services.data_dir": config.services.data_dir}
+    state = tuple(
+        resolve_state_path(key, current[key], loaded.origin(key), base=base, file=loaded.file, cwd=cwd)
+        for key in STATE_KEYS
+    )
+    paths = {entry.key: entry.path for entry in state}
+    config = config.model_copy(
+        update={
+            "run": config.run.model_copy(update={"evidence_root": paths["run.evidence_root"]}),
+            "services": config.services.model_copy(update={"data_dir": paths["services.data_dir"]}),
+        }
+    )
+    return replace(loaded, config=config, state=state)
 
 
 def load_config(

@@ -33,6 +33,8 @@ class HarnessSettings:
     redis_url: str | None
     engine_args: tuple[str, ...]
     metrics_scrape_seconds: float = DEFAULT_SCRAPE_SECONDS
+    warnfail: bool = False
+    """WARN->FAIL for every test's in-process records; engine records are judged either way."""
 
 
 SETTINGS_KEY: Final = pytest.StashKey[HarnessSettings]()
@@ -47,6 +49,13 @@ class _Raw:
 def add_options(parser: pytest.Parser) -> None:
     """Register each option with its ini twin (same name, dashes as underscores)."""
     group = parser.getgroup("arbitrage", "arbitrage engine harness")
+    group.addoption(
+        "--warnfail",
+        action="store_true",
+        default=None,
+        help="fail any test during which a WARNING-or-worse log record is emitted, unless allowed by "
+        "@pytest.mark.allow_log (ini: warnfail = true; default: off, engine records are always judged)",
+    )
     group.addoption(
         "--evidence-root",
         metavar="DIR",
@@ -80,6 +89,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="how often the monitor scrapes an engine that serves metrics "
         f"(ini: metrics_scrape_interval; default: {DEFAULT_SCRAPE_SECONDS:g})",
     )
+    parser.addini("warnfail", "WARN->FAIL for every test (true/false)", type="bool", default=False)
     parser.addini("evidence_root", "where engine runs write evidence", type="string", default="")
     parser.addini("longrun_minutes", "minutes for every @longrun test", type="string", default="")
     parser.addini("postgres_dsn", "external PostgreSQL DSN", type="string", default="")
@@ -195,6 +205,17 @@ def _engine_args(config: pytest.Config) -> tuple[str, ...]:
     return tuple(arg for arg, _ in sourced)
 
 
+def _warnfail(config: pytest.Config) -> bool:
+    if config.getoption("--warnfail"):
+        return True
+    try:
+        return bool(config.getini("warnfail"))
+    except (ValueError, pytest.UsageError) as exc:
+        raise pytest.UsageError(
+            f"invalid {_ini_source(config, 'warnfail')}: {exc}; expected true or false"
+        ) from None
+
+
 def resolve_settings(config: pytest.Config) -> HarnessSettings:
     """Validate every option once, raising ``pytest.UsageError`` that names the value's source."""
     return HarnessSettings(
@@ -204,4 +225,5 @@ def resolve_settings(config: pytest.Config) -> HarnessSettings:
         redis_url=_redis_url(config),
         engine_args=_engine_args(config),
         metrics_scrape_seconds=_metrics_scrape_seconds(config),
+        warnfail=_warnfail(config),
     )

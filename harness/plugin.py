@@ -32,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[SETTINGS_KEY] = resolve_settings(config)
-    config.stash[WARNFAIL_KEY] = WarnFailPlugin()
+    config.stash[WARNFAIL_KEY] = WarnFailPlugin(in_process=config.stash[SETTINGS_KEY].warnfail)
     config.stash[SUMMARY_KEY] = SummaryPlugin()
     config.pluginmanager.register(config.stash[WARNFAIL_KEY], "arbitrage_harness.warnfail")
     config.pluginmanager.register(config.stash[SUMMARY_KEY], "arbitrage_harness.summary")

@@ -1,12 +1,14 @@
 """WARN -> FAIL: a WARNING-or-worse log record during a test's setup, call or teardown fails it.
 
-OPS_PROTOCOL §3.2 makes a warning a failure for the engine; this applies the same rule to every
-test. Records are caught by the harness's own handler at an explicit WARNING level, never by
-caplog, and WARNING stays enabled on every logger while a session runs, so neither
-``caplog.set_level`` nor a logger's own level can hide a record. The handler sits on the root
-logger and, like caplog's, on every logger that does not propagate when a phase starts. Engine
-subprocess records arrive through :meth:`Collector.feed` and are judged by the same ``allow_log``
-rules.
+OPS_PROTOCOL §3.2 makes a warning a failure for the engine. Engine records (fed by the ``engine``
+fixture) are always judged. Applying the rule to every test's in-process records is opt-in
+(``--warnfail`` or ini ``warnfail = true``), because the plugin loads in every project that
+installs the package and must not change verdicts there unasked. When enabled, records are
+caught by the harness's own handler at an explicit WARNING level, never by caplog, and WARNING
+stays enabled on every logger while a session runs, so neither ``caplog.set_level`` nor a
+logger's own level can hide a record. The handler sits on the root logger and, like caplog's, on
+every logger that does not propagate when a phase starts. Engine subprocess records arrive
+through :meth:`Collector.feed` and are judged by the same ``allow_log`` rules.
 """
 
 from __future__ import annotations
@@ -182,9 +184,14 @@ class Collector(logging.Handler):
 
 
 class WarnFailPlugin:
-    """Installs the collector for the session and judges each test phase against ``allow_log``."""
+    """Judges each test phase's collected records against ``allow_log``.
 
-    def __init__(self) -> None:
+    With ``in_process`` the collector also listens to this process's loggers; without it, it only
+    holds what the ``engine`` fixture feeds from engine subprocesses.
+    """
+
+    def __init__(self, in_process: bool = False) -> None:
+        self.in_process = in_process
         self.collector = Collector()
         self.stray: list[LogEvent] = []
         self._floor = pytest.MonkeyPatch()
@@ -195,6 +202,8 @@ class WarnFailPlugin:
         return any(rule.matches(event) for rule in item.stash.get(RULES_KEY, ()))
 
     def _attach(self) -> None:
+        if not self.in_process:
+            return
         root = logging.getLogger()
         loggers = [root, *(lg for lg in root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
         for logger in loggers:
@@ -213,8 +222,9 @@ class WarnFailPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self._keep_level_enabled()
-        self._attach()
+        if self.in_process:
+            self._keep_level_enabled()
+            self._attach()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

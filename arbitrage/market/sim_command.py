@@ -1,13 +1,14 @@
 """`arbitrage sim`: run the local Upbit/Binance exchange simulator until SIGTERM or SIGINT.
 
 The first line on stdout is the base URL (`http://127.0.0.1:PORT`), flushed, so a test or the
-harness can start it with `--port 0` and read where it listens. Exit 0 after a signal, 1 when the
-port cannot be bound, 2 for a bad flag.
+harness can read where it listens (by default a free port); the next line says what it serves.
+Exit 0 after a signal, 1 when the port cannot be bound, 2 for a bad flag.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -91,10 +92,14 @@ def _symbols(text: str) -> list[str]:
 def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     """Add `arbitrage sim` to the CLI."""
     sim = sub.add_parser("sim", help="run a local Upbit/Binance exchange simulator (127.0.0.1 only)")
-    sim.add_argument("--port", type=_port, required=True, help="0 picks a free port")
-    sim.add_argument("--seed", type=_seed, required=True, help="seed of the market model")
-    sim.add_argument("--symbols", type=_symbols, help="default: the engine's default top-10 universe")
-    sim.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N")
+    sim.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1; 0 picks a free one")
+    sim.add_argument("--seed", type=_seed, default=1, help="seed of the market model")
+    sim.add_argument(
+        "--symbols", type=_symbols, help="comma-separated (default: the engine's top-10 universe)"
+    )
+    sim.add_argument(
+        "--latency-ms", type=_non_negative, default=0.0, metavar="N", help="delay added to every reply"
+    )
     sim.add_argument("--error-rate", type=_probability, default=0.0, metavar="P", help="chance of a 503")
     sim.add_argument(
         "--fault", action="extend", nargs="+", choices=FAULT_CHOICES, default=[], metavar="KIND",
@@ -121,6 +126,17 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         "--upbit-secret-key", default="sim-upbit-secret", help="Upbit secret key (default: %(default)s)"
     )
     sim.set_defaults(handler=_run)
+
+
+def serving_line(url: str, args: argparse.Namespace, symbols: Sequence[str]) -> str:
+    """What the simulator serves, for the operator: venues, symbols, seed, faults, and how to stop it."""
+    faults = ", ".join(args.fault) if args.fault else "none"
+    return (
+        f"arbitrage sim: serving Upbit (/v1/...) and Binance (/api/v3/...) on {url} for {len(symbols)} "
+        f"symbols ({', '.join(symbols)}), seed {args.seed}, step {args.dt_sec:g} s, faults {faults}, "
+        f"error rate {args.error_rate:g}; use it with `arbitrage run --market ccxt --exchange-url {url}`; "
+        "Ctrl-C stops it"
+    )
 
 
 def _chosen_retry_after(flag: float | str | None) -> float | None:
@@ -166,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     server.start()
     print(server.url, flush=True)
+    print(serving_line(server.url, args, sim.symbols), flush=True)
     while not stop.wait(0.5):
         pass
     server.stop()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from arbitrage.config import AppConfig, ConfigError, load_config
+from arbitrage.config import AppConfig, ConfigError, load, with_state_dirs
 from arbitrage.ledger import Ledger, LedgerUnavailable, connect
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchCache, KillSwitchError
 from arbitrage.services import EmbeddedServices, ServiceEndpoints, ServiceStartError
@@ -67,7 +67,7 @@ def _endpoints(
         "services.redis_url": args.redis_url,
         **extra,
     }
-    config = load_config(args.config, os.environ, cli)
+    config = with_state_dirs(load(args.config, os.environ, cli)).config
     svc = config.services
     services = EmbeddedServices(svc.data_dir)
     try:

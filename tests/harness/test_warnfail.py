@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.outcomes import outcomes, run_inner
+from tests.harness.outcomes import outcomes
+from tests.harness.outcomes import run_inner as run_plain
 
 pytest_plugins = ["pytester"]
+
+
+def run_inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """An inner session with WARN->FAIL switched on from the command line."""
+    return run_plain(pytester, "--warnfail", *args)
 
 
 def test_a_library_warning_fails_the_test_and_shows_the_record(pytester: pytest.Pytester) -> None:

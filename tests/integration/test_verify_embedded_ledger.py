@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 def cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
+    env["ARB_SERVICES__DATA_DIR"] = str(cwd / ".services")
     return subprocess.run(
         [sys.executable, "-m", "arbitrage", *args],
         capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env,

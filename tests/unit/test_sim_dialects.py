@@ -253,7 +253,7 @@ def test_cli_fault_choices_match_the_simulator() -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["sim", "--seed", "1"], "--port"),
+        (["sim", "--port", "-1"], "invalid port '-1'"),
         (["sim", "--port", "70000", "--seed", "1"], "invalid port"),
         (["sim", "--port", "0", "--seed", "x"], "invalid seed"),
         (["sim", "--port", "0", "--seed", "1", "--fault", "meteor"], "invalid choice: 'meteor'"),
