@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -51,7 +52,10 @@ def install_signal_handlers(stop: StopRequest = PROCESS) -> None:
     """Make SIGTERM and SIGINT requests to stop (`stop.reason` is the signal's name), and SIGQUIT a
     request for every thread's stack on stderr (nothing else changes): what an operator, or the
     chaos checker, asks of a process that does not exit."""
-    faulthandler.register(signal.SIGQUIT, all_threads=True)
+    stream = sys.__stderr__
+    if stream is not None:
+        with contextlib.suppress(OSError, ValueError):  # no file descriptor behind it: no dump
+            faulthandler.register(signal.SIGQUIT, file=stream, all_threads=True)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.request_from_signal(signal.Signals(signum).name)
