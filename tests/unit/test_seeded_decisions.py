@@ -86,6 +86,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.allow_log("WARNING", r"^rejected (upbit|binance) book ")
 @pytest.mark.parametrize(("seed", "universe"), sorted(EXPECTED))
 def test_a_seeded_run_publishes_rejects_and_decides_as_before(seed: int, universe: int) -> None:
     assert seeded_digest(seed, universe) == EXPECTED[(seed, universe)], f"seed {seed} top{universe}"
