@@ -7,10 +7,15 @@ The engine asks a `MarketSource` for one snapshot per tick and screens every boo
 
 from __future__ import annotations
 
-import math
-from typing import Protocol
+import asyncio
+from collections.abc import Coroutine
+from itertools import chain
+from math import isfinite
+from typing import Any, Protocol, runtime_checkable
 
 from arbitrage.market.book import Level, MarketSnapshot, OrderBook
+
+_flatten = chain.from_iterable
 
 
 class MarketDataError(Exception):
@@ -26,6 +31,9 @@ class MarketSource(Protocol):
     """Where the engine's books come from: "synthetic" (in-process model) or "ccxt" (live venues)."""
 
     name: str
+    does_io: bool
+    """True when a snapshot waits on something outside the process (the network); False for a source
+    computed in process, which the engine then calls on its own thread with no hand-off."""
 
     def snapshot(self) -> MarketSnapshot:
         """One tick's books for every venue and the KRW-USDT rate; raises `MarketDataError`."""
@@ -36,9 +44,37 @@ class MarketSource(Protocol):
         ...
 
 
-def _levels_unusable(levels: tuple[Level, ...]) -> bool:
-    isfinite = math.isfinite
+@runtime_checkable
+class AsyncSnapshots(Protocol):
+    """A source that does I/O and offers its snapshot as a coroutine on its own event loop, so the
+    engine can drive the loop from its own thread and give a tick up without waiting for it."""
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the source's clients live on; only one thread drives it at a time."""
+        ...
+
+    def snapshot_coroutine(self) -> Coroutine[Any, Any, MarketSnapshot]:
+        """One tick's fetch, as `snapshot()` would do it, not yet started."""
+        ...
+
+
+def _any_unusable(levels: tuple[Level, ...]) -> bool:
     return any(not (isfinite(p) and p > 0.0 and isfinite(s) and s >= 0.0) for p, s in levels)
+
+
+def _levels_unusable(book: OrderBook) -> bool:
+    """True when a level has a price that is NaN, infinite or not positive, or a size that is NaN,
+    infinite or negative.
+
+    Settled in bulk for the common book: a sum is finite only when every term is, and then one
+    minimum above zero clears every price and size at once. Anything else (a bad value, a size of
+    zero, finite values large enough to overflow the sum) is judged level by level.
+    """
+    flat = [*_flatten(book.bids), *_flatten(book.asks)]
+    if isfinite(sum(flat)) and min(flat) > 0.0:
+        return False
+    return _any_unusable(book.bids) or _any_unusable(book.asks)
 
 
 def book_rejection(book: OrderBook, now_ms: int, max_age_ms: int) -> str | None:
@@ -50,9 +86,9 @@ def book_rejection(book: OrderBook, now_ms: int, max_age_ms: int) -> str | None:
     """
     if not book.bids or not book.asks:
         return "empty"
-    if _levels_unusable(book.bids) or _levels_unusable(book.asks):
+    if _levels_unusable(book):
         return "non_finite"
-    if book.best_bid >= book.best_ask:
+    if book.bids[0][0] >= book.asks[0][0]:
         return "crossed"
     if now_ms - book.timestamp_ms > max_age_ms:
         return "stale"
