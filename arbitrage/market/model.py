@@ -49,8 +49,6 @@ LEVEL_REFRESH_PER_TICK = 2
 """Levels per book side whose resting size is redrawn each tick."""
 UPBIT_DEPTH_RATIO = 0.6
 """Upbit books rest this fraction of Binance's quote size per level."""
-GRID_MARGIN_TICKS = 64
-"""Ticks a Binance mid may move either way before its rounded price window is built again."""
 LADDER_CACHE_SIZE = 4096
 """Upbit price ladders kept for reuse, across all models in the process (a few per coin in use)."""
 MIN_LEVEL_USD = 2_000.0
@@ -120,29 +118,12 @@ def _grid_ladders(t: float, nb: int, na: int, levels: int) -> tuple[Ladder, Ladd
     )
 
 
-class _BinanceGrid:
-    """One coin's Binance price grid around its mid, rounded once and sliced into ladders.
-
-    A price is a function of its tick number alone, so a mid that moves a few ticks reuses the
-    window; only a move past its margin rounds a new one.
-    """
-
-    def __init__(self, tick: float, decimals: int, levels: int) -> None:
-        self.tick, self.decimals, self.levels = tick, decimals, levels
-        self._lo = 0
-        self._prices: Ladder = ()
-
-    def ladders(self, n: int) -> tuple[Ladder, Ladder]:
-        """Bid and ask ladders (best first) whose best bid is tick number `n`."""
-        levels = self.levels
-        i = n - self._lo
-        if i < levels or i + levels >= len(self._prices):
-            self._lo = lo = n - levels - GRID_MARGIN_TICKS
-            t, dec = self.tick, self.decimals
-            self._prices = tuple(round(m * t, dec) for m in range(lo, n + levels + GRID_MARGIN_TICKS + 1))
-            i = n - lo
-        prices = self._prices
-        return prices[i : i - levels : -1], prices[i + 1 : i + 1 + levels]
+def _decimal_grid(tick: float) -> tuple[int, int]:
+    """(q, scale) with `tick` == q / scale exactly in decimal, so that price number m of the grid,
+    `round(m * tick, decimals)`, is the integer quotient `m * q / scale`: the same float (both are
+    the float nearest the decimal), without rounding through a decimal string per price."""
+    scale = 10 ** tick_decimals(tick)
+    return round(tick * scale), scale
 
 
 class MarketModel:
@@ -196,9 +177,7 @@ class MarketModel:
         self._fx_decay, self._fx_sd = _ou(FX_HALF_LIFE_SEC, FX_SIGMA_KRW, dt_sec)
         self._ret_sd = [c.vol_annual * math.sqrt(dt_sec / SECONDS_PER_YEAR) for c in self._coins]
         self._step_dec = [tick_decimals(c.binance_step) for c in self._coins]
-        self._bn_grids = [
-            _BinanceGrid(c.binance_tick, tick_decimals(c.binance_tick), levels) for c in self._coins
-        ]
+        self._bn_grid = [_decimal_grid(c.binance_tick) for c in self._coins]
 
         g = self._rng.gauss
         self._fx_dev = g(0.0, FX_SIGMA_KRW)
@@ -277,14 +256,16 @@ class MarketModel:
         )
         fx_mid = (fx_n + 0.5) * fx_tick
         levels = self.levels
-        grids = self._bn_grids
+        grids = self._bn_grid
         upbit: dict[str, OrderBook] = {}
         binance: dict[str, OrderBook] = {}
         for i, coin in enumerate(self._coins):
             ub_bid_sz, ub_ask_sz, bn_bid_sz, bn_ask_sz = self._sizes[i]
             t = coin.binance_tick
             n = math.floor(self._mid[i] / t)
-            bn_bids, bn_asks = grids[i].ladders(n)
+            q, scale = grids[i]
+            bn_bids = [m / scale for m in range(n * q, (n - levels) * q, -q)]
+            bn_asks = [m / scale for m in range((n + 1) * q, (n + 1 + levels) * q, q)]
             binance[coin.symbol] = OrderBook(
                 venue="binance",
                 symbol=coin.symbol,

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from itertools import chain
 from math import isfinite
 from typing import Any, Protocol, runtime_checkable
 
 from arbitrage.market.book import Level, MarketSnapshot, OrderBook
-
-_flatten = chain.from_iterable
 
 
 class MarketDataError(Exception):
@@ -59,22 +56,8 @@ class AsyncSnapshots(Protocol):
         ...
 
 
-def _any_unusable(levels: tuple[Level, ...]) -> bool:
+def _levels_unusable(levels: tuple[Level, ...]) -> bool:
     return any(not (isfinite(p) and p > 0.0 and isfinite(s) and s >= 0.0) for p, s in levels)
-
-
-def _levels_unusable(book: OrderBook) -> bool:
-    """True when a level has a price that is NaN, infinite or not positive, or a size that is NaN,
-    infinite or negative.
-
-    Settled in bulk for the common book: a sum is finite only when every term is, and then one
-    minimum above zero clears every price and size at once. Anything else (a bad value, a size of
-    zero, finite values large enough to overflow the sum) is judged level by level.
-    """
-    flat = [*_flatten(book.bids), *_flatten(book.asks)]
-    if isfinite(sum(flat)) and min(flat) > 0.0:
-        return False
-    return _any_unusable(book.bids) or _any_unusable(book.asks)
 
 
 def book_rejection(book: OrderBook, now_ms: int, max_age_ms: int) -> str | None:
@@ -86,7 +69,7 @@ def book_rejection(book: OrderBook, now_ms: int, max_age_ms: int) -> str | None:
     """
     if not book.bids or not book.asks:
         return "empty"
-    if _levels_unusable(book):
+    if _levels_unusable(book.bids) or _levels_unusable(book.asks):
         return "non_finite"
     if book.bids[0][0] >= book.asks[0][0]:
         return "crossed"
