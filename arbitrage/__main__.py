@@ -10,8 +10,6 @@ from arbitrage import stop_request
 
 stop_request.install_signal_handlers()
 
-import sys  # noqa: E402 (after the handlers, on purpose)
+from arbitrage.cli import console  # noqa: E402 (after the handlers, on purpose)
 
-from arbitrage.cli import main  # noqa: E402 (after the handlers, on purpose)
-
-sys.exit(main())
+console()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from arbitrage.config_file import ConfigFileError, read_config_file
 from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, shown
 from arbitrage.market.backoff import RateLimitConfig
-from arbitrage.ops.alerts import AlertsConfig
+from arbitrage.ops.alerts_config import AlertsConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
 from arbitrage.ops.sysmon import SysMonConfig

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Final, Literal, TextIO
+from typing import TYPE_CHECKING, Final, Literal, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 log = logging.getLogger("arbitrage.progress")
 
@@ -90,6 +91,9 @@ class RunProgress:
         self._task: TaskID | None = None
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
         if mode == "rich":
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
             self._progress = Progress(
                 TextColumn("[bold]run[/]"),
                 BarColumn(bar_width=16),

@@ -254,6 +254,7 @@ class CcxtSource:
     """
 
     name = "ccxt"
+    does_io = True
 
     def __init__(
         self,
@@ -286,14 +287,22 @@ class CcxtSource:
             "binance": list(self.binance.markets.values()) if self.binance.markets else [],
         }
 
-    def snapshot(self) -> MarketSnapshot:
-        """Fetch one tick's books from both venues; raises `MarketDataError` when the tick has no data."""
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The private loop both venues' clients live on."""
+        return self._venues.loop
+
+    def snapshot_coroutine(self) -> Coroutine[Any, Any, MarketSnapshot]:
+        """The next tick's fetch, not yet started; the tick number is taken now."""
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
         self._tick = max(self._tick + 1, int((now - self._t0) / self._interval) + 1)
-        result: MarketSnapshot = self._venues.run(self._snapshot(self._tick))
-        return result
+        return self._snapshot(self._tick)
+
+    def snapshot(self) -> MarketSnapshot:
+        """Fetch one tick's books from both venues; raises `MarketDataError` when the tick has no data."""
+        return self._venues.run(self.snapshot_coroutine())
 
     def close(self) -> None:
         """Close both clients' HTTP sessions and the event loop."""

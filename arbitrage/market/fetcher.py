@@ -1,46 +1,70 @@
 """Fetch a tick's market data without letting slow I/O hold the loop past its deadline or a stop.
 
 A venue that answers in 4 s must not stretch a 40 s run to 44 s, nor delay a SIGTERM by a
-whole request. The fetch runs on one worker thread; the loop waits for it, but gives up the
-tick as soon as the run's deadline passes or a stop is requested. Only the fetch leaves the
-loop's thread: every decision and every fill stays on it.
+whole request. A source computed in process (`does_io` False) is simply called: it cannot hang,
+and a hand-off to another thread would cost more than the snapshot. A source that does I/O
+offers its snapshot as a coroutine on its own event loop, which the loop's thread drives itself,
+giving the tick up as soon as the run's deadline passes or a stop is requested: no thread is
+woken per tick, and every decision and every fill stays on the loop's thread.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import threading
 import time
+from typing import Any
 
 from arbitrage.market.book import MarketSnapshot
-from arbitrage.market.source import MarketSource
+from arbitrage.market.source import AsyncSnapshots, MarketSource
 
 POLL_SEC = 0.05
 
 
+async def _settled(task: asyncio.Task[Any], deadline: float | None, stop: threading.Event) -> bool:
+    """Wait for `task`, looking at the stop and the deadline every POLL_SEC; False when given up."""
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=POLL_SEC)
+        if done:
+            return True
+        if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            return False
+
+
 class DeadlineFetcher:
-    """Runs `source.snapshot()` on a worker thread and waits for it within limits."""
+    """Takes one snapshot per call from `source`, within the run's deadline and its stop."""
 
     def __init__(self, source: MarketSource) -> None:
+        self._io: AsyncSnapshots | None = None
+        if source.does_io:
+            if not isinstance(source, AsyncSnapshots):
+                raise TypeError(f"market source {source.name!r} does I/O but offers no snapshot coroutine")
+            self._io = source
         self.source = source
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="market-fetch")
         self.abandoned = 0
+        self._abandoned_task: asyncio.Task[MarketSnapshot] | None = None
 
     def fetch(self, deadline: float | None, stop: threading.Event) -> MarketSnapshot | None:
         """The snapshot, or None when the deadline passed or a stop came first.
 
         MarketDataError from the source propagates unchanged.
         """
-        future = self._pool.submit(self.source.snapshot)
-        while True:
-            try:
-                return future.result(timeout=POLL_SEC)
-            except concurrent.futures.TimeoutError:
-                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
-                    self.abandoned += 1
-                    return None
+        source = self._io
+        if source is None:
+            return self.source.snapshot()
+        loop = source.event_loop
+        task = loop.create_task(source.snapshot_coroutine())
+        if loop.run_until_complete(_settled(task, deadline, stop)):
+            return task.result()
+        self.abandoned += 1
+        self._abandoned_task = task
+        return None
 
     def close(self) -> None:
-        """Wait for an abandoned fetch (bounded by the source's own request timeout), then close."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Let an abandoned fetch finish (bounded by the source's own request timeout), then close."""
+        task, self._abandoned_task = self._abandoned_task, None
+        if task is not None and self._io is not None:
+            self._io.event_loop.run_until_complete(asyncio.wait({task}))
+            if not task.cancelled():
+                task.exception()
         self.source.close()

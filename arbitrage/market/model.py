@@ -8,6 +8,7 @@ stream, so the same seed gives the same prices whatever the wall clock says.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -48,6 +49,8 @@ LEVEL_REFRESH_PER_TICK = 2
 """Levels per book side whose resting size is redrawn each tick."""
 UPBIT_DEPTH_RATIO = 0.6
 """Upbit books rest this fraction of Binance's quote size per level."""
+LADDER_CACHE_SIZE = 4096
+"""Upbit price ladders kept for reuse, across all models in the process (a few per coin in use)."""
 MIN_LEVEL_USD = 2_000.0
 MAX_LEVEL_USD = 60_000.0
 """Mean quote size at the best level and (for the deepest coin) the last level, before +-40% noise."""
@@ -76,7 +79,11 @@ def _krw_grid_ladder(start: float, count: int, up: bool) -> list[float]:
     return out
 
 
-def upbit_price_ladders(target_mid: float, spread_ticks: int, levels: int) -> tuple[list[float], list[float]]:
+Ladder = tuple[float, ...]
+"""One side's prices, best first."""
+
+
+def upbit_price_ladders(target_mid: float, spread_ticks: int, levels: int) -> tuple[Ladder, Ladder]:
     """Upbit bid and ask price ladders (best first) on the KRW grid, centred near `target_mid`.
 
     Spreads wider than `UPBIT_MAX_REL_SPREAD` of the price collapse to one tick, as they do on
@@ -87,22 +94,36 @@ def upbit_price_ladders(target_mid: float, spread_ticks: int, levels: int) -> tu
     if spread_ticks > 1 and spread_ticks * t > UPBIT_MAX_REL_SPREAD * target_mid:
         spread_ticks = 1
     nb = round(target_mid / t - spread_ticks / 2.0)
-    na = nb + spread_ticks
+    return _grid_ladders(t, nb, nb + spread_ticks, levels)
+
+
+@functools.lru_cache(maxsize=LADDER_CACHE_SIZE)
+def _grid_ladders(t: float, nb: int, na: int, levels: int) -> tuple[Ladder, Ladder]:
+    """The ladders whose best bid is `nb` ticks of `t` and best ask `na`: prices move a few ticks
+    per step, so most steps find their ladders here rather than rounding them again."""
     depth = levels - 1
     if nb > depth and upbit_krw_tick((nb - depth) * t) == t and upbit_krw_tick((na + depth) * t) == t:
         if t >= 1.0:
-            return [(nb - k) * t for k in range(levels)], [(na + k) * t for k in range(levels)]
+            return tuple((nb - k) * t for k in range(levels)), tuple((na + k) * t for k in range(levels))
         dec = tick_decimals(t)
         return (
-            [round((nb - k) * t, dec) for k in range(levels)],
-            [round((na + k) * t, dec) for k in range(levels)],
+            tuple(round((nb - k) * t, dec) for k in range(levels)),
+            tuple(round((na + k) * t, dec) for k in range(levels)),
         )
     ask_tick = upbit_krw_tick(na * t)
     best_ask = round(math.ceil(na * t / ask_tick - 1e-9) * ask_tick, tick_decimals(ask_tick))
     return (
-        _krw_grid_ladder(round(nb * t, tick_decimals(t)), levels, up=False),
-        _krw_grid_ladder(best_ask, levels, up=True),
+        tuple(_krw_grid_ladder(round(nb * t, tick_decimals(t)), levels, up=False)),
+        tuple(_krw_grid_ladder(best_ask, levels, up=True)),
     )
+
+
+def _decimal_grid(tick: float) -> tuple[int, int]:
+    """(q, scale) with `tick` == q / scale exactly in decimal, so that price number m of the grid,
+    `round(m * tick, decimals)`, is the integer quotient `m * q / scale`: the same float (both are
+    the float nearest the decimal), without rounding through a decimal string per price."""
+    scale = 10 ** tick_decimals(tick)
+    return round(tick * scale), scale
 
 
 class MarketModel:
@@ -155,8 +176,8 @@ class MarketModel:
         )
         self._fx_decay, self._fx_sd = _ou(FX_HALF_LIFE_SEC, FX_SIGMA_KRW, dt_sec)
         self._ret_sd = [c.vol_annual * math.sqrt(dt_sec / SECONDS_PER_YEAR) for c in self._coins]
-        self._bn_dec = [tick_decimals(c.binance_tick) for c in self._coins]
         self._step_dec = [tick_decimals(c.binance_step) for c in self._coins]
+        self._bn_grid = [_decimal_grid(c.binance_tick) for c in self._coins]
 
         g = self._rng.gauss
         self._fx_dev = g(0.0, FX_SIGMA_KRW)
@@ -234,15 +255,17 @@ class MarketModel:
             timestamp_ms=now_ms,
         )
         fx_mid = (fx_n + 0.5) * fx_tick
+        levels = self.levels
+        grids = self._bn_grid
         upbit: dict[str, OrderBook] = {}
         binance: dict[str, OrderBook] = {}
         for i, coin in enumerate(self._coins):
             ub_bid_sz, ub_ask_sz, bn_bid_sz, bn_ask_sz = self._sizes[i]
             t = coin.binance_tick
-            dec = self._bn_dec[i]
             n = math.floor(self._mid[i] / t)
-            bn_bids = [round((n - k) * t, dec) for k in ks]
-            bn_asks = [round((n + 1 + k) * t, dec) for k in ks]
+            q, scale = grids[i]
+            bn_bids = [m / scale for m in range(n * q, (n - levels) * q, -q)]
+            bn_asks = [m / scale for m in range((n + 1) * q, (n + 1 + levels) * q, q)]
             binance[coin.symbol] = OrderBook(
                 venue="binance",
                 symbol=coin.symbol,
@@ -252,7 +275,7 @@ class MarketModel:
                 timestamp_ms=now_ms,
             )
             target = (1.0 + self._premium_mean + self._common + self._idio[i]) * fx_mid * (n + 0.5) * t
-            ub_bids, ub_asks = upbit_price_ladders(target, self._spread[i], self.levels)
+            ub_bids, ub_asks = upbit_price_ladders(target, self._spread[i], levels)
             upbit[coin.symbol] = OrderBook(
                 venue="upbit",
                 symbol=coin.symbol,

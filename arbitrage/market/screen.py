@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.book import MarketSnapshot, OrderBook
 from arbitrage.market.source import book_rejection
 
 log = logging.getLogger("arbitrage.market")
@@ -32,14 +32,20 @@ class BookScreen:
         if fx_problem is not None:
             self._reject("upbit", "KRW-USDT", fx_problem)
             return None
-        upbit, binance = dict(snapshot.upbit), dict(snapshot.binance)
-        for venue, books in (("upbit", upbit), ("binance", binance)):
-            for symbol, book in list(books.items()):
-                problem = book_rejection(book, now_ms, self.max_age_ms)
-                if problem is not None:
-                    del books[symbol]
-                    self._reject(venue, symbol, problem)
+        upbit = self._usable("upbit", snapshot.upbit, now_ms)
+        binance = self._usable("binance", snapshot.binance, now_ms)
         return MarketSnapshot(snapshot.tick, snapshot.fx, upbit, binance)
+
+    def _usable(self, venue: str, books: dict[str, OrderBook], now_ms: int) -> dict[str, OrderBook]:
+        kept: dict[str, OrderBook] = {}
+        max_age_ms = self.max_age_ms
+        for symbol, book in books.items():
+            problem = book_rejection(book, now_ms, max_age_ms)
+            if problem is None:
+                kept[symbol] = book
+            else:
+                self._reject(venue, symbol, problem)
+        return kept
 
     def _reject(self, venue: str, symbol: str, reason: str) -> None:
         count = self.rejected[reason] = self.rejected.get(reason, 0) + 1

@@ -7,8 +7,10 @@ The engine asks a `MarketSource` for one snapshot per tick and screens every boo
 
 from __future__ import annotations
 
-import math
-from typing import Protocol
+import asyncio
+from collections.abc import Coroutine
+from math import isfinite
+from typing import Any, Protocol, runtime_checkable
 
 from arbitrage.market.book import Level, MarketSnapshot, OrderBook
 
@@ -26,6 +28,9 @@ class MarketSource(Protocol):
     """Where the engine's books come from: "synthetic" (in-process model) or "ccxt" (live venues)."""
 
     name: str
+    does_io: bool
+    """True when a snapshot waits on something outside the process (the network); False for a source
+    computed in process, which the engine then calls on its own thread with no hand-off."""
 
     def snapshot(self) -> MarketSnapshot:
         """One tick's books for every venue and the KRW-USDT rate; raises `MarketDataError`."""
@@ -36,8 +41,22 @@ class MarketSource(Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncSnapshots(Protocol):
+    """A source that does I/O and offers its snapshot as a coroutine on its own event loop, so the
+    engine can drive the loop from its own thread and give a tick up without waiting for it."""
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the source's clients live on; only one thread drives it at a time."""
+        ...
+
+    def snapshot_coroutine(self) -> Coroutine[Any, Any, MarketSnapshot]:
+        """One tick's fetch, as `snapshot()` would do it, not yet started."""
+        ...
+
+
 def _levels_unusable(levels: tuple[Level, ...]) -> bool:
-    isfinite = math.isfinite
     return any(not (isfinite(p) and p > 0.0 and isfinite(s) and s >= 0.0) for p, s in levels)
 
 
@@ -52,7 +71,7 @@ def book_rejection(book: OrderBook, now_ms: int, max_age_ms: int) -> str | None:
         return "empty"
     if _levels_unusable(book.bids) or _levels_unusable(book.asks):
         return "non_finite"
-    if book.best_bid >= book.best_ask:
+    if book.bids[0][0] >= book.asks[0][0]:
         return "crossed"
     if now_ms - book.timestamp_ms > max_age_ms:
         return "stale"

@@ -17,6 +17,7 @@ class SyntheticSource:
     """
 
     name = "synthetic"
+    does_io = False
 
     def __init__(self, seed: int, symbols: Sequence[str], dt_sec: float, levels: int = 20) -> None:
         self.model = MarketModel(seed, symbols, dt_sec=dt_sec, levels=levels)

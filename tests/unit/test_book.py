@@ -72,6 +72,32 @@ def test_book_rejection_reasons(book: OrderBook, reason: str) -> None:
     assert book_rejection(book, now_ms=10_500, max_age_ms=1_000) == reason
 
 
+@pytest.mark.parametrize(
+    "book",
+    [
+        _book(bids=((100.0, 0.0), (99.0, 2.0))),
+        _book(asks=((101.0, -0.0),)),
+        _book(bids=((1e308, 1.0), (1e308, 1.0)), asks=((1.7e308, 1.0),)),
+        _book(asks=((101.0, 1e308), (102.0, 1e308))),
+    ],
+)
+def test_book_rejection_accepts_what_the_bulk_check_cannot_clear(book: OrderBook) -> None:
+    """A size of zero, or finite values whose sum overflows, are judged level by level, and pass."""
+    assert book_rejection(book, now_ms=10_500, max_age_ms=1_000) is None
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        ((math.inf, 1.0), (-math.inf, 1.0)),
+        ((100.0, math.inf), (99.0, -math.inf)),
+        ((1e308, -1.0), (1e308, 1.0)),
+    ],
+)
+def test_book_rejection_refuses_bad_values_a_sum_would_hide(levels: tuple[tuple[float, float], ...]) -> None:
+    assert book_rejection(_book(bids=levels), now_ms=10_500, max_age_ms=1_000) == "non_finite"
+
+
 def test_book_rejection_checks_in_documented_order() -> None:
     stale_crossed = _book(bids=((101.0, 1.0),), timestamp_ms=0)
     assert book_rejection(stale_crossed, now_ms=10_500, max_age_ms=1_000) == "crossed"

@@ -1,0 +1,100 @@
+"""Start-up of the `arbitrage` command, this tree against a base revision, side by side in one run.
+
+Three figures per tree, each the median of `--rounds` alternating measurements:
+- `import arbitrage.cli`: its cumulative time as `python -X importtime` reports it;
+- `arbitrage --help`: wall time of the whole process;
+- `arbitrage run --ticks 1` against one embedded PostgreSQL and Redis started once for the bench
+  (passed as --postgres-dsn and --redis-url), wall time of the whole process.
+
+    python bench/bench_startup.py [--rounds 7] [--base-rev main | --base-path DIR]
+
+Goals: `import arbitrage.cli` under 120 ms; `run --ticks 1` at most half of the base's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from side_by_side import HERE, add_base_options, base_tree, describe, running_servers, tree_env
+
+_IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| arbitrage\.cli$")
+
+
+def import_cli_ms(tree: Path) -> float:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import arbitrage.cli"],
+        capture_output=True, text=True, env=tree_env(tree), cwd=tempfile.gettempdir(), check=True,
+    )  # fmt: skip
+    for line in done.stderr.splitlines():
+        match = _IMPORT_LINE.match(line.strip())
+        if match:
+            return int(match.group(1)) / 1000.0
+    raise RuntimeError(f"no importtime line for arbitrage.cli from {tree}")
+
+
+def wall_ms(tree: Path, argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", *argv],
+        capture_output=True, text=True, env=tree_env(tree), cwd=tempfile.gettempdir(), check=False,
+    )  # fmt: skip
+    elapsed = (time.perf_counter() - started) * 1000.0
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"arbitrage {' '.join(argv)} from {tree} exited {done.returncode}: {done.stderr[-400:]}"
+        )
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    add_base_options(parser)
+    args = parser.parse_args()
+
+    with base_tree(args) as base, running_servers() as (dsn, url), tempfile.TemporaryDirectory() as tmp:
+        trees = {"base": base, "this": HERE}
+        labels = f"base: {describe(base)}  this: {describe(HERE)}"
+        figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+
+        def run_argv(name: str, i: int) -> list[str]:
+            root = Path(tmp) / f"{name}-{i}"
+            return [
+                "run",
+                "--ticks",
+                "1",
+                "--postgres-dsn",
+                dsn,
+                "--redis-url",
+                url,
+                "--evidence-root",
+                str(root),
+            ]
+
+        for name, tree in trees.items():
+            wall_ms(tree, run_argv(name, -1))
+        for i in range(args.rounds):
+            for name, tree in trees.items():
+                got = figures[name]
+                got.setdefault("import arbitrage.cli (cumulative)", []).append(import_cli_ms(tree))
+                got.setdefault("arbitrage --help (process)", []).append(wall_ms(tree, ["--help"]))
+                got.setdefault("arbitrage run --ticks 1 (process)", []).append(
+                    wall_ms(tree, run_argv(name, i))
+                )
+
+    print(f"{labels}  rounds: {args.rounds} (median ms)")
+    print(f"{'':38} {'base':>9} {'this':>9} {'this/base':>10}")
+    for what in figures["this"]:
+        before, after = statistics.median(figures["base"][what]), statistics.median(figures["this"][what])
+        print(f"{what:38} {before:9.1f} {after:9.1f} {after / before:10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""`DeadlineFetcher` against a real `arbitrage sim` subprocess: a slow venue's tick is given up at
+the run's deadline or at a stop, counted as abandoned, and finished before the source closes;
+an in-process source is called on the loop's own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from arbitrage.market.book import MarketSnapshot
+from arbitrage.market.ccxt_source import CcxtSource
+from arbitrage.market.fetcher import POLL_SEC, DeadlineFetcher
+from arbitrage.market.synthetic import SyntheticSource
+from arbitrage.market.universe import top_n
+from tests.support.sim_process import SimProcess
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = top_n(5)
+LATENCY_MS = 1500
+SLACK_SEC = 0.5
+"""How much later than asked a give-up may come on a loaded machine (the poll is POLL_SEC)."""
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimProcess]:
+    server = SimProcess("--seed", "5")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fetcher(sim: SimProcess) -> Iterator[DeadlineFetcher]:
+    """A fetcher on a ccxt source whose markets are loaded, then a venue answering in LATENCY_MS."""
+    sim.faults(faults=[], latency_ms=0)
+    fetcher = DeadlineFetcher(CcxtSource(SYMBOLS, sim.url, timeout_sec=5.0))
+    assert fetcher.fetch(None, threading.Event()) is not None
+    sim.faults(latency_ms=LATENCY_MS)
+    try:
+        yield fetcher
+    finally:
+        fetcher.close()
+        sim.faults(faults=[], latency_ms=0)
+
+
+def _orderbook_requests(sim: SimProcess) -> int:
+    count: int = sim.stats()["requests"]["/v1/orderbook"]
+    return count
+
+
+def test_a_slow_tick_is_given_up_at_the_deadline_and_finished_before_close(
+    sim: SimProcess, fetcher: DeadlineFetcher
+) -> None:
+    before = _orderbook_requests(sim)
+    started = time.monotonic()
+    assert fetcher.fetch(started + 0.3, threading.Event()) is None
+    gave_up = time.monotonic() - started
+    assert 0.3 <= gave_up < 0.3 + SLACK_SEC, f"gave up after {gave_up:.2f} s for a 0.3 s deadline"
+    assert fetcher.abandoned == 1
+    started = time.monotonic()
+    fetcher.close()
+    closed = time.monotonic() - started
+    assert closed < LATENCY_MS / 1000.0 + 2.0, f"close took {closed:.2f} s"
+    assert _orderbook_requests(sim) == before + 1, "the abandoned fetch sent its request"
+
+
+def test_a_stop_gives_up_a_slow_tick_without_a_deadline(fetcher: DeadlineFetcher) -> None:
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    started = time.monotonic()
+    timer.start()
+    try:
+        assert fetcher.fetch(None, stop) is None
+    finally:
+        timer.cancel()
+    gave_up = time.monotonic() - started
+    assert 0.2 <= gave_up < 0.2 + SLACK_SEC, f"gave up {gave_up:.2f} s after start for a stop at 0.2 s"
+    assert fetcher.abandoned == 1
+
+
+def test_a_tick_that_answers_in_time_is_returned(fetcher: DeadlineFetcher) -> None:
+    started = time.monotonic()
+    snapshot = fetcher.fetch(started + 10.0, threading.Event())
+    assert isinstance(snapshot, MarketSnapshot) and sorted(snapshot.binance) == sorted(SYMBOLS)
+    assert time.monotonic() - started >= LATENCY_MS / 1000.0 - POLL_SEC
+    assert fetcher.abandoned == 0
+
+
+class _ThreadNoting(SyntheticSource):
+    """The synthetic source, noting which thread asked for each snapshot."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=1, symbols=SYMBOLS, dt_sec=0.5)
+        self.threads: list[int] = []
+
+    def snapshot(self) -> MarketSnapshot:
+        self.threads.append(threading.get_ident())
+        return super().snapshot()
+
+
+def test_an_in_process_source_is_called_on_the_loops_own_thread() -> None:
+    source = _ThreadNoting()
+    fetcher = DeadlineFetcher(source)
+    stop = threading.Event()
+    stop.set()
+    snapshots = [fetcher.fetch(time.monotonic() - 1.0, stop) for _ in range(3)]
+    fetcher.close()
+    assert all(isinstance(s, MarketSnapshot) for s in snapshots), "an in-process snapshot cannot hang"
+    assert source.threads == [threading.get_ident()] * 3
+    assert fetcher.abandoned == 0
+
+
+class _BlockingIo(SyntheticSource):
+    does_io = True
+
+
+def test_a_source_that_does_io_without_a_coroutine_is_refused() -> None:
+    with pytest.raises(TypeError, match="'synthetic' does I/O but offers no snapshot coroutine"):
+        DeadlineFetcher(_BlockingIo(seed=1, symbols=SYMBOLS, dt_sec=0.5))
