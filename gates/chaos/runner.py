@@ -3,9 +3,10 @@
 Each worker owns a rig (a PostgreSQL and a Redis it controls, each behind a TCP fault proxy, an
 exchange simulator and a small evidence disk). For every plan it launches `arbitrage run` as a
 subprocess exactly as a user would, strikes and clears the plan's faults at their moments,
-waits for the engine (a run that outlives its duration by HANG_GRACE_SEC is a hang), heals the
-rig, runs the next start when the run left work for it (a kill, a pending journal, a `runs` row
-still running), and hands everything to the checker.
+waits for the engine (a run that outlives its duration by HANG_GRACE_SEC, counted from its
+evidence line, is a hang, asked for its stacks before it is killed), heals the rig, runs the next
+start when the run left work for it (a kill, a pending journal, a `runs` row still running), and
+hands everything to the checker.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from gates.chaos.model import TERMINAL_FAULTS, ChaosOptions, Fault, FaultEvent, 
 from gates.chaos.rig import Rig
 
 HANG_GRACE_SEC = 30.0
+"""How long past its duration, counted from the moment its run started, an engine may take to exit."""
+STARTUP_GRACE_SEC = 60.0
+"""How long an engine may take to start its run (print its evidence directory) before that counts."""
+EXIT_POLL_SEC = 0.1
+EVIDENCE_LINE = "evidence: "
 STACK_DUMP_SEC = 2.0
 """How long a hung engine gets to print its threads' stacks (SIGQUIT) before it is killed."""
 NEXT_START_TIMEOUT_SEC = 90.0
@@ -47,6 +53,27 @@ def engine_command(*args: str) -> list[str]:
     """`arbitrage <args>` as a user runs it: the installed console script, else the module."""
     script = shutil.which("arbitrage")
     return [script, *args] if script else [sys.executable, "-m", "arbitrage.cli", *args]
+
+
+def exits_in_time(
+    process: subprocess.Popen[str], stdout: Path, started: float, duration_sec: float,
+    grace_sec: float = HANG_GRACE_SEC, startup_sec: float = STARTUP_GRACE_SEC,
+) -> bool:  # fmt: skip
+    """Wait for the engine; False when it hung. Its run starts when it prints its evidence
+    directory, and it has `grace_sec` past its duration from then to exit; start-up (imports,
+    connections, a loaded machine) gets `startup_sec` of its own, so a slow start is not a hang."""
+    deadline = started + startup_sec + duration_sec + grace_sec
+    run_started = False
+    while process.poll() is None:
+        now = time.monotonic()
+        if not run_started and EVIDENCE_LINE in stdout.read_text(errors="replace"):
+            run_started = True
+            deadline = min(deadline, now + duration_sec + grace_sec)
+        if now >= deadline:
+            return False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=EXIT_POLL_SEC)
+    return True
 
 
 class RunDriver:
@@ -73,13 +100,8 @@ class RunDriver:
             )  # fmt: skip
             self.rig.engine = process
             events = self._apply_faults(plan, process, started)
-            hung = False
-            try:
-                process.wait(
-                    timeout=max(1.0, started + plan.duration_sec + HANG_GRACE_SEC - time.monotonic())
-                )
-            except subprocess.TimeoutExpired:
-                hung = True
+            hung = not exits_in_time(process, logs / "stdout.txt", started, plan.duration_sec)
+            if hung:
                 process.send_signal(signal.SIGQUIT)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=STACK_DUMP_SEC)
