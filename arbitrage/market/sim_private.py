@@ -7,9 +7,10 @@ Upbit verifies an HS256/HS512 JWT whose payload carries the access key, a fresh 
 SHA512 `query_hash` of the request parameters. Every private request, accepted or refused, is
 counted per route, so a test can assert that a refused run sent none.
 
-Routes: Binance `POST /api/v3/order` (MARKET only, FULL response with fills); Upbit
-`POST /v1/orders` (`ord_type` "price" buys for a KRW amount, "market" sells a volume; answered
-in state "wait" like the venue) and `GET /v1/order?uuid=` (the filled order with its trades).
+Routes: Binance `POST /api/v3/order` (MARKET fills at once, FULL response with fills; LIMIT rests
+open); Upbit `POST /v1/orders` (`ord_type` "price" buys for a KRW amount, "market" sells a volume,
+both answered in state "wait" like the venue; "limit" rests open). The signed reads (balances,
+orders, fills, lookup by client order id) are answered by `sim_account`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from arbitrage.market import sim_account as acct
 from arbitrage.market import sim_dialects as d
 from arbitrage.market.book import OrderBook
+from arbitrage.market.sim_account import SimOrder
 from arbitrage.market.universe import FX_SYMBOL, UNIVERSE
 
 BINANCE_TEST_KEY = "sim-binance-key"
@@ -57,10 +60,15 @@ _PRIVATE_ROUTES = frozenset(
         ("POST", "/api/v3/order/test"),
         ("GET", "/api/v3/order"),
         ("GET", "/api/v3/account"),
+        ("GET", "/api/v3/openOrders"),
+        ("GET", "/api/v3/allOrders"),
+        ("GET", "/api/v3/myTrades"),
         ("POST", "/v1/orders"),
         ("GET", "/v1/order"),
         ("GET", "/v1/orders/chance"),
         ("GET", "/v1/accounts"),
+        ("GET", "/v1/orders/open"),
+        ("GET", "/v1/orders/closed"),
     }
 )
 
@@ -184,35 +192,6 @@ def _walk(
     return fills
 
 
-@dataclass(frozen=True, slots=True)
-class SimOrder:
-    """A filled order as the control API reports it; `fee` is in the venue's quote currency."""
-
-    venue: str
-    symbol: str
-    side: str
-    qty: Decimal
-    cost: Decimal
-    fee: Decimal
-    id: str
-    fills: tuple[tuple[Decimal, Decimal], ...]
-    request: dict[str, str]
-    created_ms: int
-
-    def to_json(self) -> dict[str, Any]:
-        avg = self.cost / self.qty if self.qty else Decimal(0)
-        return {
-            "venue": self.venue,
-            "symbol": self.symbol,
-            "side": self.side,
-            "qty": float(self.qty),
-            "avg_price": float(avg),
-            "cost": float(self.cost),
-            "fee": float(self.fee),
-            "id": self.id,
-        }
-
-
 class PrivateApi:
     """Signed endpoints of both venues; counts every private request and keeps every order."""
 
@@ -260,6 +239,10 @@ class PrivateApi:
             )
         except AuthError as exc:
             return d.json_reply(exc.status, exc.body)
+        if method == "GET":
+            with self._lock:
+                orders = list(self.orders)
+            return acct.binance_read(path, params, orders, BINANCE_FEE, now_ms)
         if (method, path) != ("POST", "/api/v3/order"):
             return d.json_reply(404, d.binance_error(-1000, "Not found."))
         return self._binance_order(params, now_ms)
@@ -274,11 +257,13 @@ class PrivateApi:
         side = params.get("side", "")
         if side not in ("BUY", "SELL"):
             return d.json_reply(400, d.binance_error(-1100, "Illegal characters found in parameter 'side'."))
-        if params.get("type") != "MARKET":
+        kind = params.get("type")
+        if kind not in ("MARKET", "LIMIT"):
             return d.json_reply(400, d.binance_error(-1116, "Invalid orderType."))
         try:
             qty = Decimal(params.get("quantity", ""))
-        except InvalidOperation:
+            limit = Decimal(params["price"]) if kind == "LIMIT" else None
+        except (InvalidOperation, KeyError):
             return d.json_reply(
                 400, d.binance_error(-1100, "Illegal characters found in parameter 'quantity'.")
             )
@@ -289,56 +274,20 @@ class PrivateApi:
             return d.json_reply(
                 400, d.binance_error(-2010, "Account has insufficient balance for requested action.")
             )
-        fills = _walk(book.asks if side == "BUY" else book.bids, qty, None)
+        fills = [] if limit is not None else _walk(book.asks if side == "BUY" else book.bids, qty, None)
         executed = sum((q for _, q in fills), Decimal(0))
         cost = sum((p * q for p, q in fills), Decimal(0))
-        if cost < BINANCE_MIN_NOTIONAL:
+        if (cost if limit is None else qty * limit) < BINANCE_MIN_NOTIONAL:
             return d.json_reply(400, d.binance_error(-1013, "Filter failure: NOTIONAL"))
-        base_fee = side == "BUY"
-        wire_fills = [
-            {"price": _binance8(p), "qty": _binance8(q),
-             "commission": _binance8((q if base_fee else p * q) * BINANCE_FEE),
-             "commissionAsset": symbol if base_fee else "USDT", "tradeId": next(self._ids)}
-            for p, q in fills
-        ]  # fmt: skip
-        order_id = next(self._ids)
-        client_id = params.get("newClientOrderId") or uuid.uuid4().hex[:22]
-        self._keep(
-            SimOrder(
-                "binance",
-                symbol,
-                side.lower(),
-                executed,
-                cost,
-                cost * BINANCE_FEE,
-                str(order_id),
-                tuple(fills),
-                dict(params),
-                now_ms,
-            )
-        )
-        return d.json_reply(
-            200,
-            {
-                "symbol": d.binance_symbol(symbol),
-                "orderId": order_id,
-                "orderListId": -1,
-                "clientOrderId": client_id,
-                "transactTime": now_ms,
-                "price": "0.00000000",
-                "origQty": _binance8(qty),
-                "executedQty": _binance8(executed),
-                "origQuoteOrderQty": "0.00000000",
-                "cummulativeQuoteQty": _binance8(cost),
-                "status": "FILLED" if executed == qty else "EXPIRED",
-                "timeInForce": "GTC",
-                "type": "MARKET",
-                "side": side,
-                "workingTime": now_ms,
-                "fills": wire_fills,
-                "selfTradePreventionMode": "EXPIRE_MAKER",
-            },
-        )
+        order = SimOrder(
+            "binance", symbol, side.lower(), executed, cost, cost * BINANCE_FEE, str(next(self._ids)),
+            tuple(fills), dict(params), now_ms, params.get("newClientOrderId") or uuid.uuid4().hex[:22],
+            open=limit is not None, limit_price=limit, orig_qty=qty,
+        )  # fmt: skip
+        self._keep(order)
+        doc = acct.binance_order_doc(order)
+        doc.update({"transactTime": now_ms, "fills": acct.binance_fill_docs(order, BINANCE_FEE)})
+        return d.json_reply(200, doc)
 
     def _keep(self, order: SimOrder) -> None:
         with self._lock:
@@ -384,13 +333,10 @@ class PrivateApi:
             raise _upbit_refusal("invalid_query_payload", "Jwt 토큰의 query 정보가 올바르지 않습니다.")
         if (method, path) == ("POST", "/v1/orders"):
             return self._upbit_order(dict(params), now_ms)
-        if (method, path) == ("GET", "/v1/order"):
-            wanted = dict(params).get("uuid")
+        if method == "GET":
             with self._lock:
-                found = next((o for o in self.orders if o.venue == "upbit" and o.id == wanted), None)
-            if found is None:
-                return d.json_reply(404, d.upbit_error("order_not_found", "주문을 찾지 못했습니다."))
-            return d.json_reply(200, _upbit_order_doc(found, done=True))
+                orders = list(self.orders)
+            return acct.upbit_read(path, dict(params), orders, _upbit_order_doc)
         return d.json_reply(404, d.upbit_error(404, "Not Found"))
 
     def _upbit_order(self, params: Mapping[str, str], now_ms: int) -> d.Reply:
@@ -405,6 +351,9 @@ class PrivateApi:
                 spend = Decimal(params["price"])
                 fills = _walk(book.asks, None, spend)
                 minimum, error = spend, "under_min_total_bid"
+            elif side in ("bid", "ask") and ord_type == "limit":
+                limit, volume = Decimal(params["price"]), Decimal(params["volume"])
+                fills, minimum, error = [], limit * volume, f"under_min_total_{side}"
             elif side == "ask" and ord_type == "market" and "price" not in params:
                 fills = _walk(book.bids, Decimal(params["volume"]), None)
                 minimum, error = (
@@ -426,24 +375,15 @@ class PrivateApi:
             )
         executed = sum((q for _, q in fills), Decimal(0))
         cost = sum((p * q for p, q in fills), Decimal(0))
+        resting = ord_type == "limit"
         order = SimOrder(
-            "upbit",
-            symbol,
-            "buy" if side == "bid" else "sell",
-            executed,
-            cost,
-            cost * UPBIT_FEE,
-            str(uuid.uuid4()),
-            tuple(fills),
-            dict(params),
-            now_ms,
-        )
+            "upbit", symbol, "buy" if side == "bid" else "sell", executed, cost, cost * UPBIT_FEE,
+            str(uuid.uuid4()), tuple(fills), dict(params), now_ms, params.get("identifier", ""),
+            open=resting, limit_price=Decimal(params["price"]) if resting else None,
+            orig_qty=Decimal(params["volume"]) if "volume" in params else None,
+        )  # fmt: skip
         self._keep(order)
         return d.json_reply(201, _upbit_order_doc(order, done=False))
-
-
-def _binance8(value: Decimal) -> str:
-    return f"{value.quantize(EIGHT):f}"
 
 
 def _kst(ms: int) -> str:
@@ -454,12 +394,14 @@ def _upbit_order_doc(order: SimOrder, done: bool) -> dict[str, Any]:
     """Upbit's order: as accepted ("wait", nothing executed yet) or looked up ("done", with trades)."""
     buy = order.side == "buy"
     req = order.request
+    limit = order.limit_price is not None
     doc: dict[str, Any] = {
         "uuid": order.id, "side": "bid" if buy else "ask", "ord_type": req.get("ord_type"),
-        "price": req.get("price") if buy else None, "state": "done" if done else "wait",
+        "price": req.get("price") if buy or limit else None, "state": "done" if done else "wait",
         "market": d.upbit_market_code(order.symbol), "created_at": _kst(order.created_ms),
-        "volume": None if buy else req.get("volume"),
-        "remaining_volume": "0" if done or buy else req.get("volume"),
+        "volume": None if buy and not limit else req.get("volume"),
+        "remaining_volume": "0" if done or (buy and not limit) else req.get("volume"),
+        "executed_funds": _dec(order.cost) if done else "0",
         "reserved_fee": _dec(order.fee), "remaining_fee": "0" if done else _dec(order.fee),
         "paid_fee": _dec(order.fee) if done else "0", "locked": "0" if done else _dec(order.cost + order.fee),
         "executed_volume": _dec(order.qty) if done else "0", "prevented_volume": "0", "prevented_locked": "0",
