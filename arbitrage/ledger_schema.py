@@ -65,6 +65,11 @@ CREATE TABLE IF NOT EXISTS event_log (
     payload         jsonb NOT NULL DEFAULT '{}'::jsonb,
     event_uid       text
 );
+CREATE TABLE IF NOT EXISTS live_arms (
+    armed_at        bigint PRIMARY KEY,
+    run_id          text NOT NULL,
+    claimed_at      timestamptz NOT NULL DEFAULT now()
+);
 """
 
 UPGRADE_SQL = """

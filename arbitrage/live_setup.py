@@ -37,8 +37,16 @@ class LivePlan:
     arming: dict[str, Any]
 
 
-def live_plan(config: AppConfig, record: Record) -> LivePlan | str:
-    """The live plan, or the operator's refusal line (recorded as LIVE_REFUSED / LIVE_ARM_REFUSED)."""
+ArmClaim = Callable[[int], "str | None"]
+"""Claims an arm time for this run: None when claimed, else the refusal line (`claim_arm`)."""
+
+
+def live_plan(config: AppConfig, record: Record, claim: ArmClaim | None = None) -> LivePlan | str:
+    """The live plan, or the operator's refusal line (recorded as LIVE_REFUSED / LIVE_ARM_REFUSED).
+
+    `claim` makes the arm single-use: a second run with the same `LIVE_ARM_AT` is refused before
+    any venue client exists (code ARM_REUSED).
+    """
     if config.run.market != "ccxt":
         record("LIVE_REFUSED", {"reason": MARKET_REFUSAL})
         return f"live mode refused: {MARKET_REFUSAL}"
@@ -46,6 +54,14 @@ def live_plan(config: AppConfig, record: Record) -> LivePlan | str:
     if not decision.ok or decision.keys is None or decision.notional_usd is None:
         record("LIVE_ARM_REFUSED", decision.to_event())
         return f"live mode refused: {decision.reason}"
+    if claim is not None and decision.armed_at is not None:
+        reused = claim(decision.armed_at)
+        if reused is not None:
+            record(
+                "LIVE_ARM_REFUSED",
+                {**decision.to_event(), "ok": False, "code": "ARM_REUSED", "reason": reused},
+            )
+            return f"live mode refused: {reused}"
     return LivePlan(decision.keys, float(decision.notional_usd), decision.to_event())
 
 

@@ -32,6 +32,7 @@ from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
+from arbitrage.ops.arm_claim import claim_arm
 from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.preflight import bootstrap_gate
@@ -143,7 +144,13 @@ class Orchestrator:
                 preflight_context(self.config, self._endpoints, self.run_id, MIN_FREE_DISK_MB), record
             )
             if refusal is None and self.config.run.mode == "live":
-                plan = live_plan(self.config, record)
+                svc = self.config.services
+                claim = partial(
+                    claim_arm, self.postgres_dsn, run_id=self.run_id,
+                    connect_timeout_sec=svc.connect_timeout_sec,
+                    statement_timeout_ms=svc.statement_timeout_ms,
+                )  # fmt: skip
+                plan = live_plan(self.config, record, claim)
                 refusal, self._live = (plan, None) if isinstance(plan, str) else (None, plan)
             if refusal is not None:
                 print(f"arbitrage: {refusal}", file=sys.stderr, flush=True)
