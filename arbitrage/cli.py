@@ -220,6 +220,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "arbitrage.ops.ops_commands",
     "arbitrage.show_config",
     "arbitrage.runs_command",
+    "arbitrage.reconcile.command",
 )
 """Modules that add a subcommand: each has `register(sub)`, which calls `sub.add_parser(...)` and
 `set_defaults(handler=...)` with a `handler(args) -> int`. Their heavy imports stay inside the handler."""

@@ -27,6 +27,9 @@ ANALYSIS_RESULT: Final = "analysis_result.json"
 REPORT_HTML: Final = "report.html"
 ENGINE_LOG: Final = "engine.log"
 LEDGER_JOURNAL: Final = "ledger_journal.jsonl"
+RECONCILIATION: Final = "reconciliation.json"
+RECONCILIATION_SEAL: Final = "reconciliation.seal.json"
+"""`arbitrage reconcile`'s report, written after the run, and its own seal (see `evidence.addendum`)."""
 
 CONDITIONAL_SET: Final[tuple[str, ...]] = (
     STOP_REASON_SNAPSHOT,
@@ -41,6 +44,9 @@ CONDITIONAL_SET: Final[tuple[str, ...]] = (
 )
 """Files written only when the run's features or outcome call for them."""
 
-NEVER_SEALED: Final = frozenset({MANIFEST, ENGINE_LOG, MONITOR_SUMMARY, ANALYSIS_RESULT, REPORT_HTML})
+NEVER_SEALED: Final = frozenset(
+    {MANIFEST, ENGINE_LOG, MONITOR_SUMMARY, ANALYSIS_RESULT, REPORT_HTML, RECONCILIATION, RECONCILIATION_SEAL}
+)
 """Files the manifest's seal never covers: the manifest itself, the log still being appended to
-as the process exits, and what the harness and ``verify`` write into the directory afterwards."""
+as the process exits, and what the harness, ``verify`` and ``reconcile`` write into the directory
+afterwards (an addendum carries its own seal, leaving the manifest's untouched)."""

@@ -1,0 +1,88 @@
+"""What the run says it did: its `runs` row, its trade_legs rows and the order ids in its event log.
+
+The event log names the venue orders of each leg (`TRADE_OPEN`/`TRADE_CLOSE` carry `order_ids`;
+`LEG_UNWOUND` and `EXIT_FAILED` carry the legs that did fill); trade_legs carries the booked
+quantities, prices and fees. Reconciliation needs both: an order the event log names but the
+ledger lacks is as much a finding as an order neither knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from arbitrage.ledger import connect
+
+LEG_COLUMNS = (
+    "trade_id", "leg", "correlation_id", "symbol", "qty", "upbit_side", "upbit_vwap_krw", "upbit_fee_krw",
+    "binance_side", "binance_vwap_usdt", "binance_fee_usdt", "krw_per_usdt", "pnl_usd",
+)  # fmt: skip
+
+
+class RunNotFound(Exception):
+    """No such run (or no live run at all) in the ledger; the message is the operator's line."""
+
+
+@dataclass
+class RunLedger:
+    """One run as its ledger and event log record it."""
+
+    run_id: str
+    mode: str
+    started_at: datetime
+    ended_at: datetime | None
+    legs: list[dict[str, Any]] = field(default_factory=list)
+    order_ids: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(correlation_id, "entry"|"exit") -> {"upbit": id, "binance": id, "upbit_qty": qty}."""
+    side_orders: list[dict[str, Any]] = field(default_factory=list)
+    """Filled legs of unwound entries and failed exits: {"venue", "side", "qty", "vwap", "order_id", ...}."""
+
+
+def latest_live_run(dsn: str) -> str:
+    """The id of the most recently started live run."""
+    with connect(dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT run_id FROM runs WHERE mode = 'live' ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+    if row is None:
+        raise RunNotFound("no live run in the ledger: nothing to reconcile (give --run RUN_ID)")
+    return str(row[0])
+
+
+def load_run(dsn: str, run_id: str) -> RunLedger:
+    """The run's row, legs and order-bearing events."""
+    with connect(dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT mode, started_at, ended_at FROM runs WHERE run_id = %s", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise RunNotFound(f"--run {run_id!r}: no such run in the ledger")
+        legs = conn.execute(
+            f"SELECT {', '.join(LEG_COLUMNS)} FROM trade_legs WHERE run_id = %s ORDER BY id", (run_id,)
+        ).fetchall()
+        events = conn.execute(
+            "SELECT event_type, correlation_id, payload FROM event_log WHERE run_id = %s"
+            " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE', 'LEG_UNWOUND', 'EXIT_FAILED') ORDER BY id",
+            (run_id,),
+        ).fetchall()
+    run = RunLedger(run_id, str(row[0]), row[1], row[2])
+    for values in legs:
+        leg = dict(zip(LEG_COLUMNS, values, strict=True))
+        run.legs.append({k: float(v) if k not in ("trade_id", "leg", "correlation_id", "symbol", "upbit_side",
+                                                  "binance_side") and v is not None else v
+                         for k, v in leg.items()})  # fmt: skip
+    for kind, correlation_id, payload in events:
+        if kind in ("TRADE_OPEN", "TRADE_CLOSE") and payload.get("order_ids"):
+            leg_kind = "entry" if kind == "TRADE_OPEN" else "exit"
+            run.order_ids[(correlation_id, leg_kind)] = {
+                **payload["order_ids"],
+                "symbol": payload.get("symbol"),
+            }
+        else:
+            for key in ("filled", "unwind"):
+                filled = payload.get(key)
+                if filled and filled.get("order_id"):
+                    run.side_orders.append({**filled, "symbol": payload.get("symbol"), "event": kind,
+                                            "correlation_id": correlation_id})  # fmt: skip
+    return run
