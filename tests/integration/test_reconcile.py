@@ -1,0 +1,148 @@
+"""Acceptance: `arbitrage reconcile` after an armed live run against `arbitrage sim`.
+
+Everything is real: the engine and `reconcile` as subprocesses, ccxt over HTTP to a simulator that
+verifies every signature, PostgreSQL and Redis. One run, then, in order: a clean reconcile (exit 0,
+report sealed as an addendum, event_log row); a trade_legs row removed as the owner (exit 1, the
+leg's venue orders reported), then put back (exit 0 again); an open limit order left on Upbit
+(exit 1, reported as the only finding); a foreign market order on Binance (exit 1, reported as
+missing in the ledger).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbitrage.ledger import connect
+from arbitrage.market.ccxt_source import VenuePair
+from arbitrage.ops.live_arm import KEY_VARS
+from evidence import names
+from evidence.addendum import addendum_problems
+from evidence.completeness import completeness_problems
+from evidence.writer import file_digest
+from harness.engine import EngineLauncher
+from tests.integration.test_live_run import DURATION_SEC, SIM_KEYS, armed_env, deactivate_kill_switch, sim
+from tests.support.sim_process import SimProcess
+
+__all__ = ["sim"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+CREDENTIALS = {
+    "upbit": (SIM_KEYS["UPBIT_ACCESS_KEY"], SIM_KEYS["UPBIT_SECRET_KEY"]),
+    "binance": (SIM_KEYS["BINANCE_API_KEY"], SIM_KEYS["BINANCE_API_SECRET"]),
+}
+
+
+def reconcile(
+    run_id: str, sim: SimProcess, evidence_root: Path, dsn: str, redis_url: str
+) -> tuple[int, str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS)
+    } | SIM_KEYS
+    command = [sys.executable, "-m", "arbitrage", "reconcile", "--run", run_id, "--exchange-url", sim.url]
+    command += ["--evidence-root", str(evidence_root), "--postgres-dsn", dsn, "--redis-url", redis_url]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def problems(stdout: str) -> list[str]:
+    return [line.removeprefix("problem: ") for line in stdout.splitlines() if line.startswith("problem: ")]
+
+
+def place(sim: SimProcess, venue: str, *order: Any) -> str:
+    """Place one order on the simulator with the account's keys, as someone else would."""
+    pair = VenuePair(5.0, sim.url, CREDENTIALS)
+    try:
+        client = getattr(pair, venue)
+
+        async def go() -> str:
+            await client.load_markets()
+            placed = await client.create_order(*order)
+            return str(placed["id"])
+
+        return pair.run(go())
+    finally:
+        pair.close()
+
+
+def test_reconcile_after_an_armed_live_run(
+    sim: SimProcess, engine: EngineLauncher, postgres_dsn: str, redis_url: str
+) -> None:
+    deactivate_kill_switch(postgres_dsn)
+    run = engine(env=armed_env())
+    run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
+               "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
+    assert run.wait(timeout=DURATION_SEC + 90) == 0, run.describe()
+    assert run.run_id is not None and run.evidence_dir is not None
+    run_id, evidence = run.run_id, run.evidence_dir
+    manifest_before = file_digest(evidence / names.MANIFEST)
+
+    code, out, err = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
+    assert (code, problems(out), err) == (0, [], ""), out + err
+    report = json.loads((evidence / names.RECONCILIATION).read_text())
+    assert report["ok"] and report["run_id"] == run_id
+    trades = report["trades"]
+    assert trades and all(t["status"] == "closed" for t in trades), trades
+    drifts = [abs(t["legs"][leg]["upbit_qty_drift_rel"]) for t in trades for leg in ("entry", "exit")]
+    assert max(drifts) <= report["tolerances"]["upbit_drift_rel"], drifts
+    assert report["pnl"]["reported_usd"] == pytest.approx(report["pnl"]["ledger_usd"], abs=0.01)
+    assert report["pnl"]["venues_usd"] == pytest.approx(report["pnl"]["ledger_usd"], abs=0.01 * len(trades))
+    assert report["venues"]["binance"]["matched"] == report["venues"]["upbit"]["matched"] == 2 * len(trades)
+    assert file_digest(evidence / names.MANIFEST) == manifest_before, "the original seal is untouched"
+    assert addendum_problems(evidence, names.RECONCILIATION, names.RECONCILIATION_SEAL) == []
+    assert completeness_problems(evidence) == []
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'RECONCILIATION'", (run_id,)
+        ).fetchall()
+    assert [row[0]["ok"] for row in rows] == [True]
+
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        removed = conn.execute(
+            "DELETE FROM trade_legs WHERE id = (SELECT max(id) FROM trade_legs WHERE run_id = %s)"
+            " RETURNING *",
+            (run_id,),
+        ).fetchone()
+    assert removed is not None
+    code, out, _ = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
+    found = problems(out)
+    assert code == 1, out
+    assert sum("has no trade_legs row" in line for line in found) == 2, found
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        columns = [c.name for c in conn.execute("SELECT * FROM trade_legs LIMIT 0").description or []]
+        conn.execute(
+            f"INSERT INTO trade_legs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+            removed,
+        )
+    code, out, _ = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
+    assert (code, problems(out)) == (0, []), out
+
+    resting = place(sim, "upbit", "XRP/KRW", "limit", "sell", 10, 9000, {"clientOrderId": "left-open-1"})
+    code, out, _ = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
+    assert code == 1, out
+    assert problems(out) == [f"upbit: open order {resting} (sell XRP, client order id left-open-1)"], out
+
+    foreign = place(sim, "binance", "XRP/USDT", "market", "buy", 10, None, {"clientOrderId": "foreign-1"})
+    code, out, _ = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
+    assert code == 1, out
+    new = [line for line in problems(out) if "open order" not in line]
+    assert new == [
+        f"binance: order {foreign} (buy 10.0 XRP, client order id foreign-1) missing in the ledger"
+    ], out
+    final = json.loads((evidence / names.RECONCILIATION).read_text())
+    assert not final["ok"] and [o["id"] for o in final["venues"]["binance"]["missing_in_ledger"]] == [foreign]
+    assert addendum_problems(evidence, names.RECONCILIATION, names.RECONCILIATION_SEAL) == []
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        verdicts = conn.execute(
+            "SELECT payload->>'ok' FROM event_log WHERE run_id = %s AND event_type = 'RECONCILIATION'"
+            " ORDER BY id",
+            (run_id,),
+        ).fetchall()
+    assert [v[0] for v in verdicts] == ["true", "false", "true", "false", "false"]
