@@ -32,6 +32,7 @@ from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
+from arbitrage.ops.anomaly import KILL, AnomalyTrip
 from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.preflight import bootstrap_gate
@@ -270,7 +271,15 @@ class Orchestrator:
         close-out, so that a run that never traded still leaves the whole minimum set."""
         cfg = self.config
         portfolio = Portfolio()
-        supervisor = Supervisor(cfg, self.run_id, self.postgres_dsn, self.request_stop, self._on_guard_trip)
+        supervisor = Supervisor(
+            cfg,
+            self.run_id,
+            self.postgres_dsn,
+            self.request_stop,
+            self._on_guard_trip,
+            self._on_anomaly,
+            self.rate_limits.hits_total,
+        )
         if refusal is None:
             try:
                 supervisor.start(self.out)
@@ -432,6 +441,17 @@ class Orchestrator:
                 self._kill_switch.activate(f"guard {trip.name}: {trip.detail}", "guard", run_id=self.run_id)
             except KillSwitchError as exc:
                 log.error("kill switch activation after guard %s failed: %s", trip.name, exc)
+
+    def _on_anomaly(self, trip: AnomalyTrip) -> None:
+        """An anomaly row's audit row; a kill row also activates the kill switch, as a guard trip does."""
+        if self.ledger is not None:
+            self.ledger.record_event(self.run_id, "ANOMALY", trip.to_event())
+        if self._kill_switch is not None and trip.action == KILL:
+            try:
+                reason = f"anomaly {trip.rule}: {trip.detail}"
+                self._kill_switch.activate(reason, "anomaly", run_id=self.run_id)
+            except KillSwitchError as exc:
+                log.error("kill switch activation after anomaly %s failed: %s", trip.rule, exc)
 
     def _loop(
         self, fetcher: DeadlineFetcher, trader: Trader, supervisor: Supervisor, t0: float,

@@ -1,6 +1,6 @@
 """Operator alerts over the Telegram Bot API, with retries, a dead-letter count and a delivery log.
 
-Alerts fire on run start and stop, guard trips and watchdog CRITICAL. Delivery runs on a
+Alerts fire on run start and stop, guard trips, watchdog CRITICAL and anomaly-table rows. Delivery runs on a
 worker thread behind a queue, so the trading loop never waits on Telegram. Every attempt is
 a row in `alert_deliveries` (SENT, RETRY, DLQ; DISABLED when no bot is configured); an alert
 that exhausts its attempts, hits a permanent error, or is still undelivered at shutdown is
@@ -36,6 +36,8 @@ RUN_START: Final = "RUN_START"
 RUN_STOP: Final = "RUN_STOP"
 GUARD_TRIP: Final = "GUARD_TRIP"
 WATCHDOG_CRITICAL: Final = "WATCHDOG_CRITICAL"
+ANOMALY_KILL: Final = "ANOMALY_KILL"
+ANOMALY_INVESTIGATE: Final = "ANOMALY_INVESTIGATE"
 
 Status = Literal["SENT", "RETRY", "DLQ", "DISABLED"]
 TELEGRAM_TEXT_LIMIT = 4096
