@@ -13,10 +13,14 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TextIO
 
+import psycopg
+
+from arbitrage.app_role import prepare_app_role
 from arbitrage.closeout import RunFacts, final_flush
 from arbitrage.conditional_evidence import RunConditional
 from arbitrage.config import AppConfig
@@ -24,7 +28,7 @@ from arbitrage.daily_tally import Counters
 from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.journal import LedgerJournal
-from arbitrage.ledger import Ledger, LedgerUnavailable
+from arbitrage.ledger import Ledger, LedgerUnavailable, first_line
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.backoff import RateLimits
@@ -166,6 +170,16 @@ class Orchestrator:
         dsn = svc.postgres_dsn.get_secret_value() if svc.postgres_dsn else None
         url = svc.redis_url.get_secret_value() if svc.redis_url else None
         endpoints = services.resolve(dsn, url)
+        if "postgres" in endpoints.embedded:
+            try:
+                app = prepare_app_role(
+                    endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms
+                )
+            except psycopg.Error as exc:
+                raise LedgerUnavailable(
+                    f"embedded postgres: application role setup failed: {first_line(exc)}"
+                ) from None
+            endpoints = replace(endpoints, postgres_dsn=app)
         self._endpoints = endpoints
         self.postgres_dsn = endpoints.postgres_dsn
         ledger = Ledger(endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms)

@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 import psycopg
 
 from arbitrage.ledger import CLIENT_SLACK_SEC, STOP_GRACE_SEC, LedgerUnavailable, connect
+from arbitrage.ledger_schema import owned_by_another
 from arbitrage.ops.alerts_config import AlertsConfig
 from arbitrage.pg_deadline import DeadlineGuard
 
@@ -65,7 +66,8 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create `alert_deliveries` if missing; idempotent and safe against concurrent engines."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        cur.execute(SCHEMA_SQL)
+        if not owned_by_another(cur, "alert_deliveries"):
+            cur.execute(SCHEMA_SQL)
 
 
 @dataclass(frozen=True, slots=True)
