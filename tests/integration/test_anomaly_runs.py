@@ -31,11 +31,13 @@ QUICK = {
     "ARB_SYSMON__SAMPLE_INTERVAL_SEC": "0.5",
 }
 LOSING = {
-    "ARB_STRATEGY__FEES_PCT__UPBIT": "2",
-    "ARB_STRATEGY__FEES_PCT__BINANCE": "2",
+    "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "-40",
+    "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "40",
+    "ARB_STRATEGY__ORDER_NOTIONAL_USD": "1000",
     "ARB_GUARDS__MAX_CONSECUTIVE_LOSSES": "10000",
     "ARB_GUARDS__MAX_DAILY_LOSS_USD": "100000",
 }
+"""Enter on any premium and leave on the next tick: every round trip pays both venues' fees."""
 
 
 @pytest.fixture
