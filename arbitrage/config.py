@@ -21,6 +21,7 @@ from arbitrage.config_file import ConfigFileError, read_config_file
 from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, shown
 from arbitrage.market.backoff import RateLimitConfig
 from arbitrage.ops.alerts_config import AlertsConfig
+from arbitrage.ops.anomaly import AnomalyConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
 from arbitrage.ops.sysmon import SysMonConfig
@@ -145,6 +146,7 @@ class AppConfig(_Frozen):
     guards: GuardsConfig = GuardsConfig()
     sysmon: SysMonConfig = SysMonConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
     warn_policy: Literal["stop", "continue"] = "stop"

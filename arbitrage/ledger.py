@@ -24,7 +24,14 @@ import psycopg
 
 from arbitrage.journal import JournalError, LedgerJournal
 from arbitrage.ledger_records import EVENT, LEG, RUN_END, RUN_START, LegRow, apply_record
-from arbitrage.ledger_schema import APPEND_ONLY_SQL, SCHEMA_LOCK_KEY, SCHEMA_SQL, SCHEMA_VERSION, UPGRADE_SQL
+from arbitrage.ledger_schema import (
+    APPEND_ONLY_SQL,
+    SCHEMA_LOCK_KEY,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+    UPGRADE_SQL,
+    owned_by_another,
+)
 from arbitrage.ops.kill_switch import SYSTEM_STATE_SQL
 from arbitrage.owner import OwnerProcess
 from arbitrage.pg_deadline import DeadlineGuard
@@ -127,10 +134,11 @@ class Ledger:
         try:
             with self.guard.bounded(self._conn), self._conn.transaction(), self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-                cur.execute(SCHEMA_SQL)
-                cur.execute(UPGRADE_SQL)
-                cur.execute(SYSTEM_STATE_SQL)
-                cur.execute(APPEND_ONLY_SQL)
+                if not owned_by_another(cur, "event_log"):
+                    cur.execute(SCHEMA_SQL)
+                    cur.execute(UPGRADE_SQL)
+                    cur.execute(SYSTEM_STATE_SQL)
+                    cur.execute(APPEND_ONLY_SQL)
         except psycopg.Error as exc:
             self._drop_connection()
             raise LedgerUnavailable(

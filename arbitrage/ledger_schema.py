@@ -8,6 +8,10 @@ another engine's open (or frozen) transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+
 SCHEMA_VERSION = 3
 SCHEMA_LOCK_KEY = 0x4152_4231
 """Advisory lock key: concurrent engines create the schema once."""
@@ -131,3 +135,14 @@ BEGIN
 END
 $$;
 """
+
+
+def owned_by_another(cur: psycopg.Cursor[Any], table: str) -> bool:
+    """True when `table` exists and the connected role does not own it: its DDL is the owner's job
+    (the engine running as the application role, `arbitrage.app_role`)."""
+    cur.execute(
+        "SELECT NOT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)",
+        (table,),
+    )
+    row = cur.fetchone()
+    return bool(row is not None and row[0])

@@ -13,10 +13,14 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TextIO
 
+import psycopg
+
+from arbitrage.app_role import prepare_app_role
 from arbitrage.closeout import RunFacts, final_flush
 from arbitrage.conditional_evidence import RunConditional
 from arbitrage.config import AppConfig
@@ -24,7 +28,7 @@ from arbitrage.daily_tally import Counters
 from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.journal import LedgerJournal
-from arbitrage.ledger import Ledger, LedgerUnavailable
+from arbitrage.ledger import Ledger, LedgerUnavailable, first_line
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.backoff import RateLimits
@@ -32,6 +36,7 @@ from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
+from arbitrage.ops.anomaly import KILL, AnomalyTrip
 from arbitrage.ops.arm_claim import claim_arm
 from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
@@ -172,6 +177,16 @@ class Orchestrator:
         dsn = svc.postgres_dsn.get_secret_value() if svc.postgres_dsn else None
         url = svc.redis_url.get_secret_value() if svc.redis_url else None
         endpoints = services.resolve(dsn, url)
+        if "postgres" in endpoints.embedded:
+            try:
+                app = prepare_app_role(
+                    endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms
+                )
+            except psycopg.Error as exc:
+                raise LedgerUnavailable(
+                    f"embedded postgres: application role setup failed: {first_line(exc)}"
+                ) from None
+            endpoints = replace(endpoints, postgres_dsn=app)
         self._endpoints = endpoints
         self.postgres_dsn = endpoints.postgres_dsn
         ledger = Ledger(endpoints.postgres_dsn, svc.connect_timeout_sec, svc.statement_timeout_ms)
@@ -277,7 +292,15 @@ class Orchestrator:
         close-out, so that a run that never traded still leaves the whole minimum set."""
         cfg = self.config
         portfolio = Portfolio()
-        supervisor = Supervisor(cfg, self.run_id, self.postgres_dsn, self.request_stop, self._on_guard_trip)
+        supervisor = Supervisor(
+            cfg,
+            self.run_id,
+            self.postgres_dsn,
+            self.request_stop,
+            self._on_guard_trip,
+            self._on_anomaly,
+            self.rate_limits.hits_total,
+        )
         if refusal is None:
             try:
                 supervisor.start(self.out)
@@ -439,6 +462,17 @@ class Orchestrator:
                 self._kill_switch.activate(f"guard {trip.name}: {trip.detail}", "guard", run_id=self.run_id)
             except KillSwitchError as exc:
                 log.error("kill switch activation after guard %s failed: %s", trip.name, exc)
+
+    def _on_anomaly(self, trip: AnomalyTrip) -> None:
+        """An anomaly row's audit row; a kill row also activates the kill switch, as a guard trip does."""
+        if self.ledger is not None:
+            self.ledger.record_event(self.run_id, "ANOMALY", trip.to_event())
+        if self._kill_switch is not None and trip.action == KILL:
+            try:
+                reason = f"anomaly {trip.rule}: {trip.detail}"
+                self._kill_switch.activate(reason, "anomaly", run_id=self.run_id)
+            except KillSwitchError as exc:
+                log.error("kill switch activation after anomaly %s failed: %s", trip.rule, exc)
 
     def _loop(
         self, fetcher: DeadlineFetcher, trader: Trader, supervisor: Supervisor, t0: float,

@@ -157,6 +157,11 @@ class RateLimits:
                 v.refused += 1
             return left
 
+    def hits_total(self) -> int:
+        """429/418 answers from every venue so far: what the anomaly table's rate-limit row counts."""
+        with self._lock:
+            return sum(v.hits for v in self._venues.values())
+
     def last_status(self, venue: str) -> int | None:
         """The status of the venue's latest 429/418, None if it never sent one."""
         with self._lock:

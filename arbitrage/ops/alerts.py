@@ -1,6 +1,6 @@
 """Operator alerts over the Telegram Bot API, with retries, a dead-letter count and a delivery log.
 
-Alerts fire on run start and stop, guard trips and watchdog CRITICAL. Delivery runs on a
+Alerts fire on run start and stop, guard trips, watchdog CRITICAL and anomaly-table rows. Delivery runs on a
 worker thread behind a queue, so the trading loop never waits on Telegram. Every attempt is
 a row in `alert_deliveries` (SENT, RETRY, DLQ; DISABLED when no bot is configured); an alert
 that exhausts its attempts, hits a permanent error, or is still undelivered at shutdown is
@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 import psycopg
 
 from arbitrage.ledger import CLIENT_SLACK_SEC, STOP_GRACE_SEC, LedgerUnavailable, connect
+from arbitrage.ledger_schema import owned_by_another
 from arbitrage.ops.alerts_config import AlertsConfig
 from arbitrage.pg_deadline import DeadlineGuard
 
@@ -36,6 +37,8 @@ RUN_START: Final = "RUN_START"
 RUN_STOP: Final = "RUN_STOP"
 GUARD_TRIP: Final = "GUARD_TRIP"
 WATCHDOG_CRITICAL: Final = "WATCHDOG_CRITICAL"
+ANOMALY_KILL: Final = "ANOMALY_KILL"
+ANOMALY_INVESTIGATE: Final = "ANOMALY_INVESTIGATE"
 
 Status = Literal["SENT", "RETRY", "DLQ", "DISABLED"]
 TELEGRAM_TEXT_LIMIT = 4096
@@ -63,7 +66,8 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create `alert_deliveries` if missing; idempotent and safe against concurrent engines."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        cur.execute(SCHEMA_SQL)
+        if not owned_by_another(cur, "alert_deliveries"):
+            cur.execute(SCHEMA_SQL)
 
 
 @dataclass(frozen=True, slots=True)

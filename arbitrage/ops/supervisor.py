@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from arbitrage.config import AppConfig
 from arbitrage.ops import alerts
 from arbitrage.ops.alerts import Notifier
+from arbitrage.ops.anomaly import KILL, AnomalyTable, AnomalyTrip, Measurements
 from arbitrage.ops.guards import GuardInputs, Guards, GuardTrip, PnlTally
 from arbitrage.ops.metrics import EngineMetrics
 from arbitrage.ops.sysmon import SysMonitor
@@ -39,6 +40,10 @@ class LoopVitals:
     errors_total: int = 0
     rejections_total: int = 0
     redis_ok_at: float = 0.0
+    pnl_usd: float = 0.0
+    entries_total: int = 0
+    exits_total: int = 0
+    exchange_errors_total: int = 0
 
 
 class Supervisor:
@@ -51,6 +56,8 @@ class Supervisor:
         postgres_dsn: str,
         request_stop: Callable[[str], None],
         on_guard_trip: Callable[[GuardTrip], object] | None = None,
+        on_anomaly: Callable[[AnomalyTrip], object] | None = None,
+        rate_limit_hits: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
@@ -65,8 +72,13 @@ class Supervisor:
             self.watchdog,
             self._signals,
             self._on_critical,
-            on_verdict=lambda verdict: self.metrics.set_watchdog_level(verdict.level),
+            on_verdict=self._on_verdict,
         )
+        self._on_anomaly = on_anomaly
+        self._rate_limit_hits = rate_limit_hits
+        self.anomalies: AnomalyTable | None = None
+        self.anomaly_trip: AnomalyTrip | None = None
+        self._latency_ms: float | None = None
         svc = config.services
         self.notifier = Notifier(
             config.alerts,
@@ -99,6 +111,8 @@ class Supervisor:
         now = time.monotonic()
         self.vitals.loop_started_at = now
         self.vitals.redis_ok_at = time.time()
+        if self.config.run.mode == "live" or self.config.anomaly.paper:
+            self.anomalies = AnomalyTable(self.config.anomaly, now)
         self._watchdog_loop.start()
 
     def stop_watchers(self) -> None:
@@ -118,6 +132,7 @@ class Supervisor:
             "watchdog": self.watchdog.summary(),
             "alerts": self.notifier.summary(),
             "guards": None if self.guard_trip is None else self.guard_trip.to_event(),
+            "anomalies": None if self.anomalies is None else self.anomalies.summary(),
         }
 
     def close(self) -> None:
@@ -149,6 +164,11 @@ class Supervisor:
         """Feed metrics and check every guard; a trip requests the stop `GUARD_<NAME>`."""
         for pnl in closed_pnls:
             self.pnl.observe(pnl)
+        v = self.vitals
+        v.pnl_usd = portfolio.net_pnl_usd
+        v.exits_total = portfolio.closed_trades
+        v.entries_total = portfolio.closed_trades + len(portfolio.positions)
+        v.exchange_errors_total = exchange_errors
         self._consecutive_errors = self._consecutive_errors + 1 if failures_total > self._failures_seen else 0
         self._failures_seen = failures_total
         if self.vitals.last_latency_ms is not None:
@@ -194,6 +214,7 @@ class Supervisor:
         latency = v.last_latency_ms if v.loop_count >= 2 else None
         if v.tick_started_at is not None and v.loop_count >= 1:
             latency = max(latency or 0.0, (now - v.tick_started_at) * 1000.0)
+        self._latency_ms = latency
         seen_at = v.last_snapshot_at if v.last_snapshot_at is not None else v.loop_started_at
         return WatchdogSignals(
             market_data_lag_sec=now - seen_at,
@@ -202,6 +223,47 @@ class Supervisor:
             rejections_per_min=self._rejections.observe(v.rejections_total, now),
             errors_per_min=self._errors.observe(v.errors_total, now),
         )
+
+    def _on_verdict(self, verdict: WatchdogVerdict) -> None:
+        self.metrics.set_watchdog_level(verdict.level)
+        self.check_anomalies()
+
+    # -- the anomaly table ----------------------------------------------------------------------
+    def measurements(self) -> Measurements:
+        """What the anomaly table judges, read from the loop's vitals, the resources and the venues."""
+        v = self.vitals
+        latest = self.sysmon.latest
+        return Measurements(
+            mono=time.monotonic(),
+            loop_latency_ms=self._latency_ms,
+            cpu_pct=None if latest is None else latest.cpu_pct,
+            rss_mb=None if latest is None else latest.rss_mb,
+            pnl_usd=v.pnl_usd,
+            exchange_errors_total=v.exchange_errors_total,
+            rate_limit_hits_total=0 if self._rate_limit_hits is None else self._rate_limit_hits(),
+            entries_total=v.entries_total,
+            exits_total=v.exits_total,
+        )
+
+    def check_anomalies(self) -> list[AnomalyTrip]:
+        """Judge the table once: a kill row requests the stop `ANOMALY_<RULE>`, an investigate row warns."""
+        if self.anomalies is None:
+            return []
+        fired = self.anomalies.evaluate(self.measurements())
+        for trip in fired:
+            kind = alerts.ANOMALY_KILL if trip.action == KILL else alerts.ANOMALY_INVESTIGATE
+            if trip.action == KILL:
+                if self.anomaly_trip is not None:
+                    continue
+                self.anomaly_trip = trip
+                self._request_stop(trip.stop_reason)
+                log.error("anomaly %s: %s, stopping (kill switch)", trip.rule, trip.detail)
+            else:
+                log.warning("anomaly %s: %s, investigate", trip.rule, trip.detail)
+            if self._on_anomaly is not None:
+                self._on_anomaly(trip)
+            self.notifier.notify(kind, f"{self.run_id} {trip.rule}: {trip.detail}")
+        return fired
 
     def _on_critical(self, verdict: WatchdogVerdict) -> None:
         self.notifier.notify(alerts.WATCHDOG_CRITICAL, f"{self.run_id}: {'; '.join(verdict.reasons)}")

@@ -1,0 +1,170 @@
+"""Acceptance: each anomaly row trips a real engine run, with its sustain time shortened.
+
+A kill row stops the run with `ANOMALY_<RULE>`, leaves the kill switch ACTIVE (by "anomaly")
+and an ANOMALY row in event_log; an investigate row logs a WARNING and sends an alert, and the
+run goes on to its planned stop.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbitrage.ledger import connect
+from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.services import ServiceEndpoints
+from evidence import names
+from evidence.reader import read_json
+from tests.support.databases import fresh_database
+from tests.support.sim_process import SimProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+QUICK = {
+    "ARB_ANOMALY__PAPER": "true",
+    "ARB_WARN_POLICY": "continue",
+    "ARB_WATCHDOG__EVALUATE_INTERVAL_SEC": "0.5",
+    "ARB_SYSMON__SAMPLE_INTERVAL_SEC": "0.5",
+}
+LOSING = {
+    "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "-40",
+    "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "40",
+    "ARB_STRATEGY__ORDER_NOTIONAL_USD": "1000",
+    "ARB_GUARDS__MAX_CONSECUTIVE_LOSSES": "10000",
+    "ARB_GUARDS__MAX_DAILY_LOSS_USD": "100000",
+}
+"""Enter on any premium and leave on the next tick: every round trip pays both venues' fees."""
+
+
+@pytest.fixture
+def dsn(server: ServiceEndpoints) -> str:
+    fresh = fresh_database(server.postgres_dsn, "an")
+    with connect(fresh, 5.0, 5000) as conn:
+        KillSwitch(conn).deactivate("anomaly acceptance test", "pytest")
+    return fresh
+
+
+def run_engine(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints, env: dict[str, str], args: list[str]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
+    full_env.update(QUICK | env)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "arbitrage", "run", "--seed", "7", *args,
+            "--evidence-root", str(tmp_path / "evidence"),
+            "--postgres-dsn", dsn, "--redis-url", server.redis_url,
+        ],
+        capture_output=True, text=True, env=full_env, timeout=180, cwd=tmp_path,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
+    assert len(lines) == 1, done.stdout + done.stderr
+    return done, Path(lines[0].removeprefix("evidence: "))
+
+
+def anomaly_events(dsn: str, run_id: str) -> list[dict[str, Any]]:
+    with connect(dsn, 5.0, 5000) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'ANOMALY' ORDER BY id",
+            (run_id,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def assert_killed_by(rule: str, done: subprocess.CompletedProcess[str], evidence: Path, dsn: str) -> None:
+    summary = read_json(evidence / names.CHAIN_SUMMARY)
+    assert summary["stop_reason"] == f"ANOMALY_{rule.upper()}", (summary["stop_reason"], done.stderr[-2000:])
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    kpi = read_json(evidence / names.KPI)
+    trips = kpi["anomalies"]["trips"]
+    assert [t["rule"] for t in trips if t["action"] == "kill"] == [rule], trips
+    with connect(dsn, 5.0, 5000) as conn:
+        state = KillSwitch(conn).status()
+    assert (state.active, state.by, state.run_id) == (True, "anomaly", evidence.name)
+    assert rule in state.reason
+    logged = [event for event in anomaly_events(dsn, evidence.name) if event["action"] == "kill"]
+    assert [(e["rule"], e["stop_reason"]) for e in logged] == [(rule, f"ANOMALY_{rule.upper()}")]
+    assert logged[0]["observed"] > logged[0]["threshold"]
+
+
+def test_loop_latency_from_a_slow_simulator_trips_the_kill_switch(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints
+) -> None:
+    sim = SimProcess("--seed", "3", "--latency-ms", "150")
+    try:
+        env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3"}
+        done, evidence = run_engine(
+            tmp_path, dsn, server, env, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
+        )
+    finally:
+        sim.stop()
+    assert_killed_by("loop_latency", done, evidence, dsn)
+
+
+def test_simulator_errors_trip_the_exchange_error_row(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints
+) -> None:
+    sim = SimProcess("--seed", "3", "--error-rate", "0.6")
+    try:
+        done, evidence = run_engine(
+            tmp_path, dsn, server, {}, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
+        )
+    finally:
+        sim.stop()
+    assert_killed_by("exchange_errors", done, evidence, dsn)
+
+
+def test_simulator_rate_limits_trip_the_rate_limit_row(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints
+) -> None:
+    sim = SimProcess("--seed", "3", "--fault", "rate_limit", "--retry-after-sec", "0.2")
+    try:
+        env = {"ARB_ANOMALY__EXCHANGE_ERRORS__ENABLED": "false"}
+        done, evidence = run_engine(
+            tmp_path, dsn, server, env, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
+        )
+    finally:
+        sim.stop()
+    assert_killed_by("rate_limit_hits", done, evidence, dsn)
+
+
+@pytest.mark.parametrize(
+    ("rule", "env"),
+    [
+        ("pnl_drop", LOSING),
+        ("memory", {"ARB_ANOMALY__MEMORY__THRESHOLD": "20"}),
+        ("cpu", {"ARB_ANOMALY__CPU__THRESHOLD": "5", "ARB_ANOMALY__CPU__SUSTAIN_SEC": "2"}),
+    ],
+)
+def test_a_synthetic_run_trips_the_row(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints, rule: str, env: dict[str, str]
+) -> None:
+    args = ["--ticks", "400000"] if rule == "cpu" else ["--duration", "40s"]
+    if rule == "pnl_drop":
+        env = env | {"ARB_RUN__TICK_INTERVAL_SEC": "0.05"}
+    done, evidence = run_engine(tmp_path, dsn, server, env, args)
+    assert_killed_by(rule, done, evidence, dsn)
+
+
+def test_no_entry_raises_an_investigate_alert_and_a_warning(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints
+) -> None:
+    env = {"ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "49", "ARB_ANOMALY__NO_ENTRY__THRESHOLD": "2"}
+    done, evidence = run_engine(tmp_path, dsn, server, env, ["--duration", "6s"])
+    summary = read_json(evidence / names.CHAIN_SUMMARY)
+    assert summary["stop_reason"] == "DURATION_REACHED", done.stderr[-2000:]
+    assert "anomaly no_entry" in done.stderr and "WARNING" in done.stderr, done.stderr[-2000:]
+    logged = anomaly_events(dsn, evidence.name)
+    assert [(e["rule"], e["action"], e["stop_reason"]) for e in logged] == [("no_entry", "investigate", None)]
+    with connect(dsn, 5.0, 5000) as conn:
+        assert not KillSwitch(conn).status().active
+        alerted = conn.execute(
+            "SELECT count(*) FROM alert_deliveries WHERE run_id = %s AND event = 'ANOMALY_INVESTIGATE'",
+            (evidence.name,),
+        ).fetchone()
+    assert alerted is not None and alerted[0] >= 1
