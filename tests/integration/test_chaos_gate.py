@@ -32,4 +32,15 @@ def test_a_fixed_seed_schedule_loses_nothing(chaos_campaign: ChaosCampaign) -> N
     }
     assert failing == {}
     struck = {e.kind for o in outcomes for e in o.events if e.action == "strike"}
-    assert struck == set(GATE_KINDS)
+    missed = [
+        (
+            o.plan.line(),
+            o.classification,
+            o.exit_code,
+            o.stop_line,
+            [(e.kind, e.action, e.at_sec) for e in o.events],
+        )
+        for o in outcomes
+        if {f.kind for f in o.plan.faults} - {e.kind for e in o.events if e.action == "strike"}
+    ]
+    assert struck == set(GATE_KINDS), f"runs that ended before a planned strike: {missed}"
