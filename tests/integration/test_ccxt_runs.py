@@ -210,9 +210,10 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
         ["--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)],
         ["--duration", f"{CYCLE_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"], _cycle_env(),
     )  # fmt: skip
-    started = time.time()
+    launched = time.time()
     alive = lambda: run.process.poll() is None  # noqa: E731
-    assert wait_for(lambda: run.run_id() is not None, started + 30, alive), "engine printed no evidence dir"
+    assert wait_for(lambda: run.run_id() is not None, launched + 60, alive), "engine printed no evidence dir"
+    started = time.time()
     run_id = run.run_id()
     assert run_id is not None
     assert wait_for(lambda: bool(run.legs(run_id)), started + 30, alive), "no trade before the first fault"
