@@ -56,14 +56,14 @@ def doctor(session: nox.Session) -> None:
 
 @nox.session
 def fast(session: nox.Session) -> None:
-    """Every test that is not slow, integration or longrun (< 1 min)."""
+    """Every test that is not slow, integration or longrun (about 2 min)."""
     _install(session, "test")
     _pytest(session, "-m", "not slow and not integration and not longrun", "--timeout=120")
 
 
 @nox.session
 def regression(session: nox.Session) -> None:
-    """Every test except longrun, real services included, on 2 workers (< 10 min; `-- -n 0` for serial)."""
+    """Every test except longrun, real services included, on 2 workers (about 16 min; `-- -n 0`: serial)."""
     _install(session, "test")
     _pytest(session, "-m", "not longrun", "--timeout=300", "-n", "2")
 
