@@ -9,12 +9,8 @@ tested equal to them.
 
 from __future__ import annotations
 
-import functools
-import json
-from importlib import resources
 from typing import Any, Final, Literal
 
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field
 
 from evidence.names import DAILY_REPORT, DECISION_TRACE, STOP_REASON_SNAPSHOT
@@ -197,33 +193,3 @@ MODELS: Final[dict[str, type[BaseModel]]] = {
     DECISION_TRACE: DecisionTrace,
 }
 """Conditional evidence file name -> its model."""
-
-CONDITIONAL_SCHEMA_FILES: Final[dict[str, str]] = {
-    name: name.removesuffix(".json") + ".schema.json" for name in MODELS
-}
-"""Conditional evidence file name -> the schema resource shipped in `evidence/schemas`."""
-
-
-@functools.cache
-def shipped_schema(file_name: str) -> dict[str, Any]:
-    """The schema shipped for a conditional file, as the checkers validate against it."""
-    resource = resources.files("evidence").joinpath("schemas", CONDITIONAL_SCHEMA_FILES[file_name])
-    loaded: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
-    return loaded
-
-
-@functools.cache
-def _validator(file_name: str) -> Draft202012Validator:
-    return Draft202012Validator(shipped_schema(file_name))
-
-
-def schema_problems(file_name: str, document: object, limit: int = 3) -> list[str]:
-    """Up to `limit` schema violations of a conditional document, each `<file>: <path>: <problem>`."""
-    problems: list[str] = []
-    for error in _validator(file_name).iter_errors(document):
-        where = ".".join(str(p) for p in error.absolute_path) or "(root)"
-        message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
-        problems.append(f"{file_name}: {where}: {message}")
-        if len(problems) >= limit:
-            break
-    return problems

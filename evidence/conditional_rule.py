@@ -13,15 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from evidence.conditional import schema_problems
 from evidence.names import DAILY_REPORT, DECISION_TRACE, STOP_REASON_SNAPSHOT
 from evidence.reader import CorruptEvidenceError, read_json
+from evidence.schema import validation_errors
 from evidence.writer import file_digest
 
 PLANNED_STOPS: Final = frozenset({"DURATION_REACHED", "TICKS_COMPLETED"})
 """Stop reasons that are a run's planned end; every other reason is an unplanned stop."""
 LONGRUN_PHASE: Final = "longrun"
 CONDITIONAL_FILES: Final = (STOP_REASON_SNAPSHOT, DAILY_REPORT, DECISION_TRACE)
+SCHEMA_PROBLEMS_SHOWN: Final = 3
+"""Schema violations named per file; more add nothing an operator can act on."""
 
 Verdict = Literal["pass", "fail", "not applicable"]
 
@@ -211,7 +213,7 @@ def _check_one(
         document = read_json(path)
     except CorruptEvidenceError as exc:
         return ConditionalCheck(requirement, True, [exc.describe(name)])
-    problems = schema_problems(name, document)
+    problems = validation_errors(name, document)[:SCHEMA_PROBLEMS_SHOWN]
     problems += _sealed_problems(evidence_dir, name, manifest)
     if not problems:
         problems += _agreement_problems(name, document, conditions, summary)

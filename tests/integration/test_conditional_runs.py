@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from arbitrage.services import EmbeddedServices, ServiceEndpoints
-from evidence.conditional import schema_problems
 from evidence.names import DAILY_REPORT, DECISION_TRACE, HEARTBEAT, MANIFEST, STOP_REASON_SNAPSHOT
+from evidence.schema import validation_errors
 from evidence.writer import file_digest
 from gates.analyzer import analyze
 
@@ -70,7 +70,7 @@ def _assert_sealed_and_valid(run_dir: Path, name: str) -> dict[str, object]:
     assert name in manifest["files"], f"{name} not sealed: manifest lists {sorted(manifest['files'])}"
     assert manifest["files"][name] == file_digest(run_dir / name).to_json(), f"{name}: sha256 mismatch"
     document: dict[str, object] = json.loads((run_dir / name).read_text())
-    assert schema_problems(name, document) == []
+    assert validation_errors(name, document) == []
     return document
 
 
