@@ -241,17 +241,13 @@ class Orchestrator:
         try:
             evidence = EvidenceDir(cfg.run.evidence_root / self.run_id, base)
         except OSError as exc:
-            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
-            ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
-            return 1
+            return self._evidence_refused(ledger, exc)
         try:
             evidence.reserve_closeout_space()
             evidence.write_running_manifest()
         except OSError as exc:
             evidence.release_closeout_space()
-            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
-            ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
-            return 1
+            return self._evidence_refused(ledger, exc)
         print(f"evidence: {evidence.path}", file=self.out, flush=True)
         file_log = attach_file_log(evidence.path / names.ENGINE_LOG, self.evidence_failures.report)
         journal: LedgerJournal | None = None
@@ -270,12 +266,11 @@ class Orchestrator:
                 refusal = str(exc)
             return self._trade_and_flush(ledger, state, evidence, expected, journal, refusal)
         except OSError as exc:
-            print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
-            ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
+            code = self._evidence_refused(ledger, exc)
             with contextlib.suppress(OSError):
                 evidence.release_closeout_space()
                 evidence.seal("failed")
-            return 1
+            return code
         finally:
             if journal is not None:
                 journal.close()
@@ -283,6 +278,13 @@ class Orchestrator:
                 evidence.release_closeout_space()
             logging.getLogger().removeHandler(file_log)
             file_log.close()
+
+    def _evidence_refused(self, ledger: Ledger, exc: OSError) -> int:
+        """A registered run whose evidence could not be written before it traded: the operator's one
+        line, the `runs` row finalized as failed, exit 1."""
+        print(self.evidence_failures.report(exc).line(), file=sys.stderr, flush=True)
+        ledger.record_run_end(self.run_id, "failed", STOP_REASON, 1, 0, datetime.now(UTC))
+        return 1
 
     def _trade_and_flush(
         self, ledger: Ledger, state: RunState, evidence: EvidenceDir, expected: float | None,
