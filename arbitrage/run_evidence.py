@@ -24,7 +24,6 @@ from pydantic import ValidationError
 
 from evidence import names
 from evidence.documents import DOCUMENTS
-from evidence.invariants import InvariantResult
 from evidence.writer import FileDigest, atomic_write_json, file_digest
 
 log = logging.getLogger("arbitrage.evidence")
@@ -201,7 +200,3 @@ class EvidenceDir:
         }
         ended_at = datetime.now(UTC).isoformat()
         self.write(names.MANIFEST, self.base.document(status, files, ended_at))
-
-
-def invariants_document(results: list[InvariantResult]) -> dict[str, Any]:
-    return {result.name: result.to_json() for result in results}

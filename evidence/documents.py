@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from evidence.invariants import INVARIANT_NAMES
 from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
 
 _ISO_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
@@ -162,7 +163,7 @@ class Invariants(_Part):
 
     @model_validator(mode="after")
     def _names_match_keys(self) -> Invariants:
-        for key in ("wallclock", "heartbeat_density", "db", "completeness"):
+        for key in INVARIANT_NAMES:
             if getattr(self, key).name != key:
                 raise ValueError(f"invariant under {key!r} is named {getattr(self, key).name!r}")
         return self

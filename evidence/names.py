@@ -31,18 +31,6 @@ RECONCILIATION: Final = "reconciliation.json"
 RECONCILIATION_SEAL: Final = "reconciliation.seal.json"
 """`arbitrage reconcile`'s report, written after the run, and its own seal (see `evidence.addendum`)."""
 
-CONDITIONAL_SET: Final[tuple[str, ...]] = (
-    STOP_REASON_SNAPSHOT,
-    DAILY_REPORT,
-    DECISION_TRACE,
-    MONITOR_SUMMARY,
-    METRICS_SNAPSHOT,
-    ANALYSIS_RESULT,
-    REPORT_HTML,
-    ENGINE_LOG,
-    LEDGER_JOURNAL,
-)
-"""Files written only when the run's features or outcome call for them."""
 
 NEVER_SEALED: Final = frozenset(
     {MANIFEST, ENGINE_LOG, MONITOR_SUMMARY, ANALYSIS_RESULT, REPORT_HTML, RECONCILIATION, RECONCILIATION_SEAL}

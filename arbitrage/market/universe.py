@@ -10,12 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-UPBIT_MIN_ORDER_KRW = 5_000.0
-"""Upbit KRW market minimum order value; the strategy config holds the value actually enforced."""
-
-BINANCE_MIN_NOTIONAL_USDT = 5.0
-"""Binance spot NOTIONAL filter for USDT pairs; the strategy config holds the value actually enforced."""
-
 FX_SYMBOL = "USDT"
 """Base symbol of Upbit's KRW-USDT market, the book whose mid is the KRW per USDT rate."""
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+import evidence
 from evidence.completeness import check_completeness
+from evidence.documents import Invariants
 from evidence.invariants import (
     COMPLETENESS,
     DB,
     HEARTBEAT_DENSITY,
+    INVARIANT_NAMES,
     WALLCLOCK,
     InvariantResult,
     check_heartbeat_density,
@@ -23,13 +26,13 @@ from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST, MINIMUM_SET
 from tests.evidence_factory import make_evidence_dir, make_heartbeats, refresh_manifest_hashes
 
 
-def test_invariant_names_match_chain_summary_keys() -> None:
-    assert (WALLCLOCK, HEARTBEAT_DENSITY, DB, COMPLETENESS) == (
-        "wallclock",
-        "heartbeat_density",
-        "db",
-        "completeness",
-    )
+def test_invariant_names_are_the_chain_summary_invariant_keys() -> None:
+    schema_file = Path(evidence.__file__).parent / "schemas" / "chain_summary.schema.json"
+    shipped = json.loads(schema_file.read_text())
+    required = shipped["$defs"]["Invariants"]["required"]
+    assert list(INVARIANT_NAMES) == [WALLCLOCK, HEARTBEAT_DENSITY, DB, COMPLETENESS]
+    assert sorted(required) == sorted(INVARIANT_NAMES)
+    assert set(Invariants.model_fields) == set(INVARIANT_NAMES)
 
 
 # --- wallclock ---------------------------------------------------------------------------------
