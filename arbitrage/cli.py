@@ -341,7 +341,14 @@ def console() -> NoReturn:
     process with no other thread left loses nothing by leaving at once; with one still running,
     the ordinary exit waits for it as before.
     """
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`arbitrage show-config | head`): Python's documented remedy, so
+        # that the interpreter's own final flush does not raise again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     if threading.active_count() == 1:
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):

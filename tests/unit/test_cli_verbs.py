@@ -262,3 +262,19 @@ def test_sim_defaults_to_a_free_port_and_seed_1_and_says_what_it_serves(tmp_path
     finally:
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(timeout=10) == 0
+
+
+def test_show_config_into_a_closed_pipe_ends_without_a_traceback(project: Path) -> None:
+    """`arbitrage show-config | head -1`: the reader is gone before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "arbitrage", "show-config"],
+            cwd=project, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 1
