@@ -1,7 +1,8 @@
 """Gates: `nox -s doctor fast regression` before every change; `smoke`, `longrun` and `lint` beside them.
 
-Dependencies come from pyproject.toml (`.[test]`, `.[dev]`); extra arguments after `--` reach the
-underlying command, e.g. `nox -s fast -- -k heartbeat` or `nox -s longrun -- --longrun-minutes 60`.
+Dependencies come from uv.lock (pyproject.toml locked with `uv lock`; CI refuses a stale lock);
+extra arguments after `--` reach the underlying command, e.g. `nox -s fast -- -k heartbeat` or
+`nox -s longrun -- --longrun-minutes 60`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["doctor", "fast", "regression"]
 nox.options.stop_on_first_error = True
@@ -42,9 +43,24 @@ def _pytest(session: nox.Session, *args: str) -> None:
 
 
 def _install(session: nox.Session, extra: str | None = None) -> None:
+    """The locked dependency set (`uv.lock`) and the project, editable, into the session's venv.
+
+    `--locked` refuses a lock that no longer matches pyproject.toml, so a dependency change that
+    was not re-locked (`uv lock`) fails the gate instead of installing something else.
+    """
     if extra is not None and extra not in EXTRAS:
         session.error(f"pyproject.toml has no optional dependency group {extra!r}")
-    session.install("-e", f".[{extra}]" if extra else ".")
+    venv = session.virtualenv.location
+    session.run_install(
+        "uv", "sync", "--locked", *([f"--extra={extra}"] if extra else []), f"--python={venv}",
+        env={"UV_PROJECT_ENVIRONMENT": venv}, silent=True,
+    )  # fmt: skip
+
+
+def _lint(session: nox.Session) -> None:
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
 
 
 @nox.session
@@ -56,8 +72,9 @@ def doctor(session: nox.Session) -> None:
 
 @nox.session
 def fast(session: nox.Session) -> None:
-    """Every test that is not slow, integration or longrun (about 2 min)."""
-    _install(session, "test")
+    """Lint (as `lint`), then every test that is not slow, integration or longrun (about 2 min)."""
+    _install(session, "dev")
+    _lint(session)
     _pytest(session, "-m", "not slow and not integration and not longrun", "--timeout=120")
 
 
@@ -104,8 +121,6 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format) and mypy --strict."""
+    """ruff (lint and format) and mypy --strict over the packages, tests, bench/ and this file."""
     _install(session, "dev")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    session.run("mypy", *session.posargs)
+    _lint(session)

@@ -15,6 +15,7 @@ criteria with the database. A run is then:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,7 @@ class EngineResult:
 
 
 def judge(
-    result: EngineResult, dsn: str, verify_criteria: dict[str, str] | None
+    result: EngineResult, dsn: str, verify_criteria: Mapping[str, str] | None
 ) -> tuple[Classification, list[str]]:
     """Classify one run; `verify_criteria` maps verify's criterion names to their verdicts."""
     unexplained: list[str] = []

@@ -20,6 +20,7 @@ import redis
 from arbitrage.ledger import APPLICATION_NAME
 from gates.chaos.faults import ACTIONS, EXCHANGE_LATENCY_MS, FaultError, Rig, clear, reset, strike
 from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
+from gates.chaos.postgres import ControlledPostgres
 from tests.support.calls import Call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -124,6 +125,7 @@ def test_a_fault_reaches_a_live_engines_backends(rig: Rig) -> None:
     env = {**os.environ, **SLOW_START_ENV, "ARB_WARN_POLICY": "continue"}
     rig.engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + ENGINE_TIMEOUT_SEC
+    assert isinstance(rig.pg, ControlledPostgres), "this test freezes backends of a server it controls"
     while not rig.pg.backend_pids(APPLICATION_NAME):
         assert rig.engine.poll() is None and time.monotonic() < deadline, "the engine never connected"
         time.sleep(0.1)

@@ -38,11 +38,12 @@ def controlled_pg(controlled_pg_server: ControlledPostgres) -> Iterator[Controll
     server = controlled_pg_server
     server.start()
     dsn = fresh_database(server.admin_dsn, "fault")
-    server.database = conninfo_to_dict(dsn)["dbname"]
+    server.database = str(conninfo_to_dict(dsn)["dbname"])
     try:
         yield server
     finally:
         name, server.database = server.database, None
+        assert name is not None
         server.thaw()
         server.start()
         with psycopg.connect(server.admin_dsn, autocommit=True, connect_timeout=10) as admin:

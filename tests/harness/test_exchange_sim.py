@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from harness.services import ExchangeSim
+from arbitrage.market.sim_client import ExchangeSim
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

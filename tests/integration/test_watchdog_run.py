@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from arbitrage.market.sim_client import ExchangeSim
 from evidence.names import HEARTBEAT, METRICS_SNAPSHOT
 from evidence.reader import read_jsonl
 from harness.assertions import assert_db_invariant, assert_evidence_complete, assert_heartbeat_density
 from harness.engine import EngineLauncher, EngineProcess
-from harness.services import ExchangeSim
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 

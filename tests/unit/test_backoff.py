@@ -51,7 +51,7 @@ def test_defaults_are_bounded_and_the_section_is_strict() -> None:
     with pytest.raises(ValidationError):
         RateLimitConfig(factor=0.5)
     with pytest.raises(ValidationError, match="frozen"):
-        config.base_sec = 3.0  # type: ignore[misc]
+        config.base_sec = 3.0
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 
 import pytest
 
@@ -27,7 +28,7 @@ INF = float("inf")
 
 def _plant(snapshot: MarketSnapshot) -> MarketSnapshot:
     """Spoil some books at fixed ticks so every rejection reason is exercised."""
-    plan = {
+    plan: dict[int, tuple[str, Callable[[OrderBook], OrderBook], str]] = {
         3: ("binance", lambda b: dataclasses.replace(b, bids=((NAN, 1.0), *b.bids[1:])), "non_finite"),
         5: ("upbit", lambda b: dataclasses.replace(b, asks=(*b.asks[:-1], (b.asks[-1][0], -1.0))), "size"),
         7: ("upbit", lambda b: dataclasses.replace(b, asks=()), "empty"),
@@ -44,7 +45,9 @@ def _plant(snapshot: MarketSnapshot) -> MarketSnapshot:
     books = dict(getattr(snapshot, venue))
     symbol = sorted(books)[snapshot.tick % len(books)]
     books[symbol] = spoil(books[symbol])
-    return dataclasses.replace(snapshot, **{venue: books})
+    if venue == "upbit":
+        return dataclasses.replace(snapshot, upbit=books)
+    return dataclasses.replace(snapshot, binance=books)
 
 
 def _book_text(book: OrderBook) -> str:
