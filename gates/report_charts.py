@@ -12,8 +12,6 @@ import io
 import logging
 from typing import TYPE_CHECKING, Final
 
-import matplotlib
-
 from evidence.documents import beat_epoch
 from evidence.reader import EvidenceBundle
 from evidence.rss_growth import rss_growth_mb_per_hour
@@ -32,7 +30,6 @@ class _FontCacheNotice(logging.Filter):
 
 
 logging.getLogger("matplotlib.font_manager").addFilter(_FontCacheNotice())
-matplotlib.use("Agg")
 
 FIGSIZE: Final = (6.4, 3.1)
 SVG_METADATA_KEYS: Final = ("Creator", "Date", "Format", "Type")

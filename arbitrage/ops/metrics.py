@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import socket
-import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Final
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Final
+from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, Field
 
 from arbitrage.ops.sysmon import ResourceSample
@@ -97,20 +96,14 @@ class MetricsConfig(BaseModel):
     host: str = "127.0.0.1"
 
 
-_POLL_SEC = 0.1  # how soon close() returns: the server looks for a shutdown request this often
+class _DocumentedSeries(CollectorRegistry):
+    """A registry that leaves out the `_created` series, which would add names beside the documented
+    ones, without `disable_created_metrics()` switching them off for the whole process."""
 
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+    def collect(self) -> Iterable[Metric]:
+        for metric in super().collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 class _Total:
@@ -130,10 +123,8 @@ class EngineMetrics:
     """The engine's metric families in a private registry, and the optional HTTP endpoint."""
 
     def __init__(self, config: MetricsConfig | None = None) -> None:
-        # Process-wide switch: `_created` series would add names beside the documented ones.
-        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.config = config or MetricsConfig()
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry: CollectorRegistry = _DocumentedSeries(auto_describe=True)
         r = self.registry
         ProcessCollector(registry=r)
         self.loop_latency_ms = Gauge(
@@ -263,14 +254,8 @@ class EngineMetrics:
         if port is None:
             raise ValueError("no metrics port configured")
         host = self.config.host
-        app = prometheus_client.make_wsgi_app(self.registry)
-        server_class = _Server6 if ":" in host else _Server
-        server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        server, self._thread = prometheus_client.start_wsgi_server(port, host, self.registry)
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": _POLL_SEC}, name="metrics", daemon=True
-        )
-        self._thread.start()
         shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
         shown = f"[{shown}]" if ":" in shown else shown
         self.url = f"http://{shown}:{server.server_address[1]}/metrics"
