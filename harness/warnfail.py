@@ -211,7 +211,10 @@ class WarnFailPlugin:
                 logger.addHandler(self.collector)
                 self._attached.append(logger)
 
-    def _keep_level_enabled(self) -> None:
+    def _keep_level_enabled(self, config: pytest.Config) -> None:
+        """Records at the collector's level are created even where a logger's level (or
+        ``caplog.set_level``) would drop them. Only for this session: the config's cleanup
+        undoes it however the session ends."""
         original = logging.Logger.isEnabledFor
         floor = self.collector.level
 
@@ -219,11 +222,12 @@ class WarnFailPlugin:
             return (level >= floor and not logger.disabled) or original(logger, level)
 
         self._floor.setattr(logging.Logger, "isEnabledFor", is_enabled_for)
+        config.add_cleanup(self._floor.undo)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.in_process:
-            self._keep_level_enabled()
+            self._keep_level_enabled(session.config)
             self._attach()
 
     @pytest.hookimpl(trylast=True)
@@ -232,7 +236,6 @@ class WarnFailPlugin:
         for logger in self._attached:
             logger.removeHandler(self.collector)
         self._attached.clear()
-        self._floor.undo()
         to_controller = getattr(session.config, "workeroutput", None)
         if isinstance(to_controller, dict):
             to_controller[_STRAY_OUTPUT] = [asdict(event) for event in self.stray]

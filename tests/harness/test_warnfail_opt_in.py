@@ -6,6 +6,8 @@ through its ``pytest11`` entry point as in any environment where the package is 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.harness.outcomes import outcomes, run_inner
@@ -80,3 +82,20 @@ def test_log_records_stay_quiet_below_the_logger_level_when_off(unrelated: pytes
     )
     result = run_inner(unrelated)
     assert outcomes(result)["test_disabled_warning_is_not_even_emitted"] == ["PASSED"]
+
+
+def test_the_level_floor_lasts_only_as_long_as_its_session(unrelated: pytest.Pytester) -> None:
+    unrelated.makepyfile(
+        test_levels="""
+        import logging
+
+        def test_the_floor_is_in_effect_inside_the_session():
+            logger = logging.getLogger("quiet.library")
+            logger.setLevel(logging.ERROR)
+            assert logger.isEnabledFor(logging.WARNING)
+        """
+    )
+    before = logging.Logger.isEnabledFor
+    result = unrelated.runpytest_inprocess("--warnfail", "-v", "-p", "no:cacheprovider", "test_levels.py")
+    assert outcomes(result) == {"test_the_floor_is_in_effect_inside_the_session": ["PASSED"]}
+    assert logging.Logger.isEnabledFor is before
