@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, AlertsConfig, Notifier, ensure_schema
+from arbitrage.config import AlertsConfig
+from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, Notifier, ensure_schema
 from arbitrage.services import EmbeddedServices
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.records import Records
