@@ -246,7 +246,8 @@ class _VersionAction(argparse.Action):
         values: Any,
         option: str | None = None,
     ) -> None:
-        parser.exit(0, f"{parser.prog} {package_version()}\n")
+        print(f"{parser.prog} {package_version()}", flush=True)
+        parser.exit(0)
 
 
 def config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
