@@ -236,6 +236,20 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed version, looked up only when asked (the lookup loads importlib.metadata)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {package_version()}", flush=True)
+        parser.exit(0)
+
+
 def config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
     """The config keys the parsed flags set (None for flags not given) and each key's flag."""
     cli = {key: getattr(args, dest) for key, (dest, _) in RUN_FLAGS.items()}
@@ -244,7 +258,7 @@ def config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="arbitrage", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_run(sub)
     for module_name in COMMAND_MODULES:

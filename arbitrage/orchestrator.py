@@ -24,6 +24,7 @@ from arbitrage.app_role import prepare_app_role
 from arbitrage.closeout import RunFacts, final_flush
 from arbitrage.conditional_evidence import RunConditional
 from arbitrage.config import AppConfig
+from arbitrage.config.anomaly import KILL
 from arbitrage.daily_tally import Counters
 from arbitrage.evidence_failure import STOP_REASON, EvidenceFailures
 from arbitrage.execution import PaperExecutor
@@ -36,7 +37,7 @@ from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
-from arbitrage.ops.anomaly import KILL, AnomalyTrip
+from arbitrage.ops.anomaly import AnomalyTrip
 from arbitrage.ops.arm_claim import claim_arm
 from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError

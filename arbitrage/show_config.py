@@ -56,7 +56,7 @@ def _leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, ob
 def settings(loaded: LoadedConfig) -> list[Setting]:
     """Every setting of the config, in model order, with its source."""
     from arbitrage.config import AppConfig
-    from arbitrage.config_strict import is_secret, resolve
+    from arbitrage.config.strict import is_secret, resolve
 
     file = None if loaded.file is None else str(loaded.file)
     found: list[Setting] = []

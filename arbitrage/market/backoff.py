@@ -18,37 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from arbitrage.config.rate_limit import RateLimitConfig
 
 LIMIT_STATUSES = frozenset({418, 429})
 """HTTP statuses that mean "back off": 429 too many requests, 418 the IP ban that follows."""
-MAX_EXPONENT = 64
-"""Far past any cap (10**64 s), and small enough that the power never overflows."""
-
-
-class RateLimitConfig(BaseModel):
-    """The back-off bounds: exponential from `base_sec` by `factor`, never longer than `max_sec`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    base_sec: float = Field(default=1.0, gt=0, le=600)
-    factor: float = Field(default=2.0, ge=1, le=10)
-    max_sec: float = Field(default=120.0, gt=0, le=3600)
-
-    @model_validator(mode="after")
-    def _base_within_cap(self) -> Self:
-        if self.base_sec > self.max_sec:
-            raise ValueError(f"base_sec {self.base_sec:g} is above max_sec {self.max_sec:g}")
-        return self
-
-    def wait_for(self, level: int, retry_after_sec: float | None) -> float:
-        """Seconds to wait after the `level`-th consecutive limit (1 = the first)."""
-        if retry_after_sec is not None:
-            return min(max(retry_after_sec, 0.0), self.max_sec)
-        exponent = min(max(level - 1, 0), MAX_EXPONENT)
-        return min(self.base_sec * self.factor**exponent, self.max_sec)
 
 
 def parse_retry_after(value: str | None, now_epoch: float) -> float | None:

@@ -26,9 +26,9 @@ from typing import Any, Final, Literal
 
 import psycopg
 
+from arbitrage.config.alerts import AlertsConfig
 from arbitrage.ledger import CLIENT_SLACK_SEC, STOP_GRACE_SEC, LedgerUnavailable, connect
 from arbitrage.ledger_schema import owned_by_another
-from arbitrage.ops.alerts_config import AlertsConfig
 from arbitrage.pg_deadline import DeadlineGuard
 
 log = logging.getLogger("arbitrage.alerts")

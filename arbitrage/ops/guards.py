@@ -12,22 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class GuardsConfig(BaseModel):
-    """Every guard threshold; a value at the limit is allowed, one beyond it trips."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_daily_loss_usd: float = Field(default=300.0, gt=0)
-    max_single_trade_loss_usd: float = Field(default=100.0, gt=0)
-    max_open_positions: int = Field(default=20, ge=1)
-    max_memory_mb: float = Field(default=500.0, gt=0)
-    max_consecutive_errors: int = Field(default=5, ge=1)
-    max_drawdown_pct: float = Field(default=50.0, gt=0, le=100)
-    drawdown_min_peak_usd: float = Field(default=20.0, ge=0)
-    max_consecutive_losses: int = Field(default=10, ge=1)
+from arbitrage.config.guards import GuardsConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
+
+from arbitrage.config.base import Frozen
 
 ARM_ACK_VALUE = "I_UNDERSTAND_LIVE_RISK"
 ARM_WINDOW_SEC = 600
@@ -43,10 +45,8 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "...")
 
 
-class LiveKeys(BaseModel):
+class LiveKeys(Frozen):
     """The four exchange credentials, as SecretStr: their repr, str and JSON dump are masked."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     upbit_access_key: SecretStr = Field(min_length=1)
     upbit_secret_key: SecretStr = Field(min_length=1)

@@ -22,8 +22,8 @@ from wsgiref.simple_server import WSGIServer
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, Field
 
+from arbitrage.config.metrics import MetricsConfig
 from arbitrage.ops.sysmon import ResourceSample
 from arbitrage.ops.watchdog import Level
 from evidence.writer import atomic_write_bytes
@@ -85,15 +85,6 @@ def _package_version() -> str:
         return importlib.metadata.version("arbitrage-harness")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-class MetricsConfig(BaseModel):
-    """Where the endpoint listens; `port` None serves nothing, 0 picks a free port."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    port: int | None = Field(default=None, ge=0, le=65535)
-    host: str = "127.0.0.1"
 
 
 class _DocumentedSeries(CollectorRegistry):

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from arbitrage.config import AppConfig
+from arbitrage.config.anomaly import KILL
 from arbitrage.ops import alerts
 from arbitrage.ops.alerts import Notifier
-from arbitrage.ops.anomaly import KILL, AnomalyTable, AnomalyTrip, Measurements
+from arbitrage.ops.anomaly import AnomalyTable, AnomalyTrip, Measurements
 from arbitrage.ops.guards import GuardInputs, Guards, GuardTrip, PnlTally
 from arbitrage.ops.metrics import EngineMetrics
 from arbitrage.ops.sysmon import SysMonitor

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from arbitrage.config import AlertsConfig
 from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, Notifier, ensure_schema
-from arbitrage.ops.alerts_config import AlertsConfig
 from arbitrage.services import EmbeddedServices
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.records import Records

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbitrage.config import StrategyConfig
+from arbitrage.config import RateLimitConfig, StrategyConfig
 from arbitrage.execution import Rejected
 from arbitrage.live_execution import LiveExecutor
-from arbitrage.market.backoff import RateLimitConfig, RateLimits
+from arbitrage.market.backoff import RateLimits
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.source import MarketDataError
 from arbitrage.ops.live_arm import LiveKeys

@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from arbitrage.config import ConfigError, load_config
-from arbitrage.ops.anomaly import RULES, AnomalyConfig, AnomalyRule, AnomalyTable, Measurements
+from arbitrage.config.anomaly import RULES, AnomalyConfig, AnomalyRule
+from arbitrage.ops.anomaly import AnomalyTable, Measurements
 
 START = 1000.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from arbitrage.config import AppConfig
-from arbitrage.market.backoff import RateLimitConfig, RateLimits, header, parse_retry_after
+from arbitrage.config import AppConfig, RateLimitConfig
+from arbitrage.market.backoff import RateLimits, header, parse_retry_after
 
 
 class Clock:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.cli import main
-from arbitrage.config_file import MAX_CONFIG_BYTES
+from arbitrage.config.file import MAX_CONFIG_BYTES
 
 CFG = "{tmp}/config.yml"
 ROOT = "{tmp}/evidence"

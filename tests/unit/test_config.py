@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.config import AppConfig, ConfigError, load, load_config
-from arbitrage.config_file import MAX_CONFIG_BYTES
+from arbitrage.config.file import MAX_CONFIG_BYTES
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from arbitrage.config import AppConfig, ConfigError, load_config
-from arbitrage.ops.guards import GuardInputs, Guards, GuardsConfig, PnlTally
+from arbitrage.config import AppConfig, ConfigError, GuardsConfig, load_config
+from arbitrage.ops.guards import GuardInputs, Guards, PnlTally
 
 CALM = GuardInputs(
     daily_pnl_usd=0.0,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbitrage.market.backoff import RateLimitConfig, RateLimits
+from arbitrage.config import MetricsConfig, RateLimitConfig, SysMonConfig
+from arbitrage.market.backoff import RateLimits
 from arbitrage.ops.metrics import (
     D98_LINT_EXCEPTIONS,
     D98_METRICS,
@@ -21,9 +22,8 @@ from arbitrage.ops.metrics import (
     LATENCY_BUCKETS_SECONDS,
     PROCESS_METRICS,
     EngineMetrics,
-    MetricsConfig,
 )
-from arbitrage.ops.sysmon import SysMonConfig, SysMonitor
+from arbitrage.ops.sysmon import SysMonitor
 from arbitrage.ops.watchdog import Level
 
 README = Path(__file__).resolve().parents[2] / "README.md"

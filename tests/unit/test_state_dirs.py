@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.config import load, with_state_dirs
-from arbitrage.state_dirs import BUILT_IN, StateBase, file_base, find_project_root, resolve_state_path
+from arbitrage.config.state_dirs import BUILT_IN, StateBase, file_base, find_project_root, resolve_state_path
 
 
 @pytest.fixture

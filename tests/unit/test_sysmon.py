@@ -8,9 +8,9 @@ import threading
 import pytest
 from pydantic import ValidationError
 
+from arbitrage.config import SysMonConfig
 from arbitrage.ops.sysmon import (
     ResourceSample,
-    SysMonConfig,
     SysMonitor,
     rss_growth_mb_per_hour,
     rss_growth_report,

@@ -8,11 +8,11 @@ import threading
 import pytest
 from pydantic import ValidationError
 
+from arbitrage.config import WatchdogConfig
 from arbitrage.ops.watchdog import (
     Level,
     RateWindow,
     Watchdog,
-    WatchdogConfig,
     WatchdogLoop,
     WatchdogSignals,
     WatchdogVerdict,

@@ -8,12 +8,14 @@ so that a small file cannot expand into a huge tree.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 MAX_CONFIG_BYTES = 1_048_576
 
@@ -85,36 +87,47 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys and anchors/aliases."""
+@functools.cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """The loader class, built on first use so that importing this module loads no YAML parser."""
+    import yaml
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.MarkedYAMLError(
-                problem="anchors and aliases are not supported", problem_mark=event.start_mark
-            )
-        node: yaml.Node | None = super().compose_node(parent, index)
-        return node
+    class _StrictLoader(yaml.SafeLoader):
+        """SafeLoader that refuses duplicate mapping keys and anchors/aliases."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, list | dict):
-                continue
-            if key in seen:
-                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
-            seen.add(key)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.MarkedYAMLError(
+                    problem="anchors and aliases are not supported", problem_mark=event.start_mark
+                )
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, list | dict):
+                    continue
+                if key in seen:
+                    raise yaml.MarkedYAMLError(
+                        problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                    )
+                seen.add(key)
+            mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return mapping
+
+    return _StrictLoader
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The file's top-level mapping, or a `ConfigFileError` naming the path and what is wrong."""
+    import yaml
+
     text = _decode(path, _read_bytes(path))
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

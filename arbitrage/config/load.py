@@ -1,32 +1,23 @@
-"""Engine configuration: frozen pydantic models, loaded from YAML, then env, then CLI flags.
+"""Loading the engine configuration: the YAML file, then env, then CLI flags; later wins.
 
-Every model forbids unknown keys, so a misspelled key is an error instead of a silently
+Every section forbids unknown keys, so a misspelled key is an error instead of a silently
 ignored setting. A bad value becomes one `ConfigError` line naming the key path, the value,
 what was expected, and where the value came from.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import ValidationError
 
-from arbitrage.config_file import ConfigFileError, read_config_file
-from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, shown
-from arbitrage.market.backoff import RateLimitConfig
-from arbitrage.ops.alerts_config import AlertsConfig
-from arbitrage.ops.anomaly import AnomalyConfig
-from arbitrage.ops.guards import GuardsConfig
-from arbitrage.ops.metrics import MetricsConfig
-from arbitrage.ops.sysmon import SysMonConfig
-from arbitrage.ops.watchdog import WatchdogConfig
-from arbitrage.state_dirs import (
+from arbitrage.config.app import AppConfig
+from arbitrage.config.file import ConfigFileError, read_config_file
+from arbitrage.config.state_dirs import (
     BUILT_IN,
     STATE_KEYS,
     StateBase,
@@ -34,132 +25,15 @@ from arbitrage.state_dirs import (
     find_project_root,
     resolve_state_path,
 )
+from arbitrage.config.strict import clipped, env_key_problem, leaf_problem, shown
 
 DEFAULT_CONFIG_PATH = Path("config/v2/config.yml")
 ENV_PREFIX = "ARB_"
 ENV_NESTING = "__"
 
-Phase = Literal["smoke", "baseline", "longrun"]
-PHASE_DEFAULT_SECONDS: dict[str, float] = {"smoke": 300.0, "baseline": 1200.0, "longrun": 3600.0}
-PG_INT_MAX = 2_147_483_647
-MAX_RUN_SECONDS = 30 * 86_400.0
-
 
 class ConfigError(Exception):
     """A configuration problem, already phrased as the one line the operator sees."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RunConfig(_Frozen):
-    """How a run is driven: tick pacing, source, where evidence goes."""
-
-    phase: Phase = "smoke"
-    duration_sec: float | None = Field(default=None, gt=0, le=MAX_RUN_SECONDS)
-    ticks: int | None = Field(default=None, gt=0, le=PG_INT_MAX)
-    seed: int = Field(default=7, ge=0, le=PG_INT_MAX)
-    tick_interval_sec: float = Field(default=0.5, gt=0, le=60)
-    market: Literal["synthetic", "ccxt"] = "synthetic"
-    exchange_url: str | None = None
-    mode: Literal["paper", "live"] = "paper"
-    evidence_root: Path = Path("logs/evidence")
-    log_format: Literal["text", "json"] = "text"
-    book_max_age_sec: float = Field(default=5.0, gt=0, le=3600)
-    debug_tick_delay_sec: float = Field(default=0.0, ge=0, le=60)
-    trace: bool = False
-    """Write `decision_trace.json`: every entry and exit decision with its premiums and reason."""
-
-    def expected_seconds(self) -> float | None:
-        """The wallclock the run is expected to take; None for a tick-bounded run."""
-        if self.ticks is not None:
-            return None
-        return self.duration_sec if self.duration_sec is not None else PHASE_DEFAULT_SECONDS[self.phase]
-
-
-class VenueFees(_Frozen):
-    """Taker fees in percent of notional."""
-
-    upbit: float = Field(default=0.05, ge=0, le=5)
-    binance: float = Field(default=0.10, ge=0, le=5)
-
-
-class VenueMinimums(_Frozen):
-    """Venue minimum order sizes; a paper fill below them would be rejected live, so it is rejected here."""
-
-    upbit_krw: float = Field(default=5000.0, ge=0)
-    binance_usdt: float = Field(default=5.0, ge=0)
-
-
-class StrategyConfig(_Frozen):
-    """Entry and exit rules for the premium trade."""
-
-    entry_threshold_pct: float = Field(default=3.0, gt=-50, lt=50)
-    exit_threshold_pct: float = Field(default=2.0, gt=-50, lt=50)
-    order_notional_usd: float = Field(default=200.0, gt=0, le=1_000_000)
-    max_hold_sec: float = Field(default=120.0, gt=0, le=MAX_RUN_SECONDS)
-    fees_pct: VenueFees = VenueFees()
-    min_order: VenueMinimums = VenueMinimums()
-    paper_leg_fail_rate: float = Field(default=0.0, ge=0, le=1)
-
-
-class SymbolsConfig(_Frozen):
-    """The TopN universe: KRW markets that also trade against USDT, ranked by KRW volume."""
-
-    universe: Literal["top5", "top10", "top20"] = "top10"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-    def top_n(self) -> int:
-        return int(self.universe.removeprefix("top"))
-
-
-class HeartbeatConfig(_Frozen):
-    """The RunWatcher's own timer, independent of the trading loop."""
-
-    interval_sec: float = Field(default=60.0, gt=0, le=3600)
-    redis_ttl_sec: int = Field(default=180, gt=0, le=86_400)
-
-
-class ServicesConfig(_Frozen):
-    """PostgreSQL and Redis. Unset DSN/URL means embedded real servers under `data_dir`."""
-
-    postgres_dsn: SecretStr | None = None
-    redis_url: SecretStr | None = None
-    data_dir: Path = Path(".services")
-    connect_timeout_sec: float = Field(default=5.0, gt=0, le=10)
-    statement_timeout_ms: int = Field(default=5000, gt=0, le=10_000)
-    redis_socket_timeout_sec: float = Field(default=2.0, gt=0, le=2)
-    redis_key_prefix: str = "arb"
-
-
-class AppConfig(_Frozen):
-    """The whole engine configuration, as validated once at bootstrap."""
-
-    run: RunConfig = RunConfig()
-    strategy: StrategyConfig = StrategyConfig()
-    symbols: SymbolsConfig = SymbolsConfig()
-    heartbeat: HeartbeatConfig = HeartbeatConfig()
-    services: ServicesConfig = ServicesConfig()
-    rate_limit: RateLimitConfig = RateLimitConfig()
-    guards: GuardsConfig = GuardsConfig()
-    sysmon: SysMonConfig = SysMonConfig()
-    watchdog: WatchdogConfig = WatchdogConfig()
-    anomaly: AnomalyConfig = AnomalyConfig()
-    metrics: MetricsConfig = MetricsConfig()
-    alerts: AlertsConfig = AlertsConfig()
-    warn_policy: Literal["stop", "continue"] = "stop"
-
-    def redacted(self) -> dict[str, Any]:
-        """The config as JSON with every secret masked: what the manifest records."""
-        dumped: dict[str, Any] = self.model_dump(mode="json")
-        return dumped
-
-    def config_hash(self) -> str:
-        """sha256 of the redacted config in canonical JSON."""
-        canonical = json.dumps(self.redacted(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: object, origin: str, below: str) -> None:
@@ -302,7 +176,7 @@ def with_state_dirs(loaded: LoadedConfig, cwd: Path | None = None) -> LoadedConf
     """The same config with `run.evidence_root` and `services.data_dir` made absolute.
 
     Built-in defaults go under the project root around `cwd`, else the user data directory;
-    explicit settings resolve as :func:`arbitrage.state_dirs.resolve_state_path` says.
+    explicit settings resolve as :func:`arbitrage.config.state_dirs.resolve_state_path` says.
     """
     cwd = Path.cwd() if cwd is None else cwd
     base = StateBase.discover(cwd)

@@ -1,15 +1,15 @@
-"""The alerts section of the engine's configuration, apart from the notifier that needs a database,
-so that reading a config file loads neither psycopg nor an HTTP client."""
+"""The `alerts` section: the Telegram bot and the delivery policy, apart from the notifier that needs a
+database, so that reading a config file loads neither psycopg nor an HTTP client."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
+
+from arbitrage.config.base import Frozen
 
 
-class AlertsConfig(BaseModel):
+class AlertsConfig(Frozen):
     """The Telegram bot and the delivery policy; no token or no chat id means alerts are disabled."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
