@@ -8,7 +8,6 @@ the monitor (D77-4 §2.3) aborts a run that logs an ERROR, goes quiet or grows o
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -18,27 +17,34 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 import pytest
 
 from evidence.names import HEARTBEAT, MONITOR_SUMMARY
 from evidence.reader import CorruptEvidenceError, EvidenceBundle, load_evidence, read_jsonl
-from evidence.writer import atomic_write_json
+from harness import engine_report
+from harness.engine_args import SECRET_FLAGS, engine_phase
+from harness.engine_output import EngineOutput
 from harness.longrun import note_engine_phase
 from harness.monitor import MonitorLimits, RunMonitor
 from harness.options import SETTINGS_KEY
-from harness.summary import USER_PROPERTY, SummaryRow, build_row
+from harness.summary import SummaryRow
 from harness.warnfail import WARNFAIL_KEY, LogEvent
+
+__all__ = ["SECRET_FLAGS", "EngineLauncher", "EngineProcess", "engine"]
 
 TERMINATE_GRACE_SECONDS: Final = 10.0
 READER_JOIN_SECONDS: Final = 10.0
 _POLL_SECONDS: Final = 0.25
-SECRET_FLAGS: Final = frozenset({"--postgres-dsn", "--redis-url"})
 
 
 class EngineProcess:
-    """One ``arbitrage run`` subprocess. Create it through the ``engine`` fixture."""
+    """One ``arbitrage run`` subprocess. Create it through the ``engine`` fixture.
+
+    It owns the process's lifecycle (start, waits, signals, teardown); its output is read by an
+    EngineOutput and reported through ``harness.engine_report``.
+    """
 
     def __init__(
         self,
@@ -64,16 +70,8 @@ class EngineProcess:
         self._on_start = on_start
         self._proc: subprocess.Popen[str] | None = None
         self._args: tuple[str, ...] = ()
-        self._lock = threading.Lock()
         self._signal_lock = threading.Lock()
-        self._stdout: list[str] = []
-        self._stderr: list[str] = []
-        self._records: list[LogEvent] = []
-        self._readers: list[threading.Thread] = []
-        self._evidence_dir: Path | None = None
-        self._evidence_ready = threading.Event()
-        self._metrics_url: str | None = None
-        self._metrics_ready = threading.Event()
+        self._output = EngineOutput(cwd, self._on_warning)
         self._monitor: RunMonitor | None = None
         self._t0: float | None = None
         self._t1: float | None = None
@@ -92,19 +90,11 @@ class EngineProcess:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
             errors="replace", bufsize=1, start_new_session=True,
         )  # fmt: skip
+        output = self._output
         self._monitor = RunMonitor(
-            self._proc.pid, self._limits, lambda: self._evidence_dir, self._abort, lambda: self._metrics_url
+            self._proc.pid, self._limits, lambda: output.evidence_dir, self._abort, lambda: output.metrics_url
         )
-        assert self._proc.stdout is not None and self._proc.stderr is not None
-        for target, stream in (
-            (self._read_stdout, self._proc.stdout),
-            (self._read_stderr, self._proc.stderr),
-        ):
-            reader = threading.Thread(
-                target=target, args=(stream,), name=f"engine-{target.__name__}", daemon=True
-            )
-            reader.start()
-            self._readers.append(reader)
+        output.pump(self._proc)
         self._monitor.start()
         if self._on_start is not None:
             self._on_start(self)
@@ -179,20 +169,18 @@ class EngineProcess:
         proc.wait()
         if self._t1 is None:
             self._t1 = time.monotonic()
-        for reader in self._readers:
-            reader.join(timeout=READER_JOIN_SECONDS)
+        self._output.join(READER_JOIN_SECONDS)
         assert self._monitor is not None
         self._monitor.stop()
         self._finished = True
-        if self._evidence_dir is not None and self._evidence_dir.is_dir():
-            document = self._monitor.document(proc.returncode, self.run_id)
-            atomic_write_json(self._evidence_dir / MONITOR_SUMMARY, document)
+        engine_report.write_monitor_summary(self._monitor, self.evidence_dir, proc.returncode)
 
     def _raise_if_aborted(self) -> None:
         reason = self.abort_reason
         if reason is not None and not self._abort_reported:
             self._abort_reported = True
-            where = f" ({self._evidence_dir / MONITOR_SUMMARY})" if self._evidence_dir else ""
+            evidence = self.evidence_dir
+            where = f" ({evidence / MONITOR_SUMMARY})" if evidence else ""
             pytest.fail(f"engine aborted by the monitor: {reason}{where}\n{self.describe()}", pytrace=False)
 
     def unreported_abort(self) -> str | None:
@@ -204,37 +192,10 @@ class EngineProcess:
             raise RuntimeError("the engine was not started; call start(args) first")
         return self._proc
 
-    # -- streams ------------------------------------------------------------------------------
-    def _read_stdout(self, stream: IO[str]) -> None:
-        for raw in stream:
-            line = raw.rstrip("\n")
-            with self._lock:
-                self._stdout.append(line)
-            if line.startswith("evidence: ") and self._evidence_dir is None:
-                path = Path(line.removeprefix("evidence: ").strip())
-                self._evidence_dir = path if path.is_absolute() else self._cwd / path
-                self._evidence_ready.set()
-            elif line.startswith("metrics: ") and self._metrics_url is None:
-                self._metrics_url = line.removeprefix("metrics: ").strip()
-                self._metrics_ready.set()
-
-    def _read_stderr(self, stream: IO[str]) -> None:
-        for raw in stream:
-            line = raw.rstrip("\n")
-            if not line.strip():
-                continue
-            event = self._parse(line)
-            with self._lock:
-                self._stderr.append(line)
-                self._records.append(event)
-            if event.levelno >= logging.WARNING:
-                self._sink(event)
-                assert self._monitor is not None
-                self._monitor.on_event(event, self._is_allowed(event))
-
-    def _parse(self, line: str) -> LogEvent:
-        origin = f"engine pid {self.pid}" + (f" run {self.run_id}" if self.run_id else "")
-        return LogEvent.from_line(line, origin)
+    def _on_warning(self, event: LogEvent) -> None:
+        self._sink(event)
+        assert self._monitor is not None
+        self._monitor.on_event(event, self._is_allowed(event))
 
     # -- conditions ---------------------------------------------------------------------------
     def _wait_announced(self, ready: threading.Event, what: str, timeout: float) -> None:
@@ -246,15 +207,17 @@ class EngineProcess:
 
     def wait_for_evidence_dir(self, timeout: float = 60.0) -> Path:
         """The evidence directory, once the engine has announced it."""
-        self._wait_announced(self._evidence_ready, "evidence directory", timeout)
-        assert self._evidence_dir is not None
-        return self._evidence_dir
+        self._wait_announced(self._output.evidence_announced, "evidence directory", timeout)
+        evidence = self._output.evidence_dir
+        assert evidence is not None
+        return evidence
 
     def wait_for_metrics_url(self, timeout: float = 60.0) -> str:
         """The metrics endpoint's URL, once the engine has printed it (run with ``--metrics-port``)."""
-        self._wait_announced(self._metrics_ready, "metrics endpoint", timeout)
-        assert self._metrics_url is not None
-        return self._metrics_url
+        self._wait_announced(self._output.metrics_announced, "metrics endpoint", timeout)
+        url = self._output.metrics_url
+        assert url is not None
+        return url
 
     def wait_for_heartbeats(self, count: int, timeout: float) -> int:
         """Block until ``heartbeat.jsonl`` holds ``count`` lines; fails on exit or deadline."""
@@ -282,37 +245,38 @@ class EngineProcess:
     # -- what it left -------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
+        """The process id, once started."""
         return None if self._proc is None else self._proc.pid
 
     @property
     def args(self) -> tuple[str, ...]:
+        """The full argument list after the command (harness, test and ``--engine-arg`` parts)."""
         return self._args
 
     @property
     def logs(self) -> list[str]:
         """Every stderr line so far (JSON log lines and anything else)."""
-        with self._lock:
-            return list(self._stderr)
+        return self._output.stderr
 
     @property
     def stdout(self) -> list[str]:
-        with self._lock:
-            return list(self._stdout)
+        """Every stdout line so far."""
+        return self._output.stdout
 
     @property
     def records(self) -> list[LogEvent]:
         """The stderr lines as log records, every level."""
-        with self._lock:
-            return list(self._records)
+        return self._output.records
 
     @property
     def metrics_url(self) -> str | None:
         """``http://127.0.0.1:PORT/metrics`` when the engine serves metrics, else None."""
-        return self._metrics_url
+        return self._output.metrics_url
 
     @property
     def evidence_dir(self) -> Path | None:
-        return self._evidence_dir
+        """The evidence directory the engine announced, else None."""
+        return self._output.evidence_dir
 
     @property
     def evidence(self) -> EvidenceBundle:
@@ -321,20 +285,17 @@ class EngineProcess:
 
     @property
     def run_id(self) -> str | None:
-        return None if self._evidence_dir is None else self._evidence_dir.name
+        """The run id (the evidence directory's name), once announced."""
+        return self._output.run_id
 
     @property
     def phase(self) -> str:
-        """The ``--phase`` this run was started with (the engine's default, smoke, if none)."""
-        for index, arg in enumerate(self._args):
-            if arg == "--phase" and index + 1 < len(self._args):
-                return self._args[index + 1]
-            if arg.startswith("--phase="):
-                return arg.split("=", 1)[1]
-        return "smoke"
+        """The ``--phase`` this run was started with, read by the engine's own flags (default smoke)."""
+        return engine_phase(self._args)
 
     @property
     def exit_code(self) -> int | None:
+        """The exit code once it has exited (negative for a signal), else None."""
         return None if self._proc is None else self._proc.poll()
 
     @property
@@ -346,29 +307,16 @@ class EngineProcess:
 
     @property
     def abort_reason(self) -> str | None:
+        """Why the monitor aborted the run, or None."""
         return None if self._monitor is None else self._monitor.abort_reason
 
     def describe(self, tail: int = 15) -> str:
         """Exit code, stop reason and the last stderr lines: context for assertion messages."""
-        stop = "-"
-        if self._evidence_dir is not None and self._finished:
-            stop = str((load_evidence(self._evidence_dir).chain_summary or {}).get("stop_reason", "-"))
-        lines = "\n".join(f"    {line[:400]}" for line in self.logs[-tail:])
-        shown = [
-            "<redacted>" if previous in SECRET_FLAGS else arg
-            for previous, arg in zip(("", *self._args), self._args, strict=False)
-        ]
-        return (
-            f"engine pid {self.pid} exit={self.exit_code} stop_reason={stop} evidence={self._evidence_dir}\n"
-            f"  args: {' '.join(shown)}\n  last stderr lines:\n{lines}"
-        )
+        return engine_report.describe(self, finished=self._finished, tail=tail)
 
     def summary_row(self) -> SummaryRow | None:
         """The terminal-summary row of this run; None if it never started."""
-        if self._proc is None:
-            return None
-        bundle = None if self._evidence_dir is None else load_evidence(self._evidence_dir)
-        return build_row(bundle, self.exit_code, self.abort_reason, self.phase, self._proc.pid)
+        return engine_report.summary_row(self)
 
 
 class EngineLauncher:
@@ -426,14 +374,4 @@ def engine(
 
     launcher = EngineLauncher(make)
     yield launcher
-    unreported: list[str] = []
-    for process in launcher.processes:
-        process.close()
-        row = process.summary_row()
-        if row is not None:
-            item.user_properties.append((USER_PROPERTY, row.to_json()))
-        reason = process.unreported_abort()
-        if reason is not None:
-            unreported.append(f"engine pid {process.pid}: {reason}")
-    if unreported:
-        pytest.fail("engine aborted by the monitor:\n" + "\n".join(unreported), pytrace=False)
+    engine_report.report_at_teardown(item, launcher.processes)
