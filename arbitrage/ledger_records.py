@@ -118,25 +118,61 @@ class LegRow:
 LEG_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(LegRow))
 
 
+def statement_of(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The idempotent statement that writes `record`, and its parameters."""
+    op = record["op"]
+    if op == LEG:
+        return INSERT_LEG_SQL, {**record["row"], "run_id": record["run_id"]}
+    if op == EVENT:
+        params = {
+            "run_id": record["run_id"],
+            "event_type": record["event_type"],
+            "correlation_id": record.get("correlation_id"),
+            "payload": Jsonb(record.get("payload") or {}),
+            "event_uid": record.get("uid"),
+        }
+        return INSERT_EVENT_SQL, params
+    if op == RUN_START:
+        return INSERT_RUN_SQL, record
+    if op == RUN_END:
+        return FINISH_RUN_SQL, record
+    raise ValueError(f"unknown ledger record op {op!r}")
+
+
 def apply_record(conn: psycopg.Connection[Any], record: dict[str, Any]) -> int:
     """Write one record idempotently; returns the rows it added or changed (0 for a replayed duplicate)."""
-    op = record["op"]
+    statement, params = statement_of(record)
     with conn.cursor() as cur:
-        if op == LEG:
-            cur.execute(INSERT_LEG_SQL, {**record["row"], "run_id": record["run_id"]})
-        elif op == EVENT:
-            params = {
-                "run_id": record["run_id"],
-                "event_type": record["event_type"],
-                "correlation_id": record.get("correlation_id"),
-                "payload": Jsonb(record.get("payload") or {}),
-                "event_uid": record.get("uid"),
-            }
-            cur.execute(INSERT_EVENT_SQL, params)
-        elif op == RUN_START:
-            cur.execute(INSERT_RUN_SQL, record)
-        elif op == RUN_END:
-            cur.execute(FINISH_RUN_SQL, record)
-        else:
-            raise ValueError(f"unknown ledger record op {op!r}")
+        cur.execute(statement, params)
         return max(cur.rowcount, 0)
+
+
+BATCH_ORDER = (INSERT_RUN_SQL, INSERT_LEG_SQL, INSERT_EVENT_SQL, FINISH_RUN_SQL)
+"""Within one transaction the statements run grouped in this order: a run row before what refers to
+it, its final update last. Legs and events do not depend on each other."""
+
+
+def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) -> None:
+    """Write `records` idempotently, one `executemany` per kind of statement; the caller owns the
+    transaction, so a batch is acknowledged whole or not at all."""
+    grouped: dict[str, list[dict[str, Any]]] = {statement: [] for statement in BATCH_ORDER}
+    for record in records:
+        statement, params = statement_of(record)
+        grouped[statement].append(params)
+    with conn.cursor() as cur:
+        for statement, params_seq in grouped.items():
+            if len(params_seq) == 1:
+                cur.execute(statement, params_seq[0])
+            elif params_seq:
+                cur.executemany(statement, params_seq)
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    """A record as an operator reads it: `leg <run>/<trade>/<leg>`, `event <type>`, `run_end <run>`."""
+    op = record["op"]
+    if op == LEG:
+        row = record["row"]
+        return f"leg {record['run_id']}/{row['trade_id']}/{row['leg']}"
+    if op == EVENT:
+        return f"event {record['event_type']}"
+    return f"{op} {record.get('run_id')}"
