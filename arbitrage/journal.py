@@ -1,8 +1,9 @@
 """The ledger's write-ahead journal: what the engine wrote, before PostgreSQL acknowledged it.
 
 Every leg, event and `runs` update is appended here (one JSON line, written straight to the
-kernel, so it survives the process being killed) before it is sent to PostgreSQL; a record
-that PostgreSQL did not acknowledge is fsynced at once. Every record replays idempotently
+kernel, so it survives the process being killed) before it is sent to PostgreSQL (by the
+caller, or by the ledger's writer thread under group commit); a record that PostgreSQL did not
+acknowledge is fsynced at once. Every record replays idempotently
 (`ops.apply_record`), so the journal can be replayed whole at any time: by the ledger on
 reconnect, at close-out, or by the next engine command when the run ended with the database
 down or died.
@@ -137,12 +138,17 @@ class LedgerJournal:
         self._size += written
 
     def sync(self) -> None:
-        """Make every record written so far durable (before a batch is sent, or when one was not
-        acknowledged). The disk is waited for outside the lock, so appends are not held by it."""
+        """Make every record written so far durable (called when one was not acknowledged). The disk
+        is waited for outside the lock, so appends are not held by it."""
         with self._lock:
             if self._fd is None or not self._dirty:
                 return
-            fd = os.dup(self._fd)
+            try:
+                fd = os.dup(self._fd)
+            except OSError as exc:
+                raise JournalError(
+                    exc.errno, f"journal sync failed: {exc.strerror}", str(self.path)
+                ) from None
             self._dirty = False
         try:
             os.fdatasync(fd)

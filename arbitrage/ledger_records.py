@@ -147,24 +147,46 @@ def apply_record(conn: psycopg.Connection[Any], record: dict[str, Any]) -> int:
         return max(cur.rowcount, 0)
 
 
-BATCH_ORDER = (INSERT_RUN_SQL, INSERT_LEG_SQL, INSERT_EVENT_SQL, FINISH_RUN_SQL)
-"""Within one transaction the statements run grouped in this order: a run row before what refers to
-it, its final update last. Legs and events do not depend on each other."""
+EVENT_COLUMNS = ("run_id", "event_type", "correlation_id", "payload", "event_uid")
+
+
+def _multi_row(table: str, columns: tuple[str, ...], rows: int, conflict: str) -> str:
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    values = ", ".join([one] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT {conflict} DO NOTHING"
+
+
+def _leg_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    row = {**record["row"], "run_id": record["run_id"]}
+    return tuple(row[name] for name in LEG_FIELDS)
+
+
+def _event_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        record["run_id"], record["event_type"], record.get("correlation_id"),
+        Jsonb(record.get("payload") or {}), record.get("uid"),
+    )  # fmt: skip
 
 
 def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) -> None:
-    """Write `records` idempotently, one `executemany` per kind of statement; the caller owns the
-    transaction, so a batch is acknowledged whole or not at all."""
-    grouped: dict[str, list[dict[str, Any]]] = {statement: [] for statement in BATCH_ORDER}
-    for record in records:
-        statement, params = statement_of(record)
-        grouped[statement].append(params)
+    """Write `records` idempotently: the legs in one multi-row INSERT, the events in another, a run
+    row before them and its final update after. The caller owns the transaction, so a batch is
+    acknowledged whole or not at all."""
+    legs = [_leg_values(record) for record in records if record["op"] == LEG]
+    events = [_event_values(record) for record in records if record["op"] == EVENT]
     with conn.cursor() as cur:
-        for statement, params_seq in grouped.items():
-            if len(params_seq) == 1:
-                cur.execute(statement, params_seq[0])
-            elif params_seq:
-                cur.executemany(statement, params_seq)
+        for record in records:
+            if record["op"] == RUN_START:
+                cur.execute(INSERT_RUN_SQL, record)
+        if legs:
+            statement = _multi_row("trade_legs", LEG_FIELDS, len(legs), "(run_id, trade_id, leg)")
+            cur.execute(statement, [value for values in legs for value in values])
+        if events:
+            statement = _multi_row("event_log", EVENT_COLUMNS, len(events), "(event_uid)")
+            cur.execute(statement, [value for values in events for value in values])
+        for record in records:
+            if record["op"] == RUN_END:
+                cur.execute(FINISH_RUN_SQL, record)
 
 
 def describe_record(record: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -37,6 +38,8 @@ DEFAULT_CAPACITY = 4096
 """Records the queue holds before new entries are held back (about 1 MB of records)."""
 MAX_BATCH = 512
 """Records per transaction: large enough to catch up after an outage in a few round trips."""
+GATHER_SEC = 0.005
+"""How long a batch may gather before it is sent: a tick's own work is done by then."""
 BACKOFF_START_SEC = 0.1
 BACKOFF_CAP_SEC = 2.0
 
@@ -54,7 +57,7 @@ class WriterSide(Protocol):
         """A group-committed batch failed for the first time with these records in it."""
 
     def journal_failed(self, exc: JournalError) -> None:
-        """The journal could not be synced before a batch."""
+        """The journal could not be synced after a batch failed."""
 
     def caught_up(self, conn: psycopg.Connection[Any] | None) -> None:
         """The queue is empty after a failure was healed: `conn` is the ledger's connection again."""
@@ -109,7 +112,8 @@ class LedgerWriter:
         """Queue a unit (the caller holds the ledger's lock) and make sure the thread sends it."""
         self._units.append(unit)
         self._count += len(unit)
-        self._changed.notify_all()
+        if len(self._units) == 1 or self._count >= self.max_batch:
+            self._changed.notify_all()
         self.ensure_running()
 
     def ensure_running(self) -> None:
@@ -121,7 +125,7 @@ class LedgerWriter:
         self._thread.start()
 
     def start_group_commit(self, journal: LedgerJournal, capacity: int) -> None:
-        """Send every record from this thread from now on; `journal` is synced before each batch."""
+        """Send every record from this thread from now on; `journal` is synced when a batch fails."""
         with self._lock:
             self.journal, self.capacity, self.continuous = journal, capacity, True
             self.ensure_running()
@@ -133,6 +137,7 @@ class LedgerWriter:
                 self.ensure_running()
                 self._nudged.set()
             self._waiters += 1
+            self._changed.notify_all()
             try:
                 self._changed.wait_for(lambda: self._count == 0 or self._closing.is_set(), timeout_sec)
             finally:
@@ -148,6 +153,7 @@ class LedgerWriter:
                     self._finish_locked()
                     return None
                 self._changed.wait(0.5)
+            self._gather()
             batch: list[Unit] = []
             size = 0
             for unit in self._units:
@@ -156,6 +162,18 @@ class LedgerWriter:
                 batch.append(unit)
                 size += len(unit)
             return batch
+
+    def _gather(self) -> None:
+        """Under group commit, let a batch gather for up to GATHER_SEC (the lock held by the caller):
+        the tick that queued the first unit finishes before this thread competes with it."""
+        if not self.continuous:
+            return
+        deadline = time.monotonic() + GATHER_SEC
+        while self._count < self.max_batch and not self._waiters and not self._closing.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._changed.wait(left)
 
     def _finish_locked(self) -> None:
         self._running = False
@@ -193,11 +211,6 @@ class LedgerWriter:
 
     def _send(self, batch: list[Unit]) -> None:
         """Commit `batch` in one transaction; on a refusal, find the refused units one by one."""
-        if self.continuous and self.journal is not None:
-            try:
-                self.journal.sync()
-            except JournalError as exc:
-                self._side.journal_failed(exc)
         conn = self._live_connection()
         try:
             with self._guard.bounded(conn), conn.transaction():
@@ -243,6 +256,11 @@ class LedgerWriter:
         """The batch stays queued; in group commit, its units are counted as failed once, and the
         first failure after a healthy stretch is logged."""
         self._drop()
+        if self.continuous and self.journal is not None:
+            try:
+                self.journal.sync()
+            except JournalError as err:
+                self._side.journal_failed(err)
         with self._lock:
             first, self._failing = not self._failing, True
             fresh = batch[self._counted_failed :] if self.continuous else []
