@@ -132,7 +132,9 @@ class Ledger:
         """
         if self._journal is None:
             raise ValueError("group commit needs a journal attached first (attach_journal)")
-        self._writer.start_group_commit(self._journal, capacity)
+        with self._lock:
+            conn, self._conn = self._conn, None
+        self._writer.start_group_commit(self._journal, capacity, conn)
 
     @property
     def group_commit(self) -> bool:

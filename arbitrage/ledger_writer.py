@@ -124,10 +124,18 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
-    def start_group_commit(self, journal: LedgerJournal, capacity: int) -> None:
-        """Send every record from this thread from now on; `journal` is synced when a batch fails."""
+    def start_group_commit(
+        self, journal: LedgerJournal, capacity: int, conn: psycopg.Connection[Any] | None
+    ) -> None:
+        """Send every record from this thread from now on, on `conn` (the ledger's own connection,
+        so that the run still writes on one); `journal` is synced when a batch fails."""
         with self._lock:
             self.journal, self.capacity, self.continuous = journal, capacity, True
+            if self._conn is None:
+                self._conn = conn
+            elif conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
             self.ensure_running()
 
     def wait_empty(self, timeout_sec: float) -> int:

@@ -8,6 +8,7 @@ Outcomes are read from PostgreSQL (and the journal file), never from the ledger'
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,19 +163,33 @@ def test_a_full_queue_holds_entries_back_and_drops_nothing(
     assert dict(legs).get("exit", 0) == portfolio.closed_trades
 
 
+def wait_for_a_trade(run: EngineRun, within_sec: float = 90.0) -> float:
+    """Seconds after launch at which the run's first trade leg is in its journal (start-up on a
+    loaded machine can take many seconds, so no fault is scheduled before it)."""
+    deadline = run.elapsed() + within_sec
+    while run.elapsed() < deadline:
+        if run.process.poll() is not None:
+            raise AssertionError(f"engine exited early ({run.process.returncode})")
+        for journal in run.evidence_root.glob("*/ledger_journal.jsonl"):
+            if any(record["op"] == "leg" for record in read_journal(journal)):
+                return run.elapsed()
+        time.sleep(0.05)
+    raise AssertionError(f"no trade leg journaled within {within_sec:g}s of launch")
+
+
 def test_a_sigterm_with_a_full_queue_flushes_within_the_budget(
     controlled_pg: ControlledPostgres, redis_url: str, tmp_path: Path
 ) -> None:
-    """The server is down long enough for the queue to fill (a capacity of 4 records), comes back,
+    """The server is down long enough for the queue to fill (a capacity of 2 records), comes back,
     and the engine is stopped at once: the stop sends what the queue holds, and the run's ledger
     is whole in PostgreSQL, with nothing left in the journal."""
     run = EngineRun.start(
         tmp_path, controlled_pg.dsn, redis_url, "--duration", "40s",
-        env={"ARB_SERVICES__LEDGER_QUEUE_RECORDS": "4"},
+        env={"ARB_SERVICES__LEDGER_QUEUE_RECORDS": "2"},
     )  # fmt: skip
-    run.wait_until(4.0)
+    traded_at = wait_for_a_trade(run)
     controlled_pg.stop()
-    run.wait_until(16.0)
+    run.wait_until(traded_at + 12.0)
     controlled_pg.start()
     run.process.send_signal(signal.SIGTERM)
     signalled = run.elapsed()
