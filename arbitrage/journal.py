@@ -1,8 +1,9 @@
 """The ledger's write-ahead journal: what the engine wrote, before PostgreSQL acknowledged it.
 
 Every leg, event and `runs` update is appended here (one JSON line, written straight to the
-kernel, so it survives the process being killed) before it is sent to PostgreSQL; a record
-that PostgreSQL did not acknowledge is fsynced at once. Every record replays idempotently
+kernel, so it survives the process being killed) before it is sent to PostgreSQL (by the
+caller, or by the ledger's writer thread under group commit); a record that PostgreSQL did not
+acknowledge is fsynced at once. Every record replays idempotently
 (`ops.apply_record`), so the journal can be replayed whole at any time: by the ledger on
 reconnect, at close-out, or by the next engine command when the run ended with the database
 down or died.
@@ -101,15 +102,23 @@ class LedgerJournal:
 
     def append(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Write one record and return it with its sequence number; raises JournalError."""
+        return self.append_many([(op, fields)])[0]
+
+    def append_many(self, items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Write records that belong together (a leg and its event) in one write, all or none."""
         with self._lock:
-            self._seq += 1
-            record = {"seq": self._seq, "uid": f"{self.run_id}:{self._seq}", "op": op, **fields}
-            line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
             if self._fd is None:
                 raise JournalError(f"{self.path}: journal already closed")
-            self._write_whole(self._fd, line)
+            records = []
+            for number, (op, fields) in enumerate(items, start=self._seq + 1):
+                records.append({"seq": number, "uid": f"{self.run_id}:{number}", "op": op, **fields})
+            lines = b"".join(
+                (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode() for record in records
+            )
+            self._write_whole(self._fd, lines)
+            self._seq += len(records)
             self._dirty = True
-            return record
+            return records
 
     def _write_whole(self, fd: int, line: bytes) -> None:
         """Append the whole line or nothing: a full disk can take part of a line, and a fragment
@@ -129,17 +138,26 @@ class LedgerJournal:
         self._size += written
 
     def sync(self) -> None:
-        """Make every record written so far durable (called when one was not acknowledged)."""
+        """Make every record written so far durable (called when one was not acknowledged). The disk
+        is waited for outside the lock, so appends are not held by it."""
         with self._lock:
             if self._fd is None or not self._dirty:
                 return
             try:
-                os.fdatasync(self._fd)
+                fd = os.dup(self._fd)
             except OSError as exc:
                 raise JournalError(
                     exc.errno, f"journal sync failed: {exc.strerror}", str(self.path)
                 ) from None
             self._dirty = False
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._dirty = True
+            raise JournalError(exc.errno, f"journal sync failed: {exc.strerror}", str(self.path)) from None
+        finally:
+            os.close(fd)
 
     def settle(self, pending: int) -> None:
         """At the end of the run: drop the marker when nothing is pending, else make it durable."""

@@ -15,15 +15,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
-from collections import deque
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from arbitrage.journal import JournalError, LedgerJournal
-from arbitrage.ledger_records import EVENT, LEG, RUN_END, RUN_START, LegRow, apply_record
+from arbitrage.ledger_conn import (
+    APPLICATION_NAME,
+    RETRYABLE,
+    LedgerUnavailable,
+    connect,
+    describe_dsn,
+    first_line,
+)
+from arbitrage.ledger_records import EVENT, LEG, RUN_END, RUN_START, LegRow, apply_record, describe_record
 from arbitrage.ledger_schema import (
     APPEND_ONLY_SQL,
     SCHEMA_LOCK_KEY,
@@ -32,6 +38,7 @@ from arbitrage.ledger_schema import (
     UPGRADE_SQL,
     owned_by_another,
 )
+from arbitrage.ledger_writer import DEFAULT_CAPACITY, LedgerWriter, Record, Unit
 from arbitrage.ops.kill_switch import SYSTEM_STATE_SQL
 from arbitrage.owner import OwnerProcess
 from arbitrage.pg_deadline import DeadlineGuard
@@ -42,67 +49,23 @@ CLIENT_SLACK_SEC = 0.5
 """The client-side bound is the server's statement_timeout plus this, so that a healthy server
 normally cancels first and the connection survives."""
 STOP_GRACE_SEC = 1.0
-BACKOFF_START_SEC = 0.1
-BACKOFF_CAP_SEC = 2.0
 
-__all__ = ["SCHEMA_SQL", "SCHEMA_VERSION", "Ledger", "LedgerUnavailable", "LegRow", "connect", "describe_dsn"]
-
-
-class LedgerUnavailable(Exception):
-    """The database cannot be reached or refused the schema; the message is one operator line."""
-
-
-def describe_dsn(dsn: str) -> str:
-    """Where a DSN points, without its password: for error lines."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<unparseable DSN>"
-    host = info.get("host") or "localhost"
-    port = info.get("port") or "5432"
-    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (libpq's are several lines long)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-APPLICATION_NAME = "arbitrage"
-"""How the engine's connections show in pg_stat_activity (unless the DSN names another)."""
-
-
-def connect(dsn: str, connect_timeout_sec: float, statement_timeout_ms: int) -> psycopg.Connection[Any]:
-    """An autocommit connection whose connect and statements are both time-bounded."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        params = {}
-    try:
-        return psycopg.connect(
-            dsn,
-            application_name=str(params.get("application_name") or APPLICATION_NAME),
-            autocommit=True,
-            connect_timeout=max(1, round(connect_timeout_sec)),
-            options=f"-c statement_timeout={statement_timeout_ms}",
-        )
-    except psycopg.Error as exc:
-        raise LedgerUnavailable(f"postgres unreachable at {describe_dsn(dsn)}: {first_line(exc)}") from None
-
-
-RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError, LedgerUnavailable)
-"""Failures that say nothing about the record itself: the connection or the server is at fault."""
+__all__ = [
+    "APPLICATION_NAME", "RETRYABLE", "SCHEMA_SQL", "SCHEMA_VERSION", "Ledger", "LedgerUnavailable", "LegRow",
+    "connect", "describe_dsn", "describe_record", "first_line",
+]  # fmt: skip
 
 
 class Ledger:
     """Writes runs, trade legs and events, counting only what PostgreSQL acknowledged.
 
     With a journal attached (`attach_journal`), every record is journaled first. A record that
-    PostgreSQL did not acknowledge stays pending: the connection is dropped, and a background
-    healer reconnects with bounded backoff and replays the pending records in order; meanwhile
-    new records queue behind them. Every call is bounded on the client side (`DeadlineGuard`),
-    and `expedite` shortens the bound when a stop is requested.
+    PostgreSQL did not acknowledge stays pending: the connection is dropped, and the writer thread
+    reconnects with bounded backoff and replays the pending records in order; meanwhile new
+    records queue behind them. With group commit (`start_group_commit`) every journaled record
+    goes through the writer thread, a batch per transaction, and the caller never waits for the
+    database. Every call is bounded on the client side (`DeadlineGuard`), and `expedite` shortens
+    the bound when a stop is requested.
     """
 
     def __init__(self, dsn: str, connect_timeout_sec: float = 5.0, statement_timeout_ms: int = 5000) -> None:
@@ -113,9 +76,7 @@ class Ledger:
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.RLock()
         self._journal: LedgerJournal | None = None
-        self._pending: deque[dict[str, Any]] = deque()
-        self._healer: threading.Thread | None = None
-        self._closing = threading.Event()
+        self._writer = LedgerWriter(self._new_connection, self.guard, self._lock, self)
         self.db_inserts_ok = 0
         self.db_inserts_failed = 0
         self.event_inserts_failed = 0
@@ -130,7 +91,7 @@ class Ledger:
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> None:
         """Connect and create the schema (idempotent, safe against concurrent engines)."""
-        self._conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
+        self._conn = self._new_connection()
         try:
             with self.guard.bounded(self._conn), self._conn.transaction(), self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
@@ -145,6 +106,9 @@ class Ledger:
                 f"postgres schema setup failed at {describe_dsn(self._dsn)}: {first_line(exc)}"
             ) from None
 
+    def _new_connection(self) -> psycopg.Connection[Any]:
+        return connect(self._dsn, self._connect_timeout, self._statement_timeout)
+
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -153,12 +117,34 @@ class Ledger:
 
     def _live_connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
+            self._conn = self._new_connection()
         return self._conn
 
     def attach_journal(self, journal: LedgerJournal) -> None:
         """From now on every record is journaled before it is sent."""
         self._journal = journal
+
+    def start_group_commit(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        """From now on records are sent by the writer thread, a batch per transaction.
+
+        Needs the journal: a record is durable there before the call that made it returns. When
+        `capacity` records wait, `saturated` is True and callers hold back new entries.
+        """
+        if self._journal is None:
+            raise ValueError("group commit needs a journal attached first (attach_journal)")
+        with self._lock:
+            conn, self._conn = self._conn, None
+        self._writer.start_group_commit(self._journal, capacity, conn)
+
+    @property
+    def group_commit(self) -> bool:
+        """True once `start_group_commit` was called."""
+        return self._writer.continuous
+
+    @property
+    def saturated(self) -> bool:
+        """The writer's queue is full: nothing is dropped, but new entries should wait."""
+        return self._writer.saturated
 
     def expedite(self, grace_sec: float = STOP_GRACE_SEC) -> None:
         """A stop was requested: no database call may hold it for longer than `grace_sec`."""
@@ -168,7 +154,7 @@ class Ledger:
     def pending_count(self) -> int:
         """Records PostgreSQL has not acknowledged yet (journaled, or in memory if the journal failed)."""
         with self._lock:
-            return len(self._pending)
+            return self._writer.count
 
     def account(self) -> dict[str, int]:
         """What the ledger knows of its own writes, for kpi.json."""
@@ -185,153 +171,144 @@ class Ledger:
     def pending_unjournaled(self) -> int:
         """Pending records the journal could not take: they live in this process's memory only."""
         with self._lock:
-            return sum(1 for record in self._pending if ":unjournaled:" in str(record.get("uid", "")))
+            records = self._writer.records()
+            return sum(1 for record in records if ":unjournaled:" in str(record.get("uid", "")))
 
     @property
     def pending_legs(self) -> int:
         """Trade legs among the pending records."""
         with self._lock:
-            return sum(1 for record in self._pending if record["op"] == LEG)
+            return sum(1 for record in self._writer.records() if record["op"] == LEG)
 
     # -- writing ---------------------------------------------------------------------------------
-    def _write(self, op: str, fields: dict[str, Any]) -> bool:
-        """Journal the record, then send it; False when it was not acknowledged (it stays pending).
+    def _journaled(self, items: list[tuple[str, dict[str, Any]]]) -> tuple[Unit, bool]:
+        """The records as journaled (one write for all), or kept in memory when the journal failed."""
+        journal = self._journal
+        if journal is None:
+            return tuple({"op": op, **fields} for op, fields in items), False
+        try:
+            return tuple(journal.append_many(items)), True
+        except JournalError as exc:
+            self.journal_failed(exc)
+        unit = []
+        for op, fields in items:
+            self._unjournaled += 1
+            unit.append({"op": op, **fields, "uid": f"{journal.run_id}:unjournaled:{self._unjournaled}"})
+        return tuple(unit), False
+
+    def _write(self, items: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Journal the records, then send them in one transaction; False when not acknowledged (yet).
 
         With a journal attached, a record PostgreSQL did not acknowledge is never dropped: it stays
-        pending for the healer, fsynced in the journal, or only in memory when the journal itself
-        cannot be written (a full disk); the run then stops (`journal_error`) and says so.
+        pending for the writer thread, fsynced in the journal, or only in memory when the journal
+        itself cannot be written (a full disk); the run then stops (`journal_error`) and says so.
+        With group commit, the records are queued for the writer thread and False is returned.
         """
-        journal = self._journal
-        record: dict[str, Any] = {"op": op, **fields}
-        journaled = False
-        if journal is not None:
-            try:
-                record = journal.append(op, fields)
-                journaled = True
-            except JournalError as exc:
-                self._journal_failed(exc)
-                self._unjournaled += 1
-                record["uid"] = f"{journal.run_id}:unjournaled:{self._unjournaled}"
+        unit, journaled = self._journaled(items)
         with self._lock:
-            if self._pending and journal is not None:
-                return self._defer(record, journaled)
+            if self._writer.continuous:
+                self._writer.put(unit)
+                return False
+            if self._writer.count and self._journal is not None:
+                return self._defer(unit, journaled)
             try:
                 conn = self._live_connection()
-                with self.guard.bounded(conn):
-                    apply_record(conn, record)
+                with self.guard.bounded(conn), conn.transaction():
+                    for record in unit:
+                        apply_record(conn, record)
             except RETRYABLE as exc:
                 self._drop_connection()
-                if journal is None:
-                    self._count_failure(record, exc)
+                if self._journal is None:
+                    for record in unit:
+                        self._count_failure(record, exc)
                     return False
                 where = "journaled" if journaled else "kept in memory (journal unwritable)"
                 log.warning(
                     "ledger write of %s not acknowledged (%s): %s, reconnecting in the background",
-                    describe_record(record), first_line(exc), where,
+                    describe_record(unit[0]), first_line(exc), where,
                 )  # fmt: skip
-                return self._defer(record, journaled)
+                return self._defer(unit, journaled)
             except psycopg.Error as exc:
-                self._count_failure(record, exc)
-                self.rejected_records += 1
+                for record in unit:
+                    self.refused(record, exc)
                 return False
-            self._count_ack(record)
+            self.acknowledged(unit)
             return True
 
-    def _journal_failed(self, exc: JournalError) -> None:
-        if self.journal_error is None:
-            self.journal_error = exc
-            log.error("ledger journal unwritable, unacknowledged records are kept in memory: %s", exc)
-
-    def _defer(self, record: dict[str, Any], journaled: bool) -> bool:
-        self._pending.append(record)
-        if record["op"] == LEG:
-            self.db_inserts_failed += 1
+    def _defer(self, unit: Unit, journaled: bool) -> bool:
+        self.not_acknowledged(unit)
         if journaled and self._journal is not None:
             try:
                 self._journal.sync()
             except JournalError as exc:
-                self._journal_failed(exc)
-        self._start_healer()
+                self.journal_failed(exc)
+        self._writer.put(unit)
         return False
 
-    def _count_ack(self, record: dict[str, Any]) -> None:
-        if record["op"] == LEG:
-            self.db_inserts_ok += 1
-            leg = record["row"]["leg"]
-            self.acked_legs[leg] = self.acked_legs.get(leg, 0) + 1
+    # -- what the writer thread reports (WriterSide) ---------------------------------------------
+    def journal_failed(self, exc: JournalError) -> None:
+        """Remember (and log once) that the journal could not be written or synced."""
+        if self.journal_error is None:
+            self.journal_error = exc
+            log.error("ledger journal unwritable, unacknowledged records are kept in memory: %s", exc)
 
-    def _count_failure(self, record: dict[str, Any], exc: BaseException) -> None:
+    def acknowledged(self, records: Unit) -> None:
+        """Count what PostgreSQL committed (a replayed duplicate counts once)."""
+        for record in records:
+            if record["op"] == LEG:
+                self.db_inserts_ok += 1
+                leg = record["row"]["leg"]
+                self.acked_legs[leg] = self.acked_legs.get(leg, 0) + 1
+
+    def not_acknowledged(self, records: Unit) -> None:
+        """Count legs whose first write failed; they stay pending."""
+        self.db_inserts_failed += sum(1 for record in records if record["op"] == LEG)
+
+    def refused(self, record: Record, exc: psycopg.Error) -> None:
+        """Count a record PostgreSQL refused; it is not retried."""
+        self._count_failure(record, exc)
+        self.rejected_records += 1
+
+    def caught_up(self, conn: psycopg.Connection[Any] | None) -> None:
+        """The writer replayed every pending record: its connection becomes the ledger's."""
+        self._drop_connection()
+        self._conn = conn
+        self.reconnects += 1
+        log.info("ledger reconnected; every pending record is acknowledged")
+
+    def _count_failure(self, record: Record, exc: BaseException) -> None:
         if record["op"] == LEG:
             self.db_inserts_failed += 1
         elif record["op"] == EVENT:
             self.event_inserts_failed += 1
         log.error("ledger write of %s failed: %s", describe_record(record), first_line(exc))
 
-    # -- the healer ------------------------------------------------------------------------------
-    def _start_healer(self) -> None:
-        if self._healer is None or not self._healer.is_alive():
-            self._healer = threading.Thread(target=self._heal, name="ledger-healer", daemon=True)
-            self._healer.start()
-
-    def _heal(self) -> None:
-        """Reconnect with bounded backoff and replay the pending records, oldest first."""
-        backoff = BACKOFF_START_SEC
-        while not self._closing.is_set():
-            with self._lock:
-                if not self._pending:
-                    return
-            try:
-                conn = connect(self._dsn, self._connect_timeout, self._statement_timeout)
-                self._replay_pending(conn)
-            except RETRYABLE:
-                self._closing.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_CAP_SEC)
-                continue
-            backoff = BACKOFF_START_SEC
-
-    def _replay_pending(self, conn: psycopg.Connection[Any]) -> None:
-        """Send pending records on `conn`; on success hand `conn` over as the ledger's connection."""
-        try:
-            while True:
-                with self._lock:
-                    if not self._pending:
-                        self._drop_connection()
-                        self._conn = conn
-                        self.reconnects += 1
-                        log.info("ledger reconnected; every pending record is acknowledged")
-                        return
-                    record = self._pending[0]
-                try:
-                    with self.guard.bounded(conn):
-                        apply_record(conn, record)
-                except RETRYABLE:
-                    raise
-                except psycopg.Error as exc:
-                    with self._lock:
-                        self._pending.popleft()
-                    self._count_failure(record, exc)
-                    self.rejected_records += 1
-                    continue
-                with self._lock:
-                    self._pending.popleft()
-                    self._count_ack(record)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.close()
-            raise
-
     def drain(self, timeout_sec: float) -> int:
-        """Give the healer up to `timeout_sec` to replay what is pending; returns what is still pending."""
-        deadline = time.monotonic() + timeout_sec
-        while self.pending_count and time.monotonic() < deadline:
-            self._start_healer()
-            self._closing.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-        return self.pending_count
+        """Give the writer thread up to `timeout_sec` to send what is pending; returns what is left."""
+        return self._writer.wait_empty(max(0.0, timeout_sec))
 
     # -- the records -----------------------------------------------------------------------------
     def record_leg(self, row: LegRow) -> bool:
         """Insert one leg; True when PostgreSQL acknowledged it (a replayed duplicate counts once)."""
-        return self._write(LEG, {"run_id": row.run_id, "row": row.fields()})
+        return self._write([(LEG, {"run_id": row.run_id, "row": row.fields()})])
+
+    def record_trade_leg(
+        self, row: LegRow, event_type: str, payload: dict[str, Any], correlation_id: str | None
+    ) -> bool:
+        """Insert a leg and its event (TRADE_OPEN, TRADE_CLOSE) in one transaction; True when
+        PostgreSQL acknowledged both."""
+        leg = (LEG, {"run_id": row.run_id, "row": row.fields()})
+        event = (EVENT, self._event_fields(row.run_id, event_type, payload, correlation_id))
+        return self._write([leg, event])
+
+    def _event_fields(
+        self, run_id: str | None, event_type: str, payload: dict[str, Any], correlation_id: str | None
+    ) -> dict[str, Any]:
+        if event_type == "RUN_START" and run_id is not None:
+            payload = {**self._run_facts.get(run_id, {"schema_version": SCHEMA_VERSION}), **payload}
+        return {
+            "run_id": run_id, "event_type": event_type, "payload": payload, "correlation_id": correlation_id,
+        }  # fmt: skip
 
     def record_event(
         self, run_id: str | None, event_type: str, payload: dict[str, Any], correlation_id: str | None = None
@@ -341,15 +318,7 @@ class Ledger:
         A RUN_START payload is completed with the run's schema version, git sha and config hash
         from `record_run_start`, so every run's provenance is in the audit log.
         """
-        if event_type == "RUN_START" and run_id is not None:
-            payload = {**self._run_facts.get(run_id, {"schema_version": SCHEMA_VERSION}), **payload}
-        fields = {
-            "run_id": run_id,
-            "event_type": event_type,
-            "payload": payload,
-            "correlation_id": correlation_id,
-        }
-        return self._write(EVENT, fields)
+        return self._write([(EVENT, self._event_fields(run_id, event_type, payload, correlation_id))])
 
     def record_run_start(
         self, run_id: str, phase: str, mode: str, started_at: datetime, seed: int, git_sha: str | None,
@@ -388,23 +357,11 @@ class Ledger:
             "run_id": run_id, "status": status, "stop_reason": stop_reason, "exit_code": exit_code,
             "closed_trades": closed_trades, "ended_at": ended_at.isoformat(),
         }  # fmt: skip
-        return self._write(RUN_END, fields)
+        return self._write([(RUN_END, fields)])
 
     def close(self) -> None:
-        self._closing.set()
-        if self._healer is not None:
-            self._healer.join(timeout=2.0)
+        """Stop the writer thread (what it could not send stays journaled) and disconnect."""
+        self._writer.close()
         with self._lock:
             self._drop_connection()
         self.guard.close()
-
-
-def describe_record(record: dict[str, Any]) -> str:
-    """A record as an operator reads it: `leg <run>/<trade>/<leg>`, `event <type>`, `run_end <run>`."""
-    op = record["op"]
-    if op == LEG:
-        row = record["row"]
-        return f"leg {record['run_id']}/{row['trade_id']}/{row['leg']}"
-    if op == EVENT:
-        return f"event {record['event_type']}"
-    return f"{op} {record.get('run_id')}"

@@ -118,25 +118,83 @@ class LegRow:
 LEG_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(LegRow))
 
 
+def statement_of(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The idempotent statement that writes `record`, and its parameters."""
+    op = record["op"]
+    if op == LEG:
+        return INSERT_LEG_SQL, {**record["row"], "run_id": record["run_id"]}
+    if op == EVENT:
+        params = {
+            "run_id": record["run_id"],
+            "event_type": record["event_type"],
+            "correlation_id": record.get("correlation_id"),
+            "payload": Jsonb(record.get("payload") or {}),
+            "event_uid": record.get("uid"),
+        }
+        return INSERT_EVENT_SQL, params
+    if op == RUN_START:
+        return INSERT_RUN_SQL, record
+    if op == RUN_END:
+        return FINISH_RUN_SQL, record
+    raise ValueError(f"unknown ledger record op {op!r}")
+
+
 def apply_record(conn: psycopg.Connection[Any], record: dict[str, Any]) -> int:
     """Write one record idempotently; returns the rows it added or changed (0 for a replayed duplicate)."""
-    op = record["op"]
+    statement, params = statement_of(record)
     with conn.cursor() as cur:
-        if op == LEG:
-            cur.execute(INSERT_LEG_SQL, {**record["row"], "run_id": record["run_id"]})
-        elif op == EVENT:
-            params = {
-                "run_id": record["run_id"],
-                "event_type": record["event_type"],
-                "correlation_id": record.get("correlation_id"),
-                "payload": Jsonb(record.get("payload") or {}),
-                "event_uid": record.get("uid"),
-            }
-            cur.execute(INSERT_EVENT_SQL, params)
-        elif op == RUN_START:
-            cur.execute(INSERT_RUN_SQL, record)
-        elif op == RUN_END:
-            cur.execute(FINISH_RUN_SQL, record)
-        else:
-            raise ValueError(f"unknown ledger record op {op!r}")
+        cur.execute(statement, params)
         return max(cur.rowcount, 0)
+
+
+EVENT_COLUMNS = ("run_id", "event_type", "correlation_id", "payload", "event_uid")
+
+
+def _multi_row(table: str, columns: tuple[str, ...], rows: int, conflict: str) -> str:
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    values = ", ".join([one] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT {conflict} DO NOTHING"
+
+
+def _leg_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    row = {**record["row"], "run_id": record["run_id"]}
+    return tuple(row[name] for name in LEG_FIELDS)
+
+
+def _event_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        record["run_id"], record["event_type"], record.get("correlation_id"),
+        Jsonb(record.get("payload") or {}), record.get("uid"),
+    )  # fmt: skip
+
+
+def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) -> None:
+    """Write `records` idempotently: the legs in one multi-row INSERT, the events in another, a run
+    row before them and its final update after. The caller owns the transaction, so a batch is
+    acknowledged whole or not at all."""
+    legs = [_leg_values(record) for record in records if record["op"] == LEG]
+    events = [_event_values(record) for record in records if record["op"] == EVENT]
+    with conn.cursor() as cur:
+        for record in records:
+            if record["op"] == RUN_START:
+                cur.execute(INSERT_RUN_SQL, record)
+        if legs:
+            statement = _multi_row("trade_legs", LEG_FIELDS, len(legs), "(run_id, trade_id, leg)")
+            cur.execute(statement, [value for values in legs for value in values])
+        if events:
+            statement = _multi_row("event_log", EVENT_COLUMNS, len(events), "(event_uid)")
+            cur.execute(statement, [value for values in events for value in values])
+        for record in records:
+            if record["op"] == RUN_END:
+                cur.execute(FINISH_RUN_SQL, record)
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    """A record as an operator reads it: `leg <run>/<trade>/<leg>`, `event <type>`, `run_end <run>`."""
+    op = record["op"]
+    if op == LEG:
+        row = record["row"]
+        return f"leg {record['run_id']}/{row['trade_id']}/{row['leg']}"
+    if op == EVENT:
+        return f"event {record['event_type']}"
+    return f"{op} {record.get('run_id')}"

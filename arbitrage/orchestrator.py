@@ -255,6 +255,7 @@ class Orchestrator:
         try:
             journal = LedgerJournal(evidence.path, cfg.run.evidence_root, self.run_id)
             ledger.attach_journal(journal)
+            ledger.start_group_commit(cfg.services.ledger_queue_records)
             refusal: str | None = None
             try:
                 state.register(

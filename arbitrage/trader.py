@@ -89,6 +89,8 @@ class Trader:
         self.ledger = ledger
         self.rejected_orders: dict[str, int] = {}
         self.leg_unwinds = 0
+        self.entries_held = 0
+        """Entries not taken because the ledger's queue was full (`Ledger.saturated`)."""
         self.trade_events: list[dict[str, Any]] = []
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
@@ -141,6 +143,7 @@ class Trader:
             "event_inserts_failed": self.ledger.event_inserts_failed,
             "rejected_orders": dict(self.rejected_orders),
             "leg_unwinds": self.leg_unwinds,
+            "entries_held_for_ledger": self.entries_held,
             "exit_failures": self.exit_failures,
             "trade_events": self.trade_events,
         }
@@ -149,10 +152,24 @@ class Trader:
         exits, entries = self.strategy.decide(snapshot, self.portfolio.held())
         for intent in exits:
             self._close(self.portfolio.positions[intent.position.symbol], intent, snapshot.tick)
+        if entries and self.ledger.saturated:
+            self._hold_entries(snapshot.tick, entries)
+            return
         for entry in entries:
             outcome, trade_id, note = self._open(entry.quote.symbol, snapshot, entry)
             if self.trace is not None:
                 self.trace.entry(snapshot.tick, entry, outcome, trade_id, note)
+
+    def _hold_entries(self, tick: int, entries: list[EntryIntent]) -> None:
+        """The ledger's queue is full (the database is behind): no new position is opened until it
+        catches up, so that every leg still has room; exits go on."""
+        self.entries_held += len(entries)
+        if self.entries_held == len(entries):
+            log.info("ledger queue full (%d records pending): entries held until it drains",
+                     self.ledger.pending_count)  # fmt: skip
+        if self.trace is not None:
+            for entry in entries:
+                self.trace.entry(tick, entry, "rejected", None, "ledger queue full: entry held")
 
     def _open(self, symbol: str, snapshot: MarketSnapshot, entry: Any) -> tuple[str, str | None, str]:
         """Enter a position; returns (outcome, trade id, what went wrong) for the decision trace."""
@@ -180,9 +197,8 @@ class Trader:
                 log.warning("asymmetric fill on %s unwound: %s (%s)", symbol, result.reason, correlation_id)
             return "leg_unwound", trade_id, result.reason
         position = self.portfolio.open(trade_id, correlation_id, result, snapshot.tick)
-        self.ledger.record_leg(_leg_row(self.run_id, position, "entry", result, snapshot.tick, "threshold"))
-        self.ledger.record_event(
-            self.run_id,
+        self.ledger.record_trade_leg(
+            _leg_row(self.run_id, position, "entry", result, snapshot.tick, "threshold"),
             "TRADE_OPEN",
             {
                 "symbol": symbol,
@@ -231,9 +247,8 @@ class Trader:
         row = _leg_row(
             self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd)
         )
-        self.ledger.record_leg(row)
-        self.ledger.record_event(
-            self.run_id,
+        self.ledger.record_trade_leg(
+            row,
             "TRADE_CLOSE",
             {
                 "symbol": position.symbol,
