@@ -107,7 +107,7 @@ class StrategyConfig(_Frozen):
 class SymbolsConfig(_Frozen):
     """The TopN universe: KRW markets that also trade against USDT, ranked by KRW volume."""
 
-    universe: Literal["top5", "top10", "top20"] = "top10"
+    universe: Literal["top5", "top10", "top20", "top50"] = "top10"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
