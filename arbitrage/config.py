@@ -40,6 +40,10 @@ ENV_PREFIX = "ARB_"
 ENV_NESTING = "__"
 
 Phase = Literal["smoke", "baseline", "longrun"]
+ProfileName = Literal[
+    "live-phase1", "live-phase2", "live-phase3", "paper-phase1", "paper-phase2", "paper-phase3"
+]
+"""D98 §2's ramp-up phases and their paper rehearsals; what each sets is `arbitrage.profiles`."""
 PHASE_DEFAULT_SECONDS: dict[str, float] = {"smoke": 300.0, "baseline": 1200.0, "longrun": 3600.0}
 PG_INT_MAX = 2_147_483_647
 MAX_RUN_SECONDS = 30 * 86_400.0
@@ -70,6 +74,8 @@ class RunConfig(_Frozen):
     debug_tick_delay_sec: float = Field(default=0.0, ge=0, le=60)
     trace: bool = False
     """Write `decision_trace.json`: every entry and exit decision with its premiums and reason."""
+    profile: ProfileName | None = None
+    """The ramp-up profile the run was started with (`--profile`); verify judges its phase checks."""
 
     def expected_seconds(self) -> float | None:
         """The wallclock the run is expected to take; None for a tick-bounded run."""
