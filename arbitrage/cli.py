@@ -25,6 +25,11 @@ from arbitrage import stop_request
 if TYPE_CHECKING:
     from arbitrage.config import LoadedConfig
 
+PROFILE_CHOICES: tuple[str, ...] = (
+    "live-phase1", "live-phase2", "live-phase3", "paper-phase1", "paper-phase2", "paper-phase3",
+)  # fmt: skip
+"""`--profile`'s choices, kept here so parsing imports no config code (tested equal to the config's)."""
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -107,6 +112,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         action = into.add_argument(*names, **kwargs)
         action.config_key = key
 
+    flag(
+        "run.profile",
+        "--profile",
+        choices=list(PROFILE_CHOICES),
+        help="a D98 ramp-up phase: live-phase1 (5 min, $50 a trade, top10), live-phase2 (30 min, $100, "
+        "top20), live-phase3 (1 h, $500, top50), or its paper-phaseN rehearsal; sets --mode, the duration, "
+        "the per-trade notional and the universe, and verify judges the phase's checks. Explicit flags win "
+        "(--duration shortens a phase); a contradicting --mode and --ticks are refused. A live profile "
+        "still needs the live arming (LIVE_ARM_ACK, LIVE_ARM_AT...), and LIVE_MAX_NOTIONAL_USD caps it too",
+    )
     flag(
         "run.phase",
         "--phase",
@@ -283,6 +298,7 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
     "services.data_dir": ("data_dir", "--data-dir"),
     "metrics.port": ("metrics_port", "--metrics-port"),
     "run.trace": ("trace", "--trace"),
+    "run.profile": ("profile", "--profile"),
 }
 """`run`'s flags: config key -> (argparse dest, the flag as typed), so errors name the real flag."""
 
@@ -298,14 +314,15 @@ def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from arbitrage.config import ConfigError, load, with_state_dirs
+    from arbitrage.config import ConfigError, with_state_dirs
     from arbitrage.logs import setup_logging
     from arbitrage.orchestrator import Orchestrator
+    from arbitrage.profiles import load_profiled
     from arbitrage.sources import universe
 
     cli, flags = config_overrides(args)
     try:
-        loaded = with_state_dirs(load(args.config, os.environ, cli, flags))
+        loaded = with_state_dirs(load_profiled(args.config, os.environ, cli, flags))
         config = loaded.config
         universe(config)
         _require_writable(loaded, "run.evidence_root", config.run.evidence_root)

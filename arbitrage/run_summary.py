@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence import names
-
-STRATEGY_EXITS = ("threshold", "max_hold")
-"""The exit reasons of trades the strategy closed; every other reason is a closeout."""
+from evidence.ramp_checks import STRATEGY_EXITS
 
 
 def _count(value: object) -> int:

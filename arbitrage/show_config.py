@@ -116,11 +116,12 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     from arbitrage.cli import config_overrides
-    from arbitrage.config import ConfigError, load, with_state_dirs
+    from arbitrage.config import ConfigError, with_state_dirs
+    from arbitrage.profiles import load_profiled
 
     cli, flags = config_overrides(args)
     try:
-        loaded = with_state_dirs(load(args.config, os.environ, cli, flags))
+        loaded = with_state_dirs(load_profiled(args.config, os.environ, cli, flags))
     except ConfigError as exc:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1

@@ -229,6 +229,9 @@ class LoopLatency(_Part):
     p95: Annotated[float, Field(ge=0)] | None
     p99: Annotated[float, Field(ge=0)] | None
     max: Annotated[float, Field(ge=0)] | None
+    mean: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="Mean loop latency (D98 §2.2's goal); absent in older runs."
+    )
 
 
 class LedgerAccount(_Part):

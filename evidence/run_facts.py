@@ -46,6 +46,8 @@ class RunFacts:
     traceback_count: int | None
     kpi: Mapping[str, Any] = field(default_factory=dict)
     summary: Mapping[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    """The ramp-up profile the run was started with (`config.run.profile`), else None."""
 
     def number(self, *path: str) -> float | None:
         """A number from kpi.json by its key path, else None."""
@@ -83,6 +85,14 @@ def number_at(doc: Mapping[str, Any] | None, *path: str) -> float | None:
 def _count(doc: Mapping[str, Any] | None, *path: str) -> int | None:
     value = number_at(doc, *path)
     return None if value is None else int(value)
+
+
+def profile_of(manifest: Mapping[str, Any] | None) -> str | None:
+    """The profile a run was started with: the manifest's `config.run.profile`, else None."""
+    config = (manifest or {}).get("config")
+    run = config.get("run") if isinstance(config, Mapping) else None
+    profile = run.get("profile") if isinstance(run, Mapping) else None
+    return profile if isinstance(profile, str) else None
 
 
 def beat_from_line(line: Mapping[str, Any]) -> Beat | None:
@@ -130,4 +140,5 @@ def facts_from_documents(
         traceback_count=None if engine_log is None else engine_log.count(TRACEBACK),
         kpi=kpi or {},
         summary=summary or {},
+        profile=profile_of(manifest),
     )

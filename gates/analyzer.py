@@ -38,7 +38,9 @@ from evidence.judge import judge_heartbeat_density, judge_ledger, judge_wallcloc
 from evidence.kpi_catalog import kpi_groups
 from evidence.ledger_rows import count_legs
 from evidence.ledger_rule import LedgerClaims
+from evidence.ramp_checks import judge_phase, split_exits
 from evidence.reader import EvidenceBundle, load_evidence
+from evidence.run_facts import profile_of
 from evidence.writer import atomic_write_json
 from gates.d77 import run_facts
 from gates.ledger_access import LedgerChoice, embedded_data_dir, open_ledger
@@ -348,8 +350,10 @@ def _kpis(bundle: EvidenceBundle, criteria: Sequence[Criterion]) -> dict[str, Me
     closed, wins = _number(kpi, "closed_trades"), _number(kpi, "wins")
     return {
         **{k: manifest.get(k) for k in ("run_id", "phase", "mode", "status")},
+        "profile": profile_of(manifest),
         **{k: summary.get(k) for k in ("stop_reason", "duration_seconds", "expected_duration_seconds")},
         **{k: kpi.get(k) for k in ("closed_trades", "wins", "losses")},
+        **split_exits(summary.get("closed_by_reason")),
         "win_rate_pct": round(100.0 * wins / closed, 1) if closed and wins is not None else None,
         **{k: kpi.get(k) for k in ("net_pnl_usd", "net_pnl_krw", "opportunities_generated", "loop_count")},
         **{f"loop_latency_{p}_ms": latency.get(p) for p in ("p50", "p95", "p99", "max")},
@@ -402,6 +406,7 @@ def analyze(
     used = windows or Windows()
     facts = run_facts(evidence_dir, bundle)
     criteria += [_from_d77(row) for row in judge_d77(facts, used)]
+    criteria += [_from_d77(row) for row in judge_phase(facts)]
     return Analysis(evidence_dir, bundle, criteria, _kpis(bundle, criteria), kpi_groups(facts), used)
 
 

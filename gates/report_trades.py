@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from evidence.documents import beat_epoch
+from evidence.ramp_checks import STRATEGY_EXITS
 from evidence.reader import EvidenceBundle
-
-STRATEGY_EXITS: Final = ("threshold", "max_hold")
-"""Exit reasons of trades the strategy closed; any other reason is a closeout (flatten, guard, recovery)."""
 
 
 def _number(value: object) -> float | None:

@@ -25,7 +25,7 @@ from arbitrage.config.load import (
 )
 from arbitrage.config.metrics import MetricsConfig
 from arbitrage.config.rate_limit import RateLimitConfig
-from arbitrage.config.run import PHASE_DEFAULT_SECONDS, Phase, RunConfig
+from arbitrage.config.run import PHASE_DEFAULT_SECONDS, Phase, ProfileName, RunConfig
 from arbitrage.config.services import HeartbeatConfig, ServicesConfig
 from arbitrage.config.strategy import StrategyConfig, VenueFees, VenueMinimums
 from arbitrage.config.symbols import SymbolsConfig
@@ -50,6 +50,7 @@ __all__ = [
     "LoadedConfig",
     "MetricsConfig",
     "Phase",
+    "ProfileName",
     "RateLimitConfig",
     "RunConfig",
     "ServicesConfig",

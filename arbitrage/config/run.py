@@ -10,6 +10,10 @@ from pydantic import Field
 from arbitrage.config.base import MAX_RUN_SECONDS, PG_INT_MAX, Frozen
 
 Phase = Literal["smoke", "baseline", "longrun"]
+ProfileName = Literal[
+    "live-phase1", "live-phase2", "live-phase3", "paper-phase1", "paper-phase2", "paper-phase3"
+]
+"""D98 §2's ramp-up phases and their paper rehearsals; what each sets is `arbitrage.profiles`."""
 PHASE_DEFAULT_SECONDS: dict[str, float] = {"smoke": 300.0, "baseline": 1200.0, "longrun": 3600.0}
 
 
@@ -30,6 +34,8 @@ class RunConfig(Frozen):
     debug_tick_delay_sec: float = Field(default=0.0, ge=0, le=60)
     trace: bool = False
     """Write `decision_trace.json`: every entry and exit decision with its premiums and reason."""
+    profile: ProfileName | None = None
+    """The ramp-up profile the run was started with (`--profile`); verify judges its phase checks."""
 
     def expected_seconds(self) -> float | None:
         """The wallclock the run is expected to take; None for a tick-bounded run."""

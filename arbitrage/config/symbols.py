@@ -10,7 +10,7 @@ from arbitrage.config.base import Frozen
 class SymbolsConfig(Frozen):
     """The TopN universe: KRW markets that also trade against USDT, ranked by KRW volume."""
 
-    universe: Literal["top5", "top10", "top20"] = "top10"
+    universe: Literal["top5", "top10", "top20", "top50"] = "top10"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 

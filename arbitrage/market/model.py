@@ -28,14 +28,22 @@ MIN_LEVELS = 15
 """Fewest levels per side a model may publish; the engine walks depth and needs room."""
 SECONDS_PER_YEAR = 365.0 * 24.0 * 3600.0
 
+PREMIUM_MEAN_PCT = 2.2
+"""Default level the premium reverts to, in percent: below the strategy's default entry (3 %) by
+more than it is above its exit (2 %), so a position entered on a spike is usually closed by the
+strategy within seconds rather than left to the stop-time flatten."""
 PREMIUM_SIGMA_PCT = 0.7
-"""Default stationary standard deviation of each coin's premium, in percent."""
-PREMIUM_HALF_LIFE_SEC = 10.0
+"""Default stationary standard deviation of a coin of `PREMIUM_REFERENCE_VOL` volatility, in percent."""
+PREMIUM_REFERENCE_VOL = 0.70
+"""Annualized volatility at which a coin's premium has exactly `premium_sigma_pct`; a coin's premium
+dispersion scales with its volatility (BTC's premium is steadier than a small alt's)."""
+PREMIUM_HALF_LIFE_SEC = 5.0
 """Default half-life of the per-coin premium factor."""
 PREMIUM_COMMON_VAR_SHARE = 0.25
 """Fraction of the premium's stationary variance carried by the factor all coins share."""
-PREMIUM_COMMON_HALF_LIFE_MULT = 2.0
-"""The common factor reverts this many times slower than the per-coin factor."""
+PREMIUM_COMMON_HALF_LIFE_MULT = 1.0
+"""The common factor reverts this many times slower than the per-coin factor (as fast, by default:
+a slow common regime held every coin's position open together until the stop-time flatten)."""
 
 FX_SIGMA_KRW = 3.0
 FX_HALF_LIFE_SEC = 600.0
@@ -142,7 +150,7 @@ class MarketModel:
         *,
         dt_sec: float = 0.5,
         levels: int = 20,
-        premium_mean_pct: float = 2.5,
+        premium_mean_pct: float = PREMIUM_MEAN_PCT,
         premium_sigma_pct: float = PREMIUM_SIGMA_PCT,
         premium_half_life_sec: float = PREMIUM_HALF_LIFE_SEC,
         krw_per_usdt: float = 1380.0,
@@ -171,9 +179,12 @@ class MarketModel:
             sigma * math.sqrt(PREMIUM_COMMON_VAR_SHARE),
             dt_sec,
         )
-        self._idio_decay, self._idio_sd = _ou(
-            premium_half_life_sec, sigma * math.sqrt(1.0 - PREMIUM_COMMON_VAR_SHARE), dt_sec
-        )
+        idio_sigma = [
+            sigma * math.sqrt(1.0 - PREMIUM_COMMON_VAR_SHARE) * c.vol_annual / PREMIUM_REFERENCE_VOL
+            for c in self._coins
+        ]
+        self._idio_decay = _ou(premium_half_life_sec, 1.0, dt_sec)[0]
+        self._idio_sd = [_ou(premium_half_life_sec, s, dt_sec)[1] for s in idio_sigma]
         self._fx_decay, self._fx_sd = _ou(FX_HALF_LIFE_SEC, FX_SIGMA_KRW, dt_sec)
         self._ret_sd = [c.vol_annual * math.sqrt(dt_sec / SECONDS_PER_YEAR) for c in self._coins]
         self._step_dec = [tick_decimals(c.binance_step) for c in self._coins]
@@ -182,7 +193,7 @@ class MarketModel:
         g = self._rng.gauss
         self._fx_dev = g(0.0, FX_SIGMA_KRW)
         self._common = 0.0
-        self._idio = [g(0.0, sigma * math.sqrt(1.0 - PREMIUM_COMMON_VAR_SHARE)) for _ in self._coins]
+        self._idio = [g(0.0, s) for s in idio_sigma]
         self._mid = [c.ref_usd * math.exp(g(0.0, 0.01)) for c in self._coins]
         self._spread = [self._draw_spread(c) for c in self._coins]
         self._sizes: list[list[list[float]]] = [
@@ -228,7 +239,7 @@ class MarketModel:
         idio_decay, idio_sd = self._idio_decay, self._idio_sd
         for i, coin in enumerate(self._coins):
             self._mid[i] *= math.exp(self._ret_sd[i] * g(0.0, 1.0))
-            self._idio[i] = self._idio[i] * idio_decay + idio_sd * g(0.0, 1.0)
+            self._idio[i] = self._idio[i] * idio_decay + idio_sd[i] * g(0.0, 1.0)
             if rand() < SPREAD_REDRAW_PROB:
                 self._spread[i] = self._draw_spread(coin)
             for side, sizes in enumerate(self._sizes[i]):

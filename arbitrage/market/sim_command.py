@@ -94,8 +94,14 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     sim = sub.add_parser("sim", help="run a local Upbit/Binance exchange simulator (127.0.0.1 only)")
     sim.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1; 0 picks a free one")
     sim.add_argument("--seed", type=_seed, default=1, help="seed of the market model")
-    sim.add_argument(
+    served = sim.add_mutually_exclusive_group()
+    served.add_argument(
         "--symbols", type=_symbols, help="comma-separated (default: the engine's top-10 universe)"
+    )
+    served.add_argument(
+        "--universe",
+        choices=["top5", "top10", "top20", "top50"],
+        help="serve the engine's topN universe (top50 for a live-phase3 run)",
     )
     sim.add_argument(
         "--latency-ms", type=_non_negative, default=0.0, metavar="N", help="delay added to every reply"
@@ -107,7 +113,7 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     )  # fmt: skip
     sim.add_argument(
         "--premium-half-life-sec", type=_positive, default=None, metavar="S",
-        help="how fast each coin's premium mean-reverts (model default 10); shorter means more trades",
+        help="how fast each coin's premium mean-reverts (model default 5); shorter means more trades",
     )  # fmt: skip
     sim.add_argument(
         "--retry-after-sec", type=_retry_after, default=None, metavar="S",
@@ -159,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
 
     sim = ExchangeSim(
         args.seed,
-        args.symbols or top_n(10),
+        args.symbols or top_n(int((args.universe or "top10").removeprefix("top"))),
         dt_sec=args.dt_sec,
         premium_half_life_sec=args.premium_half_life_sec or PREMIUM_HALF_LIFE_SEC,
         latency_ms=args.latency_ms,

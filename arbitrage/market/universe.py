@@ -1,8 +1,9 @@
 """The static coin universe: markets listed on both Upbit KRW and Binance USDT.
 
 The synthetic market model draws its starting prices, volatilities, book depth and price
-grids from this table, and symbol selection ranks it by Upbit KRW volume. Reference prices
-are late-2025 levels; Binance tick sizes and lot steps are that venue's spot filters.
+grids from this table, and symbol selection ranks it by Upbit KRW volume (the largest fifty are
+the runbook's top50). Reference prices and volumes are late-2025 levels; Binance tick sizes and lot
+steps are that venue's spot filters.
 """
 
 from __future__ import annotations
@@ -59,6 +60,36 @@ UNIVERSE: dict[str, Coin] = {
         Coin("ARB", 0.210, 9e9, 0.0001, 0.1, 0.80, 0.25, (2, 4)),
         Coin("DOT", 2.20, 8e9, 0.001, 0.01, 0.75, 0.25, (2, 4)),
         Coin("SAND", 0.150, 6e9, 0.0001, 1.0, 0.80, 0.2, (2, 4)),
+        Coin("PEPE", 0.0000045, 5.8e9, 0.00000001, 1.0, 0.95, 0.2, (1, 2)),
+        Coin("ONDO", 0.450, 5.6e9, 0.0001, 0.1, 0.85, 0.2, (2, 4)),
+        Coin("ENA", 0.250, 5.4e9, 0.0001, 0.01, 0.90, 0.2, (2, 4)),
+        Coin("SEI", 0.130, 5.2e9, 0.0001, 0.1, 0.90, 0.2, (2, 4)),
+        Coin("AAVE", 180.0, 5e9, 0.01, 0.001, 0.75, 0.2, (2, 4)),
+        Coin("UNI", 5.50, 4.8e9, 0.001, 0.01, 0.75, 0.2, (2, 4)),
+        Coin("ATOM", 2.20, 4.6e9, 0.001, 0.01, 0.70, 0.2, (2, 4)),
+        Coin("ALGO", 0.130, 4.4e9, 0.0001, 1.0, 0.75, 0.18, (2, 4)),
+        Coin("FIL", 1.40, 4.2e9, 0.001, 0.01, 0.80, 0.18, (2, 4)),
+        Coin("STX", 0.280, 4e9, 0.0001, 0.1, 0.85, 0.18, (2, 4)),
+        Coin("IMX", 0.250, 3.8e9, 0.0001, 0.01, 0.85, 0.18, (2, 4)),
+        Coin("GRT", 0.045, 3.6e9, 0.00001, 1.0, 0.80, 0.16, (2, 4)),
+        Coin("MANA", 0.150, 3.4e9, 0.0001, 1.0, 0.80, 0.16, (2, 4)),
+        Coin("AXS", 0.90, 3.2e9, 0.001, 0.01, 0.85, 0.16, (2, 4)),
+        Coin("THETA", 0.300, 3e9, 0.0001, 0.1, 0.80, 0.16, (2, 4)),
+        Coin("VET", 0.011, 2.8e9, 0.00001, 0.1, 0.75, 0.15, (2, 4)),
+        Coin("CHZ", 0.033, 2.6e9, 0.00001, 1.0, 0.80, 0.15, (2, 4)),
+        Coin("ENS", 10.0, 2.4e9, 0.01, 0.01, 0.85, 0.15, (2, 4)),
+        Coin("POL", 0.120, 2.2e9, 0.0001, 0.1, 0.80, 0.15, (2, 4)),
+        Coin("BONK", 0.0000090, 2e9, 0.00000001, 1.0, 0.95, 0.14, (1, 2)),
+        Coin("QTUM", 1.40, 1.8e9, 0.001, 0.1, 0.75, 0.14, (2, 4)),
+        Coin("NEO", 3.80, 1.6e9, 0.001, 0.01, 0.75, 0.14, (2, 4)),
+        Coin("ZIL", 0.0055, 1.5e9, 0.00001, 0.1, 0.80, 0.12, (2, 4)),
+        Coin("BAT", 0.210, 1.4e9, 0.0001, 1.0, 0.75, 0.12, (2, 4)),
+        Coin("STORJ", 0.140, 1.3e9, 0.0001, 1.0, 0.85, 0.12, (2, 4)),
+        Coin("XTZ", 0.480, 1.2e9, 0.001, 0.1, 0.75, 0.12, (2, 4)),
+        Coin("EGLD", 8.50, 1.1e9, 0.01, 0.01, 0.80, 0.1, (2, 4)),
+        Coin("KAVA", 0.100, 1e9, 0.0001, 0.1, 0.80, 0.1, (2, 4)),
+        Coin("FLOW", 0.180, 0.9e9, 0.0001, 0.01, 0.80, 0.1, (2, 4)),
+        Coin("MASK", 0.60, 0.8e9, 0.001, 0.01, 0.85, 0.1, (2, 4)),
     )
 }
 """Every supported coin, keyed by base symbol."""

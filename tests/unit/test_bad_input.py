@@ -87,6 +87,24 @@ CASES: dict[str, Case] = {
         ("--heartbeat-interval", "'nan'", "finite"), args=("--heartbeat-interval", "nan"), code=2
     ),
     "cli_duration_nan": Case(("--duration", "'nan'"), args=("--duration", "nan"), code=2),
+    "cli_profile_unknown": Case(("--profile", "'live-phase4'"), args=("--profile", "live-phase4"), code=2),
+    "cli_profile_mode": Case(
+        ("--mode paper", "--profile live-phase1", "paper-phase1"),
+        args=("--profile", "live-phase1", "--mode", "paper"),
+    ),
+    "cli_profile_ticks": Case(
+        ("run.ticks", "5", "CLI --ticks", "--profile paper-phase2"),
+        args=("--profile", "paper-phase2", "--ticks", "5"),
+    ),
+    "env_profile": Case(
+        ("run.profile", "'paper-phase1'", "env ARB_RUN__PROFILE", "--profile"),
+        env={"ARB_RUN__PROFILE": "paper-phase1"},
+    ),
+    "env_profile_ticks": Case(
+        ("run.ticks", "9", "env ARB_RUN__TICKS", "--profile live-phase1"),
+        args=("--profile", "live-phase1"),
+        env={"ARB_RUN__TICKS": "9"},
+    ),
     "cli_duration_inf": Case(("--duration", "'inf'"), args=("--duration", "inf"), code=2),
     "cli_seed_inf": Case(("--seed", "'inf'"), args=("--seed", "inf"), code=2),
     # booleans where numbers belong
