@@ -26,6 +26,7 @@ from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
 from arbitrage.ops.sysmon import SysMonConfig
 from arbitrage.ops.watchdog import WatchdogConfig
+from arbitrage.residual import ResidualConfig
 from arbitrage.state_dirs import (
     BUILT_IN,
     STATE_KEYS,
@@ -149,6 +150,7 @@ class AppConfig(_Frozen):
     anomaly: AnomalyConfig = AnomalyConfig()
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    residual: ResidualConfig = ResidualConfig()
     warn_policy: Literal["stop", "continue"] = "stop"
 
     def redacted(self) -> dict[str, Any]:

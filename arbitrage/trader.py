@@ -22,6 +22,7 @@ from arbitrage.ledger import Ledger, LegRow
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.portfolio import ClosedTrade, Portfolio, Position
+from arbitrage.residual import ResidualTally
 from arbitrage.strategy import EntryIntent, ExitIntent, Strategy, exit_quote
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ class SizedExitExecutor(Protocol):
 def _leg_json(leg: LegFill | None) -> dict[str, Any] | None:
     if leg is None:
         return None
-    return {"venue": leg.venue, "side": leg.side, "qty": leg.qty, "vwap": leg.vwap, "order_id": leg.order_id}
+    return {"venue": leg.venue, "side": leg.side, "qty": leg.qty, "vwap": leg.vwap, "fee": leg.fee,
+            "order_id": leg.order_id}  # fmt: skip
 
 
 def _order_ids(fill: PairFill) -> dict[str, Any]:
@@ -90,6 +92,8 @@ class Trader:
         self.rejected_orders: dict[str, int] = {}
         self.leg_unwinds = 0
         self.trade_events: list[dict[str, Any]] = []
+        self.residuals = ResidualTally()
+        """Each filled entry's hedge residual (Upbit minus Binance quantity), summed for kpi.json."""
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
         self._closed_pnls: list[float] = []
@@ -180,6 +184,7 @@ class Trader:
                 log.warning("asymmetric fill on %s unwound: %s (%s)", symbol, result.reason, correlation_id)
             return "leg_unwound", trade_id, result.reason
         position = self.portfolio.open(trade_id, correlation_id, result, snapshot.tick)
+        residual = self.residuals.add_entry(symbol, result)
         self.ledger.record_leg(_leg_row(self.run_id, position, "entry", result, snapshot.tick, "threshold"))
         self.ledger.record_event(
             self.run_id,
@@ -189,12 +194,13 @@ class Trader:
                 "direction": position.direction,
                 "premium_net_pct": result.quote.net_pct,
                 "order_ids": _order_ids(result),
+                **residual,
             },
             correlation_id,
         )
         self.trade_events.append(
             {"tick": snapshot.tick, "epoch": round(time.time(), 3), "event": "entry", "symbol": symbol,
-             "trade_id": trade_id, "premium_pct": result.quote.gross_pct}
+             "trade_id": trade_id, "premium_pct": result.quote.gross_pct, **residual}
         )  # fmt: skip
         return "opened", trade_id, ""
 

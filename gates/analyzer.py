@@ -39,6 +39,8 @@ from evidence.kpi_catalog import kpi_groups
 from evidence.ledger_rows import count_legs
 from evidence.ledger_rule import LedgerClaims
 from evidence.reader import EvidenceBundle, load_evidence
+from evidence.reconciliation_rule import judge_reconciliation
+from evidence.residual_rule import hedge_residual
 from evidence.writer import atomic_write_json
 from gates.d77 import run_facts
 from gates.ledger_access import LedgerChoice, embedded_data_dir, open_ledger
@@ -402,6 +404,8 @@ def analyze(
     used = windows or Windows()
     facts = run_facts(evidence_dir, bundle)
     criteria += [_from_d77(row) for row in judge_d77(facts, used)]
+    operations = [hedge_residual(facts), *judge_reconciliation(evidence_dir, bundle.manifest)]
+    criteria += [_from_d77(row) for row in operations]
     return Analysis(evidence_dir, bundle, criteria, _kpis(bundle, criteria), kpi_groups(facts), used)
 
 

@@ -1,0 +1,66 @@
+"""Each entry's hedge residual, as the run goes, and the `kpi.json["residual"]` block it adds up to.
+
+What a residual is, and how a run's total is judged, is `evidence.residual_rule`; this is the
+engine's side: the configured bound, and the tally the trader feeds with every filled entry.
+Paper fills are exact (both legs at the quote's quantity), so a paper run's residual is 0.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evidence.residual_rule import DEFAULT_MAX_PCT_OF_NOTIONAL, leg_residual, residual_bound_usd
+
+if TYPE_CHECKING:
+    from arbitrage.execution import PairFill
+
+
+class ResidualConfig(BaseModel):
+    """The bound on a run's total absolute hedge residual, in percent of its entries' notional."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_pct_of_notional: float = Field(default=DEFAULT_MAX_PCT_OF_NOTIONAL, ge=0, le=100)
+
+
+def fill_residual(fill: PairFill) -> dict[str, float]:
+    """One leg pair's residual: `residual_qty` (coin) and `residual_usd`."""
+    qty, usd = leg_residual(fill.upbit.qty, fill.binance.qty, fill.binance.vwap)
+    return {"residual_qty": qty, "residual_usd": usd}
+
+
+class ResidualTally:
+    """The run's entries: count, Binance notional and the sum of |residual| in USD and per coin."""
+
+    def __init__(self) -> None:
+        self.trades = 0
+        self.entry_notional_usd = 0.0
+        self.total_abs_usd = 0.0
+        self.abs_qty_by_symbol: dict[str, float] = {}
+        self.largest_abs_usd = 0.0
+
+    def add_entry(self, symbol: str, fill: PairFill) -> dict[str, float]:
+        """Count one filled entry; returns its residual (what the trade's events report)."""
+        residual = fill_residual(fill)
+        self.trades += 1
+        self.entry_notional_usd += fill.binance.notional
+        self.total_abs_usd += abs(residual["residual_usd"])
+        self.largest_abs_usd = max(self.largest_abs_usd, abs(residual["residual_usd"]))
+        held = self.abs_qty_by_symbol.get(symbol, 0.0)
+        self.abs_qty_by_symbol[symbol] = held + abs(residual["residual_qty"])
+        return residual
+
+    def kpi(self, config: ResidualConfig) -> dict[str, Any]:
+        """`kpi.json["residual"]`: the totals and the configured bound they are held to."""
+        block: dict[str, Any] = {
+            "trades": self.trades,
+            "total_abs_usd": round(self.total_abs_usd, 6),
+            "largest_abs_usd": round(self.largest_abs_usd, 6),
+            "abs_qty_by_symbol": {k: round(v, 8) for k, v in sorted(self.abs_qty_by_symbol.items())},
+            "entry_notional_usd": round(self.entry_notional_usd, 6),
+            "max_pct_of_notional": config.max_pct_of_notional,
+        }
+        block["bound_usd"] = round(residual_bound_usd(block) or 0.0, 6)
+        return block
