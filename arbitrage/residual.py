@@ -25,14 +25,29 @@ class ResidualConfig(BaseModel):
     max_pct_of_notional: float = Field(default=DEFAULT_MAX_PCT_OF_NOTIONAL, ge=0, le=100)
 
 
-def fill_residual(fill: PairFill) -> dict[str, float]:
-    """One leg pair's residual: `residual_qty` (coin) and `residual_usd`."""
+def entry_residual(fill: PairFill) -> dict[str, float]:
+    """What an entry leaves unhedged while the trade is open: `residual_qty` (coin) and `residual_usd`."""
     qty, usd = leg_residual(fill.upbit.qty, fill.binance.qty, fill.binance.vwap)
     return {"residual_qty": qty, "residual_usd": usd}
 
 
+def exit_remainder(entry: PairFill, exit_fill: PairFill) -> dict[str, float]:
+    """What the round trip leaves behind once closed: `remainder_qty` (coin) and `remainder_usd`."""
+    qty, usd = leg_residual(
+        entry.upbit.qty - exit_fill.upbit.qty,
+        entry.binance.qty - exit_fill.binance.qty,
+        exit_fill.binance.vwap,
+    )
+    return {"remainder_qty": qty, "remainder_usd": usd}
+
+
 class ResidualTally:
-    """The run's entries: count, Binance notional and the sum of |residual| in USD and per coin."""
+    """The run's entries and exits: count, entry notional, and the sum of |residual| in USD and per coin.
+
+    An Upbit buy by KRW cost makes the residual appear at the entry (held until the exit, which
+    sells exactly what was bought) or, for a trade that sold on Upbit first, at the exit (the buy
+    back differs from what was sold, and the difference stays on Upbit): both count.
+    """
 
     def __init__(self) -> None:
         self.trades = 0
@@ -41,16 +56,24 @@ class ResidualTally:
         self.abs_qty_by_symbol: dict[str, float] = {}
         self.largest_abs_usd = 0.0
 
+    def _count(self, symbol: str, qty: float, usd: float) -> None:
+        self.total_abs_usd += abs(usd)
+        self.largest_abs_usd = max(self.largest_abs_usd, abs(usd))
+        self.abs_qty_by_symbol[symbol] = self.abs_qty_by_symbol.get(symbol, 0.0) + abs(qty)
+
     def add_entry(self, symbol: str, fill: PairFill) -> dict[str, float]:
-        """Count one filled entry; returns its residual (what the trade's events report)."""
-        residual = fill_residual(fill)
+        """Count one filled entry; returns its residual (what the trade's entry events report)."""
+        residual = entry_residual(fill)
         self.trades += 1
         self.entry_notional_usd += fill.binance.notional
-        self.total_abs_usd += abs(residual["residual_usd"])
-        self.largest_abs_usd = max(self.largest_abs_usd, abs(residual["residual_usd"]))
-        held = self.abs_qty_by_symbol.get(symbol, 0.0)
-        self.abs_qty_by_symbol[symbol] = held + abs(residual["residual_qty"])
+        self._count(symbol, residual["residual_qty"], residual["residual_usd"])
         return residual
+
+    def add_exit(self, symbol: str, entry: PairFill, exit_fill: PairFill) -> dict[str, float]:
+        """Count one filled exit; returns what the round trip left (what its exit events report)."""
+        remainder = exit_remainder(entry, exit_fill)
+        self._count(symbol, remainder["remainder_qty"], remainder["remainder_usd"])
+        return remainder
 
     def kpi(self, config: ResidualConfig) -> dict[str, Any]:
         """`kpi.json["residual"]`: the totals and the configured bound they are held to."""

@@ -233,6 +233,7 @@ class Trader:
         if fill is None:
             return None
         closed = self.portfolio.close(position, fill, intent.reason)
+        remainder = self.residuals.add_exit(position.symbol, position.entry, fill)
         self._closed_pnls.append(closed.pnl_usd)
         row = _leg_row(
             self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd)
@@ -246,13 +247,14 @@ class Trader:
                 "reason": intent.reason,
                 "pnl_usd": closed.pnl_usd,
                 "order_ids": _order_ids(fill),
+                **remainder,
             },
             position.correlation_id,
         )
         self.trade_events.append(
             {"tick": tick, "epoch": round(time.time(), 3), "event": "exit", "symbol": position.symbol,
              "trade_id": position.trade_id, "premium_pct": fill.quote.gross_pct, "pnl_usd": closed.pnl_usd,
-             "reason": intent.reason}
+             "reason": intent.reason, **remainder}
         )  # fmt: skip
         return closed
 

@@ -3,10 +3,12 @@
 An entry buys on one venue and sells the same quantity on the other, except that an Upbit market
 buy is placed by its KRW cost (Upbit's `ord_type=price`): the coin it gets follows the price it
 filled at, so it differs from the Binance quantity (about 1 % when the fill is 1 % off the quote).
-That difference, held until the exit, is the trade's residual: Upbit quantity minus Binance
-quantity, in coin, and in USD at the Binance fill price (USDT counted as USD, as the PnL is).
+Upbit quantity minus Binance quantity is the residual, in coin, and in USD at the Binance fill
+price (USDT counted as USD, as the PnL is). A trade reports it twice: after its entry (held until
+the exit, when the entry bought on Upbit) and after its exit (the remainder the round trip leaves
+on Upbit, when the exit bought back what the entry sold there).
 
-A run's total absolute residual is the sum of |residual USD| over its entries. It is held to a
+A run's total absolute residual is the sum of those |residual USD| over its trades. It is held to a
 bound proportional to what the run traded: `max_pct_of_notional` percent of the entries' Binance
 notional. The engine writes the figures and the configured bound into `kpi.json["residual"]`;
 this module is the one place both the KPI and the verify criterion read them.
@@ -27,7 +29,7 @@ NAME: Final = "hedge_residual"
 
 
 def leg_residual(upbit_qty: float, binance_qty: float, binance_price: float) -> tuple[float, float]:
-    """(coin, USD) residual of one leg: Upbit quantity minus Binance quantity, valued at Binance's fill."""
+    """(coin, USD) residual: Upbit quantity minus Binance quantity, valued at Binance's fill price."""
     qty = upbit_qty - binance_qty
     return qty, qty * binance_price
 
@@ -56,7 +58,7 @@ def hedge_residual(facts: RunFacts) -> Judged:
     pct = number_at(block, "max_pct_of_notional")
     trades = int(number_at(block, "trades") or 0)
     detail = (
-        f"total |Upbit qty - Binance qty| {total:.4f} USD over {trades} entries; bound {pct:g}% of"
+        f"total |Upbit qty - Binance qty| {total:.4f} USD over {trades} trades; bound {pct:g}% of"
         f" {number_at(block, 'entry_notional_usd') or 0.0:.2f} USD entry notional = {bound:.4f} USD"
     )
     ok = total <= bound
