@@ -197,7 +197,7 @@ CATALOG: Final[tuple[KpiDef, ...]] = (
     KpiDef(
         "hedge_residual_usd",
         "risk",
-        "Sum over entries of the absolute Upbit-minus-Binance quantity at the Binance fill price, in USD.",
+        "Sum over trades of the absolute Upbit-minus-Binance quantity left by entries and exits, in USD.",
         total_abs_residual_usd,
     ),
     KpiDef(

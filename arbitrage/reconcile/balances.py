@@ -3,14 +3,16 @@
 A live run records both venues' balances before its first order (`LIVE_START`). Since then, each
 asset on each venue must have moved by the run's fills as the ledger books them: the coin by the
 filled quantity (Upbit's own quantity on Upbit, the Binance quantity on Binance), the quote by the
-fill's cost, and the fee (booked in the venue's quote currency) on top. Unwound entry legs and the
+fill's cost, and the fee on top. The ledger books every fee in the venue's quote currency; the
+venue takes it from the asset `FEE_IN_BASE` says, so a Binance buy's fee is taken back out of the
+coin at the fill's price. Unwound entry legs and the
 filled leg of a failed exit count too (their events carry the fill). Any other change (a foreign
 fill, a deposit, a withdrawal, a fee taken in another asset) is a drift.
 
-Tolerances: a coin may differ by one unit of the eighth decimal per fill that touched it (venues
-round quantities there); a quote by `QUOTE_REL_TOLERANCE` of the run's gross turnover in it (the
-ledger books each fill's cost and fee as the venue reported them, so only rounding differs), and
-never less than one unit of the eighth decimal per fill.
+Tolerances: a coin may differ by two units of the eighth decimal per order that touched it, plus
+one (venues round quantities, per-fill commissions and balances there); a quote by
+`QUOTE_REL_TOLERANCE` of the run's gross turnover in it (the ledger books each fill's cost and fee
+as the venue reported them, so only rounding differs), and never less than the coin's floor.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any, Final
 
 QUOTES: Final = {"upbit": "KRW", "binance": "USDT"}
 COIN_STEP: Final = 1e-8
+FEE_IN_BASE: Final = frozenset({("binance", "buy")})
+"""(venue, side) whose fee the venue takes from the coin bought: Binance charges a buy's commission
+in the base asset (unless paid in BNB, which this engine does not use)."""
 QUOTE_REL_TOLERANCE: Final = 1e-6
 
 
@@ -44,11 +49,13 @@ class Implied:
         sign = 1.0 if side == "buy" else -1.0
         held = self.assets.setdefault(venue, {})
         base, quote = held.setdefault(coin, _Implied()), held.setdefault(QUOTES[venue], _Implied())
-        base.change += sign * qty
+        coin_fee = fee / price if (venue, side) in FEE_IN_BASE and price > 0 else 0.0
+        quote_fee = 0.0 if coin_fee else fee
+        base.change += sign * qty - coin_fee
         base.gross += qty
         base.fills += 1
-        quote.change += -sign * qty * price - fee
-        quote.gross += qty * price + fee
+        quote.change += -sign * qty * price - quote_fee
+        quote.gross += qty * price + quote_fee
         quote.fills += 1
 
     def of(self, venue: str, asset: str) -> _Implied:
@@ -73,7 +80,7 @@ def implied_changes(legs: Iterable[Mapping[str, Any]], side_orders: Iterable[Map
 
 
 def _tolerance(asset: str, venue: str, booked: _Implied) -> float:
-    floor = COIN_STEP * max(1, booked.fills)
+    floor = COIN_STEP * (2 * booked.fills + 1)
     if asset == QUOTES[venue]:
         return max(floor, QUOTE_REL_TOLERANCE * booked.gross)
     return floor

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from arbitrage.reconcile.balances import compare_balances, implied_changes
 
 LEG: dict[str, Any] = {
@@ -32,7 +34,7 @@ def test_the_upbit_coin_is_held_to_upbits_own_quantity_not_binances() -> None:
     now = {**NOW_AFTER_LEG["upbit"], "XRP": 1100.0}
     assert check("upbit", now) == [
         "upbit XRP: balance changed +100.00000000 since the run started, the ledger's fills imply "
-        "+101.00000000 (drift -1.00000000, tolerance 0.00000001)"
+        "+101.00000000 (drift -1.00000000, tolerance 0.00000003)"
     ]
 
 
@@ -48,6 +50,17 @@ def test_an_unwound_legs_fill_and_fee_count() -> None:
         {"venue": "binance", "symbol": "XRP", "side": "buy", "qty": 10.0, "vwap": 0.5, "fee": 0.005},
         {"venue": "binance", "symbol": "XRP", "side": "sell", "qty": 10.0, "vwap": 0.49, "fee": 0.0049},
     ]
-    now = {**NOW_AFTER_LEG["binance"], "USDT": NOW_AFTER_LEG["binance"]["USDT"] - 5.0 - 0.005 + 4.9 - 0.0049}
+    after = NOW_AFTER_LEG["binance"]
+    now = {"USDT": after["USDT"] - 5.0 + 4.9 - 0.0049, "XRP": after["XRP"] + 10.0 - 0.01 - 10.0}
     assert check("binance", now, unwind) == []
     assert check("binance", NOW_AFTER_LEG["binance"], unwind) != []
+
+
+def test_a_binance_buys_fee_comes_out_of_the_coin_not_the_usdt() -> None:
+    buy = {**LEG, "binance_side": "buy", "upbit_side": "sell", "upbit_qty": 100.0}
+    problems: list[str] = []
+    start = START["binance"]
+    now = {"USDT": start["USDT"] - 55.0, "XRP": start["XRP"] + 100.0 - 0.1}
+    rows = compare_balances("binance", start, now, implied_changes([buy], []), problems)
+    assert problems == [], problems
+    assert rows["XRP"]["implied"] == pytest.approx(99.9) and rows["USDT"]["implied"] == pytest.approx(-55.0)
