@@ -27,11 +27,11 @@ RUN_END = "run_end"
 INSERT_LEG_SQL = """
 INSERT INTO trade_legs (run_id, trade_id, leg, correlation_id, symbol, direction, qty,
     upbit_side, upbit_vwap_krw, upbit_fee_krw, binance_side, binance_vwap_usdt, binance_fee_usdt,
-    krw_per_usdt, premium_net_pct, pnl_krw, pnl_usd, reason, tick)
+    krw_per_usdt, premium_net_pct, pnl_krw, pnl_usd, reason, tick, upbit_qty)
 VALUES (%(run_id)s, %(trade_id)s, %(leg)s, %(correlation_id)s, %(symbol)s, %(direction)s, %(qty)s,
     %(upbit_side)s, %(upbit_vwap_krw)s, %(upbit_fee_krw)s, %(binance_side)s, %(binance_vwap_usdt)s,
     %(binance_fee_usdt)s, %(krw_per_usdt)s, %(premium_net_pct)s, %(pnl_krw)s, %(pnl_usd)s, %(reason)s,
-    %(tick)s)
+    %(tick)s, %(upbit_qty)s)
 ON CONFLICT (run_id, trade_id, leg) DO NOTHING
 """
 
@@ -60,7 +60,12 @@ changes nothing."""
 
 @dataclass(frozen=True, slots=True)
 class LegRow:
-    """One trade leg as stored: `leg` is `entry` or `exit`."""
+    """One trade leg as stored: `leg` is `entry` or `exit`.
+
+    `qty` is the Binance leg's quantity; `upbit_qty` the Upbit leg's own (a live Upbit market buy
+    spends KRW, so its quantity differs by the price it filled at). Their difference is the leg's
+    hedge residual (`arbitrage.residual`); None in rows written before the column existed.
+    """
 
     run_id: str
     trade_id: str
@@ -81,6 +86,7 @@ class LegRow:
     pnl_usd: float | None
     reason: str
     tick: int
+    upbit_qty: float | None = None
 
     def fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in LEG_FIELDS}
@@ -112,6 +118,7 @@ class LegRow:
             pnl_usd=None if pnl is None else pnl[1],
             reason=reason,
             tick=tick,
+            upbit_qty=fill.upbit.qty,
         )
 
 
@@ -122,7 +129,7 @@ def statement_of(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The idempotent statement that writes `record`, and its parameters."""
     op = record["op"]
     if op == LEG:
-        return INSERT_LEG_SQL, {**record["row"], "run_id": record["run_id"]}
+        return INSERT_LEG_SQL, {"upbit_qty": None, **record["row"], "run_id": record["run_id"]}
     if op == EVENT:
         params = {
             "run_id": record["run_id"],
@@ -158,7 +165,7 @@ def _multi_row(table: str, columns: tuple[str, ...], rows: int, conflict: str) -
 
 def _leg_values(record: dict[str, Any]) -> tuple[Any, ...]:
     row = {**record["row"], "run_id": record["run_id"]}
-    return tuple(row[name] for name in LEG_FIELDS)
+    return tuple(row.get(name) for name in LEG_FIELDS)
 
 
 def _event_values(record: dict[str, Any]) -> tuple[Any, ...]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_LOCK_KEY = 0x4152_4231
 """Advisory lock key: concurrent engines create the schema once."""
 
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS trade_legs (
     reason              text NOT NULL,
     tick                integer NOT NULL,
     created_at          timestamptz NOT NULL DEFAULT now(),
+    upbit_qty           numeric,
     UNIQUE (run_id, trade_id, leg)
 );
 CREATE TABLE IF NOT EXISTS event_log (
@@ -89,6 +90,11 @@ BEGIN
                      AND column_name = 'event_uid') THEN
         ALTER TABLE event_log ADD COLUMN event_uid text;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'trade_legs'
+                     AND column_name = 'upbit_qty') THEN
+        ALTER TABLE trade_legs ADD COLUMN upbit_qty numeric;
+    END IF;
     IF to_regclass('trade_legs_run_idx') IS NULL THEN
         CREATE INDEX trade_legs_run_idx ON trade_legs (run_id);
     END IF;
@@ -105,7 +111,8 @@ END
 $$;
 """
 """Columns and indexes newer than the tables an older engine created (the run's owner process for
-crash recovery, an event's idempotency key for journal replay), each added only when missing:
+crash recovery, an event's idempotency key for journal replay, a leg's Upbit fill quantity for the
+hedge residual; null in rows written before it), each added only when missing:
 ALTER TABLE and CREATE INDEX lock the table even when there is nothing to do, and must not queue
 behind another engine's open (or frozen) transaction."""
 

@@ -139,6 +139,15 @@ class LiveExecutor:
         """Close both clients' HTTP sessions and the event loop."""
         self._venues.close()
 
+    def balances(self) -> dict[str, dict[str, float]]:
+        """Both venues' total balance per asset: what `arbitrage reconcile` measures the run's change from."""
+        from arbitrage.reconcile.venues import account_totals
+
+        return {
+            "upbit": self._venues.run(account_totals(self.upbit)),
+            "binance": self._venues.run(account_totals(self.binance)),
+        }
+
     def _run(self, coro: Coroutine[Any, Any, LegFill]) -> LegFill:
         return self._venues.run(coro)
 

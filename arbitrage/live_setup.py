@@ -4,11 +4,14 @@ Live trading needs `--market ccxt` (the venues themselves, or `arbitrage sim` vi
 `--exchange-url`): the synthetic market has no venue to send orders to. The arming decision is
 taken again here, because its keys and notional cap are what the run trades with; the order
 notional is capped at `LIVE_MAX_NOTIONAL_USD`. Every kill switch check the order path makes is
-counted and reported in the `LIVE_END` event. ccxt is imported by live runs only.
+counted and reported in the `LIVE_END` event. The venues' balances before the first order are
+recorded in the `LIVE_START` event, for `arbitrage reconcile` to hold their change to the ledger's
+fills. ccxt is imported by live runs only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +25,8 @@ from arbitrage.ops.live_arm import LiveKeys, check_arming
 
 if TYPE_CHECKING:
     from arbitrage.live_execution import LiveExecutor
+
+log = logging.getLogger("arbitrage.live_setup")
 
 Record = Callable[[str, dict[str, Any]], object]
 
@@ -93,8 +98,24 @@ class LiveSession:
         )
         record(
             "LIVE_START",
-            {"arming": plan.arming, "order_notional_usd": notional, "exchange_url": config.run.exchange_url},
+            {
+                "arming": plan.arming,
+                "order_notional_usd": notional,
+                "exchange_url": config.run.exchange_url,
+                **self._start_balances(),
+            },
         )
+
+    def _start_balances(self) -> dict[str, Any]:
+        """The venues' balances before the first order (`balances`), or why they could not be read."""
+        import ccxt
+
+        try:
+            return {"balances": self.executor.balances()}
+        except (ccxt.BaseError, TypeError, ValueError, KeyError) as exc:
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            log.warning("venue balances at start not read, reconcile cannot check them: %s", reason)
+            return {"balances": None, "balances_error": reason}
 
     def _blocks_orders(self) -> bool:
         self.kill_switch_checks += 1

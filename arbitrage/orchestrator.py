@@ -594,4 +594,5 @@ class Orchestrator:
             "rate_limit": self.rate_limits.kpi(),
             "rss_mb_last": watcher.last_rss_mb,
             "ledger": trader.ledger.account(),
+            "residual": trader.residuals.kpi(self.config.residual),
         }

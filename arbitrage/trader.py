@@ -22,6 +22,7 @@ from arbitrage.ledger import Ledger, LegRow
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.portfolio import ClosedTrade, Portfolio, Position
+from arbitrage.residual import ResidualTally
 from arbitrage.strategy import EntryIntent, ExitIntent, Strategy, exit_quote
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ class SizedExitExecutor(Protocol):
 def _leg_json(leg: LegFill | None) -> dict[str, Any] | None:
     if leg is None:
         return None
-    return {"venue": leg.venue, "side": leg.side, "qty": leg.qty, "vwap": leg.vwap, "order_id": leg.order_id}
+    return {"venue": leg.venue, "side": leg.side, "qty": leg.qty, "vwap": leg.vwap, "fee": leg.fee,
+            "order_id": leg.order_id}  # fmt: skip
 
 
 def _order_ids(fill: PairFill) -> dict[str, Any]:
@@ -92,6 +94,8 @@ class Trader:
         self.entries_held = 0
         """Entries not taken because the ledger's queue was full (`Ledger.saturated`)."""
         self.trade_events: list[dict[str, Any]] = []
+        self.residuals = ResidualTally()
+        """Each filled entry's hedge residual (Upbit minus Binance quantity), summed for kpi.json."""
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
         self._closed_pnls: list[float] = []
@@ -197,6 +201,7 @@ class Trader:
                 log.warning("asymmetric fill on %s unwound: %s (%s)", symbol, result.reason, correlation_id)
             return "leg_unwound", trade_id, result.reason
         position = self.portfolio.open(trade_id, correlation_id, result, snapshot.tick)
+        residual = self.residuals.add_entry(symbol, result)
         self.ledger.record_trade_leg(
             _leg_row(self.run_id, position, "entry", result, snapshot.tick, "threshold"),
             "TRADE_OPEN",
@@ -205,12 +210,13 @@ class Trader:
                 "direction": position.direction,
                 "premium_net_pct": result.quote.net_pct,
                 "order_ids": _order_ids(result),
+                **residual,
             },
             correlation_id,
         )
         self.trade_events.append(
             {"tick": snapshot.tick, "epoch": round(time.time(), 3), "event": "entry", "symbol": symbol,
-             "trade_id": trade_id, "premium_pct": result.quote.gross_pct}
+             "trade_id": trade_id, "premium_pct": result.quote.gross_pct, **residual}
         )  # fmt: skip
         return "opened", trade_id, ""
 
@@ -243,6 +249,7 @@ class Trader:
         if fill is None:
             return None
         closed = self.portfolio.close(position, fill, intent.reason)
+        remainder = self.residuals.add_exit(position.symbol, position.entry, fill)
         self._closed_pnls.append(closed.pnl_usd)
         row = _leg_row(
             self.run_id, position, "exit", fill, tick, intent.reason, (closed.pnl_krw, closed.pnl_usd)
@@ -255,13 +262,14 @@ class Trader:
                 "reason": intent.reason,
                 "pnl_usd": closed.pnl_usd,
                 "order_ids": _order_ids(fill),
+                **remainder,
             },
             position.correlation_id,
         )
         self.trade_events.append(
             {"tick": tick, "epoch": round(time.time(), 3), "event": "exit", "symbol": position.symbol,
              "trade_id": position.trade_id, "premium_pct": fill.quote.gross_pct, "pnl_usd": closed.pnl_usd,
-             "reason": intent.reason}
+             "reason": intent.reason, **remainder}
         )  # fmt: skip
         return closed
 

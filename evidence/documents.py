@@ -243,6 +243,15 @@ class LedgerAccount(_Part):
     legs_pending: Count = Field(description="Trade legs among them, kept in the run's journal.")
 
 
+class ResidualSummary(_Part):
+    """The run's hedge residual (``evidence.residual_rule``): entries, totals and the configured bound."""
+
+    trades: Count
+    total_abs_usd: Annotated[float, Field(ge=0)]
+    entry_notional_usd: Annotated[float, Field(ge=0)]
+    max_pct_of_notional: Annotated[float, Field(ge=0, le=100)]
+
+
 class Kpi(EvidenceDocument):
     """Final KPI totals of one run: trades, PnL, DB write counts, loop latency and error tallies."""
 
@@ -265,6 +274,9 @@ class Kpi(EvidenceDocument):
     rejected_books: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")
     leg_unwinds: Count
     ledger: LedgerAccount | None = Field(default=None, description="Absent in runs older than the journal.")
+    residual: ResidualSummary | None = Field(
+        default=None, description="Absent in runs older than the hedge residual figures."
+    )
 
     @property
     def open_position_count(self) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from evidence.criteria import alert_success_pct, guard_triggers_count
+from evidence.residual_rule import total_abs_residual_usd
 from evidence.rss_growth import rss_growth_report
 from evidence.run_facts import RunFacts
 
@@ -192,6 +193,12 @@ CATALOG: Final[tuple[KpiDef, ...]] = (
         "risk",
         "Exit attempts that failed and left the position open for a retry.",
         lambda f: _int(f.number("exit_failures")),
+    ),
+    KpiDef(
+        "hedge_residual_usd",
+        "risk",
+        "Sum over trades of the absolute Upbit-minus-Binance quantity left by entries and exits, in USD.",
+        total_abs_residual_usd,
     ),
     KpiDef(
         "watchdog_max_level",

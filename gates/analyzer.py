@@ -40,6 +40,8 @@ from evidence.ledger_rows import count_legs
 from evidence.ledger_rule import LedgerClaims
 from evidence.ramp_checks import judge_phase, split_exits
 from evidence.reader import EvidenceBundle, load_evidence
+from evidence.reconciliation_rule import judge_reconciliation
+from evidence.residual_rule import hedge_residual
 from evidence.run_facts import profile_of
 from evidence.writer import atomic_write_json
 from gates.d77 import run_facts
@@ -407,6 +409,8 @@ def analyze(
     facts = run_facts(evidence_dir, bundle)
     criteria += [_from_d77(row) for row in judge_d77(facts, used)]
     criteria += [_from_d77(row) for row in judge_phase(facts)]
+    operations = [hedge_residual(facts), *judge_reconciliation(evidence_dir, bundle.manifest)]
+    criteria += [_from_d77(row) for row in operations]
     return Analysis(evidence_dir, bundle, criteria, _kpis(bundle, criteria), kpi_groups(facts), used)
 
 

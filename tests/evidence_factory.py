@@ -112,6 +112,11 @@ def make_kpi(
             "journal_pending": 0,
             "legs_pending": 0,
         },
+        "residual": {
+            "trades": closed_trades, "total_abs_usd": 0.0, "largest_abs_usd": 0.0, "abs_qty_by_symbol": {},
+            "entry_notional_usd": 200.0 * closed_trades, "max_pct_of_notional": 2.0,
+            "bound_usd": 4.0 * closed_trades,
+        },
     }  # fmt: skip
     return _apply(kpi, overrides)
 

@@ -25,6 +25,7 @@ from arbitrage.config.load import (
 )
 from arbitrage.config.metrics import MetricsConfig
 from arbitrage.config.rate_limit import RateLimitConfig
+from arbitrage.config.residual import ResidualConfig
 from arbitrage.config.run import PHASE_DEFAULT_SECONDS, Phase, ProfileName, RunConfig
 from arbitrage.config.services import HeartbeatConfig, ServicesConfig
 from arbitrage.config.strategy import StrategyConfig, VenueFees, VenueMinimums
@@ -52,6 +53,7 @@ __all__ = [
     "Phase",
     "ProfileName",
     "RateLimitConfig",
+    "ResidualConfig",
     "RunConfig",
     "ServicesConfig",
     "StrategyConfig",

@@ -15,6 +15,7 @@ from arbitrage.config.base import Frozen
 from arbitrage.config.guards import GuardsConfig
 from arbitrage.config.metrics import MetricsConfig
 from arbitrage.config.rate_limit import RateLimitConfig
+from arbitrage.config.residual import ResidualConfig
 from arbitrage.config.run import RunConfig
 from arbitrage.config.services import HeartbeatConfig, ServicesConfig
 from arbitrage.config.strategy import StrategyConfig
@@ -38,6 +39,7 @@ class AppConfig(Frozen):
     anomaly: AnomalyConfig = AnomalyConfig()
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    residual: ResidualConfig = ResidualConfig()
     warn_policy: Literal["stop", "continue"] = "stop"
 
     def redacted(self) -> dict[str, Any]:

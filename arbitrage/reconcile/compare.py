@@ -10,7 +10,8 @@ quantity, price, fee); an Upbit fill whose quantity drifts from the Binance leg 
 `UPBIT_DRIFT_TOLERANCE` (Upbit market buys are placed by KRW cost); any open order; any open
 position (a trade with no exit, or a venue's net quantity of the run's orders beyond tolerance);
 a trade's PnL from the venues' fills, or the run's reported PnL, off the ledger's by more than
-`PNL_TOLERANCE_USD`.
+`PNL_TOLERANCE_USD`; a balance that changed since the run's start by other than its fills imply
+(`balances`), or no start balances to tell.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from arbitrage.reconcile.balances import Implied, compare_balances, implied_changes
 from arbitrage.reconcile.ledger_side import RunLedger
 from arbitrage.reconcile.venues import VenueOrder, VenueState
 
@@ -80,7 +82,7 @@ def _leg_check(
     quote = "krw" if venue == "upbit" else "usdt"
     booked = {
         "side": row[f"{venue}_side"],
-        "qty": float(ids.get("upbit_qty") or 0.0) if venue == "upbit" else row["qty"],
+        "qty": _booked_upbit_qty(row, ids) if venue == "upbit" else row["qty"],
         "price": row[f"{venue}_vwap_{quote}"],
         "fee": row[f"{venue}_fee_{quote}"],
     }
@@ -96,6 +98,12 @@ def _leg_check(
     result["differs"] = differs
     shown = ", ".join(f"{n} venue {result['venue'][n]} ledger {booked[n]}" for n in differs)
     return result, [f"{where} {venue}: order {order.id} differs: {shown}"]
+
+
+def _booked_upbit_qty(row: Mapping[str, Any], ids: Mapping[str, Any]) -> float:
+    """The ledger's Upbit quantity; rows older than the `upbit_qty` column have it in the event only."""
+    booked = row.get("upbit_qty")
+    return float(booked if booked is not None else ids.get("upbit_qty") or 0.0)
 
 
 def order_to(order: VenueOrder, name: str) -> float:
@@ -197,6 +205,16 @@ def _positions(book: _Book, venue: str, problems: list[str]) -> dict[str, dict[s
     return net
 
 
+def _balance_check(
+    run: RunLedger, venue: str, state: VenueState, implied: Implied, problems: list[str]
+) -> dict[str, Any] | None:
+    start = (run.start_balances or {}).get(venue)
+    if start is None:
+        problems.append(f"{venue}: balances not checked: {run.start_balances_note or 'no start balances'}")
+        return None
+    return compare_balances(venue, start, state.balances, implied, problems)
+
+
 def reconcile(
     run: RunLedger, venues: Mapping[str, VenueState], reported_pnl_usd: float | None
 ) -> dict[str, Any]:
@@ -212,6 +230,7 @@ def reconcile(
                 "missing on the venue"
             )
     report: dict[str, Any] = {"venues": {}}
+    implied = implied_changes(run.legs, run.side_orders)
     for venue in VENUES:
         book, state = books[venue], venues[venue]
         unknown = [o for o in state.orders if o.id not in book.seen]
@@ -232,6 +251,7 @@ def reconcile(
             "missing_in_ledger": [o.to_json() for o in unknown],
             "open_orders": [o.to_json() for o in state.open_orders],
             "positions": _positions(book, venue, problems),
+            "balance_check": _balance_check(run, venue, state, implied, problems),
         }
     ledger_pnl = sum(leg["pnl_usd"] or 0.0 for leg in run.legs if leg["leg"] == "exit")
     if reported_pnl_usd is not None and abs(reported_pnl_usd - ledger_pnl) > PNL_TOLERANCE_USD:

@@ -16,7 +16,7 @@ from arbitrage.ledger import connect
 
 LEG_COLUMNS = (
     "trade_id", "leg", "correlation_id", "symbol", "qty", "upbit_side", "upbit_vwap_krw", "upbit_fee_krw",
-    "binance_side", "binance_vwap_usdt", "binance_fee_usdt", "krw_per_usdt", "pnl_usd",
+    "binance_side", "binance_vwap_usdt", "binance_fee_usdt", "krw_per_usdt", "pnl_usd", "upbit_qty",
 )  # fmt: skip
 
 
@@ -37,6 +37,10 @@ class RunLedger:
     """(correlation_id, "entry"|"exit") -> {"upbit": id, "binance": id, "upbit_qty": qty}."""
     side_orders: list[dict[str, Any]] = field(default_factory=list)
     """Filled legs of unwound entries and failed exits: {"venue", "side", "qty", "vwap", "order_id", ...}."""
+    start_balances: dict[str, dict[str, float]] | None = None
+    """Each venue's total per asset before the run's first order (its `LIVE_START` event)."""
+    start_balances_note: str | None = None
+    """Why there are no start balances: none recorded, or the error the run met reading them."""
 
 
 def latest_live_run(dsn: str) -> str:
@@ -63,7 +67,8 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
         ).fetchall()
         events = conn.execute(
             "SELECT event_type, correlation_id, payload FROM event_log WHERE run_id = %s"
-            " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE', 'LEG_UNWOUND', 'EXIT_FAILED') ORDER BY id",
+            " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE', 'LEG_UNWOUND', 'EXIT_FAILED', 'LIVE_START')"
+            " ORDER BY id",
             (run_id,),
         ).fetchall()
     run = RunLedger(run_id, str(row[0]), row[1], row[2])
@@ -72,8 +77,11 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
         run.legs.append({k: float(v) if k not in ("trade_id", "leg", "correlation_id", "symbol", "upbit_side",
                                                   "binance_side") and v is not None else v
                          for k, v in leg.items()})  # fmt: skip
+    run.start_balances_note = "the run recorded no venue balances at its start (LIVE_START)"
     for kind, correlation_id, payload in events:
-        if kind in ("TRADE_OPEN", "TRADE_CLOSE") and payload.get("order_ids"):
+        if kind == "LIVE_START":
+            _start_balances(run, payload)
+        elif kind in ("TRADE_OPEN", "TRADE_CLOSE") and payload.get("order_ids"):
             leg_kind = "entry" if kind == "TRADE_OPEN" else "exit"
             run.order_ids[(correlation_id, leg_kind)] = {
                 **payload["order_ids"],
@@ -86,3 +94,16 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
                     run.side_orders.append({**filled, "symbol": payload.get("symbol"), "event": kind,
                                             "correlation_id": correlation_id})  # fmt: skip
     return run
+
+
+def _start_balances(run: RunLedger, payload: dict[str, Any]) -> None:
+    balances = payload.get("balances")
+    if isinstance(balances, dict) and all(isinstance(v, dict) for v in balances.values()):
+        run.start_balances = {
+            venue: {a: float(q) for a, q in held.items()} for venue, held in balances.items()
+        }
+        run.start_balances_note = None
+    elif payload.get("balances_error"):
+        run.start_balances_note = (
+            f"the run could not read the venue balances at its start: {payload['balances_error']}"
+        )

@@ -85,11 +85,16 @@ def _totals(balance: Mapping[str, Any]) -> dict[str, float]:
     return {asset: float(amount) for asset, amount in totals.items() if amount is not None}
 
 
+async def account_totals(client: Any) -> dict[str, float]:
+    """One venue's total balance per asset (free plus locked), as ccxt's `fetch_balance` reports it."""
+    return _totals(await client.fetch_balance())
+
+
 async def _binance(client: Any, symbols: Iterable[str], since_ms: int) -> VenueState:
     state = VenueState("binance")
     client.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
     await client.load_markets()
-    state.balances = _totals(await client.fetch_balance())
+    state.balances = await account_totals(client)
     state.open_orders = [normalize("binance", o) for o in await client.fetch_open_orders()]
     for symbol in symbols:
         market = f"{symbol}/{BINANCE_QUOTE}"
@@ -112,7 +117,7 @@ async def _binance(client: Any, symbols: Iterable[str], since_ms: int) -> VenueS
 async def _upbit(client: Any, since_ms: int) -> VenueState:
     state = VenueState("upbit")
     await client.load_markets()
-    state.balances = _totals(await client.fetch_balance())
+    state.balances = await account_totals(client)
     state.open_orders = [normalize("upbit", o) for o in await client.fetch_open_orders()]
     closed = await client.fetch_closed_orders(None, since_ms, UPBIT_PAGE)
     for order in closed:

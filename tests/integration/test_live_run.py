@@ -29,7 +29,7 @@ SIM_KEYS = {
     "BINANCE_API_SECRET": "sim-binance-secret",
 }
 ORDER_ROUTES = {"upbit": "POST /v1/orders", "binance": "POST /api/v3/order"}
-SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order"}
+SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order", "GET /v1/accounts", "GET /api/v3/account"}
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
 """Acceptance: `arbitrage reconcile` after an armed live run against `arbitrage sim`.
 
 Everything is real: the engine and `reconcile` as subprocesses, ccxt over HTTP to a simulator that
-verifies every signature, PostgreSQL and Redis. One run, then, in order: a clean reconcile (exit 0,
-report sealed as an addendum, event_log row); a trade_legs row removed as the owner (exit 1, the
-leg's venue orders reported), then put back (exit 0 again); an open limit order left on Upbit
+verifies every signature, PostgreSQL and Redis. One run, then, in order: each trade's hedge
+residual checked against the simulator's own fills; a clean reconcile (exit 0, report sealed as an
+addendum, event_log row, every balance change matched) and `verify` judging it (the residual bound
+set below the measured total fails its criterion); a trade_legs row removed as the owner (exit 1,
+the leg's venue orders reported), then put back (exit 0 again); an open limit order left on Upbit
 (exit 1, reported as the only finding); a foreign market order on Binance (exit 1, reported as
-missing in the ledger).
+missing in the ledger and as a drift of both Binance balances it moved), and `verify` then failing
+the reconciliation.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from tests.support.sim_process import SimProcess
 
 __all__ = ["sim"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
+RESIDUAL_PCT_BELOW = 1e-6
+"""A bound far below any measured residual: verify must fail the criterion."""
 CREDENTIALS = {
     "upbit": (SIM_KEYS["UPBIT_ACCESS_KEY"], SIM_KEYS["UPBIT_SECRET_KEY"]),
     "binance": (SIM_KEYS["BINANCE_API_KEY"], SIM_KEYS["BINANCE_API_SECRET"]),
@@ -72,17 +77,71 @@ def place(sim: SimProcess, venue: str, *order: Any) -> str:
         pair.close()
 
 
+def verify(evidence: Path) -> tuple[int, dict[str, dict[str, Any]], str]:
+    """`arbitrage verify` as a subprocess: exit code, criteria by name (analysis_result.json), stdout."""
+    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_DSN"}
+    command = [sys.executable, "-m", "arbitrage", "verify", str(evidence)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    result = json.loads((evidence / names.ANALYSIS_RESULT).read_text())
+    return done.returncode, {c["name"]: c for c in result["criteria"]}, done.stdout + done.stderr
+
+
+def check_residuals(sim: SimProcess, dsn: str, run_id: str, evidence: Path) -> float:
+    """Each trade's residual against the simulator's own order records; returns the run's total (USD)."""
+    orders = {o["id"]: o for o in sim.stats()["orders"]}
+    with connect(dsn, 5.0, 5000) as conn:
+        events = conn.execute(
+            "SELECT event_type, correlation_id, payload FROM event_log WHERE run_id = %s"
+            " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE') ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        booked = dict(
+            conn.execute(
+                "SELECT correlation_id || ':' || leg, upbit_qty FROM trade_legs WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        )
+    entries: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    total = 0.0
+    for kind, corr, payload in events:
+        upbit, binance = orders[payload["order_ids"]["upbit"]], orders[payload["order_ids"]["binance"]]
+        leg = "entry" if kind == "TRADE_OPEN" else "exit"
+        assert float(booked[f"{corr}:{leg}"]) == pytest.approx(upbit["qty"], rel=1e-12), (corr, leg)
+        if leg == "entry":
+            entries[corr] = (upbit, binance)
+            qty = upbit["qty"] - binance["qty"]
+            usd = qty * binance["avg_price"]
+            assert payload["residual_qty"] == pytest.approx(qty, abs=1e-9), (corr, payload)
+            assert payload["residual_usd"] == pytest.approx(usd, abs=1e-9), (corr, payload)
+        else:
+            upbit_in, binance_in = entries[corr]
+            qty = (upbit_in["qty"] - upbit["qty"]) - (binance_in["qty"] - binance["qty"])
+            usd = qty * binance["avg_price"]
+            assert payload["remainder_qty"] == pytest.approx(qty, abs=1e-9), (corr, payload)
+            assert payload["remainder_usd"] == pytest.approx(usd, abs=1e-9), (corr, payload)
+        total += abs(usd)
+    residuals = [
+        e for e in json.loads((evidence / names.KPI).read_text())["trade_events"] if e["event"] == "entry"
+    ]
+    assert len(residuals) == len(entries) >= 1
+    kpi = json.loads((evidence / names.KPI).read_text())["residual"]
+    assert kpi["trades"] == len(entries)
+    assert kpi["total_abs_usd"] == pytest.approx(total, abs=1e-5)
+    assert total > 0.0, "an Upbit market buy by KRW cost leaves a nonzero residual"
+    return total
+
+
 def test_reconcile_after_an_armed_live_run(
     sim: SimProcess, engine: EngineLauncher, postgres_dsn: str, redis_url: str
 ) -> None:
     deactivate_kill_switch(postgres_dsn)
-    run = engine(env=armed_env())
+    run = engine(env=armed_env() | {"ARB_RESIDUAL__MAX_PCT_OF_NOTIONAL": str(RESIDUAL_PCT_BELOW)})
     run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
                "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
     assert run.wait(timeout=DURATION_SEC + 90) == 0, run.describe()
     assert run.run_id is not None and run.evidence_dir is not None
     run_id, evidence = run.run_id, run.evidence_dir
     manifest_before = file_digest(evidence / names.MANIFEST)
+    measured = check_residuals(sim, postgres_dsn, run_id, evidence)
 
     code, out, err = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
     assert (code, problems(out), err) == (0, [], ""), out + err
@@ -103,6 +162,21 @@ def test_reconcile_after_an_armed_live_run(
             "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'RECONCILIATION'", (run_id,)
         ).fetchall()
     assert [row[0]["ok"] for row in rows] == [True]
+    for venue, quote in (("upbit", "KRW"), ("binance", "USDT")):
+        balances = report["venues"][venue]["balance_check"]
+        assert all(row["ok"] for row in balances.values()), balances
+        moved = [a for a, row in balances.items() if row["change"] != 0.0]
+        assert quote in moved and len(moved) >= 2, (venue, balances)
+        for row in balances.values():
+            assert row["change"] == pytest.approx(row["now"] - row["start"])
+
+    code, criteria, out = verify(evidence)
+    assert criteria["reconciliation"]["verdict"] == "pass", out
+    assert criteria["reconciled"]["verdict"] == "pass", out
+    residual = criteria["hedge_residual"]
+    assert residual["verdict"] == "fail" and residual["observed"] == pytest.approx(measured, abs=1e-5), out
+    assert residual["limit"] < residual["observed"], residual
+    assert code != 0 and "hedge_residual" in out, out
 
     with connect(postgres_dsn, 5.0, 5000) as conn:
         removed = conn.execute(
@@ -133,9 +207,12 @@ def test_reconcile_after_an_armed_live_run(
     code, out, _ = reconcile(run_id, sim, evidence.parent, postgres_dsn, redis_url)
     assert code == 1, out
     new = [line for line in problems(out) if "open order" not in line]
-    assert new == [
-        f"binance: order {foreign} (buy 10.0 XRP, client order id foreign-1) missing in the ledger"
-    ], out
+    assert (
+        new[0] == f"binance: order {foreign} (buy 10.0 XRP, client order id foreign-1) missing in the ledger"
+    )
+    drifts = [line.split(":")[0] for line in new[1:]]
+    assert drifts == ["binance USDT", "binance XRP"], out
+    assert "drift +9.99000000" in new[2], out  # 10 XRP bought, Binance's 0.1 % fee taken from the coin
     final = json.loads((evidence / names.RECONCILIATION).read_text())
     assert not final["ok"] and [o["id"] for o in final["venues"]["binance"]["missing_in_ledger"]] == [foreign]
     assert addendum_problems(evidence, names.RECONCILIATION, names.RECONCILIATION_SEAL) == []
@@ -146,3 +223,6 @@ def test_reconcile_after_an_armed_live_run(
             (run_id,),
         ).fetchall()
     assert [v[0] for v in verdicts] == ["true", "false", "true", "false", "false"]
+    code, criteria, out = verify(evidence)
+    assert code == 1 and criteria["reconciliation"]["verdict"] == "fail", out
+    assert "missing in the ledger" in criteria["reconciliation"]["detail"], out
