@@ -318,7 +318,8 @@ class Orchestrator:
         if self._live is not None:
             assert self._kill_switch is not None
             record = partial(ledger.record_event, self.run_id)
-            live = LiveSession(cfg, self._live, self._kill_switch, record, self.rate_limits)
+            live = LiveSession(cfg, self._live, self._kill_switch, record, self.rate_limits,
+                               run_id=self.run_id, stop=self.request_stop)  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
         trader = Trader(self.run_id, strategy, executor, portfolio, ledger)
