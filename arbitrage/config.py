@@ -22,6 +22,7 @@ from arbitrage.config_strict import clipped, env_key_problem, leaf_problem, show
 from arbitrage.market.backoff import RateLimitConfig
 from arbitrage.ops.alerts_config import AlertsConfig
 from arbitrage.ops.anomaly import AnomalyConfig
+from arbitrage.ops.debug_load import DebugConfig
 from arbitrage.ops.guards import GuardsConfig
 from arbitrage.ops.metrics import MetricsConfig
 from arbitrage.ops.sysmon import SysMonConfig
@@ -149,6 +150,7 @@ class AppConfig(_Frozen):
     anomaly: AnomalyConfig = AnomalyConfig()
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    debug: DebugConfig = DebugConfig()
     warn_policy: Literal["stop", "continue"] = "stop"
 
     def redacted(self) -> dict[str, Any]:

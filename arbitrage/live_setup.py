@@ -55,12 +55,18 @@ ArmClaim = Callable[[int], "str | None"]
 def live_plan(config: AppConfig, record: Record, claim: ArmClaim | None = None) -> LivePlan | str:
     """The live plan, or the operator's refusal line (recorded as LIVE_REFUSED / LIVE_ARM_REFUSED).
 
+    A debug load knob (`ops.debug_load`) refuses the run: it is for tests of the anomaly table.
     `claim` makes the arm single-use: a second run with the same `LIVE_ARM_AT` is refused before
     any venue client exists (code ARM_REUSED).
     """
     if config.run.market != "ccxt":
         record("LIVE_REFUSED", {"reason": MARKET_REFUSAL})
         return f"live mode refused: {MARKET_REFUSAL}"
+    knobs = config.debug.knobs_set()
+    if knobs:
+        reason = f"{', '.join(knobs)}: test-only load, expected 0 in live mode"
+        record("LIVE_REFUSED", {"reason": reason})
+        return f"live mode refused: {reason}"
     decision = check_arming(os.environ, time.time())
     if not decision.ok or decision.keys is None or decision.notional_usd is None:
         record("LIVE_ARM_REFUSED", decision.to_event())

@@ -38,6 +38,7 @@ from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
 from arbitrage.ops.anomaly import KILL, AnomalyTrip
 from arbitrage.ops.arm_claim import claim_arm
+from arbitrage.ops.debug_load import DebugLoad
 from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.preflight import bootstrap_gate
@@ -352,8 +353,10 @@ class Orchestrator:
         )  # fmt: skip
         t0 = time.monotonic()
         watcher.start()
+        load = DebugLoad(cfg.debug)
         if refusal is None:
             supervisor.start_watchdog()
+            load.start()
         progress = RunProgress(
             expected, cfg.run.ticks, mode="log" if cfg.run.log_format == "json" else "auto"
         )
@@ -364,6 +367,7 @@ class Orchestrator:
             log.exception("trading loop crashed: %s", exc)
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
         finally:
+            load.stop()
             supervisor.stop_watchers()
             conditional.before_flatten(self.loop_count, self.last_loop_ts)
             trader.flatten(self.books, int(time.time() * 1000), flatten_reason(self._stop_reason))
