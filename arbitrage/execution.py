@@ -53,10 +53,12 @@ class LegFailure:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """Nothing was filled: the order broke a venue rule before any leg was placed."""
+    """Nothing was filled: the order broke a venue rule before any leg was placed, or (live) the
+    venue refused it, the kill switch blocked it, or its outcome is unknown (`kind`)."""
 
     quote: Quote
     reason: str
+    kind: str = "below_minimum"
 
 
 def _opposite(side: Side) -> Side:

@@ -10,8 +10,11 @@ blocked entry places nothing (or unwinds its first leg). Unwinds and exits only 
 exposure, so they are never blocked: a guard that trips sets the switch and then flattens.
 
 An exit that fails raises `LiveExitError` (carrying the leg that did fill); the position must
-then stay open for a retry. A network error or timeout on an order is ambiguous (the venue may
-have filled it); it is reported like a refusal, with the client order id to reconcile by.
+then stay open for a retry. A network error or timeout on an order's create call is ambiguous (the
+venue may have filled it): the order is looked up by its client order id (`order_lookup`), and a
+found order is booked with its real fill, an absent one is a refusal. One whose outcome stays
+unknown raises `OrderOutcomeUnknown`: no entry is placed after it, no exit on its symbol (a retry
+could double it), and `on_lookup` is told so that the run can stop and be reconciled.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot, Side
 from arbitrage.market.ccxt_source import BINANCE_QUOTE, UPBIT_QUOTE, VenuePair
 from arbitrage.ops.live_arm import LiveKeys
+from arbitrage.order_lookup import (
+    PLACED,
+    UNKNOWN,
+    Find,
+    LookupPolicy,
+    Resolution,
+    is_ambiguous,
+    one_line,
+    resolve,
+)
 from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 
 log = logging.getLogger("arbitrage.live_execution")
@@ -38,8 +51,8 @@ log = logging.getLogger("arbitrage.live_execution")
 DEFAULT_TIMEOUT_SEC = 10.0
 FILL_TIMEOUT_SEC = 5.0
 FILL_POLL_SEC = 0.2
-MESSAGE_CHARS = 300
 KILL_SWITCH_REASON = "kill switch active: order not placed"
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class LiveOrderError(Exception):
@@ -49,6 +62,19 @@ class LiveOrderError(Exception):
         super().__init__(f"{venue} order {client_id}: {reason}")
         self.venue = venue
         self.client_id = client_id
+
+
+class OrderOutcomeUnknown(LiveOrderError):
+    """An ambiguous order that lookups by client order id could neither find nor prove absent."""
+
+    def __init__(self, resolution: Resolution) -> None:
+        super().__init__(
+            resolution.venue,
+            resolution.client_order_id,
+            f"outcome unknown after {resolution.attempts} lookups ({resolution.create_error};"
+            f" last lookup: {resolution.lookup_error})",
+        )
+        self.resolution = resolution
 
 
 class LiveExitError(Exception):
@@ -68,11 +94,6 @@ def _sides(quote: Quote, opening: bool) -> tuple[Side, Side]:
     """(upbit side, binance side): opening sells the rich venue and buys the cheap one."""
     upbit_sells = (quote.direction == "upbit_rich") == opening
     return ("sell", "buy") if upbit_sells else ("buy", "sell")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
 
 
 def _client_id() -> str:
@@ -109,6 +130,7 @@ class LiveExecutor:
     `CcxtSource.listings()` returns) skips loading markets over the network. `rate_limits`, shared
     with the market source, refuses every order to a venue that is backed off after a 429/418
     (a refused order is a `LiveOrderError`, so an entry is rejected or unwound and an exit retried).
+    `lookup` bounds the look-ups of an ambiguous order; `on_lookup` hears every resolution.
     """
 
     def __init__(
@@ -122,8 +144,14 @@ class LiveExecutor:
         fill_timeout_sec: float = FILL_TIMEOUT_SEC,
         listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         rate_limits: RateLimits | None = None,
+        lookup: LookupPolicy | None = None,
+        on_lookup: Callable[[Resolution], object] | None = None,
     ) -> None:
         self.config = config
+        self._lookup = lookup or LookupPolicy()
+        self._on_lookup = on_lookup
+        self.unknown: list[Resolution] = []
+        """Orders whose outcome stayed unknown: entries stop, and exits on their symbols."""
         self._blocks = blocks_orders
         self._fill_timeout = fill_timeout_sec
         credentials = {
@@ -166,13 +194,17 @@ class LiveExecutor:
         too_small = self._below_minimum(quote)
         if too_small is not None:
             return Rejected(quote, too_small)
+        if self.unknown:
+            return Rejected(quote, self._unknown_line(), OUTCOME_UNKNOWN)
         if self._blocks():
-            return Rejected(quote, KILL_SWITCH_REASON)
+            return Rejected(quote, KILL_SWITCH_REASON, "kill_switch")
         upbit_side, binance_side = _sides(quote, opening=True)
         try:
             first = self._run(self._binance_order(quote.symbol, binance_side, quote.qty))
+        except OrderOutcomeUnknown as exc:
+            return Rejected(quote, str(exc), OUTCOME_UNKNOWN)
         except LiveOrderError as exc:
-            return Rejected(quote, str(exc))
+            return Rejected(quote, str(exc), "refused")
         if self._blocks():
             reason = KILL_SWITCH_REASON
         else:
@@ -198,6 +230,8 @@ class LiveExecutor:
         upbit_side, binance_side = _sides(quote, opening=False)
         binance_qty = entry.binance.qty if entry is not None else quote.qty
         upbit_qty = entry.upbit.qty if entry is not None else quote.qty
+        if any(r.symbol == quote.symbol for r in self.unknown):
+            raise LiveExitError("binance", f"no exit on {quote.symbol}: {self._unknown_line()}", None)
         try:
             binance = self._run(self._binance_order(quote.symbol, binance_side, binance_qty))
         except LiveOrderError as exc:
@@ -208,18 +242,66 @@ class LiveExecutor:
             raise LiveExitError("upbit", str(exc), binance) from exc
         return PairFill(quote, upbit, binance)
 
+    def _unknown_line(self) -> str:
+        ids = ", ".join(f"{r.venue} {r.symbol} {r.client_order_id}" for r in self.unknown)
+        return f"order outcome unknown ({ids}): reconcile before trading on"
+
+    async def _place(
+        self, venue: str, symbol: str, side: Side, amount: float, client_id: str,
+        create: Callable[[], Coroutine[Any, Any, dict[str, Any]]], find: Find,
+    ) -> Mapping[str, Any]:  # fmt: skip
+        """The venue's order: as `create` answered it, or found by client order id after an
+        ambiguous error; raises LiveOrderError (not placed) or OrderOutcomeUnknown."""
+        try:
+            return await create()
+        except ccxt.BaseError as exc:
+            if not is_ambiguous(exc):
+                raise LiveOrderError(venue, client_id, one_line(exc)) from exc
+            error = one_line(exc)
+        log.info("%s order %s: %s; looking it up by client order id", venue, client_id, error)
+        found = await resolve(find, self._lookup)
+        order_id = None if found.order is None else str(found.order.get("id"))
+        resolution = Resolution(
+            venue, symbol, side, amount, client_id, error, found.outcome, found.attempts, found.last_error,
+            order_id,
+        )  # fmt: skip
+        log.info("%s order %s resolved as %s after %d lookups", venue, client_id, found.outcome,
+                    found.attempts)  # fmt: skip
+        if found.outcome == UNKNOWN:
+            self.unknown.append(resolution)
+        if self._on_lookup is not None:
+            self._on_lookup(resolution)
+        if found.outcome == PLACED and found.order is not None:
+            return found.order
+        if found.outcome == UNKNOWN:
+            raise OrderOutcomeUnknown(resolution)
+        raise LiveOrderError(venue, client_id, f"{error}; not placed ({found.attempts} lookups found none)")
+
     async def _binance_order(self, symbol: str, side: Side, qty: float) -> LegFill:
         market = f"{symbol}/{BINANCE_QUOTE}"
         client_id = _client_id()
+        client = self.binance
+
+        async def find() -> dict[str, Any]:
+            order: dict[str, Any] = await client.fetch_order(None, market, {"origClientOrderId": client_id})
+            if float(order.get("filled") or 0.0) > 0.0:
+                trades = await client.fetch_order_trades(order["id"], market)
+                order = {**order, "fee": None, "fees": [t["fee"] for t in trades if t.get("fee")]}
+            return order
+
         try:
-            await self.binance.load_markets()
-            amount = float(self.binance.amount_to_precision(market, qty))
-            order = await self.binance.create_order(
-                market, "market", side, amount, None, {"clientOrderId": client_id}
-            )
+            await client.load_markets()
+            amount = float(client.amount_to_precision(market, qty))
+            params = {"clientOrderId": client_id}
+            order = await self._place(
+                "binance", symbol, side, amount, client_id,
+                lambda: client.create_order(market, "market", side, amount, None, params), find,
+            )  # fmt: skip
             leg = leg_from_order("binance", side, symbol, BINANCE_QUOTE, order)
+        except LiveOrderError:
+            raise
         except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
-            raise LiveOrderError("binance", client_id, _one_line(exc)) from exc
+            raise LiveOrderError("binance", client_id, one_line(exc)) from exc
         log.info(
             "binance %s %.8f %s filled at %.8f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id
         )
@@ -229,17 +311,30 @@ class LiveExecutor:
         """A market buy spends `qty * price_krw` KRW (Upbit's `ord_type=price`); a sell sells `qty`."""
         market = f"{symbol}/{UPBIT_QUOTE}"
         client_id = _client_id()
+        client = self.upbit
         params: dict[str, Any] = {"clientOrderId": client_id}
+
+        async def find() -> dict[str, Any]:
+            raw = await client.privateGetOrder({"identifier": client_id})
+            found: dict[str, Any] = client.parse_order(raw)
+            return found
+
         try:
-            await self.upbit.load_markets()
-            amount = float(self.upbit.amount_to_precision(market, qty))
+            await client.load_markets()
+            amount = float(client.amount_to_precision(market, qty))
             if side == "buy":
                 params["cost"] = qty * price_krw
-            placed = await self.upbit.create_order(market, "market", side, amount, None, params)
-            order = await self._settled(placed["id"], market)
+            placed = await self._place(
+                "upbit", symbol, side, params.get("cost", amount), client_id,
+                lambda: client.create_order(market, "market", side, amount, None, params), find,
+            )  # fmt: skip
+            done = placed.get("status") == "closed"
+            order = placed if done else await self._settled(str(placed["id"]), market)
             leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
+        except LiveOrderError:
+            raise
         except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
-            raise LiveOrderError("upbit", client_id, _one_line(exc)) from exc
+            raise LiveOrderError("upbit", client_id, one_line(exc)) from exc
         log.info("upbit %s %.8f %s filled at %.2f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id)
         return leg
 

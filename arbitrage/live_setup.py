@@ -7,6 +7,12 @@ notional is capped at `LIVE_MAX_NOTIONAL_USD`. Every kill switch check the order
 counted and reported in the `LIVE_END` event. The venues' balances before the first order are
 recorded in the `LIVE_START` event, for `arbitrage reconcile` to hold their change to the ledger's
 fills. ccxt is imported by live runs only.
+
+An order whose outcome was ambiguous is recorded as an `ORDER_LOOKUP` event with what its lookup
+by client order id found. One whose outcome stays unknown stops the run (`ORDER_OUTCOME_UNKNOWN`)
+and activates the kill switch: the engine no longer knows its exposure, so no further run may
+trade until an operator has reconciled the venues (`arbitrage reconcile`) and released the switch;
+the stop-time flatten still closes every position the run does know.
 """
 
 from __future__ import annotations
@@ -20,17 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from arbitrage.config import AppConfig, StrategyConfig
 from arbitrage.market.backoff import RateLimits
-from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.live_arm import LiveKeys, check_arming
 
 if TYPE_CHECKING:
     from arbitrage.live_execution import LiveExecutor
+    from arbitrage.order_lookup import LookupPolicy, Resolution
 
 log = logging.getLogger("arbitrage.live_setup")
 
 Record = Callable[[str, dict[str, Any]], object]
 
 MARKET_REFUSAL = "live trading needs --market ccxt (with --exchange-url for `arbitrage sim`)"
+UNKNOWN_STOP = "ORDER_OUTCOME_UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -49,12 +57,18 @@ ArmClaim = Callable[[int], "str | None"]
 def live_plan(config: AppConfig, record: Record, claim: ArmClaim | None = None) -> LivePlan | str:
     """The live plan, or the operator's refusal line (recorded as LIVE_REFUSED / LIVE_ARM_REFUSED).
 
+    A debug load knob (`ops.debug_load`) refuses the run: it is for tests of the anomaly table.
     `claim` makes the arm single-use: a second run with the same `LIVE_ARM_AT` is refused before
     any venue client exists (code ARM_REUSED).
     """
     if config.run.market != "ccxt":
         record("LIVE_REFUSED", {"reason": MARKET_REFUSAL})
         return f"live mode refused: {MARKET_REFUSAL}"
+    knobs = config.debug.knobs_set()
+    if knobs:
+        reason = f"{', '.join(knobs)}: test-only load, expected 0 in live mode"
+        record("LIVE_REFUSED", {"reason": reason})
+        return f"live mode refused: {reason}"
     decision = check_arming(os.environ, time.time())
     if not decision.ok or decision.keys is None or decision.notional_usd is None:
         record("LIVE_ARM_REFUSED", decision.to_event())
@@ -70,6 +84,15 @@ def live_plan(config: AppConfig, record: Record, claim: ArmClaim | None = None) 
     return LivePlan(decision.keys, float(decision.notional_usd), decision.to_event())
 
 
+def lookup_policy(config: AppConfig) -> LookupPolicy:
+    """Look-ups of an ambiguous order within half the watchdog's loop-latency warning, so that
+    resolving one never makes the trading loop look stalled; five tries at least."""
+    from arbitrage.order_lookup import LookupPolicy
+
+    budget = config.watchdog.loop_latency_warn_ms / 2000.0
+    return LookupPolicy(budget_sec=budget, interval_sec=budget / 5.0)
+
+
 class LiveSession:
     """The live executor of one run, its capped strategy config and its kill switch check count."""
 
@@ -80,6 +103,9 @@ class LiveSession:
         kill_switch: KillSwitch,
         record: Record,
         rate_limits: RateLimits | None = None,
+        *,
+        run_id: str | None = None,
+        stop: Callable[[str], None] | None = None,
     ) -> None:
         from arbitrage.live_execution import LiveExecutor
 
@@ -87,6 +113,8 @@ class LiveSession:
         self.strategy: StrategyConfig = config.strategy.model_copy(update={"order_notional_usd": notional})
         self._kill_switch = kill_switch
         self._record = record
+        self._run_id = run_id
+        self._stop = stop
         self.kill_switch_checks = 0
         self.kill_switch_blocks = 0
         self.executor: LiveExecutor = LiveExecutor(
@@ -95,6 +123,8 @@ class LiveSession:
             blocks_orders=self._blocks_orders,
             exchange_url=config.run.exchange_url,
             rate_limits=rate_limits,
+            lookup=lookup_policy(config),
+            on_lookup=self._on_lookup,
         )
         record(
             "LIVE_START",
@@ -122,6 +152,23 @@ class LiveSession:
         blocked = self._kill_switch.blocks_orders()
         self.kill_switch_blocks += int(blocked)
         return blocked
+
+    def _on_lookup(self, resolution: Resolution) -> None:
+        """Record what a lookup found; an unknown outcome also stops the run and sets the kill switch."""
+        self._record("ORDER_LOOKUP", resolution.to_event())
+        if resolution.outcome != "unknown":
+            return
+        reason = (
+            f"order outcome unknown: {resolution.venue} {resolution.side} {resolution.symbol}"
+            f" client order id {resolution.client_order_id}; reconcile before releasing"
+        )
+        if self._stop is not None:
+            self._stop(UNKNOWN_STOP)
+        log.error("%s", reason)
+        try:
+            self._kill_switch.activate(reason, "live", run_id=self._run_id)
+        except KillSwitchError as exc:
+            log.error("kill switch activation after an unknown order outcome failed: %s", exc)
 
     def close(self) -> None:
         """Close the venue clients and record how often the kill switch was asked."""

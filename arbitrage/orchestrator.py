@@ -39,6 +39,7 @@ from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
 from arbitrage.ops.anomaly import AnomalyTrip
 from arbitrage.ops.arm_claim import claim_arm
+from arbitrage.ops.debug_load import DebugLoad
 from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.preflight import bootstrap_gate
@@ -320,7 +321,8 @@ class Orchestrator:
         if self._live is not None:
             assert self._kill_switch is not None
             record = partial(ledger.record_event, self.run_id)
-            live = LiveSession(cfg, self._live, self._kill_switch, record, self.rate_limits)
+            live = LiveSession(cfg, self._live, self._kill_switch, record, self.rate_limits,
+                               run_id=self.run_id, stop=self.request_stop)  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
         trader = Trader(self.run_id, strategy, executor, portfolio, ledger)
@@ -353,8 +355,10 @@ class Orchestrator:
         )  # fmt: skip
         t0 = time.monotonic()
         watcher.start()
+        load = DebugLoad(cfg.debug)
         if refusal is None:
             supervisor.start_watchdog()
+            load.start()
         progress = RunProgress(
             expected, cfg.run.ticks, mode="log" if cfg.run.log_format == "json" else "auto"
         )
@@ -365,6 +369,7 @@ class Orchestrator:
             log.exception("trading loop crashed: %s", exc)
             self.request_stop(f"EXCEPTION_{type(exc).__name__}")
         finally:
+            load.stop()
             supervisor.stop_watchers()
             conditional.before_flatten(self.loop_count, self.last_loop_ts)
             trader.flatten(self.books, int(time.time() * 1000), flatten_reason(self._stop_reason))

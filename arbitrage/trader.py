@@ -179,7 +179,7 @@ class Trader:
         """Enter a position; returns (outcome, trade id, what went wrong) for the decision trace."""
         result = self.executor.enter(entry, snapshot)
         if isinstance(result, Rejected):
-            key = "below_minimum"
+            key = result.kind
             self.rejected_orders[key] = self.rejected_orders.get(key, 0) + 1
             log.info("entry on %s rejected: %s", symbol, result.reason)
             return "rejected", None, result.reason

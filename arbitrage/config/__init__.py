@@ -11,6 +11,7 @@ from arbitrage.config.alerts import AlertsConfig
 from arbitrage.config.anomaly import AnomalyConfig, AnomalyRule
 from arbitrage.config.app import AppConfig
 from arbitrage.config.base import MAX_RUN_SECONDS, PG_INT_MAX, Frozen
+from arbitrage.config.debug import DebugConfig
 from arbitrage.config.guards import GuardsConfig
 from arbitrage.config.load import (
     DEFAULT_CONFIG_PATH,
@@ -45,6 +46,7 @@ __all__ = [
     "AnomalyRule",
     "AppConfig",
     "ConfigError",
+    "DebugConfig",
     "Frozen",
     "GuardsConfig",
     "HeartbeatConfig",

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from arbitrage.config.alerts import AlertsConfig
 from arbitrage.config.anomaly import AnomalyConfig
 from arbitrage.config.base import Frozen
+from arbitrage.config.debug import DebugConfig
 from arbitrage.config.guards import GuardsConfig
 from arbitrage.config.metrics import MetricsConfig
 from arbitrage.config.rate_limit import RateLimitConfig
@@ -40,6 +41,7 @@ class AppConfig(Frozen):
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
     residual: ResidualConfig = ResidualConfig()
+    debug: DebugConfig = DebugConfig()
     warn_policy: Literal["stop", "continue"] = "stop"
 
     def redacted(self) -> dict[str, Any]:

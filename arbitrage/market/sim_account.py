@@ -5,8 +5,9 @@ live run resolves an order whose outcome it could not see (a timeout) by its cli
 simulator answers those questions from the orders it kept, in each venue's own bodies:
 
 Binance `GET /api/v3/account`, `/api/v3/order` (by `orderId` or `origClientOrderId`),
-`/api/v3/openOrders`, `/api/v3/allOrders`, `/api/v3/myTrades`; Upbit `GET /v1/accounts`,
-`/v1/order` (by `uuid` or `identifier`), `/v1/orders/open`, `/v1/orders/closed`.
+`/api/v3/openOrders`, `/api/v3/allOrders`, `/api/v3/myTrades` (of a symbol, or of one `orderId`);
+Upbit `GET /v1/accounts`, `/v1/order` (by `uuid` or `identifier`), `/v1/orders/open`,
+`/v1/orders/closed`.
 
 Balances start from `INITIAL_BALANCES` (every coin at `INITIAL_COIN_UNITS`) and move with every
 fill and its fee; resting limit orders lock nothing.
@@ -175,7 +176,9 @@ def binance_read(
     if path == "/api/v3/allOrders":
         return d.json_reply(200, [binance_order_doc(o) for o in scoped])
     if path == "/api/v3/myTrades":
-        return d.json_reply(200, [t for o in scoped for t in _binance_trades(o, fee_rate)])
+        wanted_order = params.get("orderId")
+        traded = [o for o in scoped if wanted_order is None or o.id == wanted_order]
+        return d.json_reply(200, [t for o in traded for t in _binance_trades(o, fee_rate)])
     if path == "/api/v3/order":
         order_id, client_id = params.get("orderId"), params.get("origClientOrderId")
         found = _find(scoped, order_id, client_id)

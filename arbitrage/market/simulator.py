@@ -20,8 +20,10 @@ Fault kinds: "rate_limit" (429 with the venue's body: Upbit `too_many_requests`,
 "stale" (prices and timestamps frozen when the fault was set; Binance's `lastUpdateId` too),
 "crossed", "empty", "nan" (prices sent as the string "NaN", which JSON parsers accept), "negative",
 and "halted" (Upbit leaves the market out of `/v1/market/all` and `/v1/orderbook`; Binance lists it
-with status BREAK and answers its depth with -1121 "Invalid symbol."). `error_rate` answers that
-share of requests with a 503; `latency_ms` delays every answer.
+with status BREAK and answers its depth with -1121 "Invalid symbol."). The order faults
+"lost_reply", "lost_order" and "lookup_down" (`sim_order_faults`) touch only signed order
+placement and lookup. `error_rate` answers that share of requests with a 503; `latency_ms`
+delays every answer.
 
 The model advances with the wall clock, one step per `dt_sec` since start, so what is served
 depends only on the seed and the elapsed time. It binds 127.0.0.1 only.
@@ -36,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,12 +46,13 @@ from urllib.parse import parse_qs, urlsplit
 from arbitrage.market import sim_dialects as d
 from arbitrage.market.book import MarketSnapshot, OrderBook
 from arbitrage.market.model import PREMIUM_HALF_LIFE_SEC, MarketModel
+from arbitrage.market.sim_order_faults import ORDER_FAULTS, order_fault
 from arbitrage.market.sim_private import PrivateApi, SimKeys
 from arbitrage.market.universe import FX_SYMBOL
 
 VENUE_FAULTS = ("rate_limit", "ban", "server_error", "timeout", "bad_json")
 """Faults that replace a whole answer of a venue."""
-FAULT_KINDS = (*VENUE_FAULTS, *d.BOOK_FAULTS)
+FAULT_KINDS = (*VENUE_FAULTS, *d.BOOK_FAULTS, *ORDER_FAULTS)
 VENUES = ("upbit", "binance")
 CONTROL_KEYS = ("faults", "latency_ms", "error_rate", "markets", "venues", "reject_orders", "retry_after_sec")
 HOLD_MAX_SEC = 60.0
@@ -257,7 +261,9 @@ class ExchangeSim:
             if failed is not None or "timeout" in state.faults:
                 return failed
         if private:
-            return self.private.handle(method, path, raw_query, headers or {}, body)
+            active = state.faults if state.hits(venue) else frozenset()
+            answer = partial(self.private.handle, method, path, raw_query, headers or {}, body)
+            return order_fault(active, method, path, answer, self._count)
         if venue == "upbit":
             return self._upbit(path, query, state)
         return self._binance(path, query, state)

@@ -176,3 +176,38 @@ def test_armed_live_run_on_the_synthetic_market_is_refused(
     refusal = next(payload for kind, payload in logged if kind == "LIVE_REFUSED")
     assert refusal["reason"] in message
     assert runs == (0,)
+
+
+def test_a_debug_load_knob_refuses_a_live_run_before_any_private_request(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints, exchange_simulator: PrivateCallCounter | None
+) -> None:
+    """Fully armed, kill switch released: the CPU burner of the anomaly tests is never for live."""
+    assert exchange_simulator is not None
+    switch = KillSwitch(connect(dsn, 5.0, 5000))
+    try:
+        switch.deactivate("debug knob refusal case", "test_live_arming_refusals")
+    finally:
+        switch.close()
+    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", exchange_simulator.url, "--ticks", "20"]
+    args += [
+        "--evidence-root",
+        str(tmp_path / "evidence"),
+        "--postgres-dsn",
+        dsn,
+        "--redis-url",
+        server.redis_url,
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", "run", *args], capture_output=True, text=True,
+        env=arming_env({}) | {"ARB_DEBUG__CPU_BURN_THREADS": "2"}, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    message = done.stderr.strip()
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert message == (
+        "arbitrage: live mode refused: debug.cpu_burn_threads=2: test-only load, expected 0 in live mode"
+    ), message
+    assert exchange_simulator.private_requests() == {}
+    assert list((tmp_path / "evidence").glob("*")) == []
+    with connect(dsn, 5.0, 5000) as conn:
+        logged = conn.execute("SELECT payload FROM event_log WHERE event_type = 'LIVE_REFUSED'").fetchall()
+    assert [row[0]["reason"] for row in logged] == [message.removeprefix("arbitrage: live mode refused: ")]

@@ -1,0 +1,53 @@
+"""Order faults of the simulator: the outcomes a live executor cannot see, produced for real.
+
+A venue can book an order and never deliver the answer (the connection drops after the matching
+engine took it, or the answer arrives after the client gave up), and it can lose a request before
+booking it; a client sees the same network error in both cases. The executor must then ask the
+venue by the order's client order id, and that lookup can fail too. Three fault kinds make each
+case happen on the simulator's own signed routes:
+
+- "lost_reply": an order (Binance `POST /api/v3/order`, Upbit `POST /v1/orders`) is booked and
+  filled, then the connection is closed without an answer;
+- "lost_order": an order request is dropped unanswered before it is booked;
+- "lookup_down": an order lookup (Binance `GET /api/v3/order`, Upbit `GET /v1/order`) is
+  answered 503 by the load balancer, so the outcome stays unknown.
+
+Other signed requests (balances, lists of orders, fills) are not touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Final
+
+from arbitrage.market import sim_dialects as d
+
+ORDER_FAULTS: Final = ("lost_reply", "lost_order", "lookup_down")
+ORDER_ROUTES: Final = frozenset({("POST", "/api/v3/order"), ("POST", "/v1/orders")})
+LOOKUP_ROUTES: Final = frozenset({("GET", "/api/v3/order"), ("GET", "/v1/order")})
+LOOKUP_DOWN_HTML: Final = d.SERVER_ERROR_HTML.format(code=503, reason="Service Temporarily Unavailable")
+
+
+def order_fault(
+    active: Collection[str],
+    method: str,
+    path: str,
+    answer: Callable[[], d.Reply],
+    count: Callable[[str], None],
+) -> d.Reply | None:
+    """The answer to a signed request under the active order faults; None drops the connection.
+
+    `answer` serves the request for real (booking an order); `count` records each fault applied.
+    """
+    route = (method, path)
+    if route in ORDER_ROUTES and "lost_order" in active:
+        count("lost_order")
+        return None
+    if route in LOOKUP_ROUTES and "lookup_down" in active:
+        count("lookup_down")
+        return d.html_reply(503, LOOKUP_DOWN_HTML)
+    reply = answer()
+    if route in ORDER_ROUTES and "lost_reply" in active and reply.status < 300:
+        count("lost_reply")
+        return None
+    return reply

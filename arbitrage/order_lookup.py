@@ -1,0 +1,110 @@
+"""Ambiguous order outcomes, resolved by the order's client order id while the run goes on.
+
+An order whose create call times out, loses its connection or gets a 5xx may have been booked
+and filled all the same: Binance documents a 5xx as "execution status UNKNOWN", and a reply lost
+after the matching engine took the order looks to the client exactly like a request lost before
+it. Treating that as a refusal books a fill that happened as if it had not. So the executor asks
+the venue for the order by its client order id (every order carries one), a bounded number of
+times within `LookupPolicy.budget_sec`:
+
+- found: the order was placed; its real fill is what the run books;
+- "does not exist" `absent_after` times: it was not placed (a refusal);
+- neither before the budget runs out: the outcome stays unknown, and the caller stops entries and
+  surfaces it (`live_setup.LiveSession` records it, activates the kill switch and stops the run).
+
+Errors that say the venue refused the request (429/418, a nonce refusal) or that nothing was sent
+(the local back-off) are not ambiguous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
+
+import ccxt
+
+Outcome = Literal["placed", "absent", "unknown"]
+PLACED: Final = "placed"
+ABSENT: Final = "absent"
+UNKNOWN: Final = "unknown"
+MESSAGE_CHARS: Final = 300
+
+Find = Callable[[], Awaitable[Mapping[str, Any]]]
+"""Looks the order up by its client order id; raises ccxt.OrderNotFound when the venue has none."""
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether an error on an order's create call leaves open whether the venue booked it."""
+    refused = (ccxt.DDoSProtection, ccxt.InvalidNonce)
+    return isinstance(exc, ccxt.NetworkError) and not isinstance(exc, refused)
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one bounded line (no secrets: ccxt messages carry no credentials)."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class LookupPolicy:
+    """How hard an ambiguous order is looked up: the time budget, the pause, the absence proof."""
+
+    budget_sec: float = 10.0
+    interval_sec: float = 0.5
+    absent_after: int = 2
+    """"Does not exist" answers needed before the order counts as not placed (a request still in
+    flight at the venue may be booked just after the first lookup)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What the lookup of one ambiguous order found; `to_event` is its event_log payload."""
+
+    venue: str
+    symbol: str
+    side: str
+    amount: float
+    client_order_id: str
+    create_error: str
+    outcome: Outcome
+    attempts: int
+    lookup_error: str | None = None
+    order_id: str | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The lookup's verdict: the order when placed, the attempts made, the last lookup error."""
+
+    outcome: Outcome
+    order: Mapping[str, Any] | None
+    attempts: int
+    last_error: str | None
+
+
+async def resolve(find: Find, policy: LookupPolicy) -> Found:
+    """Look the order up until it is found, proven absent, or the budget is spent."""
+    deadline = time.monotonic() + policy.budget_sec
+    attempts = misses = 0
+    last_error: str | None = None
+    while True:
+        attempts += 1
+        try:
+            order = await find()
+        except ccxt.OrderNotFound:
+            misses += 1
+            if misses >= policy.absent_after:
+                return Found(ABSENT, None, attempts, last_error)
+        except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
+            last_error = one_line(exc)
+        else:
+            return Found(PLACED, order, attempts, None)
+        if time.monotonic() + policy.interval_sec >= deadline:
+            return Found(UNKNOWN, None, attempts, last_error or "not found yet")
+        await asyncio.sleep(policy.interval_sec)

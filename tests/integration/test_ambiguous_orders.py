@@ -1,0 +1,164 @@
+"""Ambiguous order outcomes against `arbitrage sim`, resolved by client order id.
+
+The simulator produces each case for real: "lost_reply" books and fills the order, then closes
+the connection without an answer; "lost_order" drops the request before booking it;
+"lookup_down" answers every order lookup 503. The executor runs real ccxt over HTTP; what it
+books is compared with the orders the simulator kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from arbitrage.config import StrategyConfig
+from arbitrage.execution import LegFailure, PairFill, Rejected
+from arbitrage.live_execution import LiveExecutor, LiveExitError
+from arbitrage.market.ccxt_source import CcxtSource
+from arbitrage.ops.live_arm import LiveKeys
+from arbitrage.order_lookup import LookupPolicy, Resolution
+from arbitrage.strategy import ExitIntent, OpenPosition, exit_quote
+from tests.integration.test_live_executor import (
+    FEES,
+    QTY,
+    SIM_ARGS,
+    SYMBOLS,
+    TEST_KEYS,
+    assert_recorded,
+    entry,
+)
+from tests.support.sim_process import SimProcess
+
+pytestmark = pytest.mark.integration
+
+QUICK_LOOKUP = LookupPolicy(budget_sec=1.0, interval_sec=0.2)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimProcess]:
+    server = SimProcess(*SIM_ARGS)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source(sim: SimProcess) -> Iterator[CcxtSource]:
+    src = CcxtSource(SYMBOLS, sim.url)
+    try:
+        yield src
+    finally:
+        src.close()
+
+
+def executor(sim: SimProcess, source: CcxtSource, heard: list[Resolution]) -> LiveExecutor:
+    return LiveExecutor(
+        StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,
+        listings=source.listings(), lookup=QUICK_LOOKUP, on_lookup=heard.append,
+    )  # fmt: skip
+
+
+def test_booked_orders_whose_replies_are_lost_are_found_and_booked_with_their_real_fills(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    sim.faults(faults=["lost_reply"])
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard)
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot, "binance_rich"), snapshot)
+        assert isinstance(opened, PairFill), opened
+        position = OpenPosition("BTC", "binance_rich", QTY, snapshot.tick)
+        close_quote = exit_quote(source.snapshot(), position, FEES)
+        assert close_quote is not None
+        closed = live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+    finally:
+        live.close()
+    stats = sim.stats()
+    assert stats["faulted"]["lost_reply"] == 4
+    orders = stats["orders"]
+    assert len(orders) == 4
+    for order, leg in zip(orders, (opened.binance, opened.upbit, closed.binance, closed.upbit), strict=True):
+        assert_recorded(order, leg)
+        assert order["fee"] > 0.0
+    assert [(r.venue, r.outcome, r.attempts) for r in heard] == [
+        ("binance", "placed", 1), ("upbit", "placed", 1), ("binance", "placed", 1), ("upbit", "placed", 1),
+    ]  # fmt: skip
+    assert [r.order_id for r in heard] == [o["id"] for o in orders]
+    assert [r.client_order_id for r in heard] == [o["client_id"] for o in orders]
+    assert live.unknown == []
+
+
+def test_an_order_lost_before_booking_is_proven_absent_and_counted_as_refused(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    sim.faults(faults=["lost_order"], venues=["binance"])
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard)
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+    assert isinstance(result, Rejected) and result.kind == "refused", result
+    assert "not placed" in result.reason
+    assert sim.stats()["orders"] == []
+    assert [(r.outcome, r.attempts) for r in heard] == [("absent", 2)]
+    assert sim.private_requests()["GET /api/v3/order"] == 2
+    assert live.unknown == []
+
+
+def test_an_order_that_cannot_be_looked_up_stays_unknown_and_stops_entries_and_its_exits(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard)
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot), snapshot)
+        assert isinstance(opened, PairFill), opened
+        sim.faults(faults=["lost_reply", "lookup_down"], venues=["binance"])
+        second = live.enter(entry(snapshot, "binance_rich"), snapshot)
+        assert isinstance(second, Rejected) and second.kind == "outcome_unknown", second
+        booked = sim.stats()["orders"]
+        sim.faults(faults=[], venues=None)
+        before = sim.private_calls()
+        third = live.enter(entry(snapshot), snapshot)
+        position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
+        close_quote = exit_quote(source.snapshot(), position, FEES)
+        assert close_quote is not None
+        with pytest.raises(LiveExitError) as refused_exit:
+            live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+        after = sim.private_calls()
+    finally:
+        live.close()
+    assert len(booked) == 3 and booked[-1]["venue"] == "binance", "the unknown order was booked"
+    [resolution] = heard
+    assert (resolution.outcome, resolution.venue, resolution.client_order_id) == (
+        "unknown", "binance", booked[-1]["client_id"],
+    )  # fmt: skip
+    assert resolution.attempts >= 3 and "503" in (resolution.lookup_error or "")
+    assert isinstance(third, Rejected) and third.kind == "outcome_unknown"
+    assert refused_exit.value.filled is None and "unknown" in str(refused_exit.value)
+    assert after == before, "nothing is sent after an unknown outcome but exits on other symbols"
+
+
+def test_an_unknown_second_leg_unwinds_the_first_and_is_surfaced(sim: SimProcess, source: CcxtSource) -> None:
+    sim.faults(faults=["lost_reply", "lookup_down"], venues=["upbit"])
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard)
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+    assert isinstance(result, LegFailure), result
+    assert result.unwind is not None and "outcome unknown" in result.reason
+    orders = sim.stats()["orders"]
+    assert [o["venue"] for o in orders] == ["binance", "upbit", "binance"]
+    assert [(r.venue, r.outcome, r.client_order_id) for r in heard] == [
+        ("upbit", "unknown", orders[1]["client_id"])
+    ]
+    assert_recorded(orders[2], result.unwind)
