@@ -46,6 +46,14 @@ def _yaml(section: str, key: str, value: str) -> str:
     return f"{section}:\n  {key}: {value}\n"
 
 
+def _root_flag(path: str, message: str, setup: str | None = None, watch: str | None = None) -> Case:
+    """`--evidence-root PATH` that cannot be written: the line names the key, the path and why."""
+    return Case(
+        ("run.evidence_root", path, message), args=("--evidence-root", path), setup=setup,
+        root_flag=False, watch=watch or path,
+    )  # fmt: skip
+
+
 VALID = "run:\n  seed: 7\nheartbeat:\n  interval_sec: 30\n"
 
 CASES: dict[str, Case] = {
@@ -217,33 +225,12 @@ CASES: dict[str, Case] = {
         config=_yaml("sysmon", "max_rss_mb", "500"),
     ),
     # evidence roots that cannot be written
-    "root_under_proc": Case(
-        ("run.evidence_root", "/proc/arbitrage-evidence", "CLI --evidence-root"),
-        args=("--evidence-root", "/proc/arbitrage-evidence"),
-        root_flag=False,
-        watch="/proc/arbitrage-evidence",
+    "root_under_proc": _root_flag("/proc/arbitrage-evidence", "CLI --evidence-root"),
+    "root_under_regular_file": _root_flag(
+        "{tmp}/plain/evidence", "Not a directory", setup="plain_file", watch="{tmp}/plain"
     ),
-    "root_under_regular_file": Case(
-        ("run.evidence_root", "{tmp}/plain/evidence", "Not a directory"),
-        setup="plain_file",
-        args=("--evidence-root", "{tmp}/plain/evidence"),
-        root_flag=False,
-        watch="{tmp}/plain",
-    ),
-    "root_is_regular_file": Case(
-        ("run.evidence_root", "{tmp}/plain", "not a directory"),
-        setup="plain_file",
-        args=("--evidence-root", "{tmp}/plain"),
-        root_flag=False,
-        watch="{tmp}/plain",
-    ),
-    "root_read_only_mount": Case(
-        ("run.evidence_root", "{tmp}/ro/evidence", "Read-only file system"),
-        setup="read_only",
-        args=("--evidence-root", "{tmp}/ro/evidence"),
-        root_flag=False,
-        watch="{tmp}/ro/evidence",
-    ),
+    "root_is_regular_file": _root_flag("{tmp}/plain", "not a directory", setup="plain_file"),
+    "root_read_only_mount": _root_flag("{tmp}/ro/evidence", "Read-only file system", setup="read_only"),
     "root_from_env": Case(
         ("run.evidence_root", "/proc/arb-env", "env ARB_RUN__EVIDENCE_ROOT"),
         env={"ARB_RUN__EVIDENCE_ROOT": "/proc/arb-env"},
