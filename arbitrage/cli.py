@@ -17,6 +17,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -107,11 +108,19 @@ def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that override config keys (see `RUN_FLAGS`), shared by `run` and `show-config`."""
+    _add_run_shape_flags(parser)
+    _add_location_flags(parser)
 
-    def flag(key: str, *names: str, into: Any = parser, **kwargs: Any) -> None:
-        action = into.add_argument(*names, **kwargs)
-        action.config_key = key
 
+def _config_flag(into: Any, key: str, *names: str, **kwargs: Any) -> None:
+    """Add a flag to `into` (a parser or a group) that overrides config key `key`."""
+    action = into.add_argument(*names, **kwargs)
+    action.config_key = key
+
+
+def _add_run_shape_flags(parser: argparse.ArgumentParser) -> None:
+    """What the run is: its phase, bound, seed, heartbeat, market and mode."""
+    flag = partial(_config_flag, parser)
     flag(
         "run.profile",
         "--profile",
@@ -130,17 +139,17 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "(smoke 5 min, baseline 20 min, longrun 60 min)",
     )
     bound = parser.add_mutually_exclusive_group()
-    flag(
+    _config_flag(
+        bound,
         "run.duration_sec",
         "--duration",
-        into=bound,
         type=duration_seconds,
         help="wallclock bound, e.g. 90s, 2m",
     )
-    flag(
+    _config_flag(
+        bound,
         "run.ticks",
         "--ticks",
-        into=bound,
         type=_positive(int, "tick count"),
         help="run exactly N ticks, fast",
     )
@@ -165,6 +174,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
     flag("run.exchange_url", "--exchange-url", metavar="URL", help="ccxt only: a local exchange simulator")
     flag("run.mode", "--mode", choices=["paper", "live"], help="paper trades; live needs arming (README)")
+
+
+def _add_location_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the config, the evidence and the services are, and how the run reports."""
+    flag = partial(_config_flag, parser)
     parser.add_argument(
         "--config",
         type=Path,

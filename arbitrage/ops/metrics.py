@@ -116,8 +116,17 @@ class EngineMetrics:
     def __init__(self, config: MetricsConfig | None = None) -> None:
         self.config = config or MetricsConfig()
         self.registry: CollectorRegistry = _DocumentedSeries(auto_describe=True)
-        r = self.registry
-        ProcessCollector(registry=r)
+        ProcessCollector(registry=self.registry)
+        self._add_run_series(self.registry)
+        self._add_protection_series(self.registry)
+        self._last_beat = time.time()
+        self.heartbeat_age.set_function(lambda: max(0.0, time.time() - self._last_beat))
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url: str | None = None
+
+    def _add_run_series(self, r: CollectorRegistry) -> None:
+        """The loop's, the trades' and the process's series, registered in exposition order."""
         self.loop_latency_ms = Gauge(
             "arbitrage_loop_latency_ms", "Latency of the latest loop tick (ms)", registry=r
         )
@@ -140,6 +149,9 @@ class EngineMetrics:
         self.exchange_errors = _Total(
             Counter("arbitrage_exchange_errors", "Market-data and exchange call failures", registry=r)
         )
+
+    def _add_protection_series(self, r: CollectorRegistry) -> None:
+        """The run's health series: rate limits, positions, fills, heartbeat, watchdog, guards, alerts."""
         self.rate_limit_wait = Gauge(
             "arbitrage_rate_limit_wait_seconds",
             "Seconds the engine is still leaving a venue alone after a 429/418 (longest over venues)",
@@ -170,11 +182,6 @@ class EngineMetrics:
             "1 while an alert channel is configured and its latest alert was not dead-lettered, else 0",
             registry=r,
         )
-        self._last_beat = time.time()
-        self.heartbeat_age.set_function(lambda: max(0.0, time.time() - self._last_beat))
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url: str | None = None
 
     # -- feeding --------------------------------------------------------------------------------
     def set_run_info(self, *, run_id: str, phase: str, mode: str, version: str | None = None) -> None:

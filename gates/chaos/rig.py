@@ -30,7 +30,7 @@ from gates.chaos.redis import ControlledRedis
 
 DATABASE: Final = "chaos"
 EVIDENCE_TMPFS_MB: Final = 160
-"""The engine refuses to start with less than 100 MB free (orchestrator.MIN_FREE_DISK_MB); the rest is
+"""The engine refuses to start with less than 100 MB free (run_builder.MIN_FREE_DISK_MB); the rest is
 room for the evidence of a few runs (the runner moves each run's evidence off the tmpfs)."""
 FILLER_NAME: Final = ".chaos-disk-full"
 """The file `disk-full` grows at the evidence root (a dot name: nothing the engine reads)."""
