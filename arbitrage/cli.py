@@ -245,7 +245,7 @@ Registrar = Callable[["argparse._SubParsersAction[OneLineParser]"], None]
 COMMAND_MODULES: tuple[str, ...] = (
     "gates.verify_command",
     "gates.chaos_command",
-    "arbitrage.market.sim_command",
+    "harness.exchange_sim.command",
     "arbitrage.ops.ops_commands",
     "arbitrage.show_config",
     "arbitrage.runs_command",

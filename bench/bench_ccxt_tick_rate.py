@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import ccxt.async_support as ccxt_async
 from arbitrage.market.ccxt_source import BOOK_LEVELS, CcxtSource
 from arbitrage.market.universe import top_n
 from arbitrage.services import EmbeddedServices
+from harness.exchange_sim.client import start_exchange_sim
 
 
 def request_costs(upbit: Any, binance: Any, symbols: int) -> tuple[float, list[float]]:
@@ -112,21 +112,15 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, choices=[5, 10, 20], default=10)
     args = parser.parse_args()
     symbols = top_n(args.symbols)
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", "3",
-         "--symbols", ",".join(symbols)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert sim.stdout is not None
-    url = sim.stdout.readline().strip()
+    sim = start_exchange_sim("--seed", "3", "--symbols", ",".join(symbols))
+    url = sim.url
     try:
         with tempfile.TemporaryDirectory(prefix="bench-ccxt-") as tmp:
             limiter, bound = asyncio.run(limiter_only(args.ticks, len(symbols)))
             source = measure_source(url, symbols, args.ticks)
             engine, latency = measure_engine(url, args.symbols, args.ticks, Path(tmp))
     finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(timeout=10)
+        sim.stop()
     print(f"ccxt tick rate, {args.symbols} symbols, {args.ticks} ticks each, simulator at {url}")
     print(f"  limiter bound (analytic)      {bound:6.3f} ticks/s")
     print(f"  limiter only (throttle, no IO) {limiter:6.3f} ticks/s")

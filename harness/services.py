@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from arbitrage.market.sim_client import ExchangeSim, SimUnavailable, start_exchange_sim
+from harness.exchange_sim.client import SimProcess, SimUnavailable, start_exchange_sim
 from harness.options import SETTINGS_KEY
 
 
@@ -145,10 +145,10 @@ def redis_key_prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator
 
 
 @pytest.fixture(scope="session")
-def exchange_sim_server(request: pytest.FixtureRequest) -> Iterator[ExchangeSim]:
+def exchange_sim_server(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
     """One simulator per session (per xdist worker), on its own free port."""
     try:
-        sim = start_exchange_sim(cwd=request.config.rootpath)
+        sim = start_exchange_sim("--seed", "7", cwd=request.config.rootpath)
     except SimUnavailable as exc:
         pytest.skip(f"`arbitrage sim` is not available in this build yet: {exc}")
     try:
@@ -158,7 +158,7 @@ def exchange_sim_server(request: pytest.FixtureRequest) -> Iterator[ExchangeSim]
 
 
 @pytest.fixture
-def exchange_sim(exchange_sim_server: ExchangeSim) -> Iterator[ExchangeSim]:
+def exchange_sim(exchange_sim_server: SimProcess) -> Iterator[SimProcess]:
     """The session's simulator with no faults set, and its faults cleared again afterwards."""
     exchange_sim_server.clear()
     yield exchange_sim_server

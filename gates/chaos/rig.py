@@ -20,13 +20,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from arbitrage.market.sim_client import ExchangeSim, start_exchange_sim
 from arbitrage.service_registry import RegistryError, sweep_orphaned_servers
 from gates.chaos.disk import MountError, mount_tmpfs, unmount
 from gates.chaos.external_pg import ExternalPostgres
 from gates.chaos.postgres import ControlledPostgres
 from gates.chaos.proxy import FaultProxy
 from gates.chaos.redis import ControlledRedis
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 DATABASE: Final = "chaos"
 EVIDENCE_TMPFS_MB: Final = 160
@@ -46,7 +46,7 @@ class Rig:
     pg_proxy: FaultProxy
     redis: ControlledRedis
     redis_proxy: FaultProxy
-    sim: ExchangeSim
+    sim: SimProcess
     evidence_root: Path
     disk_full_unavailable: str | None = None
     """Why `disk-full` cannot strike on this rig (the evidence root is no tmpfs), or None."""
@@ -54,7 +54,7 @@ class Rig:
     mounted: bool = False
     active_net_faults: set[str] = field(default_factory=set)
     """The network fault kinds struck and not yet cleared (`gates.chaos.faults` keeps it)."""
-    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _closers: list[Callable[[], object]] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(
@@ -73,7 +73,7 @@ class Rig:
         root.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(RegistryError):
             sweep_orphaned_servers()
-        closers: list[Callable[[], None]] = []
+        closers: list[Callable[[], object]] = []
         try:
             pg: ControlledPostgres | ExternalPostgres
             if postgres_dsn is None:
@@ -93,7 +93,7 @@ class Rig:
             closers.append(redis.close)
             redis_proxy = FaultProxy("127.0.0.1", redis.port).start()
             closers.append(redis_proxy.close)
-            sim = start_exchange_sim(seed=sim_seed)
+            sim = start_exchange_sim("--seed", str(sim_seed))
             closers.append(sim.stop)
             evidence_root = root / "evidence"
             mounted, unavailable = _evidence_disk(evidence_root, tmpfs_mb)
@@ -169,7 +169,7 @@ def _evidence_disk(path: Path, size_mb: int) -> tuple[bool, str | None]:
     return True, None
 
 
-def _close_all(closers: list[Callable[[], None]]) -> None:
+def _close_all(closers: list[Callable[[], object]]) -> None:
     """Run every closer, last first; the first error is raised after all of them ran."""
     errors: list[BaseException] = []
     for closer in reversed(closers):

@@ -8,12 +8,12 @@ import urllib.request
 
 import pytest
 
-from arbitrage.market.sim_client import ExchangeSim
+from harness.exchange_sim.client import SimProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-def _orderbook(sim: ExchangeSim) -> tuple[int, dict[str, object] | list[object]]:
+def _orderbook(sim: SimProcess) -> tuple[int, dict[str, object] | list[object]]:
     try:
         with urllib.request.urlopen(f"{sim.url}/v1/orderbook?markets=KRW-BTC", timeout=5) as response:
             return response.status, json.loads(response.read())
@@ -21,7 +21,7 @@ def _orderbook(sim: ExchangeSim) -> tuple[int, dict[str, object] | list[object]]
         return error.code, json.loads(error.read())
 
 
-def test_faults_are_reachable_from_a_test(exchange_sim: ExchangeSim) -> None:
+def test_faults_are_reachable_from_a_test(exchange_sim: SimProcess) -> None:
     assert exchange_sim.url.startswith("http://127.0.0.1:")
     assert exchange_sim.stats()["faults"] == []
     status, _ = _orderbook(exchange_sim)
@@ -37,11 +37,11 @@ def test_faults_are_reachable_from_a_test(exchange_sim: ExchangeSim) -> None:
 
 
 def test_each_test_starts_with_a_healthy_exchange(
-    exchange_sim_server: ExchangeSim, request: pytest.FixtureRequest
+    exchange_sim_server: SimProcess, request: pytest.FixtureRequest
 ) -> None:
     exchange_sim_server.set_faults(["server_error"], latency_ms=5, error_rate=0.5)
     assert exchange_sim_server.stats()["error_rate"] == 0.5
-    sim: ExchangeSim = request.getfixturevalue("exchange_sim")
+    sim: SimProcess = request.getfixturevalue("exchange_sim")
     assert sim is exchange_sim_server
     stats = sim.stats()
     assert (stats["faults"], stats["latency_ms"], stats["error_rate"]) == ([], 0, 0.0)

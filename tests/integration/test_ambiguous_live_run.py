@@ -24,9 +24,9 @@ from arbitrage.ledger import connect
 from arbitrage.market.ccxt_source import VenuePair
 from arbitrage.ops.kill_switch import KillSwitch
 from harness.engine import EngineLauncher
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.integration.test_live_run import armed_env, deactivate_kill_switch
 from tests.integration.test_reconcile import CREDENTIALS, problems, reconcile
-from tests.support.sim_process import SimProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -48,7 +48,7 @@ TICKS = 40
 
 @pytest.fixture
 def lossy_sim(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "3", "--premium-half-life-sec", "1", "--fault", *request.param)
+    server = start_exchange_sim("--seed", "3", "--premium-half-life-sec", "1", "--fault", *request.param)
     try:
         yield server
     finally:

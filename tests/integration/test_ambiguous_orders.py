@@ -19,6 +19,7 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.order_lookup import LookupPolicy, Resolution
 from arbitrage.strategy import ExitIntent, OpenPosition, exit_quote
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.integration.test_live_executor import (
     FEES,
     QTY,
@@ -28,7 +29,6 @@ from tests.integration.test_live_executor import (
     assert_recorded,
     entry,
 )
-from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ QUICK_LOOKUP = LookupPolicy(budget_sec=1.0, interval_sec=0.2)
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess(*SIM_ARGS)
+    server = start_exchange_sim(*SIM_ARGS)
     try:
         yield server
     finally:
@@ -63,7 +63,7 @@ def executor(sim: SimProcess, source: CcxtSource, heard: list[Resolution]) -> Li
 def test_booked_orders_whose_replies_are_lost_are_found_and_booked_with_their_real_fills(
     sim: SimProcess, source: CcxtSource
 ) -> None:
-    sim.faults(faults=["lost_reply"])
+    sim.configure({"faults": ["lost_reply"]})
     heard: list[Resolution] = []
     live = executor(sim, source, heard)
     try:
@@ -94,7 +94,7 @@ def test_booked_orders_whose_replies_are_lost_are_found_and_booked_with_their_re
 def test_an_order_lost_before_booking_is_proven_absent_and_counted_as_refused(
     sim: SimProcess, source: CcxtSource
 ) -> None:
-    sim.faults(faults=["lost_order"], venues=["binance"])
+    sim.configure({"faults": ["lost_order"], "venues": ["binance"]})
     heard: list[Resolution] = []
     live = executor(sim, source, heard)
     try:
@@ -119,11 +119,11 @@ def test_an_order_that_cannot_be_looked_up_stays_unknown_and_stops_entries_and_i
         snapshot = source.snapshot()
         opened = live.enter(entry(snapshot), snapshot)
         assert isinstance(opened, PairFill), opened
-        sim.faults(faults=["lost_reply", "lookup_down"], venues=["binance"])
+        sim.configure({"faults": ["lost_reply", "lookup_down"], "venues": ["binance"]})
         second = live.enter(entry(snapshot, "binance_rich"), snapshot)
         assert isinstance(second, Rejected) and second.kind == "outcome_unknown", second
         booked = sim.stats()["orders"]
-        sim.faults(faults=[], venues=None)
+        sim.configure({"faults": [], "venues": None})
         before = sim.private_calls()
         third = live.enter(entry(snapshot), snapshot)
         position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
@@ -146,7 +146,7 @@ def test_an_order_that_cannot_be_looked_up_stays_unknown_and_stops_entries_and_i
 
 
 def test_an_unknown_second_leg_unwinds_the_first_and_is_surfaced(sim: SimProcess, source: CcxtSource) -> None:
-    sim.faults(faults=["lost_reply", "lookup_down"], venues=["upbit"])
+    sim.configure({"faults": ["lost_reply", "lookup_down"], "venues": ["upbit"]})
     heard: list[Resolution] = []
     live = executor(sim, source, heard)
     try:

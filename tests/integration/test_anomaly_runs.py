@@ -20,8 +20,8 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.reader import read_json
+from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
-from tests.support.sim_process import SimProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,7 +95,7 @@ def assert_killed_by(rule: str, done: subprocess.CompletedProcess[str], evidence
 def test_loop_latency_from_a_slow_simulator_trips_the_kill_switch(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
-    sim = SimProcess("--seed", "3", "--latency-ms", "150")
+    sim = start_exchange_sim("--seed", "3", "--latency-ms", "150")
     try:
         env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3"}
         done, evidence = run_engine(
@@ -109,7 +109,7 @@ def test_loop_latency_from_a_slow_simulator_trips_the_kill_switch(
 def test_simulator_errors_trip_the_exchange_error_row(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
-    sim = SimProcess("--seed", "3", "--error-rate", "0.6")
+    sim = start_exchange_sim("--seed", "3", "--error-rate", "0.6")
     try:
         done, evidence = run_engine(
             tmp_path, dsn, server, {}, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
@@ -122,7 +122,7 @@ def test_simulator_errors_trip_the_exchange_error_row(
 def test_simulator_rate_limits_trip_the_rate_limit_row(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
-    sim = SimProcess("--seed", "3", "--fault", "rate_limit", "--retry-after-sec", "0.2")
+    sim = start_exchange_sim("--seed", "3", "--fault", "rate_limit", "--retry-after-sec", "0.2")
     try:
         env = {"ARB_ANOMALY__EXCHANGE_ERRORS__ENABLED": "false"}
         done, evidence = run_engine(

@@ -23,7 +23,7 @@ from arbitrage.market.source import MarketDataError
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.ops.metrics import EngineMetrics
 from arbitrage.strategy import EntryIntent, entry_quote
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ SIM_KEYS = {
 
 @pytest.fixture(scope="module")
 def shared_sim() -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "5", "--symbols", ",".join(SYMBOLS))
+    server = start_exchange_sim("--seed", "5", "--symbols", ",".join(SYMBOLS))
     try:
         yield server
     finally:
@@ -51,7 +51,7 @@ def shared_sim() -> Iterator[SimProcess]:
 @pytest.fixture
 def sim(shared_sim: SimProcess) -> SimProcess:
     """The module's simulator, healthy again: each test brings its own source and back-off state."""
-    shared_sim.faults(faults=[], venues=None, retry_after_sec=60)
+    shared_sim.configure({"faults": [], "venues": None, "retry_after_sec": 60})
     return shared_sim
 
 
@@ -100,7 +100,7 @@ def test_429_then_418_are_waited_out_without_a_single_request(sim: SimProcess) -
         source.snapshot()
         assert wait_gauge(metrics) == 0.0
 
-        sim.faults(faults=["rate_limit"], retry_after_sec=1)
+        sim.configure({"faults": ["rate_limit"], "retry_after_sec": 1})
         before = served(sim)
         limited = poll(source, for_seconds(2.5), 10.0)
         asked = delta(served(sim), before)
@@ -117,7 +117,7 @@ def test_429_then_418_are_waited_out_without_a_single_request(sim: SimProcess) -
 
         poll(source, lambda: limits.longest_wait() > 0.0, 5.0)
         assert limits.longest_wait() == 0.0
-        sim.faults(faults=["ban"], retry_after_sec=3)
+        sim.configure({"faults": ["ban"], "retry_after_sec": 3})
         with pytest.raises(MarketDataError) as banned:
             source.snapshot()
         assert banned.value.kind == "DDoSProtection", banned.value.message
@@ -132,7 +132,7 @@ def test_429_then_418_are_waited_out_without_a_single_request(sim: SimProcess) -
         assert kpi["upbit"]["last_status"] == kpi["binance"]["last_status"] == 418, kpi
         assert kpi["upbit"]["longest_wait_seconds"] == 3.0, kpi
 
-        sim.faults(faults=[])
+        sim.configure({"faults": []})
         poll(source, lambda: limits.longest_wait() > 0.0, 5.0)
         before = served(sim)
         source.snapshot()
@@ -150,7 +150,7 @@ def test_the_cap_bounds_a_long_retry_after_and_only_the_limited_venue_is_counted
     source = CcxtSource(SYMBOLS, sim.url, timeout_sec=2.0, rate_limits=limits)
     try:
         source.snapshot()
-        sim.faults(faults=["ban"], venues=["binance"], retry_after_sec=30)
+        sim.configure({"faults": ["ban"], "venues": ["binance"], "retry_after_sec": 30})
         before = served(sim)
         outcomes = poll(source, for_seconds(2.6), 10.0)
         asked = delta(served(sim), before)
@@ -171,7 +171,7 @@ def test_without_retry_after_the_waits_grow_exponentially(sim: SimProcess) -> No
     source = CcxtSource(SYMBOLS, sim.url, timeout_sec=2.0, rate_limits=limits)
     try:
         source.snapshot()
-        sim.faults(faults=["rate_limit"], venues=["upbit"], retry_after_sec=None)
+        sim.configure({"faults": ["rate_limit"], "venues": ["upbit"], "retry_after_sec": None})
         waits: list[float] = []
         deadline = time.monotonic() + 10.0
         while len(waits) < 3 and time.monotonic() < deadline:
@@ -196,7 +196,7 @@ def test_an_executor_sharing_the_state_places_no_order_on_a_banned_venue(sim: Si
         snapshot = source.snapshot()
         quote = entry_quote(snapshot, "BTC", "upbit_rich", 0.002, (0.0005, 0.001))
         assert quote is not None
-        sim.faults(faults=["ban"], venues=["binance"], retry_after_sec=5)
+        sim.configure({"faults": ["ban"], "venues": ["binance"], "retry_after_sec": 5})
         with pytest.raises(MarketDataError):
             source.snapshot()
         orders_before = sim.private_calls()

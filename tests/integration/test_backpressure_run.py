@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from arbitrage.services import EmbeddedServices, ServiceEndpoints
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -84,7 +84,9 @@ def asked(sim: SimProcess) -> dict[str, int]:
 
 
 def test_engine_waits_out_a_ban_without_asking_or_trading(services: ServiceEndpoints, tmp_path: Path) -> None:
-    sim = SimProcess("--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC))
+    sim = start_exchange_sim(
+        "--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)
+    )
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     command = [
         sys.executable, "-m", "arbitrage", "run", "--market", "ccxt", "--exchange-url", sim.url,
@@ -111,7 +113,7 @@ def test_engine_waits_out_a_ban_without_asking_or_trading(services: ServiceEndpo
         assert metric(metrics_url, WAIT) == 0.0
         errors_before = metric(metrics_url, ERRORS)
 
-        sim.faults(faults=["ban"])
+        sim.configure({"faults": ["ban"]})
         t_on = time.time()
         assert wait_for(lambda: sim.stats()["faulted"].get("ban", 0) > 0, 5, alive), "the engine never asked"
         t_hit = time.time()
@@ -123,7 +125,7 @@ def test_engine_waits_out_a_ban_without_asking_or_trading(services: ServiceEndpo
         at_ban = asked(sim)
         assert not wait_for(lambda: asked(sim) != at_ban, t_hit + RETRY_AFTER_SEC - 0.3 - time.time(), alive)
         during = asked(sim)
-        sim.faults(faults=[])
+        sim.configure({"faults": []})
         engine.wait(timeout=RUN_SECONDS + 60)
     finally:
         if engine.poll() is None:

@@ -25,7 +25,7 @@ import pytest
 
 from arbitrage.config import SymbolsConfig
 from arbitrage.services import EmbeddedServices, ServiceEndpoints
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -125,7 +125,7 @@ def start_run(
 ) -> EngineRun:
     """Start a simulator and an engine reading it; the engine's stdout and stderr go to `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    sim = SimProcess(*sim_args)
+    sim = start_exchange_sim(*sim_args)
     command = [
         sys.executable, "-m", "arbitrage", "run", "--market", "ccxt", "--exchange-url", sim.url,
         "--evidence-root", str(out / "evidence"), "--postgres-dsn", services.postgres_dsn,
@@ -223,10 +223,10 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
             f"the fault cycle fell behind the {CYCLE_SECONDS}s run before {kind!r}: {windows}"
         )
         t_on = time.time()
-        on = run.sim.faults(faults=[kind])
+        on = run.sim.configure({"faults": [kind]})
         assert hold(FAULT_SECONDS, alive), f"the engine exited while {kind!r} was on"
         t_off = time.time()
-        off = run.sim.faults(faults=[])
+        off = run.sim.configure({"faults": []})
         t_clear = time.time()
         resumed = wait_for(partial(_traded_after, run, run_id, t_clear), t_clear + RESUME_DEADLINE_SEC, alive)
         served = off["requests"].get("/v1/orderbook", 0) - on["requests"].get("/v1/orderbook", 0)

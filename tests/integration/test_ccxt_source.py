@@ -19,7 +19,7 @@ import pytest
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.source import MarketDataError, book_rejection
 from arbitrage.market.universe import FX_SYMBOL, top_n
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ START_TIMEOUT_SEC = 20.0
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "5")
+    server = start_exchange_sim("--seed", "5")
     try:
         yield server
     finally:
@@ -45,13 +45,13 @@ HEALTHY: dict[str, Any] = {
 
 @pytest.fixture
 def source(sim: SimProcess) -> Iterator[CcxtSource]:
-    sim.faults(**HEALTHY)
+    sim.configure(HEALTHY)
     src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0, tick_interval_sec=0.5)
     try:
         yield src
     finally:
         src.close()
-        sim.faults(**HEALTHY)
+        sim.configure(HEALTHY)
 
 
 def _rejections(snapshot: Any, max_age_ms: int = 5000) -> dict[str, str | None]:
@@ -114,28 +114,28 @@ def test_venue_failures_raise_market_data_error_by_ccxt_class(
     update: dict[str, Any], kind: str, sim: SimProcess, source: CcxtSource
 ) -> None:
     source.snapshot()
-    sim.faults(**update)
+    sim.configure(update)
     for _ in range(2):
         with pytest.raises(MarketDataError) as failure:
             source.snapshot()
         assert failure.value.kind == kind, failure.value.message
         assert "\n" not in failure.value.message
-    sim.faults(faults=[], error_rate=0.0, venues=None)
+    sim.configure({"faults": [], "error_rate": 0.0, "venues": None})
     assert all(reason is None for reason in _rejections(source.snapshot()).values())
 
 
 def test_failure_while_loading_markets_is_retried_next_tick(sim: SimProcess) -> None:
-    sim.faults(faults=["server_error"])
+    sim.configure({"faults": ["server_error"]})
     src = CcxtSource(SYMBOLS, sim.url, timeout_sec=1.0)
     try:
         with pytest.raises(MarketDataError) as failure:
             src.snapshot()
         assert failure.value.kind == "ExchangeNotAvailable"
-        sim.faults(faults=[])
+        sim.configure({"faults": []})
         assert set(src.snapshot().binance) == set(SYMBOLS)
     finally:
         src.close()
-        sim.faults(faults=[])
+        sim.configure({"faults": []})
 
 
 def test_unreachable_exchange_is_exchange_not_available() -> None:
@@ -165,7 +165,7 @@ def test_bad_books_surface_for_rejection(
     fault: str, reason: str, sim: SimProcess, source: CcxtSource
 ) -> None:
     source.snapshot()
-    sim.faults(faults=[fault], markets=["BTC", FX_SYMBOL])
+    sim.configure({"faults": [fault], "markets": ["BTC", FX_SYMBOL]})
     rejections = _rejections(source.snapshot())
     bad = {name for name, why in rejections.items() if why is not None}
     assert bad == {"upbit:BTC", "binance:BTC", f"upbit:{FX_SYMBOL}"}
@@ -174,7 +174,7 @@ def test_bad_books_surface_for_rejection(
 
 def test_stale_books_age_from_the_freeze(sim: SimProcess, source: CcxtSource) -> None:
     source.snapshot()
-    sim.faults(faults=["stale"], markets=["ETH"])
+    sim.configure({"faults": ["stale"], "markets": ["ETH"]})
     frozen_at = time.time()
     deadline = frozen_at + 10.0
     rejections = _rejections(source.snapshot(), max_age_ms=1500)
@@ -186,7 +186,9 @@ def test_stale_books_age_from_the_freeze(sim: SimProcess, source: CcxtSource) ->
 
 
 def test_sim_prints_its_url_first_and_exits_0_on_sigterm() -> None:
-    server = SimProcess("--seed", "1", "--symbols", "BTC,ETH", "--fault", "crossed", "--latency-ms", "5")
+    server = start_exchange_sim(
+        "--seed", "1", "--symbols", "BTC,ETH", "--fault", "crossed", "--latency-ms", "5"
+    )
     try:
         stats = server.stats()
         assert (stats["faults"], stats["latency_ms"]) == (["crossed"], 5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaos import ChaosCampaign
+from gates.chaos.fixture import ChaosCampaign
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

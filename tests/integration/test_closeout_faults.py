@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.services import ServiceEndpoints
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.engine_process import (
     EngineProcess,
     arbitrage_lines,
@@ -25,7 +26,6 @@ from tests.support.engine_process import (
     sealed_manifest,
     wait_for,
 )
-from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def _open_trades(engine: EngineProcess) -> dict[str, str]:
 def test_rejected_book_at_stop_closes_on_the_last_usable_book_or_reports_the_position_open(
     kind: str, server: ServiceEndpoints, tmp_path: Path
 ) -> None:
-    sim = SimProcess("--seed", "5")
+    sim = start_exchange_sim("--seed", "5")
     try:
         engine = EngineProcess(
             tmp_path, server, "--market", "ccxt", "--exchange-url", sim.url, "--duration", "90s",
@@ -83,9 +83,9 @@ def test_rejected_book_at_stop_closes_on_the_last_usable_book_or_reports_the_pos
         assert engine.alive(), engine.stderr
         held = sorted(set(_open_trades(engine).values()))
         old, recent = held[0], held[1]
-        sim.faults(faults=[kind], markets=[old])
+        sim.configure({"faults": [kind], "markets": [old]})
         _fetched_under_fault(sim, engine, time.monotonic(), STALE_WAIT_SEC)
-        sim.faults(faults=[kind], markets=[old, recent])
+        sim.configure({"faults": [kind], "markets": [old, recent]})
         _fetched_under_fault(sim, engine, time.monotonic(), 0.0)
         assert sim.stats()["faulted"].get(kind, 0) > 0
         engine.process.terminate()

@@ -16,7 +16,7 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.fetcher import POLL_SEC, DeadlineFetcher
 from arbitrage.market.synthetic import SyntheticSource
 from arbitrage.market.universe import top_n
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ SLACK_SEC = 0.5
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "5")
+    server = start_exchange_sim("--seed", "5")
     try:
         yield server
     finally:
@@ -38,15 +38,15 @@ def sim() -> Iterator[SimProcess]:
 @pytest.fixture
 def fetcher(sim: SimProcess) -> Iterator[DeadlineFetcher]:
     """A fetcher on a ccxt source whose markets are loaded, then a venue answering in LATENCY_MS."""
-    sim.faults(faults=[], latency_ms=0)
+    sim.configure({"faults": [], "latency_ms": 0})
     fetcher = DeadlineFetcher(CcxtSource(SYMBOLS, sim.url, timeout_sec=5.0))
     assert fetcher.fetch(None, threading.Event()) is not None
-    sim.faults(latency_ms=LATENCY_MS)
+    sim.configure({"latency_ms": LATENCY_MS})
     try:
         yield fetcher
     finally:
         fetcher.close()
-        sim.faults(faults=[], latency_ms=0)
+        sim.configure({"faults": [], "latency_ms": 0})
 
 
 def _orderbook_requests(sim: SimProcess) -> int:

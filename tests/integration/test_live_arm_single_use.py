@@ -17,16 +17,16 @@ from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import KEY_VARS
 from arbitrage.services import ServiceEndpoints
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.integration.test_live_run import armed_env
 from tests.support.databases import fresh_database
-from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "5")
+    server = start_exchange_sim("--seed", "5")
     try:
         yield server
     finally:

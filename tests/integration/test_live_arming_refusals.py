@@ -25,8 +25,8 @@ from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.services import ServiceEndpoints
+from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
-from tests.support.sim_process import SimProcess
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ class PrivateCallCounter(Protocol):
 @pytest.fixture
 def exchange_simulator() -> Iterator[PrivateCallCounter | None]:
     """A fresh simulator per case, so its private request count is the case's own."""
-    sim = SimProcess("--seed", "5")
+    sim = start_exchange_sim("--seed", "5")
     try:
         yield sim
     finally:

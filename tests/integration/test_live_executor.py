@@ -19,7 +19,7 @@ from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ SIM_ARGS = ("--seed", "11", "--symbols", "BTC,ETH")
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess(*SIM_ARGS)
+    server = start_exchange_sim(*SIM_ARGS)
     try:
         yield server
     finally:
@@ -93,7 +93,7 @@ def test_armed_round_trip_places_signed_orders_the_ledger_matches(
         closed = live.exit(ExitIntent(position, close_quote, "threshold"), opened)
     finally:
         live.close()
-    stats = sim.control("stats")
+    stats = sim.stats()
     assert stats["private_requests"] == {"GET /v1/order": 2, "POST /api/v3/order": 2, "POST /v1/orders": 2}
     orders = stats["orders"]
     assert len(orders) == 4
@@ -123,7 +123,7 @@ def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: SimProcess, sou
         live.close()
     assert isinstance(result, Rejected), result
     assert "-1022" in result.reason and "not-the-secret" not in result.reason
-    stats = sim.control("stats")
+    stats = sim.stats()
     assert stats["private_requests"] == {"POST /api/v3/order": 1}
     assert stats["orders"] == []
 
@@ -140,7 +140,7 @@ def test_wrong_upbit_key_fails_the_second_leg_and_unwinds_the_first(
     assert isinstance(result, LegFailure), result
     assert result.failed_venue == "upbit" and "invalid_access_key" in result.reason
     assert result.unwind is not None
-    stats = sim.control("stats")
+    stats = sim.stats()
     assert stats["private_requests"] == {"POST /api/v3/order": 2, "POST /v1/orders": 1}
     first, unwind = stats["orders"]
     assert_recorded(first, result.filled)
@@ -156,7 +156,7 @@ def test_kill_switch_blocking_sends_no_private_request(sim: SimProcess, source: 
     finally:
         live.close()
     assert isinstance(result, Rejected) and "kill switch" in result.reason
-    stats = sim.control("stats")
+    stats = sim.stats()
     assert stats["private_requests"] == {}
     assert stats["orders"] == []
     served = set(stats["requests"])
@@ -165,7 +165,7 @@ def test_kill_switch_blocking_sends_no_private_request(sim: SimProcess, source: 
 
 
 def test_refused_second_leg_records_the_unwind_order(sim: SimProcess, source: CcxtSource) -> None:
-    sim.control("faults", {"reject_orders": ["upbit"]})
+    sim.configure({"reject_orders": ["upbit"]})
     live = executor(sim, source)
     try:
         snapshot = source.snapshot()
@@ -175,7 +175,7 @@ def test_refused_second_leg_records_the_unwind_order(sim: SimProcess, source: Cc
     assert isinstance(result, LegFailure), result
     assert "insufficient_funds_bid" in result.reason
     assert result.unwind is not None
-    orders = sim.control("stats")["orders"]
+    orders = sim.stats()["orders"]
     assert [(o["venue"], o["side"]) for o in orders] == [("binance", "sell"), ("binance", "buy")]
     assert_recorded(orders[1], result.unwind)
 
@@ -186,7 +186,7 @@ def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: SimProcess, sourc
         snapshot = source.snapshot()
         opened = live.enter(entry(snapshot), snapshot)
         assert isinstance(opened, PairFill), opened
-        sim.control("faults", {"reject_orders": ["upbit"]})
+        sim.configure({"reject_orders": ["upbit"]})
         position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
         close_quote = exit_quote(source.snapshot(), position, FEES)
         assert close_quote is not None
@@ -196,11 +196,11 @@ def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: SimProcess, sourc
         live.close()
     assert failure.value.failed_venue == "upbit"
     assert failure.value.filled is not None
-    assert_recorded(sim.control("stats")["orders"][-1], failure.value.filled)
+    assert_recorded(sim.stats()["orders"][-1], failure.value.filled)
 
 
 def test_sim_key_options_replace_the_default_test_keys() -> None:
-    server = SimProcess(*SIM_ARGS, "--api-key", "ci-binance-key", "--api-secret", "ci-binance-secret")
+    server = start_exchange_sim(*SIM_ARGS, "--api-key", "ci-binance-key", "--api-secret", "ci-binance-secret")
     try:
         src = CcxtSource(SYMBOLS, server.url)
         try:
@@ -219,7 +219,7 @@ def test_sim_key_options_replace_the_default_test_keys() -> None:
                 accepted.close()
         finally:
             src.close()
-        stats = server.control("stats")
+        stats = server.stats()
     finally:
         server.stop()
     assert isinstance(result, Rejected) and "-2015" in result.reason

@@ -17,7 +17,7 @@ import pytest
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
 from harness.engine import EngineLauncher
-from tests.support.sim_process import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -34,7 +34,7 @@ SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order", "GET /v1/accounts", "G
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "3", "--premium-half-life-sec", "1")
+    server = start_exchange_sim("--seed", "3", "--premium-half-life-sec", "1")
     try:
         yield server
     finally:

@@ -18,8 +18,8 @@ import pytest
 
 from arbitrage.ledger import connect
 from harness.engine import EngineLauncher, EngineProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.integration.test_live_run import armed_env, deactivate_kill_switch
-from tests.support.sim_process import SimProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -72,7 +72,7 @@ def test_a_paper_phase1_rehearsal_passes_its_checks(engine: EngineLauncher, post
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = SimProcess("--seed", "3")
+    server = start_exchange_sim("--seed", "3")
     try:
         yield server
     finally:

@@ -30,8 +30,8 @@ from evidence.addendum import addendum_problems
 from evidence.completeness import completeness_problems
 from evidence.writer import file_digest
 from harness.engine import EngineLauncher
+from harness.exchange_sim.client import SimProcess
 from tests.integration.test_live_run import DURATION_SEC, SIM_KEYS, armed_env, deactivate_kill_switch, sim
-from tests.support.sim_process import SimProcess
 
 __all__ = ["sim"]
 

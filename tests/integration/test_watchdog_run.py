@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from arbitrage.market.sim_client import ExchangeSim
 from evidence.names import HEARTBEAT, METRICS_SNAPSHOT
 from evidence.reader import read_jsonl
 from harness.assertions import assert_db_invariant, assert_evidence_complete, assert_heartbeat_density
 from harness.engine import EngineLauncher, EngineProcess
+from harness.exchange_sim.client import SimProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -39,7 +39,7 @@ def wait_for_level(run: EngineProcess, level: str, timeout: float) -> None:
 @pytest.mark.allow_log("ERROR", r"left open at stop: last usable book is [\d.]+s old")
 @pytest.mark.allow_log("CRITICAL", r"^watchdog ERROR -> CRITICAL after 3 consecutive ERROR")
 def test_slow_venue_escalates_the_watchdog_to_a_graceful_stop(
-    engine: EngineLauncher, exchange_sim: ExchangeSim, postgres_dsn: str
+    engine: EngineLauncher, exchange_sim: SimProcess, postgres_dsn: str
 ) -> None:
     run = engine(env={"ARB_WARN_POLICY": "continue", "ARB_WATCHDOG__EVALUATE_INTERVAL_SEC": "1"}).start(
         ["--market", "ccxt", "--exchange-url", exchange_sim.url, "--duration", "120s",

@@ -4,6 +4,8 @@
   config package, and no database, cache, exchange, metrics, process or plotting library;
 - `arbitrage` imports neither `harness` nor `gates`, except its command line (`arbitrage/cli.py`),
   the composition point that adds their commands;
+- the exchange simulator (`harness/exchange_sim/`) is test infrastructure: no module of `arbitrage`
+  but the composition point names it, and that one only to add `arbitrage sim`;
 - `evidence` imports none of `arbitrage`, `harness` and `gates`;
 - the four packages import each other without a cycle.
 """
@@ -22,6 +24,7 @@ RUNTIME_LIBRARIES = frozenset(
     {"psycopg", "psycopg_binary", "redis", "ccxt", "prometheus_client", "psutil", "matplotlib", "aiohttp"}
 )
 COMPOSITION_POINT = "arbitrage/cli.py"
+SIMULATOR = "harness.exchange_sim"
 """The one `arbitrage` module allowed to import `harness` and `gates`: it registers their commands."""
 KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
 """(module file, imported module) pairs that break a rule today and are left for later; none."""
@@ -91,6 +94,22 @@ def test_the_composition_point_is_where_gates_come_in() -> None:
     modules = {module for _, module in imports_of(ROOT / COMPOSITION_POINT)}
     cli_text = (ROOT / COMPOSITION_POINT).read_text(encoding="utf-8")
     assert "gates.verify_command" in cli_text or any(m.startswith("gates.") for m in modules)
+
+
+def test_no_engine_module_but_the_composition_point_imports_the_simulator() -> None:
+    assert violations("arbitrage", (SIMULATOR,), frozenset({COMPOSITION_POINT})) == []
+
+
+def test_the_engine_names_the_simulator_only_to_add_its_command() -> None:
+    """Also catches a module name in a string (an `import_module` over a list, as the CLI's own)."""
+    named = [
+        path.relative_to(ROOT).as_posix()
+        for path in sources("arbitrage")
+        if SIMULATOR in path.read_text(encoding="utf-8")
+    ]
+    assert named == [COMPOSITION_POINT]
+    cli_text = (ROOT / COMPOSITION_POINT).read_text(encoding="utf-8")
+    assert cli_text.count(SIMULATOR) == 1 and f'"{SIMULATOR}.command"' in cli_text
 
 
 def test_evidence_imports_none_of_the_other_packages() -> None:

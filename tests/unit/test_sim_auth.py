@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from ccxt.base.exchange import Exchange
 
-from arbitrage.market.sim_private import (
+from harness.exchange_sim.auth import (
     AuthError,
     SimKeys,
     binance_signature,

@@ -19,13 +19,15 @@ import ccxt
 import pytest
 
 from arbitrage.cli import main
-from arbitrage.market import sim_dialects
 from arbitrage.market.book import OrderBook
 from arbitrage.market.ccxt_source import point_at
 from arbitrage.market.model import MarketModel
-from arbitrage.market.sim_command import FAULT_CHOICES
-from arbitrage.market.simulator import FAULT_KINDS, ExchangeSim, SimServer
 from arbitrage.market.universe import FX_SYMBOL, UNIVERSE
+from harness.exchange_sim import dialects
+from harness.exchange_sim.command import FAULT_CHOICES
+from harness.exchange_sim.control import FAULT_KINDS
+from harness.exchange_sim.exchange import ExchangeSim
+from harness.exchange_sim.server import SimServer
 
 SEED = 11
 SYMBOLS = ("BTC", "ETH", "XRP", "SHIB", "BCH")
@@ -108,7 +110,7 @@ def test_books_parse_through_ccxt_level_for_level(tick: int, clock: Clock, upbit
         parsed = binance.fetch_order_book(f"{symbol}/USDT", 20)
         assert _levels(parsed["bids"]) == book.bids, symbol
         assert _levels(parsed["asks"]) == book.asks, symbol
-        assert parsed["nonce"] == sim_dialects.binance_update_id(tick, SYMBOLS.index(symbol))
+        assert parsed["nonce"] == dialects.binance_update_id(tick, SYMBOLS.index(symbol))
         assert parsed["timestamp"] is None
 
 

@@ -19,7 +19,7 @@ FAULT_CHOICES = (
     "stale", "halted", "empty", "crossed", "negative", "nan",
     "lost_reply", "lost_order", "lookup_down",
 )  # fmt: skip
-"""Kept equal to `simulator.FAULT_KINDS` (a test checks it) so parsing flags imports nothing heavy."""
+"""Kept equal to `control.FAULT_KINDS` (a test checks it) so parsing flags imports nothing heavy."""
 
 
 def _port(text: str) -> int:
@@ -147,7 +147,7 @@ def serving_line(url: str, args: argparse.Namespace, symbols: Sequence[str]) -> 
 
 
 def _chosen_retry_after(flag: float | str | None) -> float | None:
-    from arbitrage.market.sim_dialects import BAN_SECONDS
+    from harness.exchange_sim.dialects import BAN_SECONDS
 
     if flag is None:
         return BAN_SECONDS
@@ -160,9 +160,10 @@ def _run(args: argparse.Namespace) -> int:
     import threading
 
     from arbitrage.market.model import PREMIUM_HALF_LIFE_SEC
-    from arbitrage.market.sim_private import SimKeys
-    from arbitrage.market.simulator import ExchangeSim, SimServer
     from arbitrage.market.universe import top_n
+    from harness.exchange_sim.auth import SimKeys
+    from harness.exchange_sim.exchange import ExchangeSim
+    from harness.exchange_sim.server import SimServer
 
     sim = ExchangeSim(
         args.seed,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Final
 
-from arbitrage.market import sim_dialects as d
+from harness.exchange_sim import dialects as d
 
 ORDER_FAULTS: Final = ("lost_reply", "lost_order", "lookup_down")
 ORDER_ROUTES: Final = frozenset({("POST", "/api/v3/order"), ("POST", "/v1/orders")})

@@ -1,8 +1,8 @@
-"""A client for `arbitrage sim` run as a subprocess: start it on a free port, drive its faults.
+"""The one client of `arbitrage sim` run as a subprocess: start it, drive its faults, read its counters.
 
-Chaos and the pytest fixtures both need a simulator they own and re-configure while an engine
-reads it; this is that client, with no pytest in it (the model behind the server is
-`arbitrage.market.simulator.ExchangeSim`; this `ExchangeSim` is the process and its control API).
+The pytest fixtures, chaos and the integration tests all need a simulator they own and
+re-configure while an engine reads it; this is that client, with no pytest in it (the simulator
+behind the process is `harness.exchange_sim.exchange.ExchangeSim`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SimUnavailable(Exception):
     """This build's CLI has no ``arbitrage sim`` command."""
 
 
-class ExchangeSim:
+class SimProcess:
     """A running ``arbitrage sim`` and its control API (``/_control/stats``, ``/_control/faults``)."""
 
     def __init__(self, process: subprocess.Popen[str], url: str, logs: list[str]) -> None:
@@ -88,8 +88,17 @@ class ExchangeSim:
         """Back to a healthy exchange: no fault, no latency, no error rate, no refused orders."""
         self.configure(HEALTHY)
 
-    def stop(self) -> None:
-        """SIGTERM (the simulator exits 0 on it), SIGKILL if it is still there 5 s later."""
+    def private_requests(self) -> dict[str, int]:
+        """Every private (signed) request served, per "METHOD /path", refused ones included."""
+        requests: dict[str, int] = self.stats()["private_requests"]
+        return requests
+
+    def private_calls(self) -> int:
+        """How many private requests the simulator has served in all."""
+        return sum(self.private_requests().values())
+
+    def stop(self) -> int:
+        """SIGTERM (the simulator exits 0 on it), SIGKILL if it is still there 5 s later; the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -97,11 +106,12 @@ class ExchangeSim:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        return self.process.returncode
 
 
-def start_exchange_sim(seed: int = 7, cwd: Path | None = None, extra_args: Sequence[str] = ()) -> ExchangeSim:
-    """Start ``arbitrage sim`` on a free port (plus `extra_args`) and wait for its URL line."""
-    command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", "--seed", str(seed), *extra_args]
+def start_exchange_sim(*args: str, cwd: Path | None = None) -> SimProcess:
+    """Start ``arbitrage sim --port 0`` with the flags `args` and wait for its URL line."""
+    command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", *args]
     process = subprocess.Popen(
         command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, encoding="utf-8", errors="replace", start_new_session=True,
@@ -126,8 +136,8 @@ def start_exchange_sim(seed: int = 7, cwd: Path | None = None, extra_args: Seque
     except queue.Empty:
         line = None
     if line is not None and re.fullmatch(r"http://127\.0\.0\.1:\d+", line):
-        return ExchangeSim(process, line, logs)
-    sim = ExchangeSim(process, "", logs)
+        return SimProcess(process, line, logs)
+    sim = SimProcess(process, "", logs)
     sim.stop()
     text = "\n".join(logs[-20:])
     if process.returncode == 2 and "invalid choice: 'sim'" in text:

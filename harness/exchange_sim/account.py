@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from arbitrage.market import sim_dialects as d
 from arbitrage.market.universe import UNIVERSE
+from harness.exchange_sim import dialects as d
 
 EIGHT: Final = Decimal("0.00000001")
 INITIAL_COIN_UNITS: Final = Decimal(1000)
