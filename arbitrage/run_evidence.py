@@ -15,6 +15,7 @@ import os
 import platform
 import secrets
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,9 @@ from evidence.writer import FileDigest, atomic_write_json, file_digest
 log = logging.getLogger("arbitrage.evidence")
 
 _VERSIONED = ("psycopg", "redis", "ccxt", "pydantic", "jsonschema")
+_OWN_VERSION_ATTRIBUTE = frozenset({"psycopg", "redis", "ccxt", "pydantic"})
+"""Distributions whose top-level module states the distribution's version as `__version__`
+(jsonschema's is deprecated and warns)."""
 
 
 def new_run_id(phase: str, now: datetime | None = None) -> str:
@@ -56,11 +60,22 @@ def versions() -> dict[str, str]:
     """Versions of Python and of the packages whose behaviour the evidence depends on."""
     found = {"python": platform.python_version(), "arbitrage-harness": __version__}
     for dist in _VERSIONED:
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = "absent"
+        found[dist] = _loaded_version(dist) or _installed_version(dist)
     return found
+
+
+def _loaded_version(dist: str) -> str | None:
+    """The version a module this process has already imported states (no search of sys.path)."""
+    module = sys.modules.get(dist) if dist in _OWN_VERSION_ATTRIBUTE else None
+    version = getattr(module, "__version__", None)
+    return version if isinstance(version, str) else None
+
+
+def _installed_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def percentiles(samples: list[float]) -> dict[str, float | None]:
