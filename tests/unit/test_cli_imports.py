@@ -51,10 +51,7 @@ RUN_NEVER_LOADS = (
 """What a paper run on the synthetic market does not need: the readers' JSON Schema validator (the
 engine checks its documents with their models), the exchange client, the report and the harness."""
 
-RUN_GATES_MODULES = {
-    "gates", "gates.chaos", "gates.chaos.model", "gates.chaos.schedule", "gates.chaos_command",
-    "gates.health_defaults", "gates.verify_command",
-}  # fmt: skip
+RUN_GATES_MODULES = {"gates", "gates.chaos_command", "gates.health_defaults", "gates.verify_command"}
 """The only `gates` modules a run loads: the subcommands' registration, for the parser."""
 
 _PROBE = """
