@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from arbitrage import stop_request
+from arbitrage import __version__, stop_request
 
 if TYPE_CHECKING:
     from arbitrage.config import LoadedConfig
@@ -255,18 +255,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 `set_defaults(handler=...)` with a `handler(args) -> int`. Their heavy imports stay inside the handler."""
 
 
-def package_version() -> str:
-    """The installed distribution's version (what `arbitrage --version` prints)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("arbitrage-harness")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 class _VersionAction(argparse.Action):
-    """`--version`: the installed version, looked up only when asked (the lookup loads importlib.metadata)."""
+    """`--version`: the package's own version (:data:`arbitrage.__version__`)."""
 
     def __call__(
         self,
@@ -275,7 +265,7 @@ class _VersionAction(argparse.Action):
         values: Any,
         option: str | None = None,
     ) -> None:
-        print(f"{parser.prog} {package_version()}", flush=True)
+        print(f"{parser.prog} {__version__}", flush=True)
         parser.exit(0)
 
 

@@ -22,6 +22,7 @@ from evidence.completeness import check_completeness
 from evidence.conditional_rule import PLANNED_STOPS
 from evidence.invariants import COMPLETENESS, InvariantResult, check_heartbeat_density, check_wallclock
 from evidence.ledger_rule import ENGINE_ACKNOWLEDGED, LedgerClaims, LegCounts, check_ledger
+from evidence.schema import document_errors
 
 log = logging.getLogger("arbitrage.closeout")
 
@@ -179,14 +180,14 @@ def _flush(
     pending = InvariantResult(COMPLETENESS, True, False, "unchecked", "4/4", "not checked yet")
     evidence.write(names.CHAIN_SUMMARY, facts.summary([*measured, pending]))
     evidence.seal("failed")
-    summary = facts.summary([*measured, check_completeness(evidence.path)])
+    summary = facts.summary([*measured, check_completeness(evidence.path, check=document_errors)])
     evidence.write(names.CHAIN_SUMMARY, summary)
     exit_code = int(summary["exit_code"])
     status = "ended" if exit_code == 0 else "failed"
     if finalize is not None:
         finalize(exit_code, status)
     evidence.seal(status)
-    final = check_completeness(evidence.path)
+    final = check_completeness(evidence.path, check=document_errors)
     if final.failed:
         log.error("evidence incomplete after the final flush: %s", final.detail)
         exit_code = 1

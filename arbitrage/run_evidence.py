@@ -15,20 +15,24 @@ import os
 import platform
 import secrets
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from arbitrage import __version__
 from evidence import names
 from evidence.documents import DOCUMENTS
+from evidence.schema import document_errors
 from evidence.writer import FileDigest, atomic_write_json, file_digest
 
 log = logging.getLogger("arbitrage.evidence")
 
-_VERSIONED = ("arbitrage-harness", "psycopg", "redis", "ccxt", "pydantic", "jsonschema")
+_VERSIONED = ("psycopg", "redis", "ccxt", "pydantic", "jsonschema")
+_OWN_VERSION_ATTRIBUTE = frozenset({"psycopg", "redis", "ccxt", "pydantic"})
+"""Distributions whose top-level module states the distribution's version as `__version__`
+(jsonschema's is deprecated and warns)."""
 
 
 def new_run_id(phase: str, now: datetime | None = None) -> str:
@@ -54,13 +58,24 @@ def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages whose behaviour the evidence depends on."""
-    found = {"python": platform.python_version()}
+    found = {"python": platform.python_version(), "arbitrage-harness": __version__}
     for dist in _VERSIONED:
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = "absent"
+        found[dist] = _loaded_version(dist) or _installed_version(dist)
     return found
+
+
+def _loaded_version(dist: str) -> str | None:
+    """The version a module this process has already imported states (no search of sys.path)."""
+    module = sys.modules.get(dist) if dist in _OWN_VERSION_ATTRIBUTE else None
+    version = getattr(module, "__version__", None)
+    return version if isinstance(version, str) else None
+
+
+def _installed_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def percentiles(samples: list[float]) -> dict[str, float | None]:
@@ -185,12 +200,9 @@ class EvidenceDir:
     def write(self, name: str, document: dict[str, Any]) -> None:
         """Write one document, checked against its model first: a document that breaks the contract
         is still written (it is the run's evidence) and logged as the engine's own error."""
-        model = DOCUMENTS.get(name)
-        if model is not None:
-            try:
-                model.model_validate(document)
-            except ValidationError as exc:
-                log.error("%s breaks its contract: %s", name, str(exc).splitlines()[0:3])
+        problems = document_errors(name, document) if name in DOCUMENTS else []
+        if problems:
+            log.error("%s breaks its contract: %s", name, "; ".join(problems[:3]))
         atomic_write_json(self.path / name, document)
 
     def seal(self, status: str) -> None:

@@ -95,13 +95,15 @@ class RunState:
         return True
 
     def registry(self) -> dict[str, dict[str, str]]:
-        """Every registered run and its fields (for preflight and the harness)."""
-        runs: dict[str, dict[str, str]] = {}
+        """Every registered run and its fields (for preflight and the harness), in two round trips
+        however many runs the registry holds."""
         members: set[str] = self._client.smembers(self.key("runs"))  # type: ignore[assignment]
-        for run_id in sorted(members):
-            fields: dict[str, str] = self._client.hgetall(self.key("run", run_id))  # type: ignore[assignment]
-            runs[run_id] = fields
-        return runs
+        run_ids = sorted(members)
+        pipe = self._client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hgetall(self.key("run", run_id))
+        fields: list[dict[str, str]] = pipe.execute()
+        return dict(zip(run_ids, fields, strict=True))
 
     def close(self) -> None:
         self._client.close()

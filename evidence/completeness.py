@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 from evidence.invariants import COMPLETENESS, InvariantResult
 from evidence.names import HEARTBEAT, MANIFEST, MINIMUM_SET, NEVER_SEALED
 from evidence.reader import CorruptEvidenceError, read_json, read_jsonl
-from evidence.schema import validation_errors
+from evidence.schema import DocumentCheck, validation_errors
 from evidence.writer import file_digest
 
 ProblemKind = Literal[
@@ -42,7 +42,9 @@ class Problem:
         return f"{self.file}: {self.detail}"
 
 
-def _content_problems(path: Path, name: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+def _content_problems(
+    path: Path, name: str, check: DocumentCheck
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     try:
         if name == HEARTBEAT:
             records = read_jsonl(path).records
@@ -50,7 +52,7 @@ def _content_problems(path: Path, name: str) -> tuple[dict[str, Any] | None, lis
                 return None, [Problem(name, "corrupt", "no complete records")]
             errors: list[str] = []
             for number, record in enumerate(records, start=1):
-                errors += validation_errors(name, record, location=f"line {number}")
+                errors += check(name, record, location=f"line {number}")
             return None, [Problem(name, "schema", e) for e in errors]
         document = read_json(path)
     except CorruptEvidenceError as exc:
@@ -58,17 +60,19 @@ def _content_problems(path: Path, name: str) -> tuple[dict[str, Any] | None, lis
         return None, [Problem(name, "corrupt", f"{where}corrupt: {exc.reason}")]
     except OSError as exc:
         return None, [Problem(name, "unreadable", f"unreadable: {exc.strerror or exc}")]
-    errors = validation_errors(name, document)
+    errors = check(name, document)
     return document, [Problem(name, "schema", e.removeprefix(f"{name}: ")) for e in errors]
 
 
-def _minimum_file(evidence_dir: Path, name: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+def _minimum_file(
+    evidence_dir: Path, name: str, check: DocumentCheck
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     path = evidence_dir / name
     if not path.is_file():
         return None, [Problem(name, "missing", "missing")]
     if path.stat().st_size == 0:
         return None, [Problem(name, "empty", "empty")]
-    return _content_problems(path, name)
+    return _content_problems(path, name, check)
 
 
 def seal_problems(evidence_dir: Path, manifest: Mapping[str, Any] | None) -> list[Problem]:
@@ -114,12 +118,16 @@ def seal_problems(evidence_dir: Path, manifest: Mapping[str, Any] | None) -> lis
     return problems
 
 
-def completeness_problems(evidence_dir: Path, *, verify_hashes: bool = True) -> list[Problem]:
+def completeness_problems(
+    evidence_dir: Path, *, verify_hashes: bool = True, check: DocumentCheck = validation_errors
+) -> list[Problem]:
     """Every minimum-set file must exist, be non-empty, parse and match its schema; with
     ``verify_hashes`` every file must also match the manifest's seal.
 
     Heartbeat lines are read with the tolerant reader (a torn final append is allowed) and each
     record is schema-checked. ``verify_hashes=False`` is for before the final manifest exists.
+    ``check`` is the shipped schema for readers; the engine passes the models' equal rule
+    (:func:`evidence.schema.document_errors`) for the documents it has just written.
     """
     evidence_dir = Path(evidence_dir)
     if not evidence_dir.is_dir():
@@ -127,7 +135,7 @@ def completeness_problems(evidence_dir: Path, *, verify_hashes: bool = True) -> 
     manifest: dict[str, Any] | None = None
     problems: list[Problem] = []
     for name in sorted(MINIMUM_SET, key=lambda n: n != MANIFEST):
-        document, found = _minimum_file(evidence_dir, name)
+        document, found = _minimum_file(evidence_dir, name, check)
         if name == MANIFEST:
             manifest = document
         problems += found
@@ -143,9 +151,11 @@ def summarize(problems: list[Problem]) -> str:
     return shown + more
 
 
-def check_completeness(evidence_dir: Path, *, verify_hashes: bool = True) -> InvariantResult:
+def check_completeness(
+    evidence_dir: Path, *, verify_hashes: bool = True, check: DocumentCheck = validation_errors
+) -> InvariantResult:
     """The completeness invariant over :func:`completeness_problems`."""
-    problems = completeness_problems(evidence_dir, verify_hashes=verify_hashes)
+    problems = completeness_problems(evidence_dir, verify_hashes=verify_hashes, check=check)
     total = len(MINIMUM_SET)
     bad = {p.file for p in problems if p.file in MINIMUM_SET}
     ok = total - len(bad)

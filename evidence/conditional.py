@@ -21,7 +21,10 @@ Direction = Literal["upbit_rich", "binance_rich"]
 
 
 class _Document(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of the conditional documents. Most runs write none of them, so each model's validator
+    is built when first used, not when the engine imports the module."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # -- stop_reason_snapshot.json --------------------------------------------------------------------

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from evidence.invariants import INVARIANT_NAMES
 from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
@@ -27,6 +27,10 @@ IsoTimestamp = Annotated[str, Field(pattern=_ISO_PATTERN, json_schema_extra={"fo
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Measure = float | str | None
 Phase = Literal["smoke", "baseline", "longrun"]
+
+WRITTEN: Final[Mapping[str, bool]] = {"written": True}
+"""Validation context for a document as written now (not as read back from an older run): the
+readers' allowances for older layouts do not apply, so the model accepts what the schema does."""
 
 
 class EvidenceDocument(BaseModel):
@@ -93,10 +97,12 @@ class Manifest(EvidenceDocument):
 
     @model_validator(mode="before")
     @classmethod
-    def _typed_from_config(cls, data: Any) -> Any:
+    def _typed_from_config(cls, data: Any, info: ValidationInfo) -> Any:
         """Manifests written before the typed fields existed carry them only inside ``config``."""
-        if not isinstance(data, dict) or (
-            "heartbeat_interval_seconds" in data and "expected_duration_seconds" in data
+        if (
+            not isinstance(data, dict)
+            or info.context is WRITTEN
+            or ("heartbeat_interval_seconds" in data and "expected_duration_seconds" in data)
         ):
             return data
         filled = dict(data)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from arbitrage.cli import duration_seconds
-from gates.chaos.schedule import format_fault_list, parse_fault_list, parse_shard
 
 if TYPE_CHECKING:
     from gates.chaos.model import ChaosOptions, RunOutcome, Schedule
@@ -58,6 +57,20 @@ def _usage_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return checked
 
 
+def _fault_list(text: str) -> tuple[str, ...]:
+    """`--faults`, parsed by the schedule, which loads only when the flag is given."""
+    from gates.chaos.schedule import parse_fault_list
+
+    return parse_fault_list(text)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """`--shard`, parsed by the schedule, which loads only when the flag is given."""
+    from gates.chaos.schedule import parse_shard
+
+    return parse_shard(text)
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the `chaos` subcommand."""
     chaos = sub.add_parser("chaos", help="seeded fault runs judged by an independent checker")
@@ -68,7 +81,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     chaos.add_argument(
         "--faults",
-        type=_usage_type(parse_fault_list),
+        type=_usage_type(_fault_list),
         metavar="LIST",
         help="comma-separated kinds or groups (pg, redis, exchange, process, disk, all; default all)",
     )
@@ -76,7 +89,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     pick.add_argument("--only", type=_count("run index", 0), metavar="K", help="run only plan K (0-based)")
     pick.add_argument(
         "--shard",
-        type=_usage_type(parse_shard),
+        type=_usage_type(_shard),
         metavar="i/n",
         help="run every n-th plan from the i-th (1-based)",
     )
@@ -155,7 +168,7 @@ def _finish(report: dict[str, Any], directory: Path) -> int:
 def run_chaos(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """The campaign itself; `runner` defaults to `gates.chaos.runner.run_campaign`."""
     from gates.chaos.model import FAULT_KINDS, Schedule
-    from gates.chaos.schedule import build_schedule, replay_command, shard
+    from gates.chaos.schedule import build_schedule, format_fault_list, replay_command, shard
 
     runs = args.runs or DEFAULT_RUNS
     seed = DEFAULT_SEED if args.seed is None else args.seed

@@ -10,14 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from evidence import names
 from evidence.documents import Manifest, beat_epoch, parse_document
 from evidence.reader import CorruptEvidenceError, read_json, read_jsonl
-
-DEFAULT_MAX_AGE_SECONDS: Final = 65.0
-DEFAULT_STALL_BEATS: Final = 3
+from gates.health_defaults import DEFAULT_MAX_AGE_SECONDS, DEFAULT_STALL_BEATS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gates.healthcheck import DEFAULT_MAX_AGE_SECONDS, DEFAULT_STALL_BEATS
+from gates.health_defaults import DEFAULT_MAX_AGE_SECONDS, DEFAULT_STALL_BEATS
 
 
 def _positive_float(text: str) -> float:

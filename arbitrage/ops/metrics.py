@@ -10,7 +10,6 @@ except the ten of D98 §3.1, which keep the runbook's spelling (`D98_LINT_EXCEPT
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 from prometheus_client.metrics_core import Metric
 
+from arbitrage import __version__
 from arbitrage.config.metrics import MetricsConfig
 from arbitrage.ops.sysmon import ResourceSample
 from arbitrage.ops.watchdog import Level
@@ -78,13 +78,6 @@ LATENCY_BUCKETS_SECONDS: Final[tuple[float, ...]] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Histogram bounds; 0.05 and 0.1 are D77-4's yellow and red lines for the loop latency p99."""
-
-
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("arbitrage-harness")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class _DocumentedSeries(CollectorRegistry):
@@ -187,7 +180,7 @@ class EngineMetrics:
     def set_run_info(self, *, run_id: str, phase: str, mode: str, version: str | None = None) -> None:
         """Name the run in `arbitrage_run_info` (version: the installed package's, unless given)."""
         self.run_info.info(
-            {"run_id": run_id, "phase": phase, "mode": mode, "version": version or _package_version()}
+            {"run_id": run_id, "phase": phase, "mode": mode, "version": version or __version__}
         )
 
     def observe_tick(self, latency_ms: float) -> None:

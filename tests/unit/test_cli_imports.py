@@ -1,4 +1,5 @@
-"""`arbitrage --help` and the command line's parsing load no database or cache client.
+"""`arbitrage --help` and the command line's parsing load no database or cache client, and a
+`--ticks 1` run loads only what a run uses.
 
 Each check runs in a fresh interpreter, because this process has long since imported both.
 """
@@ -6,8 +7,10 @@ Each check runs in a fresh interpreter, because this process has long since impo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +42,55 @@ def test_parsing_the_command_line_loads_no_database_or_cache_client(what: str) -
 
 def test_the_probe_sees_a_package_that_is_loaded() -> None:
     assert loaded_packages("import arbitrage.ledger") == ["psycopg", "redis"]
+
+
+RUN_NEVER_LOADS = (
+    "jsonschema", "referencing", "rpds", "jsonschema_specifications", "ccxt", "rich", "matplotlib",
+    "harness",
+)  # fmt: skip
+"""What a paper run on the synthetic market does not need: the readers' JSON Schema validator (the
+engine checks its documents with their models), the exchange client, the report and the harness."""
+
+RUN_GATES_MODULES = {"gates", "gates.chaos_command", "gates.health_defaults", "gates.verify_command"}
+"""The only `gates` modules a run loads: the subcommands' registration, for the parser."""
+
+_PROBE = """
+import atexit, json, runpy, sys
+out, sys.argv = sys.argv[1], ["arbitrage", *sys.argv[2:]]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+runpy.run_module("arbitrage", run_name="__main__", alter_sys=True)
+"""
+"""Runs `python -m arbitrage ARGS` and writes its sys.modules at exit (`console` runs the exit
+handlers before its quick exit)."""
+
+
+def run_imports(tmp_path: Path, dsn: str, url: str, prefix: str) -> set[str]:
+    """Every module a `--ticks 1` paper run has loaded when it exits."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ARB_") and k not in ("POSTGRES_DSN", "REDIS_URL")
+    }
+    env["ARB_SERVICES__REDIS_KEY_PREFIX"] = prefix
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), "run", "--ticks", "1", "--postgres-dsn", dsn,
+         "--redis-url", url, "--evidence-root", str(tmp_path / "evidence")],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "TICKS_COMPLETED" in done.stdout, done.stdout[-2000:]
+    loaded: list[str] = json.loads(out.read_text())
+    return set(loaded)
+
+
+def test_a_ticks_1_run_loads_what_a_run_uses_and_nothing_else(
+    tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
+) -> None:
+    modules = run_imports(tmp_path, postgres_dsn, redis_url, redis_key_prefix)
+    packages = {name.split(".")[0] for name in modules}
+    assert {"psycopg", "redis", "pydantic", "prometheus_client", "arbitrage", "evidence"} <= packages, (
+        "the probe must see what a run does load"
+    )
+    assert sorted(packages.intersection(RUN_NEVER_LOADS)) == []
+    assert {name for name in modules if name.split(".")[0] == "gates"} == RUN_GATES_MODULES

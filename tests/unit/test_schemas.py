@@ -162,59 +162,61 @@ def test_run_id_rejected(name: str, run_id: str) -> None:
     assert errors[0].startswith(f"{name}: run_id: '{run_id}' does not match")
 
 
-@pytest.mark.parametrize(
-    ("name", "overrides"),
-    [
-        (
-            MANIFEST,
-            {"ended_at": None, "duration_minutes": None, "ticks": None, "git_sha": None, "git_dirty": None},
-        ),
-        (
-            MANIFEST,
-            {"ended_at": "2025-01-01T01:00:00Z", "duration_minutes": 60, "ticks": None, "status": "running"},
-        ),
-        (MANIFEST, {"mode": "live", "phase": "longrun", "status": "failed", "git_sha": "abc1234"}),
-        (
-            CHAIN_SUMMARY,
-            {"expected_duration_seconds": None, "exit_code": 1, "net_pnl": {"krw": -5, "usd": -0.5}},
-        ),
-        (CHAIN_SUMMARY, {"expected_duration_seconds": 3600.0, "warnings": [], "warnings_count": 0}),
-        (HEARTBEAT, {"last_loop_ts": None, "event": "stop", "watchdog": "CRITICAL"}),
-        (KPI, {"loop_latency_ms": {"p50": None, "p95": None, "p99": None, "max": None}}),
-        (KPI, {"market_errors": {}, "rejected_books": {}, "net_pnl_krw": -1234.5}),
-    ],
-)
+ACCEPTED_OVERRIDES: list[tuple[str, dict[str, Any]]] = [
+    (
+        MANIFEST,
+        {"ended_at": None, "duration_minutes": None, "ticks": None, "git_sha": None, "git_dirty": None},
+    ),
+    (
+        MANIFEST,
+        {"ended_at": "2025-01-01T01:00:00Z", "duration_minutes": 60, "ticks": None, "status": "running"},
+    ),
+    (MANIFEST, {"mode": "live", "phase": "longrun", "status": "failed", "git_sha": "abc1234"}),
+    (
+        CHAIN_SUMMARY,
+        {"expected_duration_seconds": None, "exit_code": 1, "net_pnl": {"krw": -5, "usd": -0.5}},
+    ),
+    (CHAIN_SUMMARY, {"expected_duration_seconds": 3600.0, "warnings": [], "warnings_count": 0}),
+    (HEARTBEAT, {"last_loop_ts": None, "event": "stop", "watchdog": "CRITICAL"}),
+    (KPI, {"loop_latency_ms": {"p50": None, "p95": None, "p99": None, "max": None}}),
+    (KPI, {"market_errors": {}, "rejected_books": {}, "net_pnl_krw": -1234.5}),
+]
+"""Valid documents: a factory document with these overrides."""
+
+
+@pytest.mark.parametrize(("name", "overrides"), ACCEPTED_OVERRIDES)
 def test_nullable_and_enum_values_accepted(name: str, overrides: dict[str, Any]) -> None:
     assert validation_errors(name, {**valid(name), **overrides}) == []
 
 
-@pytest.mark.parametrize(
-    ("name", "field", "value", "problem"),
-    [
-        (MANIFEST, "schema_version", SCHEMA_VERSION + 1, f"{SCHEMA_VERSION} was expected"),
-        (MANIFEST, "phase", "canary", "'canary' is not one of ['smoke', 'baseline', 'longrun']"),
-        (MANIFEST, "mode", "sim", "'sim' is not one of ['paper', 'live']"),
-        (MANIFEST, "status", "done", "'done' is not one of ['running', 'ended', 'failed']"),
-        (MANIFEST, "started_at", "2025-01-01 00:00:00", "does not match"),
-        (MANIFEST, "seed", None, "None is not of type 'integer'"),
-        (MANIFEST, "config_hash", "AB" * 32, "does not match '^[0-9a-f]{64}$'"),
-        (MANIFEST, "config_hash", "a" * 63, "does not match '^[0-9a-f]{64}$'"),
-        (MANIFEST, "git_dirty", "no", "'no' is not of type 'boolean', 'null'"),
-        (MANIFEST, "config", [], "[] is not of type 'object'"),
-        (MANIFEST, "duration_minutes", 0, "0 is less than or equal to the minimum of 0"),
-        (CHAIN_SUMMARY, "exit_code", 2, "2 is not one of [0, 1]"),
-        (CHAIN_SUMMARY, "heartbeat_interval_seconds", 0, "0 is less than or equal to the minimum of 0"),
-        (CHAIN_SUMMARY, "duration_seconds", -1.0, "-1.0 is less than the minimum of 0"),
-        (CHAIN_SUMMARY, "closed_trades", 1.5, "1.5 is not of type 'integer'"),
-        (CHAIN_SUMMARY, "stop_reason", "", "should be non-empty"),
-        (HEARTBEAT, "event", "tick", "'tick' is not one of ['start', 'beat', 'stop']"),
-        (HEARTBEAT, "watchdog", "ok", "'ok' is not one of ['OK', 'WARN', 'ERROR', 'CRITICAL']"),
-        (HEARTBEAT, "seq", True, "True is not of type 'integer'"),
-        (HEARTBEAT, "loop_count", -1, "-1 is less than the minimum of 0"),
-        (KPI, "leg_unwinds", -2, "-2 is less than the minimum of 0"),
-        (KPI, "net_pnl_usd", "1.0", "'1.0' is not of type 'number'"),
-    ],
-)
+TOP_LEVEL_REJECTED: list[tuple[str, str, object, str]] = [
+    (MANIFEST, "schema_version", SCHEMA_VERSION + 1, f"{SCHEMA_VERSION} was expected"),
+    (MANIFEST, "phase", "canary", "'canary' is not one of ['smoke', 'baseline', 'longrun']"),
+    (MANIFEST, "mode", "sim", "'sim' is not one of ['paper', 'live']"),
+    (MANIFEST, "status", "done", "'done' is not one of ['running', 'ended', 'failed']"),
+    (MANIFEST, "started_at", "2025-01-01 00:00:00", "does not match"),
+    (MANIFEST, "seed", None, "None is not of type 'integer'"),
+    (MANIFEST, "config_hash", "AB" * 32, "does not match '^[0-9a-f]{64}$'"),
+    (MANIFEST, "config_hash", "a" * 63, "does not match '^[0-9a-f]{64}$'"),
+    (MANIFEST, "git_dirty", "no", "'no' is not of type 'boolean', 'null'"),
+    (MANIFEST, "config", [], "[] is not of type 'object'"),
+    (MANIFEST, "duration_minutes", 0, "0 is less than or equal to the minimum of 0"),
+    (CHAIN_SUMMARY, "exit_code", 2, "2 is not one of [0, 1]"),
+    (CHAIN_SUMMARY, "heartbeat_interval_seconds", 0, "0 is less than or equal to the minimum of 0"),
+    (CHAIN_SUMMARY, "duration_seconds", -1.0, "-1.0 is less than the minimum of 0"),
+    (CHAIN_SUMMARY, "closed_trades", 1.5, "1.5 is not of type 'integer'"),
+    (CHAIN_SUMMARY, "stop_reason", "", "should be non-empty"),
+    (HEARTBEAT, "event", "tick", "'tick' is not one of ['start', 'beat', 'stop']"),
+    (HEARTBEAT, "watchdog", "ok", "'ok' is not one of ['OK', 'WARN', 'ERROR', 'CRITICAL']"),
+    (HEARTBEAT, "seq", True, "True is not of type 'integer'"),
+    (HEARTBEAT, "loop_count", -1, "-1 is less than the minimum of 0"),
+    (KPI, "leg_unwinds", -2, "-2 is less than the minimum of 0"),
+    (KPI, "net_pnl_usd", "1.0", "'1.0' is not of type 'number'"),
+]
+"""(document, field, bad value, what the schema says about it)."""
+
+
+@pytest.mark.parametrize(("name", "field", "value", "problem"), TOP_LEVEL_REJECTED)
 def test_top_level_field_rejected(name: str, field: str, value: object, problem: str) -> None:
     document = valid(name)
     document[field] = value
@@ -224,38 +226,39 @@ def test_top_level_field_rejected(name: str, field: str, value: object, problem:
     assert problem in errors[0]
 
 
-@pytest.mark.parametrize(
-    ("name", "overrides", "expected"),
-    [
-        (
-            MANIFEST,
-            {"files": {KPI: {"sha256": "0" * 64, "bytes": -1}}},
-            "manifest.json: files.kpi.json.bytes: -1 is",
-        ),
-        (MANIFEST, {"files": {KPI: {"bytes": 10}}}, "manifest.json: files.kpi.json: 'sha256' is a required"),
-        (
-            MANIFEST,
-            {"versions": {"python": 3.11}},
-            "manifest.json: versions.python: 3.11 is not of type 'string'",
-        ),
-        (KPI, {"market_errors": {"upbit": -1}}, "kpi.json: market_errors.upbit: -1 is less than the minimum"),
-        (
-            KPI,
-            {"rejected_books": {"stale": "2"}},
-            "kpi.json: rejected_books.stale: '2' is not of type 'integer'",
-        ),
-        (
-            KPI,
-            {"loop_latency_ms": {"p50": 1, "p95": 2, "p99": 3}},
-            "kpi.json: loop_latency_ms: 'max' is a required",
-        ),
-        (
-            CHAIN_SUMMARY,
-            {"net_pnl": {"krw": 1.0}},
-            "chain_summary.json: net_pnl: 'usd' is a required property",
-        ),
-    ],
-)
+NESTED_REJECTED: list[tuple[str, dict[str, Any], str]] = [
+    (
+        MANIFEST,
+        {"files": {KPI: {"sha256": "0" * 64, "bytes": -1}}},
+        "manifest.json: files.kpi.json.bytes: -1 is",
+    ),
+    (MANIFEST, {"files": {KPI: {"bytes": 10}}}, "manifest.json: files.kpi.json: 'sha256' is a required"),
+    (
+        MANIFEST,
+        {"versions": {"python": 3.11}},
+        "manifest.json: versions.python: 3.11 is not of type 'string'",
+    ),
+    (KPI, {"market_errors": {"upbit": -1}}, "kpi.json: market_errors.upbit: -1 is less than the minimum"),
+    (
+        KPI,
+        {"rejected_books": {"stale": "2"}},
+        "kpi.json: rejected_books.stale: '2' is not of type 'integer'",
+    ),
+    (
+        KPI,
+        {"loop_latency_ms": {"p50": 1, "p95": 2, "p99": 3}},
+        "kpi.json: loop_latency_ms: 'max' is a required",
+    ),
+    (
+        CHAIN_SUMMARY,
+        {"net_pnl": {"krw": 1.0}},
+        "chain_summary.json: net_pnl: 'usd' is a required property",
+    ),
+]
+"""(document, overrides, the schema's message): a bad value below the top level."""
+
+
+@pytest.mark.parametrize(("name", "overrides", "expected"), NESTED_REJECTED)
 def test_nested_fields_rejected(name: str, overrides: dict[str, Any], expected: str) -> None:
     errors = validation_errors(name, {**valid(name), **overrides})
     assert len(errors) == 1, errors
