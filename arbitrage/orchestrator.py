@@ -33,7 +33,7 @@ from arbitrage.ledger import Ledger, LedgerUnavailable, first_line
 from arbitrage.live_setup import LivePlan, LiveSession, live_plan
 from arbitrage.logs import WarningCounter, attach_file_log
 from arbitrage.market.backoff import RateLimits
-from arbitrage.market.fetcher import DeadlineFetcher
+from arbitrage.market.fetcher import DeadlineFetcher, processing_ms
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
@@ -94,6 +94,7 @@ class Orchestrator:
         self.screen = BookScreen(int(config.run.book_max_age_sec * 1000))
         self.books = LastUsableBooks(self.screen.max_age_ms)
         self.latencies_ms: list[float] = []
+        self.processing_ms: list[float] = []
         self.loop_count = 0
         self.last_loop_ts: float | None = None
         self._progress = LoopProgress()
@@ -500,11 +501,15 @@ class Orchestrator:
                 if not self._stop.is_set():
                     self.request_stop("DURATION_REACHED")
                 break
+            if cfg.debug_tick_delay_sec > 0:
+                self._stop.wait(cfg.debug_tick_delay_sec)
             latency_ms = (time.perf_counter() - started) * 1000.0
+            vitals.last_processing_ms = processing = processing_ms(latency_ms, fetcher.last_wait_ms)
             if self._conditional is not None:
                 self._conditional.after_tick()
-            vitals.tick_started_at = None
+            vitals.tick_started_at = vitals.processing_started_at = None
             self.latencies_ms.append(latency_ms)
+            self.processing_ms.append(processing)
             self.loop_count += 1
             self.last_loop_ts = time.time()
             self._publish(trader)
@@ -519,8 +524,6 @@ class Orchestrator:
                 self.loop_count,
                 len(trader.portfolio.positions),
             )
-            if cfg.debug_tick_delay_sec > 0:
-                self._stop.wait(cfg.debug_tick_delay_sec)
             if cfg.ticks is None:
                 next_due += interval
                 wait = next_due - time.monotonic()
@@ -564,6 +567,7 @@ class Orchestrator:
             return True
         if snapshot is None:
             return False
+        vitals.processing_started_at = time.monotonic()
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is not None:
             self.books.remember(screened)
@@ -586,8 +590,9 @@ class Orchestrator:
         return trader.final_kpi() | {
             "run_id": self.run_id,
             "loop_count": self.loop_count,
-            "loop_latency_ms": percentiles(self.latencies_ms),
-            "loop_latency_histogram": latency_histogram(self.latencies_ms),
+            "loop_latency_ms": percentiles(self.processing_ms),
+            "loop_latency_histogram": latency_histogram(self.processing_ms),
+            "tick_duration_ms": percentiles(self.latencies_ms),
             "market_errors": dict(self.market_errors),
             "rejected_books": dict(self.screen.rejected),
             "abandoned_fetches": self.abandoned_fetches,

@@ -223,7 +223,7 @@ class DbCounts(_Part):
 
 
 class LoopLatency(_Part):
-    """Latency percentiles of the main loop; null when no loop iteration completed."""
+    """Percentiles (ms) of a per-tick time of the main loop; null when no loop iteration completed."""
 
     p50: Annotated[float, Field(ge=0)] | None
     p95: Annotated[float, Field(ge=0)] | None
@@ -260,7 +260,14 @@ class Kpi(EvidenceDocument):
     net_pnl_krw: float
     net_pnl_usd: float
     db_counts: DbCounts
-    loop_latency_ms: LoopLatency
+    loop_latency_ms: LoopLatency = Field(
+        description="D98's loop latency: the engine's processing time per tick, the market-data wait"
+        " (fetch and rate-limit wait) left out. In runs without tick_duration_ms, the whole tick."
+    )
+    tick_duration_ms: LoopLatency | None = Field(
+        default=None,
+        description="The whole tick, market-data wait included; absent in runs older than the split.",
+    )
     market_errors: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")
     rejected_books: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")
     leg_unwinds: Count

@@ -85,14 +85,17 @@ def test_a_live_phase1_run_against_the_simulator_passes_its_checks(
 ) -> None:
     deactivate_kill_switch(postgres_dsn)
     env = {k: v for k, v in armed_env().items() if not k.startswith("ARB_STRATEGY__")}
-    # Through ccxt over HTTP a loop takes about 0.5 s (ten books a tick, orders between): D98's 100 ms
-    # latency row would stop any live run after a minute, so this run raises it (see the README).
-    latency = {"ARB_ANOMALY__LOOP_LATENCY__THRESHOLD": "5000"}
-    run = engine(env={**env, **latency, "LIVE_MAX_NOTIONAL_USD": "200"})
+    run = engine(env={**env, "LIVE_MAX_NOTIONAL_USD": "200"})
     run.start(["--profile", "live-phase1", "--market", "ccxt", "--exchange-url", sim.url,
                "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "10", "--seed", "3"])  # fmt: skip
     assert run.wait(timeout=DURATION_SEC + 120) == 0, run.describe()
     assert_phase1_passed(run, postgres_dsn)
+    kpi = run.evidence.kpi or {}
+    assert kpi["anomalies"]["trips"] == [], kpi["anomalies"]
+    assert kpi["anomalies"]["rules"]["loop_latency"]["threshold"] == 100.0
+    # The whole tick waits for the simulator's books through ccxt's rate limiter; the engine's own
+    # processing, which the runbook's latency row judges, is a small part of it.
+    assert kpi["tick_duration_ms"]["mean"] > 2 * kpi["loop_latency_ms"]["mean"], kpi
     with connect(postgres_dsn, 5.0, 5000) as conn:
         live_start = conn.execute(
             "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'LIVE_START'", (run.run_id,)
