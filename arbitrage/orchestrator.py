@@ -324,7 +324,7 @@ class Orchestrator:
             live = LiveSession(cfg, self._live, self._kill_switch, record, self.rate_limits)
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
-        trader = Trader(self.run_id, strategy, executor, portfolio, ledger)
+        trader = Trader(self.run_id, strategy, executor, portfolio, ledger, cfg.guards.max_open_positions)
         ttl = cfg.heartbeat.redis_ttl_sec
         watcher = RunWatcher(
             evidence.path / names.HEARTBEAT,

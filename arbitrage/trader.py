@@ -4,6 +4,11 @@ This is the part of the loop that touches money. It keeps the promise the DB inv
 checks: every position that closes has exactly one entry row and one exit row, and every
 position still open at stop is flattened before the final flush, or reported as left open.
 
+Entries are held, never refused by a trip, when the run already holds `max_open_positions`
+(`guards.max_open_positions`): the best premiums of a tick are taken first and the rest are
+counted (`entries_held_at_position_cap`) and traced, so the OPEN_POSITIONS guard stays a backstop
+that trips only if this hold fails.
+
 The executor is the paper one or the live one (`Executor`). A live exit is sized from the
 position's filled entry legs; when it fails, the position stays open (an EXIT_FAILED event and
 an ERROR record it) so that a later exit or the flatten can retry. Events carry the venues'
@@ -78,8 +83,9 @@ class Trader:
     """Applies the strategy to each snapshot and records what happened."""
 
     def __init__(
-        self, run_id: str, strategy: Strategy, executor: Executor, portfolio: Portfolio, ledger: Ledger
-    ) -> None:
+        self, run_id: str, strategy: Strategy, executor: Executor, portfolio: Portfolio, ledger: Ledger,
+        max_open_positions: int | None = None,
+    ) -> None:  # fmt: skip
         self.run_id = run_id
         self.strategy = strategy
         self.executor = executor
@@ -91,6 +97,11 @@ class Trader:
         self.leg_unwinds = 0
         self.entries_held = 0
         """Entries not taken because the ledger's queue was full (`Ledger.saturated`)."""
+        self.max_open_positions = max_open_positions
+        """No entry is taken while this many positions are open; None for no cap."""
+        self.entries_held_at_cap = 0
+        """Entries not taken because `max_open_positions` were open."""
+        self._at_cap = False
         self.trade_events: list[dict[str, Any]] = []
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
@@ -144,6 +155,7 @@ class Trader:
             "rejected_orders": dict(self.rejected_orders),
             "leg_unwinds": self.leg_unwinds,
             "entries_held_for_ledger": self.entries_held,
+            "entries_held_at_position_cap": self.entries_held_at_cap,
             "exit_failures": self.exit_failures,
             "trade_events": self.trade_events,
         }
@@ -155,10 +167,33 @@ class Trader:
         if entries and self.ledger.saturated:
             self._hold_entries(snapshot.tick, entries)
             return
-        for entry in entries:
+        cap = self.max_open_positions
+        if cap is not None and len(self.portfolio.positions) + len(entries) > cap:
+            entries = sorted(entries, key=lambda e: e.quote.net_pct, reverse=True)
+        for index, entry in enumerate(entries):
+            if self._cap_reached():
+                self._hold_at_cap(snapshot.tick, entries[index:])
+                return
             outcome, trade_id, note = self._open(entry.quote.symbol, snapshot, entry)
             if self.trace is not None:
                 self.trace.entry(snapshot.tick, entry, outcome, trade_id, note)
+        self._at_cap = self._at_cap and self._cap_reached()
+
+    def _cap_reached(self) -> bool:
+        cap = self.max_open_positions
+        return cap is not None and len(self.portfolio.positions) >= cap
+
+    def _hold_at_cap(self, tick: int, entries: list[EntryIntent]) -> None:
+        """`max_open_positions` are open: no new position until one closes; logged once per episode."""
+        self.entries_held_at_cap += len(entries)
+        if not self._at_cap:
+            self._at_cap = True
+            log.info("%d positions open (the cap, guards.max_open_positions): entries held until one closes",
+                     len(self.portfolio.positions))  # fmt: skip
+        if self.trace is not None:
+            for entry in entries:
+                note = f"{self.max_open_positions} positions open (the cap): entry held"
+                self.trace.entry(tick, entry, "rejected", None, note)
 
     def _hold_entries(self, tick: int, entries: list[EntryIntent]) -> None:
         """The ledger's queue is full (the database is behind): no new position is opened until it
