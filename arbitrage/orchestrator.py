@@ -223,6 +223,7 @@ class Orchestrator:
             ticks=cfg.run.ticks,
             seed=cfg.run.seed,
             market_source=cfg.run.market,
+            profile=cfg.run.profile,
             config=cfg.redacted(),
             config_hash=cfg.config_hash(),
             pid=os.getpid(),

@@ -58,6 +58,9 @@ def test_a_paper_phase1_rehearsal_passes_its_checks(engine: EngineLauncher, post
     manifest = run.evidence.manifest or {}
     config = manifest["config"]
     assert config["run"]["profile"] == "paper-phase1"
+    # The run id and `phase` keep the OPS protocol's phase; the profile is named beside them.
+    assert (manifest["profile"], manifest["phase"]) == ("paper-phase1", "smoke")
+    assert manifest["run_id"].startswith("smoke_")
     assert (config["run"]["mode"], config["run"]["duration_sec"]) == ("paper", float(DURATION_SEC))
     assert (config["strategy"]["order_notional_usd"], config["symbols"]["universe"]) == (50.0, "top10")
     assert_phase1_passed(run, postgres_dsn)
