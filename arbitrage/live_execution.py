@@ -139,6 +139,11 @@ class LiveExecutor:
         """Close both clients' HTTP sessions and the event loop."""
         self._venues.close()
 
+    @property
+    def venue_wait_ms(self) -> float:
+        """Time spent so far waiting on the venues for orders and fills (ccxt's rate limiter included)."""
+        return self._venues.waited_ms
+
     def _run(self, coro: Coroutine[Any, Any, LegFill]) -> LegFill:
         return self._venues.run(coro)
 

@@ -505,7 +505,8 @@ class Orchestrator:
             if cfg.debug_tick_delay_sec > 0:
                 self._stop.wait(cfg.debug_tick_delay_sec)
             latency_ms = (time.perf_counter() - started) * 1000.0
-            vitals.last_processing_ms = processing = processing_ms(latency_ms, fetcher.last_wait_ms)
+            waited_ms = fetcher.last_wait_ms + trader.take_venue_wait_ms()
+            vitals.last_processing_ms = processing = processing_ms(latency_ms, waited_ms)
             if self._conditional is not None:
                 self._conditional.after_tick()
             vitals.tick_started_at = vitals.processing_started_at = None

@@ -50,6 +50,11 @@ class Executor(Protocol):
 
     def exit(self, intent: ExitIntent) -> PairFill: ...
 
+    @property
+    def venue_wait_ms(self) -> float:
+        """Running total of the time spent waiting on venues for orders and fills."""
+        ...
+
 
 class SizedExitExecutor(Protocol):
     """An executor whose exits are sized from the position's filled entry legs (`LiveExecutor`)."""
@@ -106,6 +111,7 @@ class Trader:
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
         self._closed_pnls: list[float] = []
+        self._venue_wait_seen = executor.venue_wait_ms
         self.trace: DecisionTracer | None = None
         """Set for a `--trace` run: every entry and exit decision is recorded there."""
 
@@ -113,6 +119,13 @@ class Trader:
         """USD PnL of the trades closed since the last call (for the per-trade guards)."""
         drained, self._closed_pnls = self._closed_pnls, []
         return drained
+
+    def take_venue_wait_ms(self) -> float:
+        """Time the executor waited on the venues (orders, fills) since the last call: the exchange's
+        time, which the loop leaves out of its processing time as it does the market-data wait."""
+        total = self.executor.venue_wait_ms
+        waited, self._venue_wait_seen = total - self._venue_wait_seen, total
+        return waited
 
     def kpi_view(self) -> dict[str, Any]:
         """The KPI snapshot every heartbeat line carries."""

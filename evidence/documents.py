@@ -268,12 +268,13 @@ class Kpi(EvidenceDocument):
     net_pnl_usd: float
     db_counts: DbCounts
     loop_latency_ms: LoopLatency = Field(
-        description="D98's loop latency: the engine's processing time per tick, the market-data wait"
-        " (fetch and rate-limit wait) left out. In runs without tick_duration_ms, the whole tick."
+        description="D98's loop latency: the engine's processing time per tick, its waits on the venues"
+        " (market data, live orders, rate-limit waits) left out. In runs without tick_duration_ms, the"
+        " whole tick."
     )
     tick_duration_ms: LoopLatency | None = Field(
         default=None,
-        description="The whole tick, market-data wait included; absent in runs older than the split.",
+        description="The whole tick, its waits on the venues included; absent in runs older than the split.",
     )
     market_errors: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")
     rejected_books: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")

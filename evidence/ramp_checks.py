@@ -5,7 +5,7 @@ the strategy within the first two minutes, timed from the run's start (`chain_su
 trade events the run recorded (`kpi.json["trade_events"]`). A stop-time flatten does not count as
 the exit: it proves only that the run ended. Phase 2 (§2.2's KPI goals): at least 5 round trips, a
 win rate of at least 50 %, a net PnL of at least -$10 and a mean loop latency under 30 ms (the
-engine's processing time per tick, `kpi.json["loop_latency_ms"]`: the market-data wait is not the
+engine's processing time per tick, `kpi.json["loop_latency_ms"]`: the wait on the venues is not the
 engine's, and against a venue through ccxt's rate limiter it alone takes hundreds of ms). The
 runbook names no goals of its own for phase 3; it is held to phase 2's, at production scale.
 

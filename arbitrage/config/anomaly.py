@@ -33,7 +33,8 @@ class AnomalyConfig(Frozen):
 
     loop_latency: AnomalyRule = AnomalyRule(threshold=100.0, sustain_sec=60.0)
     """The engine's processing time per loop iteration in ms (or of the iteration in progress), the
-    market-data wait left out (`arbitrage.market.fetcher`), held for `sustain_sec`."""
+    waits on the venues (market data, live orders) left out (`arbitrage.market.fetcher`), held for
+    `sustain_sec`."""
     cpu: AnomalyRule = AnomalyRule(threshold=80.0, sustain_sec=120.0)
     """Percent of one core used by the engine process, held for `sustain_sec`."""
     memory: AnomalyRule = AnomalyRule(threshold=MEMORY_OPERATING_MB)

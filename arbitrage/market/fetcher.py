@@ -9,7 +9,8 @@ woken per tick, and every decision and every fill stays on the loop's thread.
 
 Each fetch is timed (`last_wait_ms`): the tick's market-data wait, the requests and whatever ccxt's
 rate limiter spaced them by. The loop subtracts it from the tick's time to get the engine's own
-processing time, which D98's loop latency means (see `processing_ms`).
+processing time, which D98's loop latency means (see `processing_ms`); a live run's order round
+trips are left out the same way (`Trader.take_venue_wait_ms`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def _settled(task: asyncio.Task[Any], deadline: float | None, stop: thread
 
 
 def processing_ms(tick_ms: float, wait_ms: float) -> float:
-    """The engine's own time in a tick: its whole time less the market-data wait (never negative)."""
+    """The engine's own time in a tick: its whole time less its waits on the venues (never negative)."""
     return max(0.0, tick_ms - wait_ms)
 
 

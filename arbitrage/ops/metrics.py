@@ -8,9 +8,9 @@ counters, a histogram for latency, the `process_*` collector, an `_info` metric 
 except the ten of D98 §3.1, which keep the runbook's spelling (`D98_LINT_EXCEPTIONS`).
 
 `arbitrage_loop_latency_ms` is D98's loop latency (< 50 ms goal, > 100 ms for a minute kills): the
-engine's own processing time per tick, the time spent waiting for the venues' books and their rate
-limiters left out, so that it means the same against a venue 5 ms or 300 ms away. The whole tick,
-that wait included, is `arbitrage_tick_duration_seconds`.
+engine's own processing time per tick, the time spent waiting on the venues (their books and, live,
+their orders, ccxt's rate limiter included) left out, so that it means the same against a venue 5 ms
+or 300 ms away. The whole tick, that wait included, is `arbitrage_tick_duration_seconds`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ EXTRA_METRICS: Final[tuple[str, ...]] = (
     "alert_dlq_total",
     "notifier_available",
 )
-"""Latency histograms (the engine's processing; the whole tick, its market-data wait included),
+"""Latency histograms (the engine's processing; the whole tick, its venue wait included),
 liveness, the run's identity and alerting: what the harness monitor and the
 dashboards read beside the ten (D77-4 §2.3 spells `alert_dlq_total` and `notifier_available`)."""
 
@@ -127,12 +127,12 @@ class EngineMetrics:
         ProcessCollector(registry=r)
         self.loop_latency_ms = Gauge(
             "arbitrage_loop_latency_ms",
-            "Engine processing time of the latest loop tick, market-data wait excluded (ms)",
+            "Engine processing time of the latest loop tick, venue wait excluded (ms)",
             registry=r,
         )
         self.loop_latency = Histogram(
             "arbitrage_loop_latency_seconds",
-            "Engine processing time of each loop tick, market-data wait excluded",
+            "Engine processing time of each loop tick, venue wait excluded",
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=r,
         )
@@ -201,7 +201,7 @@ class EngineMetrics:
     def observe_tick(self, latency_ms: float, tick_ms: float | None = None) -> None:
         """After each loop tick: D98's loop latency, the engine's processing time (`latency_ms`), in
         the last-value gauge (ms) and its histogram (s); the whole tick (`tick_ms`, the processing
-        plus the market-data wait; `latency_ms` when not given) in its own histogram."""
+        plus the wait on the venues; `latency_ms` when not given) in its own histogram."""
         self.loop_latency_ms.set(latency_ms)
         self.loop_latency.observe(latency_ms / 1000.0)
         self.tick_duration.observe((latency_ms if tick_ms is None else tick_ms) / 1000.0)

@@ -34,8 +34,8 @@ class LoopVitals:
     """What the loop tells its watchers; plain fields, each written by the loop thread only.
 
     A tick has two times: its whole time (`tick_started_at`, `last_latency_ms`), which the watchdog
-    judges to see a stalled loop, and the engine's own processing time, the tick less its
-    market-data wait (`processing_started_at`, set when the fetch returns, and
+    judges to see a stalled loop, and the engine's own processing time, the tick less its waits
+    on the venues (`processing_started_at`, set when the fetch returns, and
     `last_processing_ms`), which is D98's loop latency: the anomaly row and the metrics judge it.
     """
 
