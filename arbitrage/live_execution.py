@@ -139,11 +139,6 @@ class LiveExecutor:
         """Close both clients' HTTP sessions and the event loop."""
         self._venues.close()
 
-    @property
-    def venue_wait_ms(self) -> float:
-        """Time spent so far waiting on the venues for orders and fills (ccxt's rate limiter included)."""
-        return self._venues.waited_ms
-
     def _run(self, coro: Coroutine[Any, Any, LegFill]) -> LegFill:
         return self._venues.run(coro)
 
@@ -155,6 +150,11 @@ class LiveExecutor:
         if binance_usdt < minimums.binance_usdt:
             return f"binance notional {binance_usdt:.2f} USDT < minimum {minimums.binance_usdt:.2f} USDT"
         return None
+
+    @property
+    def venue_wait_ms(self) -> float:
+        """Time spent so far waiting on the venues for orders and fills (ccxt's rate limiter included)."""
+        return self._venues.waited_ms
 
     def enter(self, intent: EntryIntent, snapshot: MarketSnapshot) -> PairFill | LegFailure | Rejected:
         """Open both legs; Rejected when nothing filled, LegFailure (with the unwind) when one did."""
