@@ -74,6 +74,11 @@ class PaperExecutor:
         self.fee_binance = config.fees_pct.binance / 100.0
         self._refusals = random.Random(seed ^ 0x5EED)
 
+    @property
+    def venue_wait_ms(self) -> float:
+        """Always 0: a paper fill waits on no venue."""
+        return 0.0
+
     def _legs(self, quote: Quote, opening: bool) -> tuple[LegFill, LegFill]:
         upbit_sells = (quote.direction == "upbit_rich") == opening
         upbit_side: Side = "sell" if upbit_sells else "buy"

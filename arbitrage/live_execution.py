@@ -188,6 +188,11 @@ class LiveExecutor:
             return f"binance notional {binance_usdt:.2f} USDT < minimum {minimums.binance_usdt:.2f} USDT"
         return None
 
+    @property
+    def venue_wait_ms(self) -> float:
+        """Time spent so far waiting on the venues for orders and fills (ccxt's rate limiter included)."""
+        return self._venues.waited_ms
+
     def enter(self, intent: EntryIntent, snapshot: MarketSnapshot) -> PairFill | LegFailure | Rejected:
         """Open both legs; Rejected when nothing filled, LegFailure (with the unwind) when one did."""
         quote = intent.quote

@@ -127,6 +127,7 @@ def manifest_base(
         ticks=run.ticks,
         seed=run.seed,
         market_source=run.market,
+        profile=run.profile,
         config=config.redacted(),
         config_hash=config.config_hash(),
         pid=os.getpid(),
@@ -250,7 +251,11 @@ class RunBuilder:
                                run_id=self.run_id, stop=self.request_stop)  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
-        return live, strategy, Trader(self.run_id, strategy, executor, portfolio, conn.ledger)
+        return (
+            live,
+            strategy,
+            Trader(self.run_id, strategy, executor, portfolio, conn.ledger, cfg.guards.max_open_positions),
+        )
 
     def _watcher(
         self, loop: TradingLoop, supervisor: Supervisor, state: RunState, evidence: EvidenceDir

@@ -132,6 +132,8 @@ class ManifestBase:
     git_sha: str | None = None
     git_dirty: bool | None = None
     versions: dict[str, str] = field(default_factory=versions)
+    profile: str | None = None
+    """The ramp-up profile (`--profile`), shown beside the OPS phase the run id keeps."""
     postgres_data_dir: Path | None = None
     """The embedded PostgreSQL's data directory (absolute), so that `verify` can restart it to
     recount the ledger; None when the run used a configured DSN, which is never written."""
@@ -150,6 +152,7 @@ class ManifestBase:
             "ticks": self.ticks,
             "seed": self.seed,
             "market_source": self.market_source,
+            "profile": self.profile,
             "git_sha": self.git_sha,
             "git_dirty": self.git_dirty,
             "config": self.config,

@@ -16,7 +16,7 @@ from arbitrage.daily_tally import Counters
 from arbitrage.evidence_failure import EvidenceFailures
 from arbitrage.ledger import Ledger
 from arbitrage.market.backoff import RateLimits
-from arbitrage.market.fetcher import DeadlineFetcher
+from arbitrage.market.fetcher import DeadlineFetcher, processing_ms
 from arbitrage.market.last_books import LastUsableBooks
 from arbitrage.market.screen import BookScreen, log_sparsely
 from arbitrage.market.source import MarketDataError
@@ -55,6 +55,9 @@ class TradingLoop:
         self.screen = BookScreen(int(config.run.book_max_age_sec * 1000))
         self.books = LastUsableBooks(self.screen.max_age_ms)
         self.latencies_ms: list[float] = []
+        """Whole ticks, market-data and order waits included (kpi `tick_duration_ms`)."""
+        self.processing_ms: list[float] = []
+        """The engine's own time per tick (kpi `loop_latency_ms`, D98's loop latency)."""
         self.loop_count = 0
         self.last_loop_ts: float | None = None
         self.progress = LoopProgress()
@@ -74,10 +77,13 @@ class TradingLoop:
                 if not event.is_set():
                     self.request_stop("DURATION_REACHED")
                 break
-            self._record(parts, (time.perf_counter() - started) * 1000.0)
-            self.show(progress, parts.trader, parts.watcher, time.monotonic() - clock.t0)
             if cfg.debug_tick_delay_sec > 0:
                 event.wait(cfg.debug_tick_delay_sec)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            waited_ms = fetcher.last_wait_ms + parts.trader.take_venue_wait_ms()
+            vitals.last_processing_ms = processing_ms(latency_ms, waited_ms)
+            self._record(parts, latency_ms, vitals.last_processing_ms)
+            self.show(progress, parts.trader, parts.watcher, time.monotonic() - clock.t0)
             if cfg.ticks is None:
                 next_due = self._pace(next_due, clock)
 
@@ -116,6 +122,7 @@ class TradingLoop:
             return True
         if snapshot is None:
             return False
+        vitals.processing_started_at = time.monotonic()
         screened = self.screen.screen(snapshot, int(time.time() * 1000))
         if screened is not None:
             self.books.remember(screened)
@@ -123,11 +130,13 @@ class TradingLoop:
             trader.on_snapshot(screened)
         return True
 
-    def _record(self, parts: RunParts, latency_ms: float) -> None:
+    def _record(self, parts: RunParts, latency_ms: float, processing: float) -> None:
         """Count a finished tick, publish it, and let the supervisor and the watcher see it."""
         parts.conditional.after_tick()
-        parts.supervisor.vitals.tick_started_at = None
+        vitals = parts.supervisor.vitals
+        vitals.tick_started_at = vitals.processing_started_at = None
         self.latencies_ms.append(latency_ms)
+        self.processing_ms.append(processing)
         self.loop_count += 1
         self.last_loop_ts = time.time()
         self.publish(parts.trader)
@@ -207,8 +216,9 @@ class TradingLoop:
         return trader.final_kpi() | {
             "run_id": run_id,
             "loop_count": self.loop_count,
-            "loop_latency_ms": percentiles(self.latencies_ms),
-            "loop_latency_histogram": latency_histogram(self.latencies_ms),
+            "loop_latency_ms": percentiles(self.processing_ms),
+            "loop_latency_histogram": latency_histogram(self.processing_ms),
+            "tick_duration_ms": percentiles(self.latencies_ms),
             "market_errors": dict(self.market_errors),
             "rejected_books": dict(self.screen.rejected),
             "abandoned_fetches": self.abandoned_fetches,

@@ -4,6 +4,11 @@ This is the part of the loop that touches money. It keeps the promise the DB inv
 checks: every position that closes has exactly one entry row and one exit row, and every
 position still open at stop is flattened before the final flush, or reported as left open.
 
+Entries are held, never refused by a trip, when the run already holds `max_open_positions`
+(`guards.max_open_positions`): the best premiums of a tick are taken first and the rest are
+counted (`entries_held_at_position_cap`) and traced, so the OPEN_POSITIONS guard stays a backstop
+that trips only if this hold fails.
+
 The executor is the paper one or the live one (`Executor`). A live exit is sized from the
 position's filled entry legs; when it fails, the position stays open (an EXIT_FAILED event and
 an ERROR record it) so that a later exit or the flatten can retry. Events carry the venues'
@@ -46,6 +51,11 @@ class Executor(Protocol):
 
     def exit(self, intent: ExitIntent) -> PairFill: ...
 
+    @property
+    def venue_wait_ms(self) -> float:
+        """Running total of the time spent waiting on venues for orders and fills."""
+        ...
+
 
 class SizedExitExecutor(Protocol):
     """An executor whose exits are sized from the position's filled entry legs (`LiveExecutor`)."""
@@ -80,8 +90,9 @@ class Trader:
     """Applies the strategy to each snapshot and records what happened."""
 
     def __init__(
-        self, run_id: str, strategy: Strategy, executor: Executor, portfolio: Portfolio, ledger: Ledger
-    ) -> None:
+        self, run_id: str, strategy: Strategy, executor: Executor, portfolio: Portfolio, ledger: Ledger,
+        max_open_positions: int | None = None,
+    ) -> None:  # fmt: skip
         self.run_id = run_id
         self.strategy = strategy
         self.executor = executor
@@ -93,12 +104,18 @@ class Trader:
         self.leg_unwinds = 0
         self.entries_held = 0
         """Entries not taken because the ledger's queue was full (`Ledger.saturated`)."""
+        self.max_open_positions = max_open_positions
+        """No entry is taken while this many positions are open; None for no cap."""
+        self.entries_held_at_cap = 0
+        """Entries not taken because `max_open_positions` were open."""
+        self._at_cap = False
         self.trade_events: list[dict[str, Any]] = []
         self.residuals = ResidualTally()
         """Each filled entry's hedge residual (Upbit minus Binance quantity), summed for kpi.json."""
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
         self._closed_pnls: list[float] = []
+        self._venue_wait_seen = executor.venue_wait_ms
         self.trace: DecisionTracer | None = None
         """Set for a `--trace` run: every entry and exit decision is recorded there."""
 
@@ -106,6 +123,13 @@ class Trader:
         """USD PnL of the trades closed since the last call (for the per-trade guards)."""
         drained, self._closed_pnls = self._closed_pnls, []
         return drained
+
+    def take_venue_wait_ms(self) -> float:
+        """Time the executor waited on the venues (orders, fills) since the last call: the exchange's
+        time, which the loop leaves out of its processing time as it does the market-data wait."""
+        total = self.executor.venue_wait_ms
+        waited, self._venue_wait_seen = total - self._venue_wait_seen, total
+        return waited
 
     def kpi_view(self) -> dict[str, Any]:
         """The KPI snapshot every heartbeat line carries."""
@@ -148,6 +172,7 @@ class Trader:
             "rejected_orders": dict(self.rejected_orders),
             "leg_unwinds": self.leg_unwinds,
             "entries_held_for_ledger": self.entries_held,
+            "entries_held_at_position_cap": self.entries_held_at_cap,
             "exit_failures": self.exit_failures,
             "trade_events": self.trade_events,
         }
@@ -159,10 +184,33 @@ class Trader:
         if entries and self.ledger.saturated:
             self._hold_entries(snapshot.tick, entries)
             return
-        for entry in entries:
+        cap = self.max_open_positions
+        if cap is not None and len(self.portfolio.positions) + len(entries) > cap:
+            entries = sorted(entries, key=lambda e: e.quote.net_pct, reverse=True)
+        for index, entry in enumerate(entries):
+            if self._cap_reached():
+                self._hold_at_cap(snapshot.tick, entries[index:])
+                return
             outcome, trade_id, note = self._open(entry.quote.symbol, snapshot, entry)
             if self.trace is not None:
                 self.trace.entry(snapshot.tick, entry, outcome, trade_id, note)
+        self._at_cap = self._at_cap and self._cap_reached()
+
+    def _cap_reached(self) -> bool:
+        cap = self.max_open_positions
+        return cap is not None and len(self.portfolio.positions) >= cap
+
+    def _hold_at_cap(self, tick: int, entries: list[EntryIntent]) -> None:
+        """`max_open_positions` are open: no new position until one closes; logged once per episode."""
+        self.entries_held_at_cap += len(entries)
+        if not self._at_cap:
+            self._at_cap = True
+            log.info("%d positions open (the cap, guards.max_open_positions): entries held until one closes",
+                     len(self.portfolio.positions))  # fmt: skip
+        if self.trace is not None:
+            for entry in entries:
+                note = f"{self.max_open_positions} positions open (the cap): entry held"
+                self.trace.entry(tick, entry, "rejected", None, note)
 
     def _hold_entries(self, tick: int, entries: list[EntryIntent]) -> None:
         """The ledger's queue is full (the database is behind): no new position is opened until it

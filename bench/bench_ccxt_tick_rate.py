@@ -99,6 +99,7 @@ def measure_engine(url: str, symbols: int, ticks: int, root: Path) -> tuple[floa
     return kpi["loop_count"] / summary["duration_seconds"], {
         "exit": done.returncode,
         **kpi["loop_latency_ms"],
+        "tick_p50": (kpi.get("tick_duration_ms") or {}).get("p50"),
     }
 
 

@@ -3,7 +3,8 @@ at top5, top10 and top20, for this tree and a base revision, side by side in one
 
 The engine side is a real `arbitrage run --ticks N` on the synthetic market (fetch, screen,
 strategy, paper fills and the ledger, as a run does them), against one embedded PostgreSQL and
-Redis started for the bench; its figure is the run's own p50 `loop_latency_ms` from kpi.json.
+Redis started for the bench; its figure is the run's own p50 `tick_duration_ms` from kpi.json (the
+whole tick, the model's snapshot included), or `loop_latency_ms` from a base tree that predates it.
 The floor is ccxt parsing the same books (the run's seed and universe, replayed through the
 model) from the raw shape Binance sends, strings included: KRW-USDT plus one book per venue and
 symbol, per tick.
@@ -75,7 +76,8 @@ def engine_us_per_tick(tree: Path, universe: int, ticks: int, services: list[str
     kpis = sorted(root.glob("*/kpi.json"))
     if done.returncode != 0 or len(kpis) != 1:
         raise RuntimeError(f"run from {tree} at top{universe} exited {done.returncode}: {done.stderr[-600:]}")
-    p50_ms: float = json.loads(kpis[0].read_text())["loop_latency_ms"]["p50"]
+    kpi = json.loads(kpis[0].read_text())
+    p50_ms: float = kpi.get("tick_duration_ms", kpi["loop_latency_ms"])["p50"]
     return p50_ms * 1000.0
 
 

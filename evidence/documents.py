@@ -19,6 +19,7 @@ from evidence.names import CHAIN_SUMMARY, HEARTBEAT, KPI, MANIFEST
 
 _ISO_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 _RUN_ID_PATTERN: Final = r"^(smoke|baseline|longrun)_\d{8}T\d{6}Z_[0-9a-f]{6}$"
+_PROFILE_PATTERN: Final = r"^(live|paper)-phase[123]$"
 
 RunId = Annotated[str, Field(pattern=_RUN_ID_PATTERN)]
 Count = Annotated[int, Field(ge=0)]
@@ -85,6 +86,12 @@ class Manifest(EvidenceDocument):
     ticks: Count | None
     seed: int
     market_source: Annotated[str, Field(min_length=1)]
+    profile: Annotated[str, Field(pattern=_PROFILE_PATTERN)] | None = Field(
+        default=None,
+        description="The D98 ramp-up profile the run was started with (`--profile`); null without one."
+        " The run id and `phase` keep the OPS protocol's phase (smoke, baseline, longrun). Absent in"
+        " runs older than the field: their profile is in config.run.profile.",
+    )
     git_sha: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")] | None
     git_dirty: bool | None
     config: dict[str, Any] = Field(description="The effective configuration with secrets redacted.")
@@ -229,7 +236,7 @@ class DbCounts(_Part):
 
 
 class LoopLatency(_Part):
-    """Latency percentiles of the main loop; null when no loop iteration completed."""
+    """Percentiles (ms) of a per-tick time of the main loop; null when no loop iteration completed."""
 
     p50: Annotated[float, Field(ge=0)] | None
     p95: Annotated[float, Field(ge=0)] | None
@@ -275,7 +282,15 @@ class Kpi(EvidenceDocument):
     net_pnl_krw: float
     net_pnl_usd: float
     db_counts: DbCounts
-    loop_latency_ms: LoopLatency
+    loop_latency_ms: LoopLatency = Field(
+        description="D98's loop latency: the engine's processing time per tick, its waits on the venues"
+        " (market data, live orders, rate-limit waits) left out. In runs without tick_duration_ms, the"
+        " whole tick."
+    )
+    tick_duration_ms: LoopLatency | None = Field(
+        default=None,
+        description="The whole tick, its waits on the venues included; absent in runs older than the split.",
+    )
     market_errors: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")
     rejected_books: dict[str, Count] = Field(description="Counts keyed by reason or exchange.")
     leg_unwinds: Count

@@ -210,19 +210,19 @@ CATALOG: Final[tuple[KpiDef, ...]] = (
     KpiDef(
         "loop_latency_p50_ms",
         "performance",
-        "Median trading-loop iteration time, in ms.",
+        "Median engine processing time per loop iteration (venue wait excluded), in ms.",
         lambda f: f.number("loop_latency_ms", "p50"),
     ),
     KpiDef(
         "loop_latency_p95_ms",
         "performance",
-        "95th percentile trading-loop iteration time, in ms.",
+        "95th percentile engine processing time per loop iteration (venue wait excluded), in ms.",
         lambda f: f.number("loop_latency_ms", "p95"),
     ),
     KpiDef(
         "loop_latency_p99_ms",
         "performance",
-        "99th percentile trading-loop iteration time, in ms.",
+        "99th percentile engine processing time per loop iteration (venue wait excluded), in ms.",
         lambda f: f.number("loop_latency_ms", "p99"),
     ),
     KpiDef(

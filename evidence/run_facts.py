@@ -88,7 +88,11 @@ def _count(doc: Mapping[str, Any] | None, *path: str) -> int | None:
 
 
 def profile_of(manifest: Mapping[str, Any] | None) -> str | None:
-    """The profile a run was started with: the manifest's `config.run.profile`, else None."""
+    """The profile a run was started with: the manifest's `profile`, else (older runs) its
+    `config.run.profile`, else None."""
+    named = (manifest or {}).get("profile")
+    if isinstance(named, str):
+        return named
     config = (manifest or {}).get("config")
     run = config.get("run") if isinstance(config, Mapping) else None
     profile = run.get("profile") if isinstance(run, Mapping) else None

@@ -32,7 +32,9 @@ class AnomalyConfig(Frozen):
     """The D98 §3.2 rows; each is overridable on its own, e.g. `ARB_ANOMALY__CPU__SUSTAIN_SEC=10`."""
 
     loop_latency: AnomalyRule = AnomalyRule(threshold=100.0, sustain_sec=60.0)
-    """Milliseconds per loop iteration (or of the iteration in progress), held for `sustain_sec`."""
+    """The engine's processing time per loop iteration in ms (or of the iteration in progress), the
+    waits on the venues (market data, live orders) left out (`arbitrage.market.fetcher`), held for
+    `sustain_sec`."""
     cpu: AnomalyRule = AnomalyRule(threshold=80.0, sustain_sec=120.0)
     """Percent of one core used by the engine process, held for `sustain_sec`."""
     memory: AnomalyRule = AnomalyRule(threshold=MEMORY_OPERATING_MB)

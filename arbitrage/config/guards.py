@@ -14,6 +14,8 @@ class GuardsConfig(Frozen):
     max_daily_loss_usd: float = Field(default=300.0, gt=0)
     max_single_trade_loss_usd: float = Field(default=100.0, gt=0)
     max_open_positions: int = Field(default=20, ge=1)
+    """The trader takes no entry while this many are open (`arbitrage.trader`); the guard, tripping
+    beyond it, is the backstop should that hold ever fail."""
     max_memory_mb: float = Field(default=MEMORY_LIMIT_MB, gt=0)
     max_consecutive_errors: int = Field(default=5, ge=1)
     max_drawdown_pct: float = Field(default=50.0, gt=0, le=100)

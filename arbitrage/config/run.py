@@ -32,6 +32,8 @@ class RunConfig(Frozen):
     log_format: Literal["text", "json"] = "text"
     book_max_age_sec: float = Field(default=5.0, gt=0, le=3600)
     debug_tick_delay_sec: float = Field(default=0.0, ge=0, le=60)
+    """A test knob: every tick sleeps this long after its books arrive, as a slow engine would; it
+    counts as processing time, so the loop-latency row and the watchdog see it."""
     trace: bool = False
     """Write `decision_trace.json`: every entry and exit decision with its premiums and reason."""
     profile: ProfileName | None = None

@@ -169,6 +169,8 @@ class VenuePair:
     "binance": [...]}) sets the markets without loading them over the network. `rate_limits`,
     shared with whatever else talks to the same venues, is the back-off state both clients honour:
     no request leaves for a venue that is backed off (`VenueBackingOff` is raised instead).
+    `waited_ms` is the time callers spent in `run`: waiting on the venues and ccxt's rate limiter,
+    which the loop leaves out of its own processing time.
     """
 
     def __init__(
@@ -190,10 +192,15 @@ class VenuePair:
             self.upbit.set_markets(list(listings["upbit"]))
             self.binance.set_markets(list(listings["binance"]))
         self._closed = False
+        self.waited_ms = 0.0
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Drive one coroutine on the pair's loop, from the calling thread."""
-        return self.loop.run_until_complete(coro)
+        """Drive one coroutine on the pair's loop, from the calling thread; its time adds to `waited_ms`."""
+        began = time.perf_counter()
+        try:
+            return self.loop.run_until_complete(coro)
+        finally:
+            self.waited_ms += (time.perf_counter() - began) * 1000.0
 
     def close(self) -> None:
         """Close both clients' HTTP sessions and the event loop; safe to call twice."""

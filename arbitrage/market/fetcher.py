@@ -6,6 +6,11 @@ and a hand-off to another thread would cost more than the snapshot. A source tha
 offers its snapshot as a coroutine on its own event loop, which the loop's thread drives itself,
 giving the tick up as soon as the run's deadline passes or a stop is requested: no thread is
 woken per tick, and every decision and every fill stays on the loop's thread.
+
+Each fetch is timed (`last_wait_ms`): the tick's market-data wait, the requests and whatever ccxt's
+rate limiter spaced them by. The loop subtracts it from the tick's time to get the engine's own
+processing time, which D98's loop latency means (see `processing_ms`); a live run's order round
+trips are left out the same way (`Trader.take_venue_wait_ms`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ async def _settled(task: asyncio.Task[Any], deadline: float | None, stop: thread
             return False
 
 
+def processing_ms(tick_ms: float, wait_ms: float) -> float:
+    """The engine's own time in a tick: its whole time less its waits on the venues (never negative)."""
+    return max(0.0, tick_ms - wait_ms)
+
+
 class DeadlineFetcher:
     """Takes one snapshot per call from `source`, within the run's deadline and its stop."""
 
@@ -42,6 +52,8 @@ class DeadlineFetcher:
             self._io = source
         self.source = source
         self.abandoned = 0
+        self.last_wait_ms = 0.0
+        """How long the latest `fetch` took, whatever it returned or raised."""
         self._abandoned_task: asyncio.Task[MarketSnapshot] | None = None
 
     def fetch(self, deadline: float | None, stop: threading.Event) -> MarketSnapshot | None:
@@ -49,6 +61,13 @@ class DeadlineFetcher:
 
         MarketDataError from the source propagates unchanged.
         """
+        began = time.perf_counter()
+        try:
+            return self._fetch(deadline, stop)
+        finally:
+            self.last_wait_ms = (time.perf_counter() - began) * 1000.0
+
+    def _fetch(self, deadline: float | None, stop: threading.Event) -> MarketSnapshot | None:
         source = self._io
         if source is None:
             return self.source.snapshot()

@@ -6,9 +6,11 @@ the trailing window a count or a fall is taken over (`window_sec`), and what a t
 an alert and logs a WARNING. The defaults are the runbook's numbers.
 
 The table sits beside the watchdog and the guards rather than replacing them: the watchdog's
-2 s / 5 s loop latency catches a stalled loop within seconds (a hang), the table's 100 ms for a
-minute catches a loop that is merely too slow to trade; the 500 MB memory guard is the
-runbook's §4.2 code-level limit, the table's 300 MB its §3.2 operating limit, which trips first.
+2 s / 5 s on the whole tick catches a stalled loop within seconds (a hang, a fetch that does not
+come back), the table's 100 ms for a minute on the engine's processing time (the tick less its
+waits on the venues, as the runbook means it) catches an engine that is merely too slow to trade;
+the 500 MB memory guard is the runbook's §4.2 code-level limit, the table's 300 MB its §3.2
+operating limit, which trips first.
 
 `AnomalyTable.evaluate` is pure apart from its own history: it takes one `Measurements`
 reading (from the supervisor's watchdog thread, off the trading loop) and returns the rules

@@ -31,12 +31,20 @@ log = logging.getLogger("arbitrage.supervisor")
 
 @dataclass
 class LoopVitals:
-    """What the loop tells its watchers; plain fields, each written by the loop thread only."""
+    """What the loop tells its watchers; plain fields, each written by the loop thread only.
+
+    A tick has two times: its whole time (`tick_started_at`, `last_latency_ms`), which the watchdog
+    judges to see a stalled loop, and the engine's own processing time, the tick less its waits
+    on the venues (`processing_started_at`, set when the fetch returns, and
+    `last_processing_ms`), which is D98's loop latency: the anomaly row and the metrics judge it.
+    """
 
     loop_started_at: float = 0.0
     tick_started_at: float | None = None
+    processing_started_at: float | None = None
     last_snapshot_at: float | None = None
     last_latency_ms: float | None = None
+    last_processing_ms: float | None = None
     loop_count: int = 0
     errors_total: int = 0
     rejections_total: int = 0
@@ -79,7 +87,6 @@ class Supervisor:
         self._rate_limit_hits = rate_limit_hits
         self.anomalies: AnomalyTable | None = None
         self.anomaly_trip: AnomalyTrip | None = None
-        self._latency_ms: float | None = None
         svc = config.services
         self.notifier = Notifier(
             config.alerts,
@@ -172,8 +179,8 @@ class Supervisor:
         v.exchange_errors_total = exchange_errors
         self._consecutive_errors = self._consecutive_errors + 1 if failures_total > self._failures_seen else 0
         self._failures_seen = failures_total
-        if self.vitals.last_latency_ms is not None:
-            self.metrics.observe_tick(self.vitals.last_latency_ms)
+        if v.last_latency_ms is not None and v.last_processing_ms is not None:
+            self.metrics.observe_tick(v.last_processing_ms, v.last_latency_ms)
         self.metrics.update_trading(
             round_trips=portfolio.closed_trades,
             wins=portfolio.wins,
@@ -209,13 +216,18 @@ class Supervisor:
             self.notifier.notify(alerts.GUARD_TRIP, f"{self.run_id} {trip.name}: {trip.detail}")
 
     # -- the watchdog's view --------------------------------------------------------------------
+    def _running_ms(self, last_ms: float | None, started_at: float | None, now: float) -> float | None:
+        """The latest completed tick's time, or the tick in progress when it already took longer;
+        None until a tick has completed past the first (its warm-up does not count)."""
+        latency = last_ms if self.vitals.loop_count >= 2 else None
+        if started_at is not None and self.vitals.loop_count >= 1:
+            latency = max(latency or 0.0, (now - started_at) * 1000.0)
+        return latency
+
     def _signals(self) -> WatchdogSignals:
         v = self.vitals
         now = time.monotonic()
-        latency = v.last_latency_ms if v.loop_count >= 2 else None
-        if v.tick_started_at is not None and v.loop_count >= 1:
-            latency = max(latency or 0.0, (now - v.tick_started_at) * 1000.0)
-        self._latency_ms = latency
+        latency = self._running_ms(v.last_latency_ms, v.tick_started_at, now)
         seen_at = v.last_snapshot_at if v.last_snapshot_at is not None else v.loop_started_at
         return WatchdogSignals(
             market_data_lag_sec=now - seen_at,
@@ -234,9 +246,10 @@ class Supervisor:
         """What the anomaly table judges, read from the loop's vitals, the resources and the venues."""
         v = self.vitals
         latest = self.sysmon.latest
+        now = time.monotonic()
         return Measurements(
-            mono=time.monotonic(),
-            loop_latency_ms=self._latency_ms,
+            mono=now,
+            loop_latency_ms=self._running_ms(v.last_processing_ms, v.processing_started_at, now),
             cpu_pct=None if latest is None else latest.cpu_pct,
             rss_mb=None if latest is None else latest.rss_mb,
             pnl_usd=v.pnl_usd,

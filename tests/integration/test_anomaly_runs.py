@@ -92,18 +92,35 @@ def assert_killed_by(rule: str, done: subprocess.CompletedProcess[str], evidence
     assert logged[0]["observed"] > logged[0]["threshold"]
 
 
-def test_loop_latency_from_a_slow_simulator_trips_the_kill_switch(
+def test_slow_processing_trips_the_loop_latency_row(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
+    env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3", "ARB_RUN__DEBUG_TICK_DELAY_SEC": "0.15"}
+    done, evidence = run_engine(tmp_path, dsn, server, env, ["--duration", "40s"])
+    assert_killed_by("loop_latency", done, evidence, dsn)
+    assert read_json(evidence / names.KPI)["loop_latency_ms"]["p50"] >= 150.0
+
+
+def test_a_slow_simulator_is_market_data_wait_not_loop_latency(
+    tmp_path: Path, dsn: str, server: ServiceEndpoints
+) -> None:
+    """Every answer 150 ms late: each tick takes longer than the row's 100 ms, but waiting for the
+    venue is not the engine's processing, so the row never trips and the run ends as planned."""
     sim = start_exchange_sim("--seed", "3", "--latency-ms", "150")
     try:
         env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3"}
         done, evidence = run_engine(
-            tmp_path, dsn, server, env, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
+            tmp_path, dsn, server, env, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "20s"]
         )
     finally:
         sim.stop()
-    assert_killed_by("loop_latency", done, evidence, dsn)
+    summary = read_json(evidence / names.CHAIN_SUMMARY)
+    assert summary["stop_reason"] == "DURATION_REACHED", (summary["stop_reason"], done.stderr[-2000:])
+    kpi = read_json(evidence / names.KPI)
+    assert [t["rule"] for t in kpi["anomalies"]["trips"]] == []
+    assert kpi["tick_duration_ms"]["p50"] >= 150.0, kpi["tick_duration_ms"]
+    assert kpi["loop_latency_ms"]["p50"] < 100.0, kpi["loop_latency_ms"]
+    assert anomaly_events(dsn, evidence.name) == []
 
 
 def test_simulator_errors_trip_the_exchange_error_row(

@@ -161,7 +161,12 @@ def test_same_seed_same_ticks_same_trades(tmp_path: Path) -> None:
 def test_slow_loop_does_not_stretch_the_heartbeat(tmp_path: Path) -> None:
     done, _ = engine(
         tmp_path, "--duration", "30s", "--heartbeat-interval", "5",
-        env={"ARB_RUN__DEBUG_TICK_DELAY_SEC": "4"},
+        env={
+            "ARB_RUN__DEBUG_TICK_DELAY_SEC": "4",
+            # A 4 s tick is a slow loop on purpose: the watchdog's 2 s loop latency would stop the run.
+            "ARB_WATCHDOG__LOOP_LATENCY_WARN_MS": "10000",
+            "ARB_WATCHDOG__LOOP_LATENCY_ERROR_MS": "20000",
+        },
     )  # fmt: skip
     directory = evidence_dir(done)
     summary = read_json(directory / names.CHAIN_SUMMARY)

@@ -63,6 +63,7 @@ def test_a_slow_tick_is_given_up_at_the_deadline_and_finished_before_close(
     gave_up = time.monotonic() - started
     assert 0.3 <= gave_up < 0.3 + SLACK_SEC, f"gave up after {gave_up:.2f} s for a 0.3 s deadline"
     assert fetcher.abandoned == 1
+    assert 300.0 <= fetcher.last_wait_ms <= gave_up * 1000.0
     started = time.monotonic()
     fetcher.close()
     closed = time.monotonic() - started
@@ -90,6 +91,7 @@ def test_a_tick_that_answers_in_time_is_returned(fetcher: DeadlineFetcher) -> No
     assert isinstance(snapshot, MarketSnapshot) and sorted(snapshot.binance) == sorted(SYMBOLS)
     assert time.monotonic() - started >= LATENCY_MS / 1000.0 - POLL_SEC
     assert fetcher.abandoned == 0
+    assert fetcher.last_wait_ms >= LATENCY_MS - POLL_SEC * 1000.0, "the fetch's wait is its own time"
 
 
 class _ThreadNoting(SyntheticSource):

@@ -114,6 +114,24 @@ def test_armed_round_trip_places_signed_orders_the_ledger_matches(
     assert {opened.upbit.side, closed.upbit.side} == {"buy", "sell"}
 
 
+def test_the_time_spent_on_order_round_trips_is_counted_as_venue_wait(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    live = executor(sim, source)
+    try:
+        snapshot = source.snapshot()
+        assert live.venue_wait_ms == 0.0
+        sim.configure({"latency_ms": 100})
+        opened = live.enter(entry(snapshot), snapshot)
+        waited = live.venue_wait_ms
+    finally:
+        live.close()
+        sim.clear()
+    assert isinstance(opened, PairFill), opened
+    answered = sum(sim.private_requests().values())
+    assert answered >= 3 and waited >= 100.0 * answered, (answered, waited)
+
+
 def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: SimProcess, source: CcxtSource) -> None:
     live = executor(sim, source, BINANCE_API_SECRET="not-the-secret")
     try:

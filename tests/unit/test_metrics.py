@@ -98,6 +98,18 @@ def test_the_latency_histogram_is_in_seconds_and_run_info_names_the_run(metrics:
     assert scraped["process_resident_memory_bytes"] > 0
 
 
+def test_loop_latency_is_the_processing_time_and_the_whole_tick_has_its_own_histogram(
+    metrics: EngineMetrics,
+) -> None:
+    for processing_ms, tick_ms in ((4.0, 540.0), (6.0, 610.0)):
+        metrics.observe_tick(processing_ms, tick_ms)
+    scraped = samples(metrics.scrape())
+    assert scraped["arbitrage_loop_latency_ms"] == 6.0
+    assert abs(scraped["arbitrage_loop_latency_seconds_sum"] - 0.010) < 1e-9
+    assert abs(scraped["arbitrage_tick_duration_seconds_sum"] - 1.150) < 1e-9
+    assert scraped["arbitrage_tick_duration_seconds_count"] == 2.0
+
+
 def test_scraping_during_a_run_shows_live_values(metrics: EngineMetrics) -> None:
     url = metrics.serve(0)
     metrics.observe_tick(3.25)

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from arbitrage.profiles import PROFILE_NAMES
+from evidence.documents import Manifest
 from evidence.ramp_checks import judge_phase, profile_phase, split_exits
-from evidence.run_facts import RunFacts, facts_from_documents
+from evidence.run_facts import RunFacts, facts_from_documents, profile_of
 from gates.analyzer import analyze
-from tests.evidence_factory import STARTED_EPOCH, make_evidence_dir
+from tests.evidence_factory import STARTED_EPOCH, make_evidence_dir, make_manifest
 
 START = 1_700_000_000.0
 
@@ -140,3 +142,15 @@ def test_verify_judges_a_run_without_a_profile_as_before(tmp_path: Path) -> None
     plain = analyze(_profiled_dir(tmp_path, None, []))
     assert not [c.name for c in plain.criteria if c.name.startswith("phase")]
     assert plain.kpis["profile"] is None
+
+
+def test_the_manifest_names_the_profile_and_older_manifests_still_read() -> None:
+    for name in PROFILE_NAMES:
+        assert Manifest.model_validate(make_manifest({"profile": name})).profile == name
+    with pytest.raises(ValueError, match="profile"):
+        Manifest.model_validate(make_manifest({"profile": "phase1"}))
+    assert Manifest.model_validate(make_manifest({})).profile is None
+    named = {"profile": "live-phase2", "config": {"run": {"profile": "live-phase2"}}}
+    assert profile_of(named) == "live-phase2"
+    assert profile_of({"config": {"run": {"profile": "paper-phase3"}}}) == "paper-phase3"
+    assert profile_of({"profile": None, "config": {"run": {}}}) is None
