@@ -27,7 +27,13 @@ from evidence.addendum import addendum_problems
 from evidence.completeness import completeness_problems
 from evidence.writer import file_digest
 from harness.engine import EngineLauncher
-from tests.integration.test_live_run import DURATION_SEC, SIM_KEYS, armed_env, deactivate_kill_switch, sim
+from tests.integration.test_live_run import (
+    SIM_KEYS,
+    armed_env,
+    deactivate_kill_switch,
+    run_until_closed_trades,
+    sim,
+)
 from tests.support.sim_process import SimProcess
 
 __all__ = ["sim"]
@@ -77,9 +83,8 @@ def test_reconcile_after_an_armed_live_run(
 ) -> None:
     deactivate_kill_switch(postgres_dsn)
     run = engine(env=armed_env())
-    run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
-               "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
-    assert run.wait(timeout=DURATION_SEC + 90) == 0, run.describe()
+    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--heartbeat-interval", "5"]
+    assert run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"]) == 1, run.describe()
     assert run.run_id is not None and run.evidence_dir is not None
     run_id, evidence = run.run_id, run.evidence_dir
     manifest_before = file_digest(evidence / names.MANIFEST)
