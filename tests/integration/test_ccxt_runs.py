@@ -208,15 +208,27 @@ def _cycle_env() -> dict[str, str]:
     }
 
 
-@pytest.mark.timeout(CYCLE_SECONDS + 180)
-def test_each_fault_is_counted_never_traded_on_and_recovered_from(
-    background: dict[str, EngineRun], services: ServiceEndpoints, tmp_path: Path
-) -> None:
+@pytest.fixture
+def cycle(services: ServiceEndpoints, tmp_path: Path) -> Iterator[EngineRun]:
+    """The fault cycle's engine and simulator, both stopped at teardown even when the test failed early."""
     run = start_run(
         tmp_path, services,
         ["--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)],
         ["--duration", f"{CYCLE_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"], _cycle_env(),
     )  # fmt: skip
+    try:
+        yield run
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+        run.sim.stop()
+
+
+@pytest.mark.timeout(CYCLE_SECONDS + 180)
+def test_each_fault_is_counted_never_traded_on_and_recovered_from(
+    background: dict[str, EngineRun], cycle: EngineRun, tmp_path: Path
+) -> None:
+    run = cycle
     launched = time.time()
     alive = lambda: run.process.poll() is None  # noqa: E731
     assert wait_for(lambda: run.run_id() is not None, launched + 60, alive), "engine printed no evidence dir"
