@@ -1,8 +1,8 @@
 """`arbitrage run` as an operator meets it: bad input fails fast with one line, runs replay exactly.
 
 Each test drives the real engine in a subprocess with real embedded PostgreSQL and Redis in a
-private data directory, except the slow-loop run, which only needs some server: it uses the
-session's shared ones.
+private data directory, except the replay and slow-loop runs, which only need some server: they
+use the session's shared ones (a database of this module's own).
 """
 
 from __future__ import annotations
@@ -145,10 +145,11 @@ def summary_numbers(directory: Path) -> tuple[object, ...]:
     return (summary["closed_trades"], summary["wins"], summary["losses"], json.dumps(summary["net_pnl"]))
 
 
-def test_same_seed_same_ticks_same_trades(tmp_path: Path) -> None:
-    first, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7")
-    second, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7")
-    other, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "8")
+def test_same_seed_same_ticks_same_trades(tmp_path: Path, postgres_dsn: str, redis_url: str) -> None:
+    servers = ("--postgres-dsn", postgres_dsn, "--redis-url", redis_url)
+    first, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7", *servers)
+    second, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7", *servers)
+    other, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "8", *servers)
     assert (first.returncode, second.returncode, other.returncode) == (0, 0, 0), first.stderr + second.stderr
     a, b, c = (summary_numbers(evidence_dir(run)) for run in (first, second, other))
     assert a == b
