@@ -21,6 +21,13 @@ nox.options.stop_on_first_error = True
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 SMOKE_RUN = ("--phase", "smoke", "--duration", "90s", "--heartbeat-interval", "10")
+FAST_TESTS = "not slow and not integration and not longrun"
+REGRESSION_TESTS = "(slow or integration) and not longrun"
+"""What `fast` leaves out, longrun aside: `doctor fast regression` runs every non-longrun test once.
+
+`nox -s regression` alone therefore skips the fast tests; `nox -s regression -- -m "not longrun"`
+runs them too (pytest keeps the last `-m`).
+"""
 
 
 def _pytest(session: nox.Session, *args: str) -> None:
@@ -75,14 +82,18 @@ def fast(session: nox.Session) -> None:
     """Lint (as `lint`), then every test that is not slow, integration or longrun (about 2 min)."""
     _install(session, "dev")
     _lint(session)
-    _pytest(session, "-m", "not slow and not integration and not longrun", "--timeout=120")
+    _pytest(session, "-m", FAST_TESTS, "--timeout=120")
 
 
 @nox.session
 def regression(session: nox.Session) -> None:
-    """Every test except longrun, real services included, on 2 workers (about 16 min; `-- -n 0`: serial)."""
+    """The slow and integration tests (not longrun), real services included, on 2 workers.
+
+    The fast tests are left to `fast`, which runs before it in the gate; `-- -m "not longrun"` adds
+    them back, `-- -n 0` runs serially.
+    """
     _install(session, "test")
-    _pytest(session, "-m", "not longrun", "--timeout=300", "-n", "2")
+    _pytest(session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "2")
 
 
 @nox.session

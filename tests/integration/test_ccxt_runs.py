@@ -3,13 +3,16 @@
 Each run is a real engine subprocess on real PostgreSQL and Redis, reading a simulator
 subprocess through real ccxt. The ledger is recounted here, not taken from the engine's KPIs.
 The 90 s smoke run and the 40 s slow-answer run start together in the background and finish
-while the fault cycle runs, which keeps the module's wall time near the fault cycle's own.
+while the fault cycle runs, which keeps the module's wall time near the fault cycle's own. The
+cycle's run is stopped by SIGTERM as soon as its last fault has cleared and the engine traded
+again; its duration is only an upper bound.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,12 +34,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SMOKE_SECONDS = 90
 LATENCY_SECONDS = 40
-CYCLE_SECONDS = 160
-FAULT_SECONDS = 10.0
+CYCLE_SECONDS = 220
+"""Only an upper bound: the cycle's run is stopped as soon as its last window has closed."""
+FIRST_TRADE_SEC = 60.0
+"""On a loaded 2-core machine the first tick can come tens of seconds after the evidence line."""
+FAULT_SECONDS = 6.0
 RESUME_DEADLINE_SEC = 8.0
 MAX_BOOK_AGE_SEC = 2.0
-MIN_FAULTED_TICKS = 3
-"""Even under "timeout", where each tick waits out the client timeout, a 10 s window sees this many."""
+MIN_FAULTED_TICKS = 2
+"""Even under "timeout", where each tick waits out the 2 s client timeout, a 6 s window sees this many."""
 TICK_MARGIN_SEC = 1.0
 """A tick already in flight when a fault starts may still use the books it fetched before it."""
 RETRY_AFTER_SEC = 1
@@ -202,21 +208,39 @@ def _cycle_env() -> dict[str, str]:
     }
 
 
-def test_each_fault_is_counted_never_traded_on_and_recovered_from(
-    background: dict[str, EngineRun], services: ServiceEndpoints, tmp_path: Path
-) -> None:
+@pytest.fixture
+def cycle(services: ServiceEndpoints, tmp_path: Path) -> Iterator[EngineRun]:
+    """The fault cycle's engine and simulator, both stopped at teardown even when the test failed early."""
     run = start_run(
         tmp_path, services,
         ["--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)],
         ["--duration", f"{CYCLE_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"], _cycle_env(),
     )  # fmt: skip
+    try:
+        yield run
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+        run.sim.stop()
+
+
+@pytest.mark.timeout(CYCLE_SECONDS + 180)
+def test_each_fault_is_counted_never_traded_on_and_recovered_from(
+    background: dict[str, EngineRun], cycle: EngineRun, tmp_path: Path
+) -> None:
+    run = cycle
     launched = time.time()
-    alive = lambda: run.process.poll() is None  # noqa: E731
+
+    def alive() -> bool:
+        return run.process.poll() is None
+
     assert wait_for(lambda: run.run_id() is not None, launched + 60, alive), "engine printed no evidence dir"
     started = time.time()
     run_id = run.run_id()
     assert run_id is not None
-    assert wait_for(lambda: bool(run.legs(run_id)), started + 30, alive), "no trade before the first fault"
+    assert wait_for(lambda: bool(run.legs(run_id)), started + FIRST_TRADE_SEC, alive), (
+        "no trade before the first fault"
+    )
     windows: list[dict[str, Any]] = []
     for kind, _, _ in FAULT_CYCLE:
         assert time.time() + FAULT_SECONDS + RESUME_DEADLINE_SEC < started + CYCLE_SECONDS, (
@@ -233,12 +257,14 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
         windows.append(
             {"kind": kind, "on": t_on, "off": t_off, "ticks": served, "resumed": resumed, "cleared": t_clear}
         )
+    assert alive(), "the engine exited before the fault cycle was done"
+    run.process.send_signal(signal.SIGTERM)
     result = run.result()
 
     assert result.returncode == 1 and result.summary["exit_code"] == 1, result.summary
-    assert result.summary["stop_reason"] == "DURATION_REACHED"
+    assert result.summary["stop_reason"] == "SIGTERM"
     assert result.summary["warnings_count"] >= 1
-    for name in ("completeness", "db", "heartbeat_density", "wallclock"):
+    for name in ("completeness", "db", "heartbeat_density"):
         assert result.invariant(name)["passed"], (name, result.invariant(name))
     assert len(result.legs) == 2 * result.summary["closed_trades"], (len(result.legs), result.summary)
 

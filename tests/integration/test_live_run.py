@@ -4,6 +4,8 @@ that the simulator accepts, and the ledger matches them.
 Everything is real: the engine subprocess, ccxt over HTTP to a simulator subprocess that verifies
 every signature and keeps every order it filled, PostgreSQL and Redis. Each trade_legs row is
 matched to its two venue orders through the order ids of its TRADE_OPEN/TRADE_CLOSE event.
+The run is bounded by its trades: it is stopped by SIGTERM as soon as the ledger holds
+`CLOSED_TRADES` round trips (the flatten at stop places any further orders, matched like the rest).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import pytest
 
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
-from harness.engine import EngineLauncher
+from harness.engine import EngineLauncher, EngineProcess
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-DURATION_SEC = 40
+DURATION_SEC = 120
+"""Only an upper bound: `run_until_closed_trades` stops the run once it has traded enough."""
+CLOSED_TRADES = 2
 SIM_KEYS = {
     "UPBIT_ACCESS_KEY": "sim-upbit-access",
     "UPBIT_SECRET_KEY": "sim-upbit-secret",
@@ -53,6 +57,28 @@ def armed_env() -> dict[str, str]:
     }
 
 
+def closed_trades(dsn: str, run_id: str) -> int:
+    """Round trips in the ledger so far: exit legs of the run."""
+    with connect(dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM trade_legs WHERE run_id = %s AND leg = 'exit'", (run_id,)
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def run_until_closed_trades(run: EngineProcess, dsn: str, args: list[str]) -> int:
+    """Start the live run, stop it with SIGTERM once the ledger holds `CLOSED_TRADES` round trips;
+    the exit code. Fails if the run ends or reaches its `DURATION_SEC` bound before that."""
+    run.start([*args, "--duration", f"{DURATION_SEC}s"])
+    deadline = time.monotonic() + DURATION_SEC
+    run_id = run.wait_for_evidence_dir(90).name
+    while closed_trades(dsn, run_id) < CLOSED_TRADES:
+        assert run.exit_code is None, f"the run ended before {CLOSED_TRADES} round trips\n{run.describe()}"
+        assert time.monotonic() < deadline, f"fewer than {CLOSED_TRADES} round trips\n{run.describe()}"
+        time.sleep(0.2)
+    return run.terminate()
+
+
 def deactivate_kill_switch(dsn: str) -> None:
     ledger = Ledger(dsn)
     ledger.open()
@@ -69,10 +95,11 @@ def test_armed_live_run_places_signed_orders_the_ledger_matches(
 ) -> None:
     deactivate_kill_switch(postgres_dsn)
     run = engine(env=armed_env())
-    run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
-               "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
-    code = run.wait(timeout=DURATION_SEC + 90)
-    assert code == 0, run.describe()
+    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--heartbeat-interval", "5"]
+    code = run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"])
+    assert code == 1, run.describe()
+    summary = run.evidence.chain_summary
+    assert summary is not None and (summary["stop_reason"], summary["warnings_count"]) == ("SIGTERM", 0)
     stats = sim.stats()
     with connect(postgres_dsn, 5.0, 5000) as conn:
         legs = conn.execute(
@@ -86,7 +113,7 @@ def test_armed_live_run_places_signed_orders_the_ledger_matches(
         ).fetchall()
         closed = conn.execute("SELECT closed_trades FROM runs WHERE run_id = %s", (run.run_id,)).fetchone()
 
-    assert closed is not None and closed[0] >= 1, run.describe()
+    assert closed is not None and closed[0] >= CLOSED_TRADES, run.describe()
     orders: list[dict[str, Any]] = stats["orders"]
     assert len(orders) == 2 * len(legs) == 4 * closed[0], (len(orders), len(legs), closed)
     by_id = {order["id"]: order for order in orders}

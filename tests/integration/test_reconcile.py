@@ -31,7 +31,13 @@ from evidence.completeness import completeness_problems
 from evidence.writer import file_digest
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess
-from tests.integration.test_live_run import DURATION_SEC, SIM_KEYS, armed_env, deactivate_kill_switch, sim
+from tests.integration.test_live_run import (
+    SIM_KEYS,
+    armed_env,
+    deactivate_kill_switch,
+    run_until_closed_trades,
+    sim,
+)
 
 __all__ = ["sim"]
 
@@ -135,9 +141,8 @@ def test_reconcile_after_an_armed_live_run(
 ) -> None:
     deactivate_kill_switch(postgres_dsn)
     run = engine(env=armed_env() | {"ARB_RESIDUAL__MAX_PCT_OF_NOTIONAL": str(RESIDUAL_PCT_BELOW)})
-    run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
-               "--duration", f"{DURATION_SEC}s", "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
-    assert run.wait(timeout=DURATION_SEC + 90) == 0, run.describe()
+    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--heartbeat-interval", "5"]
+    assert run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"]) == 1, run.describe()
     assert run.run_id is not None and run.evidence_dir is not None
     run_id, evidence = run.run_id, run.evidence_dir
     manifest_before = file_digest(evidence / names.MANIFEST)

@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.ledger_rows import count_trade_legs
 
@@ -24,12 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[ServiceEndpoints]:
-    embedded = EmbeddedServices(tmp_path / "services")
-    try:
-        yield embedded.resolve(None, None)
-    finally:
-        embedded.stop()
+def services(postgres_dsn: str, redis_url: str) -> ServiceEndpoints:
+    """The session's shared servers, with a database of this module's own: no fresh cluster needed."""
+    return ServiceEndpoints(postgres_dsn, redis_url)
 
 
 def cli(tmp_path: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

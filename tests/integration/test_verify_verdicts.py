@@ -16,13 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.reader import read_jsonl
 from gates.analyzer import analyze
@@ -33,12 +32,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[ServiceEndpoints]:
-    embedded = EmbeddedServices(tmp_path / "services")
-    try:
-        yield embedded.resolve(None, None)
-    finally:
-        embedded.stop()
+def services(postgres_dsn: str, redis_url: str) -> ServiceEndpoints:
+    """The session's shared servers, with a database of this module's own: no fresh cluster needed."""
+    return ServiceEndpoints(postgres_dsn, redis_url)
 
 
 def verify(evidence_dir: Path, dsn: str, *args: str) -> tuple[int, str, dict[str, Any]]:

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 def test_sigterm(engine: EngineLauncher, postgres_dsn: str) -> None:
     run = engine().start(
-        ["--phase", "smoke", "--duration", "90s", "--heartbeat-interval", "10", "--seed", "7"]
+        ["--phase", "smoke", "--duration", "90s", "--heartbeat-interval", "2", "--seed", "7"]
     )
     run.wait_for_heartbeats(3, timeout=45)
     signalled = time.monotonic()
