@@ -38,4 +38,4 @@ def test_parsing_the_command_line_loads_no_database_or_cache_client(what: str) -
 
 
 def test_the_probe_sees_a_package_that_is_loaded() -> None:
-    assert loaded_packages("import arbitrage.ledger") == ["psycopg", "redis"]
+    assert loaded_packages("import arbitrage.ledger") == ["psycopg"]
