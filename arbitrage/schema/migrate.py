@@ -106,7 +106,7 @@ def _refuse_unless_owner(
     raise SchemaBehind(
         f"postgres schema at {_where(conn)} lacks migration{plural} {missing} (this engine needs"
         f" version {SCHEMA_VERSION}, the database records {recorded}); role {conn.info.user} does not"
-        f" own {foreign[0]}, so apply it as the owner first"
+        f" own {foreign[0]}, so apply {'them' if plural else 'it'} as the owner first"
         " (e.g. `arbitrage kill-switch status --postgres-dsn OWNER_DSN`)"
     )
 
