@@ -6,8 +6,7 @@ an ambiguous failure can never double-count. Connect and statement timeouts are 
 dead or hung database fails a call within seconds instead of hanging the run.
 
 `event_log` and `system_state` are append-only, enforced by the database itself: triggers
-reject UPDATE, DELETE and TRUNCATE. The triggers are created only when missing (no DROP), so
-starting an engine never takes an exclusive lock on a table another engine is writing.
+reject UPDATE, DELETE and TRUNCATE (`arbitrage.schema` creates them).
 """
 
 from __future__ import annotations
@@ -30,18 +29,11 @@ from arbitrage.ledger_conn import (
     first_line,
 )
 from arbitrage.ledger_records import EVENT, LEG, RUN_END, RUN_START, LegRow, apply_record, describe_record
-from arbitrage.ledger_schema import (
-    APPEND_ONLY_SQL,
-    SCHEMA_LOCK_KEY,
-    SCHEMA_SQL,
-    SCHEMA_VERSION,
-    UPGRADE_SQL,
-    owned_by_another,
-)
 from arbitrage.ledger_writer import DEFAULT_CAPACITY, LedgerWriter, Record, Unit
-from arbitrage.ops.kill_switch import SYSTEM_STATE_SQL
 from arbitrage.owner import OwnerProcess
 from arbitrage.pg_deadline import DeadlineGuard
+from arbitrage.schema.migrate import migrate
+from arbitrage.schema.migrations import SCHEMA_VERSION
 
 log = logging.getLogger("arbitrage.ledger")
 
@@ -51,7 +43,7 @@ normally cancels first and the connection survives."""
 STOP_GRACE_SEC = 1.0
 
 __all__ = [
-    "APPLICATION_NAME", "RETRYABLE", "SCHEMA_SQL", "SCHEMA_VERSION", "Ledger", "LedgerUnavailable", "LegRow",
+    "APPLICATION_NAME", "RETRYABLE", "SCHEMA_VERSION", "Ledger", "LedgerUnavailable", "LegRow",
     "connect", "describe_dsn", "describe_record", "first_line",
 ]  # fmt: skip
 
@@ -90,16 +82,18 @@ class Ledger:
 
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> None:
-        """Connect and create the schema (idempotent, safe against concurrent engines)."""
+        """Connect and bring the schema to this engine's version (`arbitrage.schema.migrate`).
+
+        Raises LedgerUnavailable, or its SchemaBehind when the schema lacks a migration that the
+        connected role may not apply.
+        """
         self._conn = self._new_connection()
         try:
-            with self.guard.bounded(self._conn), self._conn.transaction(), self._conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-                if not owned_by_another(cur, "event_log"):
-                    cur.execute(SCHEMA_SQL)
-                    cur.execute(UPGRADE_SQL)
-                    cur.execute(SYSTEM_STATE_SQL)
-                    cur.execute(APPEND_ONLY_SQL)
+            with self.guard.bounded(self._conn):
+                migrate(self._conn)
+        except LedgerUnavailable:
+            self._drop_connection()
+            raise
         except psycopg.Error as exc:
             self._drop_connection()
             raise LedgerUnavailable(

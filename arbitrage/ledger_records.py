@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
+
 if TYPE_CHECKING:
     from arbitrage.execution import PairFill
 
@@ -24,8 +26,8 @@ LEG = "leg"
 EVENT = "event"
 RUN_END = "run_end"
 
-INSERT_LEG_SQL = """
-INSERT INTO trade_legs (run_id, trade_id, leg, correlation_id, symbol, direction, qty,
+INSERT_LEG_SQL = f"""
+INSERT INTO {TRADE_LEGS} (run_id, trade_id, leg, correlation_id, symbol, direction, qty,
     upbit_side, upbit_vwap_krw, upbit_fee_krw, binance_side, binance_vwap_usdt, binance_fee_usdt,
     krw_per_usdt, premium_net_pct, pnl_krw, pnl_usd, reason, tick, upbit_qty)
 VALUES (%(run_id)s, %(trade_id)s, %(leg)s, %(correlation_id)s, %(symbol)s, %(direction)s, %(qty)s,
@@ -35,22 +37,22 @@ VALUES (%(run_id)s, %(trade_id)s, %(leg)s, %(correlation_id)s, %(symbol)s, %(dir
 ON CONFLICT (run_id, trade_id, leg) DO NOTHING
 """
 
-INSERT_EVENT_SQL = """
-INSERT INTO event_log (run_id, event_type, correlation_id, payload, event_uid)
+INSERT_EVENT_SQL = f"""
+INSERT INTO {EVENT_LOG} (run_id, event_type, correlation_id, payload, event_uid)
 VALUES (%(run_id)s, %(event_type)s, %(correlation_id)s, %(payload)s, %(event_uid)s)
 ON CONFLICT (event_uid) DO NOTHING
 """
 
-INSERT_RUN_SQL = """
-INSERT INTO runs (run_id, phase, mode, started_at, status, seed, git_sha, config_hash, schema_version,
+INSERT_RUN_SQL = f"""
+INSERT INTO {RUNS} (run_id, phase, mode, started_at, status, seed, git_sha, config_hash, schema_version,
     pid, host, process_started)
 VALUES (%(run_id)s, %(phase)s, %(mode)s, %(started_at)s, 'running', %(seed)s, %(git_sha)s, %(config_hash)s,
     %(schema_version)s, %(pid)s, %(host)s, %(process_started)s)
 ON CONFLICT (run_id) DO NOTHING
 """
 
-FINISH_RUN_SQL = """
-UPDATE runs SET status=%(status)s, stop_reason=%(stop_reason)s, exit_code=%(exit_code)s,
+FINISH_RUN_SQL = f"""
+UPDATE {RUNS} SET status=%(status)s, stop_reason=%(stop_reason)s, exit_code=%(exit_code)s,
     closed_trades=%(closed_trades)s, ended_at=%(ended_at)s
 WHERE run_id=%(run_id)s AND status='running'
 """

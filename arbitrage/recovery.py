@@ -34,31 +34,33 @@ from arbitrage.market.book import MarketSnapshot
 from arbitrage.owner import OwnerState, owner_state, process_create_time
 from arbitrage.recovery_exit import OPEN_ENTRY_COLUMNS, OpenEntry, recovery_exit
 from arbitrage.sources import one_snapshot
+from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 
 CRASHED_STOP_REASON = "CRASHED"
 
 SnapshotProvider = Callable[[], MarketSnapshot | None]
 
 _RUNNING_SQL = (
-    "SELECT run_id, mode, pid, host, process_started FROM runs WHERE status = 'running' ORDER BY started_at"
+    f"SELECT run_id, mode, pid, host, process_started FROM {RUNS}"
+    " WHERE status = 'running' ORDER BY started_at"
 )
 _MARK_CRASHED_SQL = (
-    "UPDATE runs SET status = 'crashed', stop_reason = %s, ended_at = now()"
+    f"UPDATE {RUNS} SET status = 'crashed', stop_reason = %s, ended_at = now()"
     " WHERE run_id = %s AND status = 'running'"
 )
 _OPEN_ENTRIES_SQL = f"""
 SELECT r.mode, r.pid AS owner_pid, {", ".join(f"e.{c}" for c in OPEN_ENTRY_COLUMNS)},
-       (SELECT max(t.tick) FROM trade_legs t WHERE t.run_id = e.run_id) AS last_tick
-FROM trade_legs e JOIN runs r ON r.run_id = e.run_id
+       (SELECT max(t.tick) FROM {TRADE_LEGS} t WHERE t.run_id = e.run_id) AS last_tick
+FROM {TRADE_LEGS} e JOIN {RUNS} r ON r.run_id = e.run_id
 WHERE r.status = 'crashed' AND e.leg = 'entry' AND (%(run_id)s::text IS NULL OR e.run_id = %(run_id)s)
-  AND NOT EXISTS (SELECT 1 FROM trade_legs x
+  AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
                   WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
-  AND NOT EXISTS (SELECT 1 FROM event_log v
+  AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
                   WHERE v.run_id = e.run_id AND v.event_type = 'POSITIONS_RECONCILED')
 ORDER BY r.started_at, e.run_id, e.trade_id
 """
 _INSERT_EVENT_SQL = (
-    "INSERT INTO event_log (run_id, event_type, correlation_id, payload) VALUES (%s, %s, %s, %s)"
+    f"INSERT INTO {EVENT_LOG} (run_id, event_type, correlation_id, payload) VALUES (%s, %s, %s, %s)"
 )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from arbitrage import __version__
+from arbitrage.schema.migrations import SCHEMA_VERSION as LEDGER_SCHEMA_VERSION
 from evidence import names
 from evidence.documents import DOCUMENTS
 from evidence.schema import document_errors
@@ -137,6 +138,9 @@ class ManifestBase:
     postgres_data_dir: Path | None = None
     """The embedded PostgreSQL's data directory (absolute), so that `verify` can restart it to
     recount the ledger; None when the run used a configured DSN, which is never written."""
+    ledger_schema_version: int = LEDGER_SCHEMA_VERSION
+    """The ledger's schema version: a run starts only once its database records every migration
+    of `arbitrage.schema` (`Ledger.open`)."""
 
     def document(self, status: str, files: dict[str, FileDigest], ended_at: str | None) -> dict[str, Any]:
         return {
@@ -159,6 +163,7 @@ class ManifestBase:
             "config_hash": self.config_hash,
             "versions": self.versions,
             "services": {"postgres_data_dir": _text(self.postgres_data_dir)},
+            "ledger_schema_version": self.ledger_schema_version,
             "pid": self.pid,
             "status": status,
             "files": {name: digest.to_json() for name, digest in sorted(files.items())},

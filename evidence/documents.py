@@ -99,6 +99,12 @@ class Manifest(EvidenceDocument):
     versions: dict[str, str]
     pid: Annotated[int, Field(ge=1)]
     services: ManifestServices | None = None
+    ledger_schema_version: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="The ledger database's schema version (KIS §7.3): the last migration the engine found"
+        " recorded in, or applied to, its PostgreSQL before the run; null in manifests written before it"
+        " was recorded. ``schema_version`` is this document's own format version.",
+    )
     status: Literal["running", "ended", "failed"]
     files: dict[str, FileEntry] = Field(description="Digest of every other evidence file, keyed by name.")
 

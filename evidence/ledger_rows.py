@@ -1,8 +1,8 @@
 """Independent recount of a run's ledger rows in PostgreSQL.
 
 The DB invariant is only worth something when the checker counts the rows itself instead of
-trusting the engine's own `db_inserts_ok`. The table and column names here are part of the
-contract between the engine's ledger and every checker.
+trusting the engine's own `db_inserts_ok`. The table name is the one the engine's schema creates
+(`evidence.ledger_tables`); the column names are part of the same contract.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import psycopg
 
 from evidence.ledger_rule import LegCounts
-
-TRADE_LEGS_TABLE = "trade_legs"
+from evidence.ledger_tables import TRADE_LEGS
 
 
 def count_trade_legs(dsn: str, run_id: str, connect_timeout_sec: int = 5) -> int:
@@ -20,7 +19,7 @@ def count_trade_legs(dsn: str, run_id: str, connect_timeout_sec: int = 5) -> int
         psycopg.connect(dsn, connect_timeout=connect_timeout_sec, autocommit=True) as conn,
         conn.cursor() as cur,
     ):
-        cur.execute(f"SELECT count(*) FROM {TRADE_LEGS_TABLE} WHERE run_id = %s", (run_id,))
+        cur.execute(f"SELECT count(*) FROM {TRADE_LEGS} WHERE run_id = %s", (run_id,))
         row = cur.fetchone()
     return int(row[0]) if row is not None else 0
 
@@ -37,6 +36,6 @@ def count_legs_by_kind(dsn: str, run_id: str, connect_timeout_sec: int = 5) -> d
         psycopg.connect(dsn, connect_timeout=connect_timeout_sec, autocommit=True) as conn,
         conn.cursor() as cur,
     ):
-        cur.execute(f"SELECT leg, count(*) FROM {TRADE_LEGS_TABLE} WHERE run_id = %s GROUP BY leg", (run_id,))
+        cur.execute(f"SELECT leg, count(*) FROM {TRADE_LEGS} WHERE run_id = %s GROUP BY leg", (run_id,))
         counts = {str(leg): int(n) for leg, n in cur.fetchall()}
     return {"entry": counts.get("entry", 0), "exit": counts.get("exit", 0)}

@@ -1,4 +1,6 @@
-"""The `alert_deliveries` table: one row per delivery attempt, written over a time-bounded connection."""
+"""The `alert_deliveries` rows: one per delivery attempt, written over a time-bounded connection.
+
+The table itself is part of the ledger schema (`arbitrage.schema`)."""
 
 from __future__ import annotations
 
@@ -7,39 +9,15 @@ from typing import Any, Final
 import psycopg
 
 from arbitrage.ledger import CLIENT_SLACK_SEC, LedgerUnavailable, connect
-from arbitrage.ledger_schema import owned_by_another
 from arbitrage.ops.alert_policy import Status
 from arbitrage.pg_deadline import DeadlineGuard
-
-_SCHEMA_LOCK_KEY: Final = 0x4152_4232
-
-SCHEMA_SQL: Final = """
-CREATE TABLE IF NOT EXISTS alert_deliveries (
-    id           bigserial PRIMARY KEY,
-    ts           timestamptz NOT NULL DEFAULT now(),
-    run_id       text,
-    alert_id     text NOT NULL,
-    event        text NOT NULL,
-    status       text NOT NULL CHECK (status IN ('SENT', 'RETRY', 'DLQ', 'DISABLED')),
-    attempt      integer NOT NULL CHECK (attempt >= 0),
-    http_status  integer,
-    error        text
-);
-CREATE INDEX IF NOT EXISTS alert_deliveries_run_idx ON alert_deliveries (run_id, status);
-"""
+from arbitrage.schema.migrate import migrate
+from evidence.ledger_tables import ALERT_DELIVERIES
 
 _INSERT: Final = (
-    "INSERT INTO alert_deliveries (run_id, alert_id, event, status, attempt, http_status, error)"
+    f"INSERT INTO {ALERT_DELIVERIES} (run_id, alert_id, event, status, attempt, http_status, error)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
-
-
-def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """Create `alert_deliveries` if missing; idempotent and safe against concurrent engines."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        if not owned_by_another(cur, "alert_deliveries"):
-            cur.execute(SCHEMA_SQL)
 
 
 class DeliveryLog:
@@ -60,12 +38,15 @@ class DeliveryLog:
         self._guard = DeadlineGuard(statement_timeout_ms / 1000.0 + CLIENT_SLACK_SEC)
 
     def open(self) -> None:
-        """Connect and create the table if missing; raises LedgerUnavailable."""
+        """Connect and bring the schema up to date (`arbitrage.schema.migrate`); raises LedgerUnavailable."""
         if self._dsn is None:
             return
         self._conn = self._connect(self._dsn)
         try:
-            ensure_schema(self._conn)
+            migrate(self._conn)
+        except LedgerUnavailable:
+            self.disconnect()
+            raise
         except psycopg.Error as exc:
             self.disconnect()
             raise LedgerUnavailable(f"alert_deliveries schema setup failed: {exc}") from None

@@ -25,12 +25,12 @@ import psycopg
 from arbitrage.config.alerts import AlertsConfig
 from arbitrage.ledger import STOP_GRACE_SEC, LedgerUnavailable
 from arbitrage.ops.alert_policy import DeliveryCounts, DeliveryPolicy, Outcome, Status
-from arbitrage.ops.alert_store import SCHEMA_SQL, DeliveryLog, ensure_schema
+from arbitrage.ops.alert_store import DeliveryLog
 from arbitrage.ops.telegram import TelegramBot
 
 __all__ = [
-    "ANOMALY_INVESTIGATE", "ANOMALY_KILL", "GUARD_TRIP", "RUN_START", "RUN_STOP", "SCHEMA_SQL",
-    "TELEGRAM_TEXT_LIMIT", "WATCHDOG_CRITICAL", "Notifier", "Status", "ensure_schema",
+    "ANOMALY_INVESTIGATE", "ANOMALY_KILL", "GUARD_TRIP", "RUN_START", "RUN_STOP",
+    "TELEGRAM_TEXT_LIMIT", "WATCHDOG_CRITICAL", "Notifier", "Status",
 ]  # fmt: skip
 
 log = logging.getLogger("arbitrage.alerts")

@@ -12,12 +12,13 @@ from typing import Final
 import psycopg
 
 from arbitrage.ledger import LedgerUnavailable, connect, first_line
+from evidence.ledger_tables import LIVE_ARMS
 
 CLAIM_SQL: Final = (
-    "INSERT INTO live_arms (armed_at, run_id) VALUES (%s, %s)"
+    f"INSERT INTO {LIVE_ARMS} (armed_at, run_id) VALUES (%s, %s)"
     " ON CONFLICT (armed_at) DO NOTHING RETURNING run_id"
 )
-OWNER_SQL: Final = "SELECT run_id, claimed_at FROM live_arms WHERE armed_at = %s"
+OWNER_SQL: Final = f"SELECT run_id, claimed_at FROM {LIVE_ARMS} WHERE armed_at = %s"
 
 
 def claim_arm(

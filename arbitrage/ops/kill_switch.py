@@ -21,6 +21,7 @@ import redis
 from psycopg.types.json import Jsonb
 
 from arbitrage.state import bounded_client
+from evidence.ledger_tables import EVENT_LOG, SYSTEM_STATE
 
 log = logging.getLogger("arbitrage.kill_switch")
 
@@ -30,24 +31,15 @@ DEFAULT_REASON = "default: no kill switch state recorded"
 MAX_TEXT = 500
 CACHE_TTL_SEC = 5
 
-SYSTEM_STATE_SQL = """
-CREATE TABLE IF NOT EXISTS system_state (
-    id           bigserial PRIMARY KEY,
-    ts           timestamptz NOT NULL DEFAULT clock_timestamp(),
-    kill_switch  text NOT NULL CHECK (kill_switch IN ('ACTIVE', 'INACTIVE')),
-    reason       text NOT NULL CHECK (length(btrim(reason)) > 0),
-    changed_by   text NOT NULL CHECK (length(btrim(changed_by)) > 0),
-    run_id       text
-);
-"""
-
-_LATEST_SQL = "SELECT kill_switch, reason, changed_by, ts, run_id FROM system_state ORDER BY id DESC LIMIT 1"
+_LATEST_SQL = (
+    f"SELECT kill_switch, reason, changed_by, ts, run_id FROM {SYSTEM_STATE} ORDER BY id DESC LIMIT 1"
+)
 _INSERT_STATE_SQL = (
-    "INSERT INTO system_state (kill_switch, reason, changed_by, run_id) VALUES (%s, %s, %s, %s)"
+    f"INSERT INTO {SYSTEM_STATE} (kill_switch, reason, changed_by, run_id) VALUES (%s, %s, %s, %s)"
     " RETURNING id, ts"
 )
 _INSERT_EVENT_SQL = (
-    "INSERT INTO event_log (run_id, event_type, correlation_id, payload) VALUES (%s, %s, %s, %s)"
+    f"INSERT INTO {EVENT_LOG} (run_id, event_type, correlation_id, payload) VALUES (%s, %s, %s, %s)"
 )
 
 

@@ -31,6 +31,7 @@ from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.live_arm import check_arming
 from arbitrage.ops.secrets_scan import Status, env_live_file_verdict, tracked_env_secrets_verdict
 from arbitrage.state import RunState, StateUnavailable, describe_url
+from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 
 Mode = Literal["paper", "live"]
 
@@ -189,13 +190,13 @@ def check_kill_switch(mode: Mode, conn: psycopg.Connection[Any] | None) -> Prefl
     return PreflightCheck("kill_switch", "PASS", f"{state.describe()} (blocks live orders only)")
 
 
-_OPEN_ENTRIES_SQL = """
+_OPEN_ENTRIES_SQL = f"""
 SELECT e.run_id, count(*), string_agg(DISTINCT e.symbol, ', ' ORDER BY e.symbol)
-FROM trade_legs e JOIN runs r ON r.run_id = e.run_id
+FROM {TRADE_LEGS} e JOIN {RUNS} r ON r.run_id = e.run_id
 WHERE e.leg = 'entry' AND r.mode = %(mode)s AND e.run_id IS DISTINCT FROM %(own)s
-  AND NOT EXISTS (SELECT 1 FROM trade_legs x
+  AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
                   WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
-  AND NOT EXISTS (SELECT 1 FROM event_log v
+  AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
                   WHERE v.run_id = e.run_id AND v.event_type = 'POSITIONS_RECONCILED')
 GROUP BY e.run_id ORDER BY e.run_id
 """

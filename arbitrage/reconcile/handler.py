@@ -28,6 +28,7 @@ from arbitrage.services import EmbeddedServices, ServiceStartError
 from arbitrage.sources import universe
 from evidence import names
 from evidence.addendum import write_addendum
+from evidence.ledger_tables import EVENT_LOG
 
 EVENT = "RECONCILIATION"
 SHOWN_PROBLEMS = 20
@@ -57,7 +58,7 @@ def _record(dsn: str, run_id: str, report: dict[str, Any], written: Path | None)
     }
     with connect(dsn, 5.0, 5000) as conn:
         conn.execute(
-            "INSERT INTO event_log (run_id, event_type, payload) VALUES (%s, %s, %s)",
+            f"INSERT INTO {EVENT_LOG} (run_id, event_type, payload) VALUES (%s, %s, %s)",
             (run_id, EVENT, Jsonb(payload)),
         )
 

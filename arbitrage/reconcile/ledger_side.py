@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from arbitrage.ledger import connect
+from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 
 LEG_COLUMNS = (
     "trade_id", "leg", "correlation_id", "symbol", "qty", "upbit_side", "upbit_vwap_krw", "upbit_fee_krw",
@@ -47,7 +48,7 @@ def latest_live_run(dsn: str) -> str:
     """The id of the most recently started live run."""
     with connect(dsn, 5.0, 5000) as conn:
         row = conn.execute(
-            "SELECT run_id FROM runs WHERE mode = 'live' ORDER BY started_at DESC LIMIT 1"
+            f"SELECT run_id FROM {RUNS} WHERE mode = 'live' ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
     if row is None:
         raise RunNotFound("no live run in the ledger: nothing to reconcile (give --run RUN_ID)")
@@ -58,15 +59,15 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
     """The run's row, legs and order-bearing events."""
     with connect(dsn, 5.0, 5000) as conn:
         row = conn.execute(
-            "SELECT mode, started_at, ended_at FROM runs WHERE run_id = %s", (run_id,)
+            f"SELECT mode, started_at, ended_at FROM {RUNS} WHERE run_id = %s", (run_id,)
         ).fetchone()
         if row is None:
             raise RunNotFound(f"--run {run_id!r}: no such run in the ledger")
         legs = conn.execute(
-            f"SELECT {', '.join(LEG_COLUMNS)} FROM trade_legs WHERE run_id = %s ORDER BY id", (run_id,)
+            f"SELECT {', '.join(LEG_COLUMNS)} FROM {TRADE_LEGS} WHERE run_id = %s ORDER BY id", (run_id,)
         ).fetchall()
         events = conn.execute(
-            "SELECT event_type, correlation_id, payload FROM event_log WHERE run_id = %s"
+            f"SELECT event_type, correlation_id, payload FROM {EVENT_LOG} WHERE run_id = %s"
             " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE', 'LEG_UNWOUND', 'EXIT_FAILED', 'LIVE_START')"
             " ORDER BY id",
             (run_id,),

@@ -24,6 +24,7 @@ import psycopg
 
 from evidence import names
 from evidence.completeness import check_completeness
+from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 from evidence.reader import CorruptEvidenceError, read_jsonl
 from evidence.writer import file_digest
 from gates.analyzer import FAIL
@@ -56,20 +57,20 @@ class LedgerAudit:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
             legs: dict[str, int] = dict(
                 conn.execute(
-                    "SELECT leg, count(*) FROM trade_legs WHERE run_id = %s GROUP BY leg", (run_id,)
+                    f"SELECT leg, count(*) FROM {TRADE_LEGS} WHERE run_id = %s GROUP BY leg", (run_id,)
                 ).fetchall()
             )
             unpartnered = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT e.trade_id FROM trade_legs e WHERE e.run_id = %s AND e.leg = 'entry'"
-                    " AND NOT EXISTS (SELECT 1 FROM trade_legs x WHERE x.run_id = e.run_id"
+                    f"SELECT e.trade_id FROM {TRADE_LEGS} e WHERE e.run_id = %s AND e.leg = 'entry'"
+                    f" AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x WHERE x.run_id = e.run_id"
                     " AND x.trade_id = e.trade_id AND x.leg = 'exit') ORDER BY e.trade_id",
                     (run_id,),
                 ).fetchall()
             ]
             run_row = conn.execute(
-                "SELECT status, exit_code, stop_reason FROM runs WHERE run_id = %s", (run_id,)
+                f"SELECT status, exit_code, stop_reason FROM {RUNS} WHERE run_id = %s", (run_id,)
             ).fetchone()
             missing = _missing_journal_records(conn, run_dir / names.LEDGER_JOURNAL)
         manifest = _read(run_dir / names.MANIFEST)
@@ -182,7 +183,7 @@ def _missing_journal_records(conn: psycopg.Connection[Any], journal: Path) -> li
     uids = [str(r["uid"]) for r in records if r.get("op") == "event" and r.get("uid")]
     present_legs = set(
         conn.execute(
-            "SELECT run_id, trade_id, leg FROM trade_legs WHERE (run_id, trade_id, leg) IN"
+            f"SELECT run_id, trade_id, leg FROM {TRADE_LEGS} WHERE (run_id, trade_id, leg) IN"
             " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
             ([k[0] for k in legs], [k[1] for k in legs], [k[2] for k in legs]),
         ).fetchall()
@@ -190,7 +191,7 @@ def _missing_journal_records(conn: psycopg.Connection[Any], journal: Path) -> li
     present_uids = {
         row[0]
         for row in conn.execute(
-            "SELECT event_uid FROM event_log WHERE event_uid = ANY(%s)", (uids,)
+            f"SELECT event_uid FROM {EVENT_LOG} WHERE event_uid = ANY(%s)", (uids,)
         ).fetchall()
     }
     missing = [f"leg {'/'.join(key[1:])}" for key in legs if key not in present_legs]

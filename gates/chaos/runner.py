@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 
 from evidence import names
+from evidence.ledger_tables import RUNS
 from gates.chaos.checker import EngineResult, judge
 from gates.chaos.faults import clear, reset, strike
 from gates.chaos.model import TERMINAL_FAULTS, ChaosOptions, Fault, FaultEvent, RunOutcome, RunPlan, Schedule
@@ -185,7 +186,7 @@ class RunDriver:
             return True
         try:
             with psycopg.connect(self.rig.direct_dsn, autocommit=True, connect_timeout=10) as conn:
-                row = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_dir.name,)).fetchone()
+                row = conn.execute(f"SELECT status FROM {RUNS} WHERE run_id = %s", (run_dir.name,)).fetchone()
         except psycopg.Error:
             return True
         return row is not None and row[0] == "running"

@@ -88,11 +88,13 @@ def test_subprocess_json_records_go_through_the_same_policy(pytester: pytest.Pyt
 ENGINE_ERROR = """
 import psycopg
 import pytest
-from arbitrage.ledger import SCHEMA_SQL
+from arbitrage.ledger import Ledger
 
 def break_ledger(dsn):
+    ledger = Ledger(dsn)
+    ledger.open()
+    ledger.close()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA_SQL)
         conn.execute("ALTER TABLE trade_legs ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
 
 def test_engine_error_fails_the_test(engine, postgres_dsn):

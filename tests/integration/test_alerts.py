@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from arbitrage.config import AlertsConfig
-from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, Notifier, ensure_schema
+from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, Notifier
+from arbitrage.schema.migrate import migrate
 from arbitrage.services import EmbeddedServices
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.records import Records
@@ -36,7 +37,7 @@ def dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        ensure_schema(conn)
+        migrate(conn)
         yield conn
 
 
@@ -86,8 +87,8 @@ def started(cfg: AlertsConfig, dsn: str) -> tuple[Notifier, Records]:
 
 
 def test_schema_setup_is_idempotent(db: psycopg.Connection[Any]) -> None:
-    ensure_schema(db)
-    ensure_schema(db)
+    migrate(db)
+    migrate(db)
     with db.cursor() as cur:
         cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'alert_deliveries'")
         assert cur.fetchone() == (1,)

@@ -9,8 +9,8 @@ import pytest
 
 from arbitrage.app_role import APP_ROLE, prepare_app_role
 from arbitrage.ledger import Ledger, connect
-from arbitrage.ops.alerts import ensure_schema
 from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.schema.migrate import migrate
 from arbitrage.services import ServiceEndpoints
 from tests.support.databases import fresh_database
 
@@ -36,6 +36,8 @@ def dsns(server: ServiceEndpoints) -> tuple[str, str]:
         "UPDATE system_state SET reason = 'x'",
         "DELETE FROM trade_legs",
         "ALTER TABLE system_state DISABLE TRIGGER system_state_append_only",
+        "DELETE FROM schema_version",
+        "INSERT INTO schema_version (version, name) VALUES (99, 'forged')",
     ],
 )
 def test_the_application_role_may_not_change_the_append_only_tables(
@@ -59,7 +61,7 @@ def test_the_engine_writes_everything_it_needs_as_the_application_role(dsns: tup
     _, app = dsns
     with connect(app, 5.0, 5000) as conn:
         assert conn.execute("SELECT current_user").fetchone() == (APP_ROLE,)
-        ensure_schema(conn)
+        migrate(conn)
         KillSwitch(conn).activate("role test", "pytest", run_id="r1")
         conn.execute(
             "INSERT INTO runs (run_id, phase, mode, started_at, status, config_hash, schema_version)"

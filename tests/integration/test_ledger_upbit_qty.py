@@ -6,25 +6,26 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ledger_records import LEG, apply_record
-from arbitrage.ledger_schema import SCHEMA_SQL
 from arbitrage.services import ServiceEndpoints
 from tests.integration.test_ledger_journal import leg
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
-OLDER_SCHEMA_SQL = SCHEMA_SQL.replace("    upbit_qty           numeric,\n", "")
+OLDER_SCHEMA_SQL = (Path(__file__).parents[1] / "data" / "ledger_schema_v1.sql").read_text(encoding="utf-8")
+"""The tables as the first engine built them, before `upbit_qty`."""
 
 
 def test_an_older_table_gains_the_column_and_both_generations_of_legs_are_kept(
     server: ServiceEndpoints,
 ) -> None:
-    assert OLDER_SCHEMA_SQL != SCHEMA_SQL
+    assert "upbit_qty" not in OLDER_SCHEMA_SQL
     dsn = fresh_database(server.postgres_dsn, "uq")
     with connect(dsn, 5.0, 5000) as conn:
         conn.execute(OLDER_SCHEMA_SQL)

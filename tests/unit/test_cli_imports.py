@@ -41,18 +41,21 @@ def test_parsing_the_command_line_loads_no_database_or_cache_client(what: str) -
 
 
 def test_the_probe_sees_a_package_that_is_loaded() -> None:
-    assert loaded_packages("import arbitrage.ledger") == ["psycopg", "redis"]
+    assert loaded_packages("import arbitrage.ledger") == ["psycopg"]
 
 
 RUN_NEVER_LOADS = (
     "jsonschema", "referencing", "rpds", "jsonschema_specifications", "ccxt", "rich", "matplotlib",
-    "harness",
 )  # fmt: skip
 """What a paper run on the synthetic market does not need: the readers' JSON Schema validator (the
 engine checks its documents with their models), the exchange client, the report and the harness."""
 
 RUN_GATES_MODULES = {"gates", "gates.chaos_command", "gates.health_defaults", "gates.verify_command"}
 """The only `gates` modules a run loads: the subcommands' registration, for the parser."""
+
+RUN_HARNESS_MODULES = {"harness", "harness.exchange_sim", "harness.exchange_sim.command"}
+"""The only `harness` modules a run loads: `arbitrage sim`'s registration, for the parser (no
+pytest plugin, no simulator server)."""
 
 _PROBE = """
 import atexit, json, runpy, sys
@@ -94,3 +97,4 @@ def test_a_ticks_1_run_loads_what_a_run_uses_and_nothing_else(
     )
     assert sorted(packages.intersection(RUN_NEVER_LOADS)) == []
     assert {name for name in modules if name.split(".")[0] == "gates"} == RUN_GATES_MODULES
+    assert {name for name in modules if name.split(".")[0] == "harness"} == RUN_HARNESS_MODULES

@@ -1,23 +1,7 @@
-"""The ledger's tables, and how an engine creates or upgrades them without blocking another.
+-- The ledger schema as the engine built it at schema version 4 (before the schema kept a
+-- record of its migrations), in the order it ran: the ledger's tables, their upgrades, the
+-- kill switch table, the append-only triggers, and the alert deliveries table.
 
-`event_log` and `system_state` are append-only, enforced by the database itself: triggers
-reject UPDATE, DELETE and TRUNCATE. The triggers, the newer columns and the indexes are created
-only when missing (no DROP), so starting an engine never takes a lock that would queue behind
-another engine's open (or frozen) transaction.
-"""
-
-from __future__ import annotations
-
-from typing import Any
-
-import psycopg
-
-SCHEMA_VERSION = 4
-SCHEMA_LOCK_KEY = 0x4152_4231
-"""Advisory lock key: concurrent engines create the schema once."""
-
-
-SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id          text PRIMARY KEY,
     phase           text NOT NULL,
@@ -75,9 +59,7 @@ CREATE TABLE IF NOT EXISTS live_arms (
     run_id          text NOT NULL,
     claimed_at      timestamptz NOT NULL DEFAULT now()
 );
-"""
 
-UPGRADE_SQL = """
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
@@ -109,14 +91,16 @@ BEGIN
     END IF;
 END
 $$;
-"""
-"""Columns and indexes newer than the tables an older engine created (the run's owner process for
-crash recovery, an event's idempotency key for journal replay, a leg's Upbit fill quantity for the
-hedge residual; null in rows written before it), each added only when missing:
-ALTER TABLE and CREATE INDEX lock the table even when there is nothing to do, and must not queue
-behind another engine's open (or frozen) transaction."""
 
-APPEND_ONLY_SQL = """
+CREATE TABLE IF NOT EXISTS system_state (
+    id           bigserial PRIMARY KEY,
+    ts           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kill_switch  text NOT NULL CHECK (kill_switch IN ('ACTIVE', 'INACTIVE')),
+    reason       text NOT NULL CHECK (length(btrim(reason)) > 0),
+    changed_by   text NOT NULL CHECK (length(btrim(changed_by)) > 0),
+    run_id       text
+);
+
 CREATE OR REPLACE FUNCTION arb_reject_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
@@ -141,15 +125,16 @@ BEGIN
     END LOOP;
 END
 $$;
-"""
 
-
-def owned_by_another(cur: psycopg.Cursor[Any], table: str) -> bool:
-    """True when `table` exists and the connected role does not own it: its DDL is the owner's job
-    (the engine running as the application role, `arbitrage.app_role`)."""
-    cur.execute(
-        "SELECT NOT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)",
-        (table,),
-    )
-    row = cur.fetchone()
-    return bool(row is not None and row[0])
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    id           bigserial PRIMARY KEY,
+    ts           timestamptz NOT NULL DEFAULT now(),
+    run_id       text,
+    alert_id     text NOT NULL,
+    event        text NOT NULL,
+    status       text NOT NULL CHECK (status IN ('SENT', 'RETRY', 'DLQ', 'DISABLED')),
+    attempt      integer NOT NULL CHECK (attempt >= 0),
+    http_status  integer,
+    error        text
+);
+CREATE INDEX IF NOT EXISTS alert_deliveries_run_idx ON alert_deliveries (run_id, status);
