@@ -8,8 +8,6 @@ books is compared with the orders the simulator kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from arbitrage.config import StrategyConfig
@@ -19,38 +17,22 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.order_lookup import LookupPolicy, Resolution
 from arbitrage.strategy import ExitIntent, OpenPosition, exit_quote
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from harness.exchange_sim.client import SimProcess
 from tests.integration.test_live_executor import (
     FEES,
     QTY,
-    SIM_ARGS,
-    SYMBOLS,
     TEST_KEYS,
     assert_recorded,
     entry,
+    sim,
+    source,
 )
+
+__all__ = ["sim", "source"]
 
 pytestmark = pytest.mark.integration
 
 QUICK_LOOKUP = LookupPolicy(budget_sec=1.0, interval_sec=0.2)
-
-
-@pytest.fixture
-def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim(*SIM_ARGS)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def source(sim: SimProcess) -> Iterator[CcxtSource]:
-    src = CcxtSource(SYMBOLS, sim.url)
-    try:
-        yield src
-    finally:
-        src.close()
 
 
 def executor(sim: SimProcess, source: CcxtSource, heard: list[Resolution]) -> LiveExecutor:
