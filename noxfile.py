@@ -79,10 +79,10 @@ def doctor(session: nox.Session) -> None:
 
 @nox.session
 def fast(session: nox.Session) -> None:
-    """Lint (as `lint`), then every test that is not slow, integration or longrun (about 2 min)."""
+    """Lint (as `lint`), then every test that is not slow, integration or longrun, on 2 workers."""
     _install(session, "dev")
     _lint(session)
-    _pytest(session, "-m", FAST_TESTS, "--timeout=120")
+    _pytest(session, "-m", FAST_TESTS, "--timeout=120", "-n", "2")
 
 
 @nox.session

@@ -185,7 +185,7 @@ def test_a_sigterm_with_a_full_queue_flushes_within_the_budget(
     is whole in PostgreSQL, with nothing left in the journal."""
     run = EngineRun.start(
         tmp_path, controlled_pg.dsn, redis_url, "--duration", "40s",
-        env={"ARB_SERVICES__LEDGER_QUEUE_RECORDS": "2"},
+        env={"ARB_SERVICES__LEDGER_GROUP_COMMIT": "true", "ARB_SERVICES__LEDGER_QUEUE_RECORDS": "2"},
     )  # fmt: skip
     traded_at = wait_for_a_trade(run)
     controlled_pg.stop()
