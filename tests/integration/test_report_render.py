@@ -53,15 +53,16 @@ def test_report_renders_with_charts_in_headless_chromium(tmp_path: Path) -> None
     screenshot = tmp_path / "report.png"
     done = subprocess.run(
         [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={screenshot}",
-         "--window-size=1400,2400", report.as_uri()],
+         "--window-size=1400,4000", report.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     with Image.open(screenshot) as image:
-        assert image.size == (1400, 2400)
+        assert image.size == (1400, 4000)
         rgb = image.convert("RGB")
         colors = rgb.getcolors(maxcolors=1 << 20)
-        chart_band = rgb.crop((0, 500, 1400, 1500)).getcolors(maxcolors=1 << 20)
+        # Below the verdict and the criteria table, which grows with every criterion.
+        chart_band = rgb.crop((0, 500, 1400, 4000)).getcolors(maxcolors=1 << 20)
     assert colors is not None and len(colors) > 200, "the page rendered nearly blank"
     assert chart_band is not None and len(chart_band) > 100, "no charts where the charts should be"
     blue = sum(count for count, rgb_value in chart_band if is_chart_blue(rgb_value))
