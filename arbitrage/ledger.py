@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,9 @@ class Ledger:
         self._unjournaled = 0
         self.journal_error: JournalError | None = None
         """The first failure to journal a record: the run can no longer promise its ledger."""
+        self.on_journal_error: Callable[[JournalError], object] | None = None
+        """Told of that failure before it is logged, so that the run stops for the failed write
+        itself (EVIDENCE_WRITE_FAILED) and not for the ERROR line that reports it."""
         self._run_facts: dict[str, dict[str, Any]] = {}
 
     # -- connection -----------------------------------------------------------------------------
@@ -244,6 +248,8 @@ class Ledger:
         """Remember (and log once) that the journal could not be written or synced."""
         if self.journal_error is None:
             self.journal_error = exc
+            if self.on_journal_error is not None:
+                self.on_journal_error(exc)
             log.error("ledger journal unwritable, unacknowledged records are kept in memory: %s", exc)
 
     def acknowledged(self, records: Unit) -> None:

@@ -161,6 +161,7 @@ class Orchestrator:
         try:
             journal = LedgerJournal(evidence.path, cfg.run.evidence_root, self.run_id)
             conn.ledger.attach_journal(journal)
+            conn.ledger.on_journal_error = self.evidence_failures.report
             if cfg.services.ledger_group_commit:
                 conn.ledger.start_group_commit(cfg.services.ledger_queue_records)
             return self._trade_and_flush(conn, evidence, journal, self._register(conn, evidence.base))

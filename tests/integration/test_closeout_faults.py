@@ -201,7 +201,7 @@ def test_full_disk_stops_the_run_and_the_reserve_still_seals_it(
     assert manifest["status"] == "failed"
     assert {"kpi.json", "chain_summary.json", "heartbeat.jsonl"} <= set(manifest["files"]), manifest["files"]
     summary = json.loads((evidence / "chain_summary.json").read_text())
-    assert summary["stop_reason"] == "EVIDENCE_WRITE_FAILED"
+    assert summary["stop_reason"] == "EVIDENCE_WRITE_FAILED", engine.stderr
     assert not (evidence / ".closeout-reserve").exists()
     status, stop_reason, exit_code, ended_at = engine.runs_row()
     assert (status, stop_reason, exit_code) == ("failed", "EVIDENCE_WRITE_FAILED", 1) and ended_at is not None
