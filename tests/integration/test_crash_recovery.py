@@ -4,6 +4,7 @@ alone; two engines recovering at once settle each run once. Every assertion read
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -62,6 +63,17 @@ def open_entries(dsn: str, run_id: str) -> int:
     return int(found[0][0])
 
 
+def journaled_open_entries(evidence_root: Path, run_id: str) -> int:
+    """Positions the killed run opened by its own journal, read as plain JSON lines: a kill between
+    the journal write and the PostgreSQL commit leaves legs only the journal holds, which the next
+    start replays before it settles the run."""
+    (journal,) = evidence_root.rglob(f"{run_id}/ledger_journal.jsonl")
+    legs = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines() if line]
+    legs = [record["row"] for record in legs if record["op"] == "leg"]
+    entries = {record["trade_id"] for record in legs if record["leg"] == "entry"}
+    return len(entries - {record["trade_id"] for record in legs if record["leg"] == "exit"})
+
+
 def wait_for_open_entry(dsn: str, engine: subprocess.Popen[bytes]) -> str:
     """The engine's run id, once one of its entry legs without an exit leg is in PostgreSQL."""
     deadline = time.monotonic() + DEADLINE_SEC
@@ -90,7 +102,9 @@ def test_the_next_start_recovers_a_sigkilled_run(dsn: str, server: ServiceEndpoi
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=30)
-    left_open = open_entries(dsn, old_run)
+    committed_open = open_entries(dsn, old_run)
+    left_open = journaled_open_entries(tmp_path / "evidence", old_run)
+    assert 0 < committed_open <= left_open
     assert rows(dsn, "SELECT status FROM runs WHERE run_id = %s", old_run) == [("running",)]
 
     started = time.monotonic()
@@ -102,7 +116,9 @@ def test_the_next_start_recovers_a_sigkilled_run(dsn: str, server: ServiceEndpoi
 
     assert done.returncode == 0, done.stderr
     naming = [line for line in done.stderr.splitlines() if old_run in line]
-    assert naming == [
+    replayed = [line for line in naming if "replayed the ledger journal" in line]
+    assert len(replayed) <= 1 and (replayed or left_open == committed_open), done.stderr
+    assert naming[len(replayed) :] == [
         f"arbitrage: recovered crashed run {old_run} (pid {killed.pid}): "
         f"settled {left_open} open positions with recovery legs"
     ], done.stderr
