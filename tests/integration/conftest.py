@@ -1,4 +1,10 @@
-"""Fixtures shared by the integration tests that need a PostgreSQL and Redis of their own."""
+"""Fixtures shared by the integration tests that need PostgreSQL and Redis.
+
+There is one embedded-services stack: the harness's session servers (``postgres_server``,
+``redis_url``). A module here sees them through a database and a Redis key prefix of its own;
+tests whose point is a server they start, stop or freeze (the fault suite, chaos, the embedded
+orphan tests) keep servers of their own instead.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,23 @@ from collections.abc import Iterator
 import pytest
 
 from arbitrage.ledger import Ledger
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
+from tests.support.databases import drop_databases_made_from
+
+KEY_PREFIX_VAR = "ARB_SERVICES__REDIS_KEY_PREFIX"
+"""Every engine command and config load of the module reads its Redis keys under this prefix."""
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    """Real embedded PostgreSQL and Redis private to one test module (its Redis keys included)."""
-    services = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield services.resolve(None, None)
-    finally:
-        services.stop()
+def server(postgres_dsn: str, redis_url: str, redis_key_prefix: str) -> Iterator[ServiceEndpoints]:
+    """The session's PostgreSQL and Redis as this module's own: a database of its own (the
+    databases made from it dropped at the end) and its own Redis key prefix, set in the
+    environment every engine the module starts inherits, so no key (the kill switch's cache,
+    the run registry, heartbeats) is seen by another module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_PREFIX_VAR, redis_key_prefix)
+        yield ServiceEndpoints(postgres_dsn, redis_url)
+    drop_databases_made_from(postgres_dsn)
 
 
 @pytest.fixture

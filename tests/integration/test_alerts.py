@@ -15,8 +15,9 @@ import pytest
 from arbitrage.config import AlertsConfig
 from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, Notifier
 from arbitrage.schema.migrate import migrate
-from arbitrage.services import EmbeddedServices
+from arbitrage.services import ServiceEndpoints
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.ports import refused_port
 from tests.support.records import Records
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,8 @@ CHAT = "-1001234"
 
 
 @pytest.fixture(scope="module")
-def dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    services = EmbeddedServices(tmp_path_factory.mktemp("alerts") / "svc")
-    try:
-        yield services.resolve(None, None).postgres_dsn
-    finally:
-        services.stop()
+def dsn(server: ServiceEndpoints) -> str:
+    return server.postgres_dsn
 
 
 @pytest.fixture
@@ -182,10 +179,7 @@ def test_a_rejected_token_is_dead_lettered_without_retrying(
 
 
 def test_an_unreachable_api_is_retried_and_dead_lettered(dsn: str, db: psycopg.Connection[Any]) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    notifier, _ = started(config(f"http://127.0.0.1:{port}", max_attempts=2), dsn)
+    notifier, _ = started(config(f"http://127.0.0.1:{refused_port()}", max_attempts=2), dsn)
     try:
         notifier.notify(RUN_START, "start")
         assert notifier.drain(timeout=30.0)

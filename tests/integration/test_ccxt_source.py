@@ -9,7 +9,6 @@ simulator can provoke, so that class is covered by the same by-name mapping, not
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,8 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.source import MarketDataError, book_rejection
 from arbitrage.market.universe import FX_SYMBOL, top_n
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from tests.support.ports import refused_port
+from tests.support.sims import running_sim
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +30,8 @@ START_TIMEOUT_SEC = 20.0
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim("--seed", "5")
-    try:
-        yield server
-    finally:
-        server.stop()
+    with running_sim("--seed", "5") as started:
+        yield started
 
 
 HEALTHY: dict[str, Any] = {
@@ -139,10 +137,7 @@ def test_failure_while_loading_markets_is_retried_next_tick(sim: SimProcess) -> 
 
 
 def test_unreachable_exchange_is_exchange_not_available() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    src = CcxtSource(SYMBOLS, f"http://127.0.0.1:{port}", timeout_sec=1.0)
+    src = CcxtSource(SYMBOLS, f"http://127.0.0.1:{refused_port()}", timeout_sec=1.0)
     try:
         with pytest.raises(MarketDataError) as failure:
             src.snapshot()

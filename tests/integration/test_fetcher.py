@@ -16,7 +16,8 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.fetcher import POLL_SEC, DeadlineFetcher
 from arbitrage.market.synthetic import SyntheticSource
 from arbitrage.market.universe import top_n
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from harness.exchange_sim.client import SimProcess
+from tests.support.sims import running_sim
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +29,8 @@ SLACK_SEC = 0.5
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim("--seed", "5")
-    try:
-        yield server
-    finally:
-        server.stop()
+    with running_sim("--seed", "5") as started:
+        yield started
 
 
 @pytest.fixture

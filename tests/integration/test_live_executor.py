@@ -20,6 +20,7 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from tests.support.sims import running_sim
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +40,8 @@ SIM_ARGS = ("--seed", "11", "--symbols", "BTC,ETH")
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim(*SIM_ARGS)
-    try:
-        yield server
-    finally:
-        server.stop()
+    with running_sim(*SIM_ARGS) as started:
+        yield started
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ from evidence.ledger_rows import count_trade_legs
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def services(postgres_dsn: str, redis_url: str) -> ServiceEndpoints:
-    """The session's shared servers, with a database of this module's own: no fresh cluster needed."""
-    return ServiceEndpoints(postgres_dsn, redis_url)
-
-
 def cli(tmp_path: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
     return subprocess.run(
@@ -41,8 +35,8 @@ def criteria(evidence_dir: Path) -> dict[str, str]:
     return {c["name"]: c["verdict"] for c in result["criteria"]}
 
 
-def test_verify_recounts_rows_and_catches_a_deleted_leg(tmp_path: Path, services: ServiceEndpoints) -> None:
-    dsn, url = services.postgres_dsn, services.redis_url
+def test_verify_recounts_rows_and_catches_a_deleted_leg(tmp_path: Path, server: ServiceEndpoints) -> None:
+    dsn, url = server.postgres_dsn, server.redis_url
     run = cli(tmp_path, "run", "--ticks", "400", "--seed", "7", "--postgres-dsn", dsn, "--redis-url", url,
               "--evidence-root", str(tmp_path / "evidence"))  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
