@@ -88,9 +88,20 @@ def postgres_server(
             _remove(data_dir)
 
 
+def external_postgres(config: pytest.Config) -> bool:
+    """Whether the session's PostgreSQL is a configured one, which outlives the session.
+
+    Only there are a module's databases worth dropping: an embedded server's data directory goes
+    when the session ends, and each DROP DATABASE forces a checkpoint (about a second on a loaded
+    machine), more than creating the database took.
+    """
+    return config.stash[SETTINGS_KEY].postgres_dsn is not None
+
+
 @pytest.fixture(scope="module")
 def postgres_dsn(request: pytest.FixtureRequest, postgres_server: str) -> Iterator[str]:
-    """DSN of a database created for this test module alone, dropped when the module is done."""
+    """DSN of a database created for this test module alone (dropped when the module is done if
+    the server outlives the session)."""
     import psycopg
     from psycopg import conninfo, sql
 
@@ -98,9 +109,8 @@ def postgres_dsn(request: pytest.FixtureRequest, postgres_server: str) -> Iterat
     name = f"arb_{_slug(worker_id(), 8)}_{module}_{secrets.token_hex(4)}"[:63]
     with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield conninfo.make_conninfo(postgres_server, dbname=name)
-    finally:
+    yield conninfo.make_conninfo(postgres_server, dbname=name)
+    if external_postgres(request.config):
         with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -14,6 +14,7 @@ import pytest
 
 from arbitrage.ledger import Ledger
 from arbitrage.services import ServiceEndpoints
+from harness.services import external_postgres
 from tests.support.databases import drop_databases_made_from
 
 KEY_PREFIX_VAR = "ARB_SERVICES__REDIS_KEY_PREFIX"
@@ -21,15 +22,18 @@ KEY_PREFIX_VAR = "ARB_SERVICES__REDIS_KEY_PREFIX"
 
 
 @pytest.fixture(scope="module")
-def server(postgres_dsn: str, redis_url: str, redis_key_prefix: str) -> Iterator[ServiceEndpoints]:
-    """The session's PostgreSQL and Redis as this module's own: a database of its own (the
-    databases made from it dropped at the end) and its own Redis key prefix, set in the
-    environment every engine the module starts inherits, so no key (the kill switch's cache,
-    the run registry, heartbeats) is seen by another module."""
+def server(
+    request: pytest.FixtureRequest, postgres_dsn: str, redis_url: str, redis_key_prefix: str
+) -> Iterator[ServiceEndpoints]:
+    """The session's PostgreSQL and Redis as this module's own: a database of its own and its own
+    Redis key prefix, set in the environment every engine the module starts inherits, so no key
+    (the kill switch's cache, the run registry, heartbeats) is seen by another module. The
+    databases made from the module's are dropped with it on a server that outlives the session."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(KEY_PREFIX_VAR, redis_key_prefix)
         yield ServiceEndpoints(postgres_dsn, redis_url)
-    drop_databases_made_from(postgres_dsn)
+    if external_postgres(request.config):
+        drop_databases_made_from(postgres_dsn)
 
 
 @pytest.fixture
