@@ -360,7 +360,14 @@ class Ledger:
         return self._write([(RUN_END, fields)])
 
     def close(self) -> None:
-        """Stop the writer thread (what it could not send stays journaled) and disconnect."""
+        """Stop the writer thread (what it could not send stays journaled) and disconnect.
+
+        Under group commit, records queued since the last drain (a run refused after it was
+        registered) are first given the bound a synchronous write would have had, unless the
+        writer is already failing to reach PostgreSQL.
+        """
+        if self._writer.continuous and not self._writer.failing:
+            self._writer.wait_empty(self.guard.bound_sec)
         self._writer.close()
         with self._lock:
             self._drop_connection()

@@ -103,6 +103,11 @@ class LedgerWriter:
         """The queue holds `capacity` records or more: hold back whatever can wait."""
         return self._count >= self.capacity
 
+    @property
+    def failing(self) -> bool:
+        """The last batch failed for want of a connection and nothing was acknowledged since."""
+        return self._failing
+
     def records(self) -> Iterator[Record]:
         """Every queued record, oldest first (call with the ledger's lock held)."""
         for unit in self._units:

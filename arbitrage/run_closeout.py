@@ -78,7 +78,7 @@ class RunCloseout:
         portfolio = parts.portfolio
         outcome = f"stop_reason={facts.stop_reason} closed_trades={portfolio.closed_trades}"
         finish = partial(parts.supervisor.finish, evidence.path, names.METRICS_SNAPSHOT, outcome)
-        finalize = partial(self._finalize, conn.ledger, facts, drain_until)
+        finalize = partial(self.finalize_ledger, conn.ledger, facts, drain_until)
         exit_code, status = final_flush(
             evidence, facts, kpi, finish, self.failures, finalize, parts.conditional.write
         )
@@ -92,10 +92,15 @@ class RunCloseout:
         print("\n".join(closing_summary(evidence.path)), file=self.out, flush=True)
         return exit_code
 
-    def _finalize(
+    def finalize_ledger(
         self, ledger: Ledger, facts: RunFacts, drain_until: float, exit_code: int, status: str
     ) -> None:
-        """The run's last ledger records, journaled before the final seal so that it covers them."""
+        """The run's last ledger records, journaled before the final seal so that it covers them.
+
+        They get at least the bound a synchronous write of them would have had (`ledger.guard`):
+        the stop's other work (an abandoned fetch from a slow venue let finish) can spend the whole
+        drain budget, and a writer thread given no time at all would leave them queued.
+        """
         ledger.record_event(
             self.run_id, "RUN_END", {"stop_reason": facts.stop_reason, "exit_code": exit_code}
         )
@@ -107,7 +112,7 @@ class RunCloseout:
             facts.portfolio.closed_trades,
             datetime.now(UTC),
         )
-        ledger.drain(max(0.0, drain_until - time.monotonic()))
+        ledger.drain(max(ledger.guard.bound_sec, drain_until - time.monotonic()))
 
     def _settle(self, ledger: Ledger, journal: LedgerJournal) -> None:
         """Settle the journal on what PostgreSQL still lacks, and say where those records are."""

@@ -146,8 +146,6 @@ class TradingLoop:
     def _after_tick(self, trader: Trader, supervisor: Supervisor, latency_ms: float) -> None:
         """Tell the supervisor what the tick did; it feeds the metrics and checks the guards."""
         ledger = trader.ledger
-        if ledger.journal_error is not None:
-            self.failures.report(ledger.journal_error)
         vitals = supervisor.vitals
         vitals.last_latency_ms = latency_ms
         vitals.loop_count = self.loop_count

@@ -7,26 +7,33 @@ Outcomes are read from PostgreSQL (and the journal file), never from the ledger'
 
 from __future__ import annotations
 
+import io
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from arbitrage.closeout import RunFacts
 from arbitrage.config import StrategyConfig
+from arbitrage.evidence_failure import EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.journal import LedgerJournal, read_journal
 from arbitrage.ledger import APPLICATION_NAME, Ledger
+from arbitrage.logs import WarningCounter
 from arbitrage.market.model import MarketModel
 from arbitrage.market.universe import top_n
 from arbitrage.portfolio import Portfolio
+from arbitrage.run_closeout import RunCloseout
 from arbitrage.strategy import Strategy
 from arbitrage.trader import Trader
+from evidence.ledger_rule import LegCounts
 from gates.chaos.checker import LedgerAudit
-from tests.faults.test_ledger_faults import audit
+from tests.faults.test_ledger_faults import audit, wait_for_a_trade
 from tests.integration.test_ledger_journal import leg
 from tests.support.controlled_pg import ControlledPostgres
 from tests.support.ledger_audit import EngineRun
@@ -163,20 +170,6 @@ def test_a_full_queue_holds_entries_back_and_drops_nothing(
     assert dict(legs).get("exit", 0) == portfolio.closed_trades
 
 
-def wait_for_a_trade(run: EngineRun, within_sec: float = 90.0) -> float:
-    """Seconds after launch at which the run's first trade leg is in its journal (start-up on a
-    loaded machine can take many seconds, so no fault is scheduled before it)."""
-    deadline = run.elapsed() + within_sec
-    while run.elapsed() < deadline:
-        if run.process.poll() is not None:
-            raise AssertionError(f"engine exited early ({run.process.returncode})")
-        for journal in run.evidence_root.glob("*/ledger_journal.jsonl"):
-            if any(record["op"] == "leg" for record in read_journal(journal)):
-                return run.elapsed()
-        time.sleep(0.05)
-    raise AssertionError(f"no trade leg journaled within {within_sec:g}s of launch")
-
-
 def test_a_sigterm_with_a_full_queue_flushes_within_the_budget(
     controlled_pg: ControlledPostgres, redis_url: str, tmp_path: Path
 ) -> None:
@@ -203,3 +196,47 @@ def test_a_sigterm_with_a_full_queue_flushes_within_the_budget(
     assert result.kpi["ledger"]["journal_pending"] == 0
     assert result.kpi["entries_held_for_ledger"] > 0
     assert not (tmp_path / ".ledger_pending" / f"{run.run_id}.json").exists()
+
+
+def test_the_last_records_are_sent_when_the_stop_spent_the_drain_budget(
+    controlled_pg: ControlledPostgres, group_ledger: tuple[Ledger, LedgerJournal]
+) -> None:
+    """A slow venue's abandoned fetch can take the whole close-out drain budget before the run's
+    last records (RUN_END and the `runs` row) are queued: they still reach PostgreSQL before the
+    close-out settles the journal on what is pending."""
+    ledger, _ = group_ledger
+    register(ledger)
+    facts = RunFacts(
+        run_id="run_gc", expected_seconds=None, heartbeat_interval_seconds=2.0, started_epoch=0.0,
+        ended_epoch=1.0, duration_seconds=1.0, beat_epochs=[], stop_reason="WATCHDOG_CRITICAL",
+        portfolio=Portfolio(), opportunities_generated=0, db_inserts_ok=0, warnings=WarningCounter(),
+        acked_legs=LegCounts(0, 0), journaled_legs=0,
+    )  # fmt: skip
+    closeout = RunCloseout("run_gc", io.StringIO(), EvidenceFailures(lambda: None), WarningCounter())
+    spent = time.monotonic() - 5.0
+    closeout.finalize_ledger(ledger, facts, spent, 1, "failed")
+    pending_at_settle = ledger.pending_count
+
+    assert pending_at_settle == 0
+    final = rows(controlled_pg.dsn, "SELECT status, exit_code FROM runs WHERE run_id = 'run_gc'")
+    assert final == [("failed", 1)]
+    ends = rows(controlled_pg.dsn, "SELECT event_type FROM event_log WHERE event_type = 'RUN_END'")
+    assert ends == [("RUN_END",)]
+
+
+def test_a_record_queued_just_before_close_is_sent(
+    controlled_pg: ControlledPostgres, group_ledger: tuple[Ledger, LedgerJournal]
+) -> None:
+    """A run refused after its registration queues its `runs` end and closes the ledger at once:
+    the close sends it instead of leaving it to the next start's replay."""
+    ledger, _ = group_ledger
+    register(ledger)
+    ledger.record_run_end("run_gc", "failed", "EVIDENCE_WRITE_FAILED", 1, 0, datetime.now(UTC))
+    ledger.close()
+
+    final = rows(controlled_pg.dsn, "SELECT status, stop_reason FROM runs WHERE run_id = 'run_gc'")
+    assert final == [("failed", "EVIDENCE_WRITE_FAILED")]
+
+
+def register(ledger: Ledger) -> None:
+    ledger.record_run_start("run_gc", "smoke", "paper", datetime.now(UTC), 7, None, "cfg")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -27,6 +28,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 FAULT_WARNINGS = r"not acknowledged|ledger reconnected|insert failed|undelivered|unreachable"
 
 
+def wait_for_a_trade(run: EngineRun, within_sec: float = 90.0) -> float:
+    """Seconds after launch at which the run's first trade leg is in its journal (start-up on a
+    loaded machine can take many seconds, so no fault is scheduled before it)."""
+    deadline = run.elapsed() + within_sec
+    while run.elapsed() < deadline:
+        if run.process.poll() is not None:
+            raise AssertionError(f"engine exited early ({run.process.returncode})")
+        for journal in run.evidence_root.glob("*/ledger_journal.jsonl"):
+            if any(record["op"] == "leg" for record in read_journal(journal)):
+                return run.elapsed()
+        time.sleep(0.05)
+    raise AssertionError(f"no trade leg journaled within {within_sec:g}s of launch")
+
+
 def audit(run: EngineRun, dsn: str) -> LedgerAudit:
     assert tracebacks(run.stdout, run.stderr) == [], run.stderr
     result = LedgerAudit.of(dsn, run.run_dir)
@@ -40,12 +55,13 @@ def test_a_dropped_connection_loses_no_leg(
     controlled_pg: ControlledPostgres, redis_url: str, tmp_path: Path, strike_at: str
 ) -> None:
     run = EngineRun.start(tmp_path, controlled_pg.dsn, redis_url, "--duration", "12s")
+    traded_at = wait_for_a_trade(run)
     if strike_at == "at-stop":
-        run.wait_until(8.0)
+        run.wait_until(traded_at + 6.0)
         run.process.send_signal(signal.SIGTERM)
         killed = controlled_pg.terminate_backends(APPLICATION_NAME)
     else:
-        run.wait_until(3.0 if strike_at == "early" else 7.0)
+        run.wait_until(traded_at + (0.0 if strike_at == "early" else 4.0))
         killed = controlled_pg.terminate_backends(APPLICATION_NAME)
     assert run.finish() == 1
     assert killed >= 1
@@ -58,7 +74,7 @@ def test_the_server_stopped_for_ten_seconds_mid_run(
     controlled_pg: ControlledPostgres, redis_url: str, tmp_path: Path
 ) -> None:
     run = EngineRun.start(tmp_path, controlled_pg.dsn, redis_url, "--duration", "22s")
-    run.wait_until(4.0)
+    run.wait_until(wait_for_a_trade(run) + 2.0)
     with controlled_pg.stopped_for(10.0):
         pass
     assert run.finish() == 1
@@ -72,7 +88,7 @@ def test_the_server_down_past_the_end_is_replayed_by_the_next_command(
     controlled_pg: ControlledPostgres, redis_url: str, tmp_path: Path
 ) -> None:
     run = EngineRun.start(tmp_path, controlled_pg.dsn, redis_url, "--duration", "10s")
-    run.wait_until(5.0)
+    run.wait_until(wait_for_a_trade(run) + 3.0)
     controlled_pg.stop()
     assert run.finish() == 1
     assert f"ledger records of run {run.run_id} are not in PostgreSQL yet" in run.stderr
@@ -93,9 +109,10 @@ def test_a_frozen_backend_cannot_hold_a_sigterm(
     controlled_pg: ControlledPostgres, redis_url: str, tmp_path: Path
 ) -> None:
     run = EngineRun.start(tmp_path, controlled_pg.dsn, redis_url, "--duration", "30s")
-    run.wait_until(5.0)
+    traded_at = wait_for_a_trade(run)
+    run.wait_until(traded_at + 3.0)
     assert controlled_pg.freeze_backends()
-    run.wait_until(7.0)
+    run.wait_until(traded_at + 5.0)
     run.process.send_signal(signal.SIGTERM)
     signalled = run.elapsed()
     try:
