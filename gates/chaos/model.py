@@ -1,7 +1,8 @@
 """The vocabulary of chaos: fault kinds, a run's plan, a run's outcome, and the options of a campaign.
 
 A schedule is a pure function of its seed (`gates.chaos.schedule`); a plan says, for one run,
-which faults strike, when (seconds after the engine's launch) and for how long. An outcome is
+which faults strike, when (seconds after the engine's launch, or after its run started: the
+campaign's `clock`) and for how long. An outcome is
 what the independent checker concluded about the run that plan produced.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+Clock = Literal["launch", "run"]
 
 PROCESS_FAULTS = ("sigterm", "sigkill")
 POSTGRES_FAULTS = (
@@ -44,8 +47,9 @@ CLASSIFICATIONS: tuple[Classification, ...] = ("clean", "failed-closed", "LOST",
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: `kind` strikes `at_sec` after launch and is cleared `duration_sec` later
-    (instantaneous kinds such as signals and `pg-terminate` ignore the duration)."""
+    """One fault: `kind` strikes `at_sec` after the clock origin (launch or run start) and is
+    cleared `duration_sec` later (instantaneous kinds such as signals and `pg-terminate` ignore
+    the duration)."""
 
     kind: str
     at_sec: float
@@ -85,7 +89,8 @@ class Schedule:
 
 @dataclass(frozen=True)
 class FaultEvent:
-    """When a fault was really struck or cleared, measured from the engine's launch."""
+    """When a fault was really struck or cleared, measured from the campaign's clock origin
+    (`ChaosOptions.clock`: the engine's launch, or the start of its run)."""
 
     kind: str
     action: Literal["strike", "clear"]
@@ -138,9 +143,13 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class ChaosOptions:
-    """How a campaign runs: parallelism, where its servers and outputs are."""
+    """How a campaign runs: parallelism, where its servers and outputs are, and when faults strike."""
 
     workers: int = 1
     postgres_dsn: str | None = None
     keep: bool = False
     output_root: Path = Path("logs/chaos")
+    clock: Clock = "launch"
+    """What a plan's strike times count from: the engine's launch (faults may then land in its
+    start-up, however long that takes), or the start of its run (its `evidence:` line; every
+    fault then meets a running engine, whatever the start-up took)."""

@@ -2,8 +2,9 @@
 
 Each worker owns a rig (a PostgreSQL and a Redis it controls, each behind a TCP fault proxy, an
 exchange simulator and a small evidence disk). For every plan it launches `arbitrage run` as a
-subprocess exactly as a user would, strikes and clears the plan's faults at their moments,
-waits for the engine (a run that outlives its duration by HANG_GRACE_SEC, counted from its
+subprocess exactly as a user would, strikes and clears the plan's faults at their moments
+(counted from its launch, or from its evidence line on the campaign's `run` clock), waits for the
+engine (a run that outlives its duration by HANG_GRACE_SEC, counted from its
 evidence line, is a hang, asked for its stacks before it is killed), heals the rig, runs the next
 start when the run left work for it (a kill, a pending journal, a `runs` row still running), and
 hands everything to the checker.
@@ -29,7 +30,16 @@ from evidence import names
 from evidence.ledger_tables import RUNS
 from gates.chaos.checker import EngineResult, judge
 from gates.chaos.faults import clear, reset, strike
-from gates.chaos.model import TERMINAL_FAULTS, ChaosOptions, Fault, FaultEvent, RunOutcome, RunPlan, Schedule
+from gates.chaos.model import (
+    TERMINAL_FAULTS,
+    ChaosOptions,
+    Clock,
+    Fault,
+    FaultEvent,
+    RunOutcome,
+    RunPlan,
+    Schedule,
+)
 from gates.chaos.rig import Rig
 
 HANG_GRACE_SEC = 30.0
@@ -37,6 +47,7 @@ HANG_GRACE_SEC = 30.0
 STARTUP_GRACE_SEC = 60.0
 """How long an engine may take to start its run (print its evidence directory) before that counts."""
 EXIT_POLL_SEC = 0.1
+RUN_START_POLL_SEC = 0.02
 EVIDENCE_LINE = "evidence: "
 STACK_DUMP_SEC = 2.0
 """How long a hung engine gets to print its threads' stacks (SIGQUIT) before it is killed."""
@@ -77,13 +88,29 @@ def exits_in_time(
     return True
 
 
+def run_start(
+    process: subprocess.Popen[str], stdout: Path, started: float, startup_sec: float = STARTUP_GRACE_SEC
+) -> float | None:
+    """The moment the engine's run started (it printed its evidence directory), or None when it
+    exited first or its start-up budget ran out."""
+    deadline = started + startup_sec
+    while process.poll() is None and time.monotonic() < deadline:
+        if EVIDENCE_LINE in stdout.read_text(errors="replace"):
+            return time.monotonic()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=RUN_START_POLL_SEC)
+    return None
+
+
 class RunDriver:
     """One plan on one rig: launch, strike and clear on time, wait, heal, next start, judge."""
 
-    def __init__(self, rig: Rig, workdir: Path, keep: bool = False) -> None:
+    def __init__(self, rig: Rig, workdir: Path, keep: bool = False, clock: Clock = "launch") -> None:
         self.rig = rig
         self.workdir = workdir
         self.keep = keep
+        self.clock = clock
+        self.env = {**os.environ, **ENGINE_ENV}
 
     def run(self, plan: RunPlan) -> RunOutcome:
         reset(self.rig)
@@ -97,10 +124,11 @@ class RunDriver:
         with open(logs / "stdout.txt", "w+") as out, open(logs / "stderr.txt", "w+") as err:
             process = subprocess.Popen(
                 command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                env={**os.environ, **ENGINE_ENV}, start_new_session=True,
+                env=self.env, start_new_session=True,
             )  # fmt: skip
             self.rig.engine = process
-            events = self._apply_faults(plan, process, started)
+            origin = started if self.clock == "launch" else run_start(process, logs / "stdout.txt", started)
+            events = [] if origin is None else self._apply_faults(plan, process, origin)
             hung = not exits_in_time(process, logs / "stdout.txt", started, plan.duration_sec)
             if hung:
                 process.send_signal(signal.SIGQUIT)
@@ -149,8 +177,9 @@ class RunDriver:
     def _apply_faults(
         self, plan: RunPlan, process: subprocess.Popen[str], started: float
     ) -> list[FaultEvent]:
-        """Strike and clear each fault at its moment (the event's time is when the action began; one
-        that takes long says so); a fault the engine did not live to see is skipped."""
+        """Strike and clear each fault at its moment after `started` (the clock's origin; the
+        event's time is when the action began, and one that takes long says so); a fault the
+        engine did not live to see is skipped."""
         steps: list[tuple[float, int, str, Fault]] = []
         for fault in plan.faults:
             steps.append((fault.at_sec, 1, "strike", fault))
@@ -194,12 +223,12 @@ class RunDriver:
     def _next_start(self, plan: RunPlan, logs: Path) -> list[str]:
         """The next engine command, which replays pending journals and recovers crashed runs."""
         command = engine_command(
-            "run", "--ticks", "3", "--seed", str(plan.engine_seed), *self.rig.engine_args()
+            "run", "--ticks", "1", "--seed", str(plan.engine_seed), *self.rig.engine_args()
         )
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=NEXT_START_TIMEOUT_SEC,
-                env={**os.environ, **ENGINE_ENV}, stdin=subprocess.DEVNULL,
+                env=self.env, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             return [f"next start hung: {exc}", "Traceback (most recent call last): next start did not exit"]
@@ -251,7 +280,7 @@ def run_campaign(
             failures.append(exc)
             return
         try:
-            driver = RunDriver(rig, root, keep=options.keep)
+            driver = RunDriver(rig, root, keep=options.keep, clock=options.clock)
             while True:
                 try:
                     plan = plans.get_nowait()

@@ -49,7 +49,7 @@ def test_the_schedule_leaves_out_what_needs_an_owned_server(operators_server: Co
 def test_a_campaign_on_an_external_server(operators_server: ControlledPostgres, tmp_path: Path) -> None:
     before = databases(operators_server)
     done = chaos(
-        "--runs", "2", "--seed", "4", "--faults", "pg-terminate,pg-net-reset",
+        "--runs", "2", "--seed", "4", "--duration", "5s", "--faults", "pg-terminate,pg-net-reset",
         "--postgres-dsn", operators_server.admin_dsn, "--output-root", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -86,7 +86,7 @@ def test_an_unknown_or_unavailable_fault_is_refused_with_its_reason(rig: Rig) ->
 
 
 def test_an_engine_runs_clean_through_the_rig(rig: Rig) -> None:
-    command = [sys.executable, "-m", "arbitrage", "run", "--ticks", "20", "--seed", "3", *rig.engine_args()]
+    command = [sys.executable, "-m", "arbitrage", "run", "--ticks", "4", "--seed", "3", *rig.engine_args()]
     result = subprocess.run(
         command,
         capture_output=True,
@@ -117,7 +117,7 @@ def test_a_fault_reaches_a_live_engines_backends(rig: Rig) -> None:
         "arbitrage",
         "run",
         "--duration",
-        "12s",
+        "5s",
         "--seed",
         "3",
         *rig.engine_args(),
