@@ -60,7 +60,7 @@ def _install(session: nox.Session, extra: str | None = None) -> None:
     venv = session.virtualenv.location
     session.run_install(
         "uv", "sync", "--locked", *([f"--extra={extra}"] if extra else []), f"--python={venv}",
-        env={"UV_PROJECT_ENVIRONMENT": venv}, silent=True,
+        env={"UV_PROJECT_ENVIRONMENT": venv, "UV_COMPILE_BYTECODE": "1"}, silent=True,
     )  # fmt: skip
 
 

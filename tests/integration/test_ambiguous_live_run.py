@@ -11,9 +11,6 @@ reports the booked order the ledger lacks.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,19 @@ from arbitrage.ledger import connect
 from arbitrage.market.ccxt_source import VenuePair
 from arbitrage.ops.kill_switch import KillSwitch
 from harness.engine import EngineLauncher
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
-from tests.integration.test_live_run import armed_env, deactivate_kill_switch
-from tests.integration.test_reconcile import CREDENTIALS, problems, reconcile
+from harness.exchange_sim.client import SimProcess
+from tests.support.live_runs import (
+    CREDENTIALS,
+    TRADING_SIM,
+    arbitrage,
+    armed_env,
+    problems,
+    reconcile,
+    release_kill_switch,
+    running_sim,
+    services_args,
+    stripped_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -48,11 +55,8 @@ TICKS = 40
 
 @pytest.fixture
 def lossy_sim(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
-    server = start_exchange_sim("--seed", "3", "--premium-half-life-sec", "1", "--fault", *request.param)
-    try:
+    with running_sim(*TRADING_SIM, "--fault", *request.param) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def venue_orders(sim: SimProcess) -> dict[str, dict[str, Any]]:
@@ -97,7 +101,7 @@ def ledger_of(dsn: str, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[
 
 
 def start_armed(engine: EngineLauncher, sim: SimProcess, dsn: str) -> Any:
-    deactivate_kill_switch(dsn)
+    release_kill_switch(dsn, "lost replies acceptance run against arbitrage sim", "test_ambiguous_live_run")
     run = engine(env=armed_env() | LOSSY_RUN)
     run.start(["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url,
                "--ticks", str(TICKS), "--heartbeat-interval", "5", "--seed", "3"])  # fmt: skip
@@ -146,15 +150,12 @@ def test_every_reply_lost_the_ledger_holds_exactly_the_booked_orders_and_reconci
 def test_an_order_whose_outcome_stays_unknown_stops_the_run_and_trips_the_kill_switch(
     lossy_sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
 ) -> None:
-    deactivate_kill_switch(postgres_dsn)
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    env["ARB_SERVICES__REDIS_KEY_PREFIX"] = redis_key_prefix
-    services = ["--postgres-dsn", postgres_dsn, "--redis-url", redis_url]
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--mode", "live", "--market", "ccxt",
-         "--exchange-url", lossy_sim.url, "--ticks", str(TICKS), "--seed", "3",
-         "--evidence-root", str(tmp_path / "evidence"), *services],
-        capture_output=True, text=True, env=env | armed_env() | LOSSY_RUN, timeout=TICKS + 90, cwd=tmp_path,
+    release_kill_switch(postgres_dsn, "unknown outcome acceptance run", "test_ambiguous_live_run")
+    env = stripped_env() | armed_env() | LOSSY_RUN | {"ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
+    done = arbitrage(
+        "run", "--mode", "live", "--market", "ccxt", "--exchange-url", lossy_sim.url, "--ticks", str(TICKS),
+        "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),
+        env=env, timeout=TICKS + 90, cwd=tmp_path,
     )  # fmt: skip
     [line] = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
     evidence = Path(line.removeprefix("evidence: "))

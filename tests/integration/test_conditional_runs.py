@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
+from arbitrage.services import ServiceEndpoints
 from evidence.names import DAILY_REPORT, DECISION_TRACE, HEARTBEAT, MANIFEST, STOP_REASON_SNAPSHOT
 from evidence.schema import validation_errors
 from evidence.writer import file_digest
@@ -29,13 +29,12 @@ from gates.analyzer import analyze
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    embedded = EmbeddedServices(tmp_path_factory.mktemp("svc"))
-    try:
-        yield embedded.resolve(None, None)
-    finally:
-        embedded.stop()
+@pytest.fixture
+def services(postgres_dsn: str, redis_url: str, redis_key_prefix: str) -> Iterator[ServiceEndpoints]:
+    """The session's shared servers, with a database and Redis key prefix of this module's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARB_SERVICES__REDIS_KEY_PREFIX", redis_key_prefix)
+        yield ServiceEndpoints(postgres_dsn, redis_url)
 
 
 def _command(tmp_path: Path, services: ServiceEndpoints, *args: str) -> list[str]:
@@ -123,21 +122,31 @@ def _wait_for_beats(run_dir_of: subprocess.Popen[str], tmp_path: Path, beats: in
     raise AssertionError(f"no {beats} heartbeat lines within {timeout:g}s")
 
 
-def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
-    tmp_path: Path, services: ServiceEndpoints
-) -> None:
-    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s")
+def _sigterm_after_beats(
+    tmp_path: Path, services: ServiceEndpoints, beats: int, before: Callable[[Path], object], *args: str
+) -> tuple[Path, int, str]:
+    """A run signalled with SIGTERM once it has written `beats` heartbeats (after `before(run_dir)`);
+    its evidence directory, exit code and stderr."""
+    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s", *args)
     engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                               cwd=tmp_path)  # fmt: skip
     try:
-        run_dir = _wait_for_beats(engine, tmp_path, 3, timeout=60)
+        run_dir = _wait_for_beats(engine, tmp_path, beats, timeout=60)
+        before(run_dir)
         engine.send_signal(signal.SIGTERM)
         _, stderr = engine.communicate(timeout=30)
     finally:
         if engine.poll() is None:
             engine.kill()
             engine.wait()
-    assert engine.returncode == 1, stderr[-2000:]
+    return run_dir, engine.returncode, stderr
+
+
+def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
+    tmp_path: Path, services: ServiceEndpoints
+) -> None:
+    run_dir, code, stderr = _sigterm_after_beats(tmp_path, services, 3, lambda run_dir: None)
+    assert code == 1, stderr[-2000:]
     snapshot = _assert_sealed_and_valid(run_dir, STOP_REASON_SNAPSHOT)
     assert snapshot["stop_reason"] == "SIGTERM"
     assert isinstance(snapshot["last_books"], list) and snapshot["last_books"], "the books of the last tick"
@@ -166,19 +175,11 @@ def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
 def test_a_conditional_file_that_cannot_be_written_is_one_line_and_loses_nothing_else(
     tmp_path: Path, services: ServiceEndpoints
 ) -> None:
-    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s", "--trace")
-    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                              cwd=tmp_path)  # fmt: skip
-    try:
-        run_dir = _wait_for_beats(engine, tmp_path, 2, timeout=60)
+    def block_the_snapshot(run_dir: Path) -> None:
         (run_dir / STOP_REASON_SNAPSHOT).mkdir()
-        engine.send_signal(signal.SIGTERM)
-        _, stderr = engine.communicate(timeout=30)
-    finally:
-        if engine.poll() is None:
-            engine.kill()
-            engine.wait()
-    assert engine.returncode == 1, stderr[-2000:]
+
+    run_dir, code, stderr = _sigterm_after_beats(tmp_path, services, 2, block_the_snapshot, "--trace")
+    assert code == 1, stderr[-2000:]
     failures = [line for line in stderr.splitlines() if line.startswith("arbitrage: evidence write failed")]
     assert len(failures) == 1 and STOP_REASON_SNAPSHOT in failures[0], stderr[-2000:]
     manifest = json.loads((run_dir / MANIFEST).read_text())

@@ -1,6 +1,7 @@
 """What an operator reads at the end of a real run agrees with the evidence it leaves.
 
-The engine runs in a subprocess on its own embedded PostgreSQL and Redis; its stderr is a pipe, so
+The engine runs in a subprocess on the session's PostgreSQL (a database of this module's own) and
+Redis (a key prefix of its own); its stderr is a pipe, so
 the progress display logs plain lines, and the last one must count every closed trade, the
 stop-time flatten's included.
 """
@@ -25,15 +26,18 @@ pytestmark = pytest.mark.integration
 PROGRESS = re.compile(r"progress (\d+)%: .* trades (\d+) open (\d+) .* pnl ([+-]\d+\.\d+) USD")
 
 
-def test_last_progress_line_and_closing_summary_agree_with_chain_summary(tmp_path: Path) -> None:
+def test_last_progress_line_and_closing_summary_agree_with_chain_summary(
+    tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
+) -> None:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("ARB_") and k not in ("POSTGRES_DSN", "REDIS_URL")
     }
-    env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "services")
+    env["ARB_SERVICES__REDIS_KEY_PREFIX"] = redis_key_prefix
     done = subprocess.run(
         [sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"),
+         "--postgres-dsn", postgres_dsn, "--redis-url", redis_url,
          "--phase", "smoke", "--ticks", "1500", "--seed", "7"],
         capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path,
     )  # fmt: skip

@@ -1,111 +1,120 @@
 """Acceptance: an arm arms one run. A live run claims its `LIVE_ARM_AT` in PostgreSQL; a second run
 started with the same arm is refused (exit 1, one line, a LIVE_ARM_REFUSED row with code
 ARM_REUSED) before any venue client exists, so the simulator serves it no private request.
+
+The module's first armed run is shared: both tests start their second run after it.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from arbitrage.ledger import connect
-from arbitrage.ops.kill_switch import KillSwitch
-from arbitrage.ops.live_arm import KEY_VARS
-from arbitrage.services import ServiceEndpoints
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
-from tests.integration.test_live_run import armed_env
+from harness.exchange_sim.client import SimProcess
 from tests.support.databases import fresh_database
+from tests.support.live_runs import (
+    arbitrage,
+    armed_env,
+    release_kill_switch,
+    running_sim,
+    services_args,
+    stripped_env,
+)
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim("--seed", "5")
-    try:
+    with running_sim("--seed", "5") as server:
         yield server
-    finally:
-        server.stop()
 
 
-@pytest.fixture
-def dsn(server: ServiceEndpoints) -> str:
-    database = fresh_database(server.postgres_dsn, "arm_once")
-    switch = KillSwitch(connect(database, 5.0, 5000))
-    try:
-        switch.deactivate("single-use arm acceptance", "test_live_arm_single_use")
-    finally:
-        switch.close()
-    return database
+@dataclass(frozen=True)
+class ArmedRun:
+    """The module's first armed live run: its database, its arming and the run that claimed it."""
+
+    dsn: str
+    redis_url: str
+    env: dict[str, str]
+    run_id: str
+    root: Path
 
 
 def live_run(
-    tmp_path: Path, dsn: str, server: ServiceEndpoints, sim: SimProcess, env: dict[str, str]
+    root: Path, dsn: str, redis_url: str, sim: SimProcess, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS)}
-    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--duration", "3s"]
-    args += [
-        "--evidence-root",
-        str(tmp_path / "evidence"),
-        "--postgres-dsn",
-        dsn,
-        "--redis-url",
-        server.redis_url,
-    ]
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", *args],
-        capture_output=True, text=True, env=inherited | env, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", "2"]
+    return arbitrage(
+        "run", *args, *services_args(root / "evidence", dsn, redis_url), env=stripped_env() | env, cwd=root
+    )
 
 
-def test_the_same_arm_starts_one_run_only(
-    tmp_path: Path, dsn: str, server: ServiceEndpoints, sim: SimProcess
-) -> None:
-    env = armed_env()
-    first = live_run(tmp_path, dsn, server, sim, env)
+def counts(dsn: str) -> tuple[int, int, int]:
+    """(runs rows, LIVE_START rows, LIVE_ARM_REFUSED rows) in the database."""
+    with connect(dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM runs),"
+            " (SELECT count(*) FROM event_log WHERE event_type = 'LIVE_START'),"
+            " (SELECT count(*) FROM event_log WHERE event_type = 'LIVE_ARM_REFUSED')"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+@pytest.fixture(scope="module")
+def armed_run(
+    postgres_server: str,
+    redis_url: str,
+    redis_key_prefix: str,
+    sim: SimProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ArmedRun:
+    dsn = fresh_database(postgres_server, "arm_once")
+    release_kill_switch(dsn, "single-use arm acceptance", "test_live_arm_single_use")
+    root = tmp_path_factory.mktemp("armed")
+    env = armed_env() | {"ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
+    first = live_run(root, dsn, redis_url, sim, env)
     with connect(dsn, 5.0, 5000) as conn:
         claims = conn.execute("SELECT armed_at, run_id FROM live_arms").fetchall()
         started = conn.execute("SELECT run_id FROM event_log WHERE event_type = 'LIVE_START'").fetchall()
     assert len(started) == 1, first.stderr[-2000:]
     assert claims == [(int(env["LIVE_ARM_AT"]), started[0][0])], claims
+    return ArmedRun(dsn, redis_url, env, started[0][0], root)
 
+
+def test_the_same_arm_starts_one_run_only(armed_run: ArmedRun, sim: SimProcess) -> None:
+    runs_before, starts_before, refusals_before = counts(armed_run.dsn)
     before = sim.private_calls()
-    second = live_run(tmp_path, dsn, server, sim, env)
+    second = live_run(armed_run.root, armed_run.dsn, armed_run.redis_url, sim, armed_run.env)
     after = sim.private_calls()
     message = second.stderr.strip()
     assert second.returncode == 1, second.stderr
     assert message.count("\n") == 0 and "Traceback" not in message, message
     assert message.startswith("arbitrage: live mode refused: LIVE_ARM_AT="), message
-    assert f"already armed run {started[0][0]}" in message, message
+    assert f"already armed run {armed_run.run_id}" in message, message
     assert after - before == 0, sim.private_requests()
-    with connect(dsn, 5.0, 5000) as conn:
+    with connect(armed_run.dsn, 5.0, 5000) as conn:
         refusals = conn.execute(
-            "SELECT run_id, payload FROM event_log WHERE event_type = 'LIVE_ARM_REFUSED'"
+            "SELECT run_id, payload FROM event_log WHERE event_type = 'LIVE_ARM_REFUSED' ORDER BY id"
         ).fetchall()
-        runs = conn.execute("SELECT count(*) FROM runs").fetchone()
-        live_starts = conn.execute(
-            "SELECT count(*) FROM event_log WHERE event_type = 'LIVE_START'"
-        ).fetchone()
-    assert len(refusals) == 1, refusals
-    assert refusals[0][1]["code"] == "ARM_REUSED" and refusals[0][1]["reason"] in message
-    assert refusals[0][0] != started[0][0]
-    assert runs == (1,) and live_starts == (1,)
+    assert counts(armed_run.dsn) == (runs_before, starts_before, refusals_before + 1)
+    run_id, payload = refusals[-1]
+    assert payload["code"] == "ARM_REUSED" and payload["reason"] in message
+    assert run_id != armed_run.run_id
 
 
-def test_a_new_arm_starts_the_next_run(
-    tmp_path: Path, dsn: str, server: ServiceEndpoints, sim: SimProcess
-) -> None:
+def test_a_new_arm_starts_the_next_run(armed_run: ArmedRun, sim: SimProcess) -> None:
     """The refusal is about the arm, not about live runs: re-arming starts the next one."""
-    env = armed_env()
-    live_run(tmp_path, dsn, server, sim, env)
-    rearmed = env | {"LIVE_ARM_AT": str(int(env["LIVE_ARM_AT"]) + 1)}
-    second = live_run(tmp_path, dsn, server, sim, rearmed)
+    armed_at = int(armed_run.env["LIVE_ARM_AT"]) + 1
+    rearmed = armed_run.env | {"LIVE_ARM_AT": str(armed_at)}
+    second = live_run(armed_run.root, armed_run.dsn, armed_run.redis_url, sim, rearmed)
     assert "already armed" not in second.stderr, second.stderr
-    with connect(dsn, 5.0, 5000) as conn:
-        claims = conn.execute("SELECT count(*) FROM live_arms").fetchone()
-    assert claims == (2,)
+    with connect(armed_run.dsn, 5.0, 5000) as conn:
+        claims = conn.execute("SELECT armed_at FROM live_arms ORDER BY armed_at").fetchall()
+    assert claims == [(armed_at - 1,), (armed_at,)]

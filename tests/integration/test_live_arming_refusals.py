@@ -11,9 +11,7 @@ is impossible by construction.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +20,15 @@ from typing import Any, Protocol
 import pytest
 
 from arbitrage.ledger import connect
-from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
-from arbitrage.services import ServiceEndpoints
-from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
+from tests.support.live_runs import (
+    arbitrage,
+    release_kill_switch,
+    running_sim,
+    services_args,
+    stripped_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +45,32 @@ class PrivateCallCounter(Protocol):
     def private_requests(self) -> dict[str, int]: ...
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def exchange_simulator() -> Iterator[PrivateCallCounter | None]:
-    """A fresh simulator per case, so its private request count is the case's own."""
-    sim = start_exchange_sim("--seed", "5")
-    try:
+    """One simulator for the module: no case may make a private call, so its private request log
+    stays empty from the first case to the last, and each case checks it is still empty."""
+    with running_sim("--seed", "5") as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture
-def dsn(server: ServiceEndpoints) -> str:
-    return fresh_database(server.postgres_dsn, "arm")
+def dsn(postgres_server: str) -> str:
+    return fresh_database(postgres_server, "arm")
+
+
+@pytest.fixture
+def released(dsn: str, request: pytest.FixtureRequest) -> str:
+    """The case's database with its kill switch released, so only the case's own refusal stops the run."""
+    release_kill_switch(dsn, f"{request.node.name} refusal case", "test_live_arming_refusals")
+    return dsn
+
+
+def live_run(
+    tmp_path: Path, dsn: str, redis_url: str, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`arbitrage run --mode live --ticks 20 ARGS` on the case's database and evidence root."""
+    services = services_args(tmp_path / "evidence", dsn, redis_url)
+    return arbitrage("run", "--mode", "live", "--ticks", "20", *args, *services, env=env, cwd=tmp_path)
 
 
 ARMING_VARS = ("LIVE_ARM_ACK", "LIVE_ARM_AT", "LIVE_MAX_NOTIONAL_USD", "ARBITRAGE_ENV")
@@ -84,10 +99,7 @@ CASES: dict[str, tuple[dict[str, str | int | None], str, str]] = {
 def arming_env(changes: dict[str, str | int | None]) -> dict[str, str]:
     """The process env for a case: inherited env without any arming or key, then the case's arming."""
     now = int(time.time())
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS, *ARMING_VARS)
-    }
-    env.update(FAKE_KEYS)
+    env = stripped_env(*ARMING_VARS) | FAKE_KEYS
     env.update({ACK: ARM_ACK_VALUE, "LIVE_ARM_AT": str(now), NOTIONAL: "100", "ARBITRAGE_ENV": "live"})
     for name, value in changes.items():
         if value is None:
@@ -102,22 +114,17 @@ def test_live_arming_refusal(
     case: str,
     tmp_path: Path,
     dsn: str,
-    server: ServiceEndpoints,
+    redis_url: str,
     exchange_simulator: PrivateCallCounter | None,
     record_property: Any,
 ) -> None:
     changes, fragment, event_type = CASES[case]
-    env = arming_env(changes)
-    args = ["--mode", "live", "--ticks", "20", "--evidence-root", str(tmp_path / "evidence")]
-    args += ["--postgres-dsn", dsn, "--redis-url", server.redis_url]
+    args: list[str] = []
     before = 0
     if exchange_simulator is not None:
         args += ["--market", "ccxt", "--exchange-url", exchange_simulator.url]
         before = exchange_simulator.private_calls()
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", *args],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    done = live_run(tmp_path, dsn, redis_url, arming_env(changes), *args)
     private_calls = 0 if exchange_simulator is None else exchange_simulator.private_calls() - before
     private = {} if exchange_simulator is None else exchange_simulator.private_requests()
     message = done.stderr.strip()
@@ -143,27 +150,11 @@ def test_live_arming_refusal(
 
 
 def test_armed_live_run_on_the_synthetic_market_is_refused(
-    tmp_path: Path, dsn: str, server: ServiceEndpoints
+    tmp_path: Path, released: str, redis_url: str
 ) -> None:
     """Fully armed, kill switch released, preflight passing: live still needs a venue (--market ccxt)."""
-    switch = KillSwitch(connect(dsn, 5.0, 5000))
-    try:
-        switch.deactivate("synthetic market refusal case", "test_live_arming_refusals")
-    finally:
-        switch.close()
-    args = ["--mode", "live", "--market", "synthetic", "--ticks", "20"]
-    args += [
-        "--evidence-root",
-        str(tmp_path / "evidence"),
-        "--postgres-dsn",
-        dsn,
-        "--redis-url",
-        server.redis_url,
-    ]
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", *args],
-        capture_output=True, text=True, env=arming_env({}), timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    dsn = released
+    done = live_run(tmp_path, dsn, redis_url, arming_env({}), "--market", "synthetic")
     message = done.stderr.strip()
     assert done.returncode == 1, done.stderr
     assert message == "arbitrage: live mode refused: live trading needs --market ccxt" + (
@@ -179,28 +170,15 @@ def test_armed_live_run_on_the_synthetic_market_is_refused(
 
 
 def test_a_debug_load_knob_refuses_a_live_run_before_any_private_request(
-    tmp_path: Path, dsn: str, server: ServiceEndpoints, exchange_simulator: PrivateCallCounter | None
+    tmp_path: Path, released: str, redis_url: str, exchange_simulator: PrivateCallCounter | None
 ) -> None:
     """Fully armed, kill switch released: the CPU burner of the anomaly tests is never for live."""
     assert exchange_simulator is not None
-    switch = KillSwitch(connect(dsn, 5.0, 5000))
-    try:
-        switch.deactivate("debug knob refusal case", "test_live_arming_refusals")
-    finally:
-        switch.close()
-    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", exchange_simulator.url, "--ticks", "20"]
-    args += [
-        "--evidence-root",
-        str(tmp_path / "evidence"),
-        "--postgres-dsn",
-        dsn,
-        "--redis-url",
-        server.redis_url,
-    ]
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", *args], capture_output=True, text=True,
-        env=arming_env({}) | {"ARB_DEBUG__CPU_BURN_THREADS": "2"}, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    dsn = released
+    env = arming_env({}) | {"ARB_DEBUG__CPU_BURN_THREADS": "2"}
+    done = live_run(
+        tmp_path, dsn, redis_url, env, "--market", "ccxt", "--exchange-url", exchange_simulator.url
+    )
     message = done.stderr.strip()
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert message == (

@@ -10,93 +10,42 @@ The run is bounded by its trades: it is stopped by SIGTERM as soon as the ledger
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from arbitrage.ledger import Ledger, connect
-from arbitrage.ops.kill_switch import KillSwitch
-from harness.engine import EngineLauncher, EngineProcess
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from arbitrage.ledger import connect
+from harness.engine import EngineLauncher
+from harness.exchange_sim.client import SimProcess
+from tests.support.live_runs import (
+    TRADING_SIM,
+    armed_env,
+    release_kill_switch,
+    run_until_closed_trades,
+    running_sim,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-DURATION_SEC = 120
-"""Only an upper bound: `run_until_closed_trades` stops the run once it has traded enough."""
 CLOSED_TRADES = 2
-SIM_KEYS = {
-    "UPBIT_ACCESS_KEY": "sim-upbit-access",
-    "UPBIT_SECRET_KEY": "sim-upbit-secret",
-    "BINANCE_API_KEY": "sim-binance-key",
-    "BINANCE_API_SECRET": "sim-binance-secret",
-}
 ORDER_ROUTES = {"upbit": "POST /v1/orders", "binance": "POST /api/v3/order"}
 SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order", "GET /v1/accounts", "GET /api/v3/account"}
 
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim("--seed", "3", "--premium-half-life-sec", "1")
-    try:
+    with running_sim(*TRADING_SIM) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def armed_env() -> dict[str, str]:
-    return {
-        "LIVE_ARM_ACK": "I_UNDERSTAND_LIVE_RISK",
-        "LIVE_ARM_AT": str(int(time.time())),
-        "LIVE_MAX_NOTIONAL_USD": "200",
-        "ARBITRAGE_ENV": "live",
-        **SIM_KEYS,
-        "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
-        "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
-    }
-
-
-def closed_trades(dsn: str, run_id: str) -> int:
-    """Round trips in the ledger so far: exit legs of the run."""
-    with connect(dsn, 5.0, 5000) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM trade_legs WHERE run_id = %s AND leg = 'exit'", (run_id,)
-        ).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def run_until_closed_trades(run: EngineProcess, dsn: str, args: list[str]) -> int:
-    """Start the live run, stop it with SIGTERM once the ledger holds `CLOSED_TRADES` round trips;
-    the exit code. Fails if the run ends or reaches its `DURATION_SEC` bound before that."""
-    run.start([*args, "--duration", f"{DURATION_SEC}s"])
-    deadline = time.monotonic() + DURATION_SEC
-    run_id = run.wait_for_evidence_dir(90).name
-    while closed_trades(dsn, run_id) < CLOSED_TRADES:
-        assert run.exit_code is None, f"the run ended before {CLOSED_TRADES} round trips\n{run.describe()}"
-        assert time.monotonic() < deadline, f"fewer than {CLOSED_TRADES} round trips\n{run.describe()}"
-        time.sleep(0.2)
-    return run.terminate()
-
-
-def deactivate_kill_switch(dsn: str) -> None:
-    ledger = Ledger(dsn)
-    ledger.open()
-    ledger.close()
-    switch = KillSwitch(connect(dsn, 5.0, 5000))
-    try:
-        assert not switch.deactivate("live acceptance run against arbitrage sim", "test_live_run").active
-    finally:
-        switch.close()
 
 
 def test_armed_live_run_places_signed_orders_the_ledger_matches(
     sim: SimProcess, engine: EngineLauncher, postgres_dsn: str
 ) -> None:
-    deactivate_kill_switch(postgres_dsn)
+    release_kill_switch(postgres_dsn, "live acceptance run against arbitrage sim", "test_live_run")
     run = engine(env=armed_env())
     args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--heartbeat-interval", "5"]
-    code = run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"])
+    code = run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"], CLOSED_TRADES)
     assert code == 1, run.describe()
     summary = run.evidence.chain_summary
     assert summary is not None and (summary["stop_reason"], summary["warnings_count"]) == ("SIGTERM", 0)

@@ -18,9 +18,8 @@ import pytest
 
 from arbitrage.ledger import connect
 from harness.engine import EngineLauncher, EngineProcess
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
-from tests.integration.test_live_run import armed_env, deactivate_kill_switch
-from tests.integration.test_reconcile import reconcile
+from harness.exchange_sim.client import SimProcess
+from tests.support.live_runs import armed_env, reconcile, release_kill_switch, running_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -76,11 +75,8 @@ def test_a_paper_phase1_rehearsal_passes_its_checks(engine: EngineLauncher, post
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    server = start_exchange_sim("--seed", "3")
-    try:
+    with running_sim("--seed", "3") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.timeout(DURATION_SEC + 240)
@@ -88,7 +84,7 @@ def test_a_live_phase1_run_against_the_simulator_passes_its_checks(
     sim: SimProcess, engine: EngineLauncher, postgres_dsn: str, redis_url: str
 ) -> None:
     """As the runbook goes: the run, `arbitrage reconcile` against the venues, then `verify`."""
-    deactivate_kill_switch(postgres_dsn)
+    release_kill_switch(postgres_dsn, "live phase 1 acceptance run", "test_ramp_profiles")
     env = {k: v for k, v in armed_env().items() if not k.startswith("ARB_STRATEGY__")}
     run = engine(env={**env, "LIVE_MAX_NOTIONAL_USD": "200"})
     run.start(["--profile", "live-phase1", "--market", "ccxt", "--exchange-url", sim.url,

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,47 +25,34 @@ import pytest
 
 from arbitrage.ledger import connect
 from arbitrage.market.ccxt_source import VenuePair
-from arbitrage.ops.live_arm import KEY_VARS
 from evidence import names
 from evidence.addendum import addendum_problems
 from evidence.completeness import completeness_problems
 from evidence.writer import file_digest
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess
-from tests.integration.test_live_run import (
-    SIM_KEYS,
+from tests.support.live_runs import (
+    CREDENTIALS,
+    TRADING_SIM,
     armed_env,
-    deactivate_kill_switch,
+    problems,
+    reconcile,
+    release_kill_switch,
     run_until_closed_trades,
-    sim,
+    running_sim,
 )
-
-__all__ = ["sim"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
+CLOSED_TRADES = 2
 RESIDUAL_PCT_BELOW = 1e-6
 """A bound far below any measured residual: verify must fail the criterion."""
-CREDENTIALS = {
-    "upbit": (SIM_KEYS["UPBIT_ACCESS_KEY"], SIM_KEYS["UPBIT_SECRET_KEY"]),
-    "binance": (SIM_KEYS["BINANCE_API_KEY"], SIM_KEYS["BINANCE_API_SECRET"]),
-}
 
 
-def reconcile(
-    run_id: str, sim: SimProcess, evidence_root: Path, dsn: str, redis_url: str
-) -> tuple[int, str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS)
-    } | SIM_KEYS
-    command = [sys.executable, "-m", "arbitrage", "reconcile", "--run", run_id, "--exchange-url", sim.url]
-    command += ["--evidence-root", str(evidence_root), "--postgres-dsn", dsn, "--redis-url", redis_url]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    return done.returncode, done.stdout, done.stderr
-
-
-def problems(stdout: str) -> list[str]:
-    return [line.removeprefix("problem: ") for line in stdout.splitlines() if line.startswith("problem: ")]
+@pytest.fixture
+def sim() -> Iterator[SimProcess]:
+    with running_sim(*TRADING_SIM) as server:
+        yield server
 
 
 def place(sim: SimProcess, venue: str, *order: Any) -> str:
@@ -139,10 +127,12 @@ def check_residuals(sim: SimProcess, dsn: str, run_id: str, evidence: Path) -> f
 def test_reconcile_after_an_armed_live_run(
     sim: SimProcess, engine: EngineLauncher, postgres_dsn: str, redis_url: str
 ) -> None:
-    deactivate_kill_switch(postgres_dsn)
+    release_kill_switch(postgres_dsn, "reconcile acceptance run against arbitrage sim", "test_reconcile")
     run = engine(env=armed_env() | {"ARB_RESIDUAL__MAX_PCT_OF_NOTIONAL": str(RESIDUAL_PCT_BELOW)})
     args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--heartbeat-interval", "5"]
-    assert run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"]) == 1, run.describe()
+    assert run_until_closed_trades(run, postgres_dsn, [*args, "--seed", "3"], CLOSED_TRADES) == 1, (
+        run.describe()
+    )
     assert run.run_id is not None and run.evidence_dir is not None
     run_id, evidence = run.run_id, run.evidence_dir
     manifest_before = file_digest(evidence / names.MANIFEST)

@@ -68,12 +68,28 @@ def assert_chaos_checker_reads_verify(evidence_dir: Path, tampered: Path, dsn: s
     assert {"verify: sha256_match failed", "verify: completeness failed"} <= set(reasons), reasons
 
 
+def sigterm_after_three_beats(stopped: EngineProcess) -> Path:
+    """Stop `stopped` with SIGTERM once it has written three heartbeats; its evidence directory."""
+    stopped_dir = stopped.wait_for_evidence()
+    heartbeat = stopped_dir / names.HEARTBEAT
+    wait_for(
+        lambda: heartbeat.exists() and heartbeat.read_bytes().count(b"\n") >= 3, 60, "three heartbeat lines"
+    )
+    stopped.process.send_signal(signal.SIGTERM)
+    assert stopped.wait(timeout=60) == 1, stopped.stderr[-2000:]
+    return stopped_dir
+
+
 def test_go_conditional_go_and_no_go_on_real_runs(tmp_path: Path, services: ServiceEndpoints) -> None:
     dsn = services.postgres_dsn
+    stopped = EngineProcess(
+        tmp_path / "stopped", services, "--duration", "60s", "--heartbeat-interval", "1", "--seed", "7"
+    )
     losing = EngineProcess(
         tmp_path / "losing", services, "--duration", "20s", "--heartbeat-interval", "1", "--seed", "7",
         env={"ARB_STRATEGY__MAX_HOLD_SEC": "2"},
     )  # fmt: skip
+    stopped_dir = sigterm_after_three_beats(stopped)
     assert losing.wait(timeout=120) == 0, losing.stderr[-2000:]
     evidence_dir = losing.wait_for_evidence()
     beats = read_jsonl(evidence_dir / names.HEARTBEAT).records
@@ -106,16 +122,6 @@ def test_go_conditional_go_and_no_go_on_real_runs(tmp_path: Path, services: Serv
     assert (code, result["failed_criteria"]) == (1, ["crash"]), out
     assert "verdict: NO-GO: failed crash\n" in out
 
-    stopped = EngineProcess(
-        tmp_path / "stopped", services, "--duration", "60s", "--heartbeat-interval", "1", "--seed", "7"
-    )
-    stopped_dir = stopped.wait_for_evidence()
-    heartbeat = stopped_dir / names.HEARTBEAT
-    wait_for(
-        lambda: heartbeat.exists() and heartbeat.read_bytes().count(b"\n") >= 3, 60, "three heartbeat lines"
-    )
-    stopped.process.send_signal(signal.SIGTERM)
-    assert stopped.wait(timeout=60) == 1, stopped.stderr[-2000:]
     code, out, result = verify(stopped_dir, dsn)
     assert (code, result["verdict"]) == (1, "NO-GO"), out
     engine_exit = rows(result)["engine_exit"]

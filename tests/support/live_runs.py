@@ -1,0 +1,132 @@
+"""Armed live runs against `arbitrage sim` and the operator commands that follow them.
+
+The live acceptance tests share these: the simulator's test keys, a correctly armed environment, a
+database whose kill switch is released, a live run bounded by the round trips it closes (SIGTERM
+once PostgreSQL holds them, not a fixed wallclock), and `arbitrage reconcile`/`run` as
+subprocesses with the inherited services and keys stripped from their environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from arbitrage.ledger import Ledger, connect
+from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.ops.live_arm import KEY_VARS
+from harness.engine import EngineProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
+
+SIM_KEYS = {
+    "UPBIT_ACCESS_KEY": "sim-upbit-access",
+    "UPBIT_SECRET_KEY": "sim-upbit-secret",
+    "BINANCE_API_KEY": "sim-binance-key",
+    "BINANCE_API_SECRET": "sim-binance-secret",
+}
+"""The keys `arbitrage sim` accepts by default (test keys, never real credentials)."""
+CREDENTIALS = {
+    "upbit": (SIM_KEYS["UPBIT_ACCESS_KEY"], SIM_KEYS["UPBIT_SECRET_KEY"]),
+    "binance": (SIM_KEYS["BINANCE_API_KEY"], SIM_KEYS["BINANCE_API_SECRET"]),
+}
+"""The same keys per venue, as `VenuePair` takes them."""
+TRADING_SIM = ("--seed", "3", "--premium-half-life-sec", "1")
+"""A simulator whose premiums revert fast enough that an armed run trades within seconds."""
+RUN_BOUND_SEC = 120
+"""Only an upper bound: `run_until_closed_trades` stops the run once it has traded enough."""
+
+
+def armed_env() -> dict[str, str]:
+    """A correctly armed live environment (armed now) with the simulator's keys and trading thresholds."""
+    return {
+        "LIVE_ARM_ACK": "I_UNDERSTAND_LIVE_RISK",
+        "LIVE_ARM_AT": str(int(time.time())),
+        "LIVE_MAX_NOTIONAL_USD": "200",
+        "ARBITRAGE_ENV": "live",
+        **SIM_KEYS,
+        "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
+        "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
+    }
+
+
+def stripped_env(*dropped: str) -> dict[str, str]:
+    """This process's environment without the services' variables, the venue keys and `dropped`."""
+    gone = {"POSTGRES_DSN", "REDIS_URL", *KEY_VARS, *dropped}
+    return {k: v for k, v in os.environ.items() if k not in gone}
+
+
+@contextmanager
+def running_sim(*args: str) -> Iterator[SimProcess]:
+    """An `arbitrage sim` subprocess with `args`, stopped on exit."""
+    server = start_exchange_sim(*args)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def release_kill_switch(dsn: str, why: str, by: str) -> None:
+    """Create the ledger schema in `dsn` if needed and deactivate its kill switch (ACTIVE by default)."""
+    ledger = Ledger(dsn)
+    ledger.open()
+    ledger.close()
+    switch = KillSwitch(connect(dsn, 5.0, 5000))
+    try:
+        assert not switch.deactivate(why, by).active
+    finally:
+        switch.close()
+
+
+def closed_trades(dsn: str, run_id: str) -> int:
+    """Round trips in the ledger so far: exit legs of the run."""
+    with connect(dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM trade_legs WHERE run_id = %s AND leg = 'exit'", (run_id,)
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def run_until_closed_trades(run: EngineProcess, dsn: str, args: Sequence[str], trades: int) -> int:
+    """Start the live run, stop it with SIGTERM once the ledger holds `trades` round trips; the exit
+    code. Fails if the run ends or reaches its `RUN_BOUND_SEC` bound before that."""
+    run.start([*args, "--duration", f"{RUN_BOUND_SEC}s"])
+    deadline = time.monotonic() + RUN_BOUND_SEC
+    run_id = run.wait_for_evidence_dir(90).name
+    while closed_trades(dsn, run_id) < trades:
+        assert run.exit_code is None, f"the run ended before {trades} round trips\n{run.describe()}"
+        assert time.monotonic() < deadline, f"fewer than {trades} round trips\n{run.describe()}"
+        time.sleep(0.2)
+    return run.terminate()
+
+
+def arbitrage(
+    *args: str, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m arbitrage ARGS` as an operator runs it: output captured, exit code not checked."""
+    return subprocess.run(
+        [sys.executable, "-m", "arbitrage", *args],
+        capture_output=True, text=True, env=dict(env), timeout=timeout, cwd=cwd,
+    )  # fmt: skip
+
+
+def services_args(evidence_root: Path, dsn: str, redis_url: str) -> list[str]:
+    """The `run`/`reconcile` flags that point a command at explicit services and an evidence root."""
+    return ["--evidence-root", str(evidence_root), "--postgres-dsn", dsn, "--redis-url", redis_url]
+
+
+def reconcile(
+    run_id: str, sim: SimProcess, evidence_root: Path, dsn: str, redis_url: str
+) -> tuple[int, str, str]:
+    """`arbitrage reconcile --run RUN_ID` against the simulator: exit code, stdout, stderr."""
+    flags = ["--run", run_id, "--exchange-url", sim.url, *services_args(evidence_root, dsn, redis_url)]
+    done = arbitrage("reconcile", *flags, env=stripped_env() | SIM_KEYS)
+    return done.returncode, done.stdout, done.stderr
+
+
+def problems(stdout: str) -> list[str]:
+    """The `problem: ...` lines of a reconcile report, without the prefix."""
+    return [line.removeprefix("problem: ") for line in stdout.splitlines() if line.startswith("problem: ")]
