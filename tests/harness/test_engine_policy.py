@@ -28,6 +28,12 @@ def _service_dir(basetemp: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"arb-svc-{digest}"
 
 
+def outer_services(postgres_server: str, redis_url: str) -> tuple[str, str]:
+    """Options that point an inner session at this session's servers, where its own are not the point:
+    it still gets a database and a key prefix of its own, and starts no embedded server."""
+    return f"--postgres-dsn={postgres_server}", f"--redis-url={redis_url}"
+
+
 FAKE_ENGINE = r"""
 import json, sys
 
@@ -110,9 +116,11 @@ def test_engine_warning_fails_the_test(engine):
 """
 
 
-def test_an_engine_error_aborts_the_run_and_fails_the_test(pytester: pytest.Pytester) -> None:
+def test_an_engine_error_aborts_the_run_and_fails_the_test(
+    pytester: pytest.Pytester, postgres_server: str, redis_url: str
+) -> None:
     pytester.makepyfile(test_engine_error=ENGINE_ERROR)
-    result = run_inner(pytester)
+    result = run_inner(pytester, *outer_services(postgres_server, redis_url))
     assert outcomes(result) == {
         "test_engine_error_fails_the_test": ["FAILED"],
         "test_engine_warning_fails_the_test": ["FAILED"],
@@ -152,9 +160,11 @@ def test_smoke(engine):
 """
 
 
-def test_a_failed_smoke_run_skips_the_soaks(pytester: pytest.Pytester) -> None:
+def test_a_failed_smoke_run_skips_the_soaks(
+    pytester: pytest.Pytester, postgres_server: str, redis_url: str
+) -> None:
     pytester.makepyfile(test_sequence=D77_4)
-    result = run_inner(pytester)
+    result = run_inner(pytester, *outer_services(postgres_server, redis_url))
     assert outcomes(result) == {"test_smoke": ["FAILED"], "test_a_baseline": ["SKIPPED"]}
     result.stdout.fnmatch_lines(
         [
@@ -232,8 +242,7 @@ def test_configured_services_and_engine_args_reach_the_engine(
     result = run_inner(
         pytester,
         "-s",
-        f"--postgres-dsn={postgres_server}",
-        f"--redis-url={redis_url}",
+        *outer_services(postgres_server, redis_url),
         "--evidence-root=custom_evidence",
         "--engine-arg=--seed=9",
     )

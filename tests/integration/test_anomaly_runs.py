@@ -7,9 +7,8 @@ run goes on to its planned stop.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,9 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.reader import read_json
-from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
+from tests.support.engine_process import EngineProcess, wait_for
+from tests.support.engine_runs import simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,21 +50,39 @@ def dsn(server: ServiceEndpoints) -> str:
 
 
 def run_engine(
-    tmp_path: Path, dsn: str, server: ServiceEndpoints, env: dict[str, str], args: list[str]
-) -> tuple[subprocess.CompletedProcess[str], Path]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    full_env.update(QUICK | env)
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "arbitrage", "run", "--seed", "7", *args,
-            "--evidence-root", str(tmp_path / "evidence"),
-            "--postgres-dsn", dsn, "--redis-url", server.redis_url,
-        ],
-        capture_output=True, text=True, env=full_env, timeout=180, cwd=tmp_path,
-    )  # fmt: skip
-    lines = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
-    assert len(lines) == 1, done.stdout + done.stderr
-    return done, Path(lines[0].removeprefix("evidence: "))
+    tmp_path: Path, dsn: str, server: ServiceEndpoints, env: dict[str, str], args: list[str],
+    once_running: Callable[[], object] | None = None,
+) -> tuple[subprocess.CompletedProcess[str], Path]:  # fmt: skip
+    """Run the engine to its end; ``once_running`` is called after its first heartbeat (its run has begun)."""
+    run = EngineProcess(
+        tmp_path, ServiceEndpoints(dsn, server.redis_url), "--seed", "7", *args, env=QUICK | env
+    )
+    try:
+        evidence = run.wait_for_evidence()
+        if once_running is not None:
+            wait_for(lambda: _has_beat(evidence) or not run.alive(), 120, "the run's first heartbeat")
+            once_running()
+    finally:
+        code = run.wait(timeout=180)
+    stdout = (tmp_path / "stdout.txt").read_text()
+    lines = [line for line in stdout.splitlines() if line.startswith("evidence: ")]
+    assert len(lines) == 1, stdout + run.stderr
+    return subprocess.CompletedProcess(run.process.args, code, stdout, run.stderr), evidence
+
+
+def _has_beat(evidence: Path) -> bool:
+    beats = evidence / names.HEARTBEAT
+    return beats.exists() and beats.read_text().endswith("\n")
+
+
+def faulty_sim(tmp_path: Path, dsn: str, server: ServiceEndpoints, env: dict[str, str], seconds: str,
+    faults: dict[str, Any], *sim_args: str,
+) -> tuple[subprocess.CompletedProcess[str], Path]:  # fmt: skip
+    """A ccxt run on a simulator that turns ``faults`` on once the run has begun: the market loads
+    cleanly (a faulty venue would stretch the start-up by tens of seconds), and the run meets them."""
+    with simulator("--seed", "3", *sim_args) as sim:
+        args = ["--market", "ccxt", "--exchange-url", sim.url, "--duration", seconds]
+        return run_engine(tmp_path, dsn, server, env, args, once_running=lambda: sim.configure(faults))
 
 
 def anomaly_events(dsn: str, run_id: str) -> list[dict[str, Any]]:
@@ -106,14 +124,8 @@ def test_a_slow_simulator_is_market_data_wait_not_loop_latency(
 ) -> None:
     """Every answer 150 ms late: each tick takes longer than the row's 100 ms, but waiting for the
     venue is not the engine's processing, so the row never trips and the run ends as planned."""
-    sim = start_exchange_sim("--seed", "3", "--latency-ms", "150")
-    try:
-        env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3"}
-        done, evidence = run_engine(
-            tmp_path, dsn, server, env, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "20s"]
-        )
-    finally:
-        sim.stop()
+    env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3"}
+    done, evidence = faulty_sim(tmp_path, dsn, server, env, "12s", {"latency_ms": 150})
     summary = read_json(evidence / names.CHAIN_SUMMARY)
     assert summary["stop_reason"] == "DURATION_REACHED", (summary["stop_reason"], done.stderr[-2000:])
     kpi = read_json(evidence / names.KPI)
@@ -126,27 +138,16 @@ def test_a_slow_simulator_is_market_data_wait_not_loop_latency(
 def test_simulator_errors_trip_the_exchange_error_row(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
-    sim = start_exchange_sim("--seed", "3", "--error-rate", "0.6")
-    try:
-        done, evidence = run_engine(
-            tmp_path, dsn, server, {}, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
-        )
-    finally:
-        sim.stop()
+    done, evidence = faulty_sim(tmp_path, dsn, server, {}, "40s", {"error_rate": 0.6})
     assert_killed_by("exchange_errors", done, evidence, dsn)
 
 
 def test_simulator_rate_limits_trip_the_rate_limit_row(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
-    sim = start_exchange_sim("--seed", "3", "--fault", "rate_limit", "--retry-after-sec", "0.2")
-    try:
-        env = {"ARB_ANOMALY__EXCHANGE_ERRORS__ENABLED": "false"}
-        done, evidence = run_engine(
-            tmp_path, dsn, server, env, ["--market", "ccxt", "--exchange-url", sim.url, "--duration", "40s"]
-        )
-    finally:
-        sim.stop()
+    env = {"ARB_ANOMALY__EXCHANGE_ERRORS__ENABLED": "false"}
+    faults = {"faults": ["rate_limit"]}
+    done, evidence = faulty_sim(tmp_path, dsn, server, env, "40s", faults, "--retry-after-sec", "0.2")
     assert_killed_by("rate_limit_hits", done, evidence, dsn)
 
 

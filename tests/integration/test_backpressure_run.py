@@ -1,45 +1,35 @@
 """One `arbitrage run --market ccxt` while the simulator bans it: no request, no entry, the wait reported.
 
 The simulator's own counters say whether the engine asked during the ban, PostgreSQL says
-whether it traded, and the engine's metrics endpoint and kpi.json must show the wait.
+whether it traded, and the engine's metrics endpoint and kpi.json must show the wait. The run is
+started through the harness and stopped by SIGTERM once the ban is over; its duration is only an
+upper bound.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from harness.engine import EngineLauncher, EngineProcess
+from harness.exchange_sim.client import SimProcess
+from tests.support.engine_runs import leg_times, simulator
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
-RUN_SECONDS = 24
+RUN_SECONDS = 180
+"""Only an upper bound: the run is stopped as soon as the ban has been waited out."""
+FIRST_ENTRY_SEC = 90.0
+"""On a loaded 2-core machine the ccxt start-up alone can take tens of seconds."""
 RETRY_AFTER_SEC = 4
 TICK_MARGIN_SEC = 1.0
 """A tick already in flight when the ban starts may still trade on the books it fetched before it."""
 ROUTES = ("/v1/orderbook", "/api/v3/depth")
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    embedded = EmbeddedServices(tmp_path_factory.mktemp("backpressure_run") / "svc")
-    try:
-        yield embedded.resolve(None, None)
-    finally:
-        embedded.stop()
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, alive: Callable[[], bool]) -> bool:
@@ -51,17 +41,8 @@ def wait_for(condition: Callable[[], bool], seconds: float, alive: Callable[[], 
     return condition()
 
 
-def entry_times(dsn: str) -> list[float]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute("SELECT created_at FROM trade_legs WHERE leg = 'entry'").fetchall()
-    return [created.timestamp() for (created,) in rows if isinstance(created, datetime)]
-
-
-def printed(out: Path, prefix: str) -> str | None:
-    for line in out.read_text().splitlines():
-        if line.startswith(prefix):
-            return line.removeprefix(prefix)
-    return None
+def entry_times(dsn: str, run_id: str | None) -> list[float]:
+    return [t for _, t in leg_times(dsn, run_id, "entry")]
 
 
 def metric(url: str, name: str) -> float:
@@ -83,60 +64,30 @@ def asked(sim: SimProcess) -> dict[str, int]:
     return {route: int(requests.get(route, 0)) for route in ROUTES}
 
 
-def test_engine_waits_out_a_ban_without_asking_or_trading(services: ServiceEndpoints, tmp_path: Path) -> None:
-    sim = start_exchange_sim(
-        "--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)
-    )
-    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    command = [
-        sys.executable, "-m", "arbitrage", "run", "--market", "ccxt", "--exchange-url", sim.url,
-        "--duration", f"{RUN_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5", "--metrics-port", "0",
-        "--evidence-root", str(tmp_path / "evidence"), "--postgres-dsn", services.postgres_dsn,
-        "--redis-url", services.redis_url,
-    ]  # fmt: skip
+@pytest.mark.allow_log("WARNING", r"^market data unavailable \(DDoSProtection")
+@pytest.mark.allow_log("WARNING", r"^watchdog \S+ -> WARN: ")
+def test_engine_waits_out_a_ban_without_asking_or_trading(engine: EngineLauncher, postgres_dsn: str) -> None:
     env = {
-        **os.environ,
         "ARB_WARN_POLICY": "continue",
         "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
         "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
     }
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        engine = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-    alive = lambda: engine.poll() is None  # noqa: E731
-    try:
-        assert wait_for(lambda: printed(stdout, "metrics: ") is not None, 30, alive), stderr.read_text()
-        metrics_url = printed(stdout, "metrics: ")
-        assert metrics_url is not None
-        assert wait_for(lambda: bool(entry_times(services.postgres_dsn)), 30, alive), (
-            "no entry before the ban"
-        )
-        assert metric(metrics_url, WAIT) == 0.0
-        errors_before = metric(metrics_url, ERRORS)
-
-        sim.configure({"faults": ["ban"]})
-        t_on = time.time()
-        assert wait_for(lambda: sim.stats()["faulted"].get("ban", 0) > 0, 5, alive), "the engine never asked"
-        t_hit = time.time()
-        assert wait_for(lambda: metric(metrics_url, WAIT) > 0.0, 2, alive)
-        assert metric(metrics_url, WAIT) <= RETRY_AFTER_SEC
-        assert wait_for(lambda: metric(metrics_url, ERRORS) > errors_before, 2, alive), (
-            "the banned tick never ended"
-        )
-        at_ban = asked(sim)
-        assert not wait_for(lambda: asked(sim) != at_ban, t_hit + RETRY_AFTER_SEC - 0.3 - time.time(), alive)
-        during = asked(sim)
-        sim.configure({"faults": []})
-        engine.wait(timeout=RUN_SECONDS + 60)
-    finally:
-        if engine.poll() is None:
-            engine.kill()
-        sim.stop()
+    with simulator(
+        "--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)
+    ) as sim:  # fmt: skip
+        run = engine(env=env).start(
+            ["--market", "ccxt", "--exchange-url", sim.url, "--duration", f"{RUN_SECONDS}s", "--seed", "3",
+             "--heartbeat-interval", "5", "--metrics-port", "0"]
+        )  # fmt: skip
+        t_on, t_hit, at_ban, during = ban(run, sim, postgres_dsn)
+        exit_code = run.terminate()
 
     assert during == at_ban, f"asked during the ban: {at_ban} -> {during}"
-    assert engine.returncode == 1, stderr.read_text()[-2000:]
-    assert "Traceback" not in stderr.read_text()
-    evidence = Path(printed(stdout, "evidence: ") or "")
-    kpi = json.loads((evidence / "kpi.json").read_text())
+    assert exit_code == 1, run.describe()
+    summary, kpi = run.evidence.chain_summary, run.evidence.kpi
+    assert summary is not None and kpi is not None, run.describe()
+    assert (summary["stop_reason"], summary["warnings_count"] >= 1) == ("SIGTERM", True), summary
+    assert not any("Traceback" in line for line in run.logs)
     upbit = kpi["rate_limit"]["upbit"]
     assert upbit["hits"] >= 1 and upbit["backoffs"] >= 1 and upbit["last_status"] == 418, kpi["rate_limit"]
     assert upbit["last_retry_after_sec"] == RETRY_AFTER_SEC, kpi["rate_limit"]
@@ -145,7 +96,39 @@ def test_engine_waits_out_a_ban_without_asking_or_trading(services: ServiceEndpo
     assert kpi["market_errors"].get("DDoSProtection", 0) >= upbit["refused_requests"], kpi["market_errors"]
     inside = [
         round(t - t_on, 2)
-        for t in entry_times(services.postgres_dsn)
+        for t in entry_times(postgres_dsn, run.run_id)
         if t_on + TICK_MARGIN_SEC <= t <= t_hit + RETRY_AFTER_SEC
     ]
     assert not inside, f"entries {inside} s into the ban"
+
+
+def ban(run: EngineProcess, sim: SimProcess, dsn: str) -> tuple[float, float, dict[str, int], dict[str, int]]:
+    """After a first entry, ban the engine until its Retry-After has passed, then lift the ban.
+
+    Returns when the ban began, when the engine first met it, and the requests per route at that
+    moment and at the end of the wait.
+    """
+
+    def alive() -> bool:
+        return run.exit_code is None
+
+    metrics_url = run.wait_for_metrics_url(60)
+    run_id = run.wait_for_evidence_dir(60).name
+    assert wait_for(lambda: bool(entry_times(dsn, run_id)), FIRST_ENTRY_SEC, alive), "no entry before the ban"
+    assert metric(metrics_url, WAIT) == 0.0
+    errors_before = metric(metrics_url, ERRORS)
+
+    sim.configure({"faults": ["ban"]})
+    t_on = time.time()
+    assert wait_for(lambda: sim.stats()["faulted"].get("ban", 0) > 0, 5, alive), "the engine never asked"
+    t_hit = time.time()
+    assert wait_for(lambda: metric(metrics_url, WAIT) > 0.0, 2, alive)
+    assert metric(metrics_url, WAIT) <= RETRY_AFTER_SEC
+    assert wait_for(lambda: metric(metrics_url, ERRORS) > errors_before, 2, alive), (
+        "the banned tick never ended"
+    )
+    at_ban = asked(sim)
+    assert not wait_for(lambda: asked(sim) != at_ban, t_hit + RETRY_AFTER_SEC - 0.3 - time.time(), alive)
+    during = asked(sim)
+    sim.configure({"faults": []})
+    return t_on, t_hit, at_ban, during

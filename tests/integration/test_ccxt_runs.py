@@ -1,41 +1,38 @@
 """Engine runs over `--market ccxt` against `arbitrage sim`: smoke, slow answers, and a fault cycle.
 
-Each run is a real engine subprocess on real PostgreSQL and Redis, reading a simulator
-subprocess through real ccxt. The ledger is recounted here, not taken from the engine's KPIs.
-The 90 s smoke run and the 40 s slow-answer run start together in the background and finish
-while the fault cycle runs, which keeps the module's wall time near the fault cycle's own. The
-cycle's run is stopped by SIGTERM as soon as its last fault has cleared and the engine traded
-again; its duration is only an upper bound.
+Each run is a real engine subprocess, started through the harness's ``engine`` fixture, on real
+PostgreSQL and Redis, reading a simulator subprocess through real ccxt. The ledger is recounted
+here, not taken from the engine's KPIs. The cycle's run is stopped by SIGTERM as soon as its last
+fault has cleared and the engine traded again; its duration is only an upper bound.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from arbitrage.config import SymbolsConfig
-from arbitrage.services import EmbeddedServices, ServiceEndpoints
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from harness.engine import EngineLauncher, EngineProcess
+from harness.exchange_sim.client import SimProcess
+from tests.support.engine_runs import leg_times, simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-SMOKE_SECONDS = 90
-LATENCY_SECONDS = 40
+SMOKE_SECONDS = 30
+"""Long enough for trades on the simulator's market; the wallclock invariant allows 5 % of it."""
+LATENCY_SECONDS = 20
+"""Four heartbeat intervals with every answer 4 s late."""
 CYCLE_SECONDS = 220
 """Only an upper bound: the cycle's run is stopped as soon as its last window has closed."""
+STOP_GRACE_SEC = 60.0
+"""How long the cycle's engine may take to close out after SIGTERM before it is killed."""
 FIRST_TRADE_SEC = 60.0
 """On a loaded 2-core machine the first tick can come tens of seconds after the evidence line."""
 FAULT_SECONDS = 6.0
@@ -68,6 +65,21 @@ FAULT_CYCLE: tuple[tuple[str, str, str], ...] = (
 """Each fault kind, the KPI group its ticks are counted in, and the counter's name."""
 
 
+def ccxt_args(sim: SimProcess, seconds: float, *extra: str) -> list[str]:
+    """`arbitrage run` over real ccxt against `sim`, bounded by `seconds`, seed 3."""
+    return [
+        "--market",
+        "ccxt",
+        "--exchange-url",
+        sim.url,
+        "--duration",
+        f"{seconds:g}s",
+        "--seed",
+        "3",
+        *extra,
+    ]
+
+
 @dataclass
 class RunResult:
     """What a finished engine run left behind, with the ledger recounted from PostgreSQL."""
@@ -79,68 +91,17 @@ class RunResult:
     legs: list[tuple[str, float]]
     sim_stats: dict[str, Any]
 
+    @classmethod
+    def of(cls, run: EngineProcess, returncode: int, dsn: str, sim: SimProcess) -> RunResult:
+        stats = sim.stats() if sim.process.poll() is None else {}
+        bundle = run.evidence
+        assert bundle.chain_summary is not None and bundle.kpi is not None, run.describe()
+        legs = leg_times(dsn, run.run_id)
+        return cls(returncode, bundle.path, bundle.chain_summary, bundle.kpi, legs, stats)
+
     def invariant(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.summary["invariants"][name]
         return result
-
-
-@dataclass
-class EngineRun:
-    """An engine subprocess reading a simulator; `result()` waits for it and collects everything."""
-
-    sim: SimProcess
-    process: subprocess.Popen[bytes]
-    out: Path
-    dsn: str
-    timeout_sec: float
-    _result: RunResult | None = field(default=None, init=False)
-
-    def legs(self, run_id: str) -> list[tuple[str, float]]:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT leg, created_at FROM trade_legs WHERE run_id = %s ORDER BY created_at", (run_id,)
-            ).fetchall()
-        return [(str(leg), created.timestamp()) for leg, created in rows if isinstance(created, datetime)]
-
-    def run_id(self) -> str | None:
-        for line in (self.out / "stdout.txt").read_text().splitlines():
-            if line.startswith("evidence: "):
-                return Path(line.removeprefix("evidence: ")).name
-        return None
-
-    def result(self) -> RunResult:
-        if self._result is None:
-            try:
-                returncode = self.process.wait(timeout=self.timeout_sec)
-            finally:
-                if self.process.poll() is None:
-                    self.process.kill()
-                stats = self.sim.stats() if self.sim.process.poll() is None else {}
-                self.sim.stop()
-            lines = (self.out / "stdout.txt").read_text().splitlines()
-            evidence = Path(next(x for x in lines if x.startswith("evidence: ")).removeprefix("evidence: "))
-            summary = json.loads((evidence / "chain_summary.json").read_text())
-            kpi = json.loads((evidence / "kpi.json").read_text())
-            legs = self.legs(summary["run_id"])
-            self._result = RunResult(returncode, evidence, summary, kpi, legs, stats)
-        return self._result
-
-
-def start_run(
-    out: Path, services: ServiceEndpoints, sim_args: list[str], engine_args: list[str], env: dict[str, str]
-) -> EngineRun:
-    """Start a simulator and an engine reading it; the engine's stdout and stderr go to `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    sim = start_exchange_sim(*sim_args)
-    command = [
-        sys.executable, "-m", "arbitrage", "run", "--market", "ccxt", "--exchange-url", sim.url,
-        "--evidence-root", str(out / "evidence"), "--postgres-dsn", services.postgres_dsn,
-        "--redis-url", services.redis_url, *engine_args,
-    ]  # fmt: skip
-    with (out / "stdout.txt").open("wb") as stdout, (out / "stderr.txt").open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env={**os.environ, **env})
-    duration = float(engine_args[engine_args.index("--duration") + 1].removesuffix("s"))
-    return EngineRun(sim, process, out, services.postgres_dsn, duration + 60.0)
 
 
 def wait_for(condition: Callable[[], bool], deadline: float, alive: Callable[[], bool]) -> bool:
@@ -159,43 +120,8 @@ def hold(seconds: float, alive: Callable[[], bool]) -> bool:
     return wait_for(lambda: not alive(), time.time() + seconds, alive) is False
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
-    embedded = EmbeddedServices(tmp_path_factory.mktemp("ccxt_runs") / "svc")
-    try:
-        yield embedded.resolve(None, None)
-    finally:
-        embedded.stop()
-
-
-@pytest.fixture(scope="module")
-def background(
-    services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, EngineRun]]:
-    """The smoke run and the slow-answer run, started together and left to finish on their own."""
-    root = tmp_path_factory.mktemp("background_runs")
-    runs = {
-        "smoke": start_run(
-            root / "smoke", services, ["--seed", "3"],
-            ["--duration", f"{SMOKE_SECONDS}s", "--seed", "3"], {},
-        ),
-        "latency": start_run(
-            root / "latency", services, ["--seed", "3", "--latency-ms", "4000"],
-            ["--duration", f"{LATENCY_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"],
-            {"ARB_WARN_POLICY": "continue"},
-        ),
-    }  # fmt: skip
-    try:
-        yield runs
-    finally:
-        for run in runs.values():
-            if run.process.poll() is None:
-                run.process.kill()
-            run.sim.stop()
-
-
-def _traded_after(run: EngineRun, run_id: str, since: float) -> bool:
-    return any(t > since for _, t in run.legs(run_id))
+def _traded_after(dsn: str, run_id: str, since: float) -> bool:
+    return any(t > since for _, t in leg_times(dsn, run_id))
 
 
 def _cycle_env() -> dict[str, str]:
@@ -208,37 +134,15 @@ def _cycle_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def cycle(services: ServiceEndpoints, tmp_path: Path) -> Iterator[EngineRun]:
-    """The fault cycle's engine and simulator, both stopped at teardown even when the test failed early."""
-    run = start_run(
-        tmp_path, services,
-        ["--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)],
-        ["--duration", f"{CYCLE_SECONDS}s", "--seed", "3", "--heartbeat-interval", "5"], _cycle_env(),
-    )  # fmt: skip
-    try:
-        yield run
-    finally:
-        if run.process.poll() is None:
-            run.process.kill()
-        run.sim.stop()
-
-
-@pytest.mark.timeout(CYCLE_SECONDS + 180)
-def test_each_fault_is_counted_never_traded_on_and_recovered_from(
-    background: dict[str, EngineRun], cycle: EngineRun, tmp_path: Path
-) -> None:
-    run = cycle
-    launched = time.time()
+def run_fault_cycle(run: EngineProcess, sim: SimProcess, dsn: str) -> list[dict[str, Any]]:
+    """Each fault of FAULT_CYCLE in turn, after a first trade; the windows as the test saw them."""
 
     def alive() -> bool:
-        return run.process.poll() is None
+        return run.exit_code is None
 
-    assert wait_for(lambda: run.run_id() is not None, launched + 60, alive), "engine printed no evidence dir"
+    run_id = run.wait_for_evidence_dir(60).name
     started = time.time()
-    run_id = run.run_id()
-    assert run_id is not None
-    assert wait_for(lambda: bool(run.legs(run_id)), started + FIRST_TRADE_SEC, alive), (
+    assert wait_for(lambda: bool(leg_times(dsn, run_id)), started + FIRST_TRADE_SEC, alive), (
         "no trade before the first fault"
     )
     windows: list[dict[str, Any]] = []
@@ -247,19 +151,33 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
             f"the fault cycle fell behind the {CYCLE_SECONDS}s run before {kind!r}: {windows}"
         )
         t_on = time.time()
-        on = run.sim.configure({"faults": [kind]})
+        on = sim.configure({"faults": [kind]})
         assert hold(FAULT_SECONDS, alive), f"the engine exited while {kind!r} was on"
         t_off = time.time()
-        off = run.sim.configure({"faults": []})
+        off = sim.configure({"faults": []})
         t_clear = time.time()
-        resumed = wait_for(partial(_traded_after, run, run_id, t_clear), t_clear + RESUME_DEADLINE_SEC, alive)
+        resumed = wait_for(partial(_traded_after, dsn, run_id, t_clear), t_clear + RESUME_DEADLINE_SEC, alive)
         served = off["requests"].get("/v1/orderbook", 0) - on["requests"].get("/v1/orderbook", 0)
         windows.append(
             {"kind": kind, "on": t_on, "off": t_off, "ticks": served, "resumed": resumed, "cleared": t_clear}
         )
     assert alive(), "the engine exited before the fault cycle was done"
-    run.process.send_signal(signal.SIGTERM)
-    result = run.result()
+    return windows
+
+
+@pytest.mark.timeout(CYCLE_SECONDS + 180)
+@pytest.mark.allow_log("WARNING", r"^market data unavailable \(")
+@pytest.mark.allow_log("WARNING", r"^rejected \S+ book ")
+@pytest.mark.allow_log("WARNING", r"^watchdog \S+ -> WARN: ")
+@pytest.mark.allow_log("ERROR", r"^watchdog \S+ -> ERROR: ")
+def test_each_fault_is_counted_never_traded_on_and_recovered_from(
+    engine: EngineLauncher, postgres_dsn: str, tmp_path: Path
+) -> None:
+    cycle_sim = ("--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC))
+    with simulator(*cycle_sim) as sim:
+        run = engine(env=_cycle_env()).start(ccxt_args(sim, CYCLE_SECONDS, "--heartbeat-interval", "5"))
+        windows = run_fault_cycle(run, sim, postgres_dsn)
+        result = RunResult.of(run, run.terminate(grace=STOP_GRACE_SEC), postgres_dsn, sim)
 
     assert result.returncode == 1 and result.summary["exit_code"] == 1, result.summary
     assert result.summary["stop_reason"] == "SIGTERM"
@@ -267,7 +185,21 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
     for name in ("completeness", "db", "heartbeat_density"):
         assert result.invariant(name)["passed"], (name, result.invariant(name))
     assert len(result.legs) == 2 * result.summary["closed_trades"], (len(result.legs), result.summary)
+    problems = fault_cycle_problems(result, windows)
+    counters = {k: result.kpi[k] for k in ("market_errors", "rejected_books", "rate_limit")}
+    report = {
+        "run_id": run.run_id,
+        "evidence": str(result.evidence),
+        "counters": counters,
+        "windows": windows,
+    }
+    (tmp_path / "fault_cycle.json").write_text(json.dumps(report, indent=2))
+    summary = [(w["kind"], w["ticks"], w["resumed"]) for w in windows]
+    assert not problems, f"{problems}\nwindows (kind, faulted ticks, resumed): {summary}\n{counters}"
 
+
+def fault_cycle_problems(result: RunResult, windows: list[dict[str, Any]]) -> list[str]:
+    """Every way the run's counters and entries disagree with the fault windows the test opened."""
     entries = [t for leg, t in result.legs if leg == "entry"]
     problems: list[str] = []
     for window, (kind, group, counter) in zip(windows, FAULT_CYCLE, strict=True):
@@ -300,15 +232,13 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
     stale = windows[[k for k, _, _ in FAULT_CYCLE].index("stale")]
     if result.kpi["rejected_books"].get("stale", 0) > stale["ticks"]:
         problems.append(f"stale: more rejections than ticks: {result.kpi['rejected_books']}, {stale}")
-    counters = {k: result.kpi[k] for k in ("market_errors", "rejected_books", "rate_limit")}
-    report = {"run_id": run_id, "evidence": str(result.evidence), "counters": counters, "windows": windows}
-    (tmp_path / "fault_cycle.json").write_text(json.dumps(report, indent=2))
-    summary = [(w["kind"], w["ticks"], w["resumed"]) for w in windows]
-    assert not problems, f"{problems}\nwindows (kind, faulted ticks, resumed): {summary}\n{counters}"
+    return problems
 
 
-def test_smoke_run_over_ccxt_exits_0_with_trades(background: dict[str, EngineRun]) -> None:
-    result = background["smoke"].result()
+def test_smoke_run_over_ccxt_exits_0_with_trades(engine: EngineLauncher, postgres_dsn: str) -> None:
+    with simulator("--seed", "3") as sim:
+        run = engine().start(ccxt_args(sim, SMOKE_SECONDS))
+        result = RunResult.of(run, run.wait(timeout=SMOKE_SECONDS + 60), postgres_dsn, sim)
     assert result.returncode == 0 and result.summary["exit_code"] == 0, result.summary
     assert result.summary["stop_reason"] == "DURATION_REACHED"
     assert result.summary["closed_trades"] >= 1
@@ -323,8 +253,14 @@ def test_smoke_run_over_ccxt_exits_0_with_trades(background: dict[str, EngineRun
     assert requests["/v1/market/all"] == requests["/api/v3/exchangeInfo"] == 1
 
 
-def test_slow_answers_keep_the_heartbeat_regular(background: dict[str, EngineRun]) -> None:
-    result = background["latency"].result()
+@pytest.mark.allow_log("WARNING", r"^market data unavailable \(RequestTimeout")
+@pytest.mark.allow_log("WARNING", r"^watchdog \S+ -> WARN: ")
+@pytest.mark.allow_log("ERROR", r"^watchdog \S+ -> ERROR: ")
+def test_slow_answers_keep_the_heartbeat_regular(engine: EngineLauncher, postgres_dsn: str) -> None:
+    with simulator("--seed", "3", "--latency-ms", "4000") as sim:
+        run = engine(env={"ARB_WARN_POLICY": "continue"})
+        run.start(ccxt_args(sim, LATENCY_SECONDS, "--heartbeat-interval", "5"))
+        result = RunResult.of(run, run.wait(timeout=LATENCY_SECONDS + 60), postgres_dsn, sim)
     density = result.invariant("heartbeat_density")
     assert density["passed"] and density["observed"] <= 7.0, density
     assert result.invariant("completeness")["passed"]

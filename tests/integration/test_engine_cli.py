@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ def engine(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeou
     full_env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
     full_env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "services")
     full_env.update(env or {})
+    tmp_path.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"), *args],
@@ -145,11 +147,21 @@ def summary_numbers(directory: Path) -> tuple[object, ...]:
     return (summary["closed_trades"], summary["wins"], summary["losses"], json.dumps(summary["net_pnl"]))
 
 
+REPLAY_TICKS = "500"
+"""Enough ticks for dozens of round trips; the three runs go side by side, which replay must survive."""
+
+
 def test_same_seed_same_ticks_same_trades(tmp_path: Path, postgres_dsn: str, redis_url: str) -> None:
     servers = ("--postgres-dsn", postgres_dsn, "--redis-url", redis_url)
-    first, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7", *servers)
-    second, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "7", *servers)
-    other, _ = engine(tmp_path, "--phase", "smoke", "--ticks", "2000", "--seed", "8", *servers)
+    seeds = {"first": "7", "second": "7", "other": "8"}
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        futures = {
+            name: pool.submit(
+                engine, tmp_path / name, "--phase", "smoke", "--ticks", REPLAY_TICKS, "--seed", seed, *servers
+            )
+            for name, seed in seeds.items()
+        }
+        first, second, other = (futures[name].result()[0] for name in seeds)
     assert (first.returncode, second.returncode, other.returncode) == (0, 0, 0), first.stderr + second.stderr
     a, b, c = (summary_numbers(evidence_dir(run)) for run in (first, second, other))
     assert a == b

@@ -1,4 +1,8 @@
-"""D77-4 smoke: a 90-second engine run that must pass every invariant; it gates the soaks."""
+"""D77-4 smoke: a short engine run that must pass every invariant; it gates the soaks.
+
+`nox -s smoke` keeps the operator's 90 s run; here 20 s (40 ticks, several round trips on seed 7) prove
+the same invariants.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,13 @@ from evidence.reader import read_json
 from harness.assertions import assert_invariants
 from harness.engine import EngineLauncher
 
-SMOKE_SECONDS = 90
+SMOKE_SECONDS = 20
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(SMOKE_SECONDS + 150)]
 
 
 def test_smoke(engine: EngineLauncher, postgres_dsn: str) -> None:
     run = engine().start(
-        ["--phase", "smoke", "--duration", f"{SMOKE_SECONDS}s", "--heartbeat-interval", "10", "--seed", "7"]
+        ["--phase", "smoke", "--duration", f"{SMOKE_SECONDS}s", "--heartbeat-interval", "2", "--seed", "7"]
     )
     exit_code = run.wait(timeout=SMOKE_SECONDS + 60)
     assert exit_code == 0, run.describe()
