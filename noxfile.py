@@ -90,10 +90,11 @@ def regression(session: nox.Session) -> None:
     """The slow and integration tests (not longrun), real services included, on 2 workers.
 
     The fast tests are left to `fast`, which runs before it in the gate; `-- -m "not longrun"` adds
-    them back, `-- -n 0` runs serially.
+    them back, `-- -n 0` runs serially. The 25 slowest tests are listed at the end, so a test that
+    grows slow shows in every gate run.
     """
     _install(session, "test")
-    _pytest(session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "2")
+    _pytest(session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "2", "--durations=25")
 
 
 @nox.session
