@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from arbitrage.cli import duration_seconds
 
 if TYPE_CHECKING:
-    from gates.chaos.model import ChaosOptions, RunOutcome, Schedule
+    from gates.chaos.model import ChaosOptions, Clock, RunOutcome, Schedule
 
     Runner = Callable[[Schedule, ChaosOptions, Callable[[RunOutcome], None]], list[RunOutcome]]
 
@@ -92,6 +92,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         type=_usage_type(_shard),
         metavar="i/n",
         help="run every n-th plan from the i-th (1-based)",
+    )
+    chaos.add_argument(
+        "--clock",
+        choices=("run", "launch"),
+        default="run",
+        help="strike times count from each run's start (its evidence line; default) or from the engine's "
+        "launch, where a slow start-up takes the faults meant for the run",
     )
     chaos.add_argument("--dry-run", action="store_true", help="print the schedule and exit")
     chaos.add_argument(
@@ -191,6 +198,8 @@ def run_chaos(args: argparse.Namespace, runner: Runner | None = None) -> int:
     header = (
         f"chaos schedule: seed={seed} runs={runs} duration={duration:g}s faults={format_fault_list(kinds)}"
     )
+    if args.clock != "run":
+        header += f" clock={args.clock}"
     planned: Schedule = full
     if args.only is not None:
         if args.only >= runs:
@@ -228,7 +237,7 @@ def _campaign(
     planned: Schedule,
     header: str,
     runner: Runner,
-    replay: Callable[[int, int, float, tuple[str, ...], int], str],
+    replay: Callable[[int, int, float, tuple[str, ...], int, Clock], str],
 ) -> int:
     from arbitrage.ledger import describe_dsn
     from gates.chaos.live import LiveTable
@@ -244,13 +253,17 @@ def _campaign(
     campaign_id = directory.name
     workers = args.workers or 1
     options = ChaosOptions(
-        workers=workers, postgres_dsn=args.postgres_dsn, keep=args.keep, output_root=directory
+        workers=workers,
+        postgres_dsn=args.postgres_dsn,
+        keep=args.keep,
+        output_root=directory,
+        clock=args.clock,
     )
     total = len(full.runs)
 
     def with_replay(outcome: RunOutcome) -> RunOutcome:
         outcome.replay_command = replay(
-            full.seed, total, full.duration_sec, full.fault_kinds, outcome.plan.index
+            full.seed, total, full.duration_sec, full.fault_kinds, outcome.plan.index, args.clock
         )
         return outcome
 

@@ -21,6 +21,7 @@ from gates.chaos.model import (
     PROCESS_FAULTS,
     REDIS_FAULTS,
     TERMINAL_FAULTS,
+    Clock,
     Fault,
     RunPlan,
     Schedule,
@@ -224,10 +225,14 @@ def format_fault_list(kinds: Sequence[str]) -> str:
     return ",".join(parts)
 
 
-def replay_command(seed: int, runs: int, duration_sec: float, fault_kinds: Sequence[str], index: int) -> str:
-    """The command that replays run `index` of a campaign exactly."""
+def replay_command(
+    seed: int, runs: int, duration_sec: float, fault_kinds: Sequence[str], index: int, clock: Clock = "run"
+) -> str:
+    """The command that replays run `index` of a campaign exactly (the CLI's default clock is `run`)."""
     faults = format_fault_list(fault_kinds)
     faults_arg = "" if faults == "all" else f" --faults {faults}"
+    clock_arg = "" if clock == "run" else f" --clock {clock}"
     return (
-        f"arbitrage chaos --seed {seed} --runs {runs} --duration {duration_sec:g}s{faults_arg} --only {index}"
+        f"arbitrage chaos --seed {seed} --runs {runs} --duration {duration_sec:g}s{faults_arg}{clock_arg}"
+        f" --only {index}"
     )

@@ -36,6 +36,22 @@ def test_dry_run_is_byte_identical_for_one_seed_and_differs_across_seeds() -> No
     assert lines[1:] == [plan.line() for plan in build_schedule(9, 25, 10.0).runs]
 
 
+def test_the_launch_clock_is_named_in_the_header_and_keeps_the_schedule(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    common = ["chaos", "--dry-run", "--runs", "4", "--seed", "2"]
+    assert main([*common, "--clock", "launch"]) == 0
+    launch = capsys.readouterr().out.splitlines()
+    assert main(common) == 0
+    run = capsys.readouterr().out.splitlines()
+    assert launch[0] == "chaos schedule: seed=2 runs=4 duration=10s faults=all clock=launch"
+    assert launch[0] == f"{run[0]} clock=launch" and launch[1:] == run[1:]
+    with pytest.raises(SystemExit) as refused:
+        main([*common, "--clock", "boot"])
+    assert refused.value.code == 2
+    assert "argument --clock: invalid choice: 'boot' (choose from 'run', 'launch')" in capsys.readouterr().err
+
+
 def test_only_prints_plan_k_of_the_same_schedule(capsys: pytest.CaptureFixture[str]) -> None:
     common = ["chaos", "--dry-run", "--runs", "12", "--seed", "3"]
     assert main([*common, "--duration", "1m", "--faults", "pg,sigkill", "--only", "7"]) == 0

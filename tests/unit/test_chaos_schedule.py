@@ -149,3 +149,6 @@ def test_replay_command_names_the_whole_campaign() -> None:
     assert replay_command(3, 20, 60.0, parse_fault_list("pg,sigterm"), 0) == (
         "arbitrage chaos --seed 3 --runs 20 --duration 60s --faults sigterm,pg --only 0"
     )
+    assert replay_command(3, 20, 10.0, FAULT_KINDS, 7, clock="launch") == (
+        "arbitrage chaos --seed 3 --runs 20 --duration 10s --clock launch --only 7"
+    )
