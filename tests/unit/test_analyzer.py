@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.evidence_factory import (
     make_heartbeats,
     refresh_manifest_hashes,
 )
+from tests.support.ports import refused_port
 
 CLEAN_SUMMARY: dict[str, Any] = {"warnings_count": 0, "warnings": []}
 """The factory's default summary carries one warning; a clean run has none (WARN = FAIL)."""
@@ -51,14 +51,6 @@ def rewrite_heartbeats(path: Path, keep: list[dict[str, Any]]) -> None:
     with JsonlAppender(path / names.HEARTBEAT) as appender:
         for line in keep:
             appender.append(line)
-
-
-def refused_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port: int = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 def test_good_run_is_go_with_every_criterion_reported(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ scanner, the run-registry liveness test against real processes, and the report i
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from arbitrage.ops.preflight import (
 )
 from arbitrage.ops.secrets_scan import scan_dotenv
 from arbitrage.sources import build_source
+from tests.support.ports import refused_port
 
 SECRET = "q9Zr4Kx2Lm8Vt6Pw3Ny7Bc5"
 
@@ -188,14 +188,6 @@ def test_report_passes_only_without_fail_rows_and_writes_json(tmp_path: Path) ->
 
 
 # -- services, market, registry ----------------------------------------------------------------
-def refused_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port: int = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 def test_unreachable_postgres_and_redis_fail_fast() -> None:
     started = time.monotonic()
     pg, conn = check_postgres(f"postgresql://u@127.0.0.1:{refused_port()}/db", 2.0, 1000)
