@@ -56,6 +56,7 @@ def metric(url: str, name: str) -> float:
 
 
 WAIT = "arbitrage_rate_limit_wait_seconds"
+TICKS = "arbitrage_loop_latency_seconds_count"
 ERRORS = "arbitrage_exchange_errors_total"
 
 
@@ -103,7 +104,9 @@ def test_engine_waits_out_a_ban_without_asking_or_trading(engine: EngineLauncher
 
 
 def ban(run: EngineProcess, sim: SimProcess, dsn: str) -> tuple[float, float, dict[str, int], dict[str, int]]:
-    """After a first entry, ban the engine until its Retry-After has passed, then lift the ban.
+    """After a first entry, ban the engine at Upbit until its Retry-After has passed (a ban of both
+    venues would leave it to chance which one the engine meets first), then lift the ban and
+    wait for two more ticks, so that the stop finds books fresh enough to flatten on.
 
     Returns when the ban began, when the engine first met it, and the requests per route at that
     moment and at the end of the wait.
@@ -118,7 +121,7 @@ def ban(run: EngineProcess, sim: SimProcess, dsn: str) -> tuple[float, float, di
     assert metric(metrics_url, WAIT) == 0.0
     errors_before = metric(metrics_url, ERRORS)
 
-    sim.configure({"faults": ["ban"]})
+    sim.configure({"faults": ["ban"], "venues": ["upbit"]})
     t_on = time.time()
     assert wait_for(lambda: sim.stats()["faulted"].get("ban", 0) > 0, 5, alive), "the engine never asked"
     t_hit = time.time()
@@ -130,5 +133,7 @@ def ban(run: EngineProcess, sim: SimProcess, dsn: str) -> tuple[float, float, di
     at_ban = asked(sim)
     assert not wait_for(lambda: asked(sim) != at_ban, t_hit + RETRY_AFTER_SEC - 0.3 - time.time(), alive)
     during = asked(sim)
-    sim.configure({"faults": []})
+    sim.configure({"faults": [], "venues": None})
+    lifted = metric(metrics_url, TICKS)
+    assert wait_for(lambda: metric(metrics_url, TICKS) >= lifted + 2, 60, alive), "no tick after the ban"
     return t_on, t_hit, at_ban, during
