@@ -91,9 +91,9 @@ def regression(session: nox.Session) -> None:
 
     Four workers on a 2-core machine, because these tests mostly wait on engine runs, signals and
     servers: on 2 workers the whole selection kept the machine at a load of about 1.2 and used
-    0.8 of a core. The fast tests are left to `fast`, which runs before it in the gate; `-- -m "not longrun"` adds
-    them back, `-- -n 0` runs serially. The 25 slowest tests are listed at the end, so a test that
-    grows slow shows in every gate run.
+    0.8 of a core. The fast tests are left to `fast`, which runs before it in the gate;
+    `-- -m "not longrun"` adds them back, `-- -n 0` runs serially. The 25 slowest tests are listed
+    at the end, so a test that grows slow shows in every gate run.
     """
     _install(session, "test")
     _pytest(session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "4", "--durations=25")
