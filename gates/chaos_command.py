@@ -231,6 +231,19 @@ def _default_runner() -> Runner:
     return run_campaign
 
 
+def _options(args: argparse.Namespace, directory: Path) -> ChaosOptions:
+    """How the runner runs the campaign, from the command line."""
+    from gates.chaos.model import ChaosOptions
+
+    return ChaosOptions(
+        workers=args.workers or 1,
+        postgres_dsn=args.postgres_dsn,
+        keep=args.keep,
+        output_root=directory,
+        clock=args.clock,
+    )
+
+
 def _campaign(
     args: argparse.Namespace,
     full: Schedule,
@@ -241,7 +254,6 @@ def _campaign(
 ) -> int:
     from arbitrage.ledger import describe_dsn
     from gates.chaos.live import LiveTable
-    from gates.chaos.model import ChaosOptions
     from gates.chaos.report import build_report
 
     suffix = f"_shard{args.shard[0]}of{args.shard[1]}" if args.shard else ""
@@ -251,14 +263,8 @@ def _campaign(
     except OSError as exc:
         return _fail(f"cannot create the campaign directory under {args.output_root}: {exc.strerror or exc}")
     campaign_id = directory.name
-    workers = args.workers or 1
-    options = ChaosOptions(
-        workers=workers,
-        postgres_dsn=args.postgres_dsn,
-        keep=args.keep,
-        output_root=directory,
-        clock=args.clock,
-    )
+    options = _options(args, directory)
+    workers = options.workers
     total = len(full.runs)
 
     def with_replay(outcome: RunOutcome) -> RunOutcome:
