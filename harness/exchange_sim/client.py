@@ -97,6 +97,13 @@ class SimProcess:
         """How many private requests the simulator has served in all."""
         return sum(self.private_requests().values())
 
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """`with start_exchange_sim(...) as sim:` stops the simulator when the block ends."""
+        self.stop()
+
     def stop(self) -> int:
         """SIGTERM (the simulator exits 0 on it), SIGKILL if it is still there 5 s later; the exit code."""
         if self.process.poll() is None:

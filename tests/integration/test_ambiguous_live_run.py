@@ -21,7 +21,7 @@ from arbitrage.ledger import connect
 from arbitrage.market.ccxt_source import VenuePair
 from arbitrage.ops.kill_switch import KillSwitch
 from harness.engine import EngineLauncher
-from harness.exchange_sim.client import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import (
     CREDENTIALS,
     TRADING_SIM,
@@ -30,7 +30,6 @@ from tests.support.live_runs import (
     problems,
     reconcile,
     release_kill_switch,
-    running_sim,
     services_args,
     stripped_env,
 )
@@ -55,7 +54,7 @@ TICKS = 40
 
 @pytest.fixture
 def lossy_sim(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
-    with running_sim(*TRADING_SIM, "--fault", *request.param) as server:
+    with start_exchange_sim(*TRADING_SIM, "--fault", *request.param) as server:
         yield server
 
 

@@ -19,9 +19,9 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.reader import read_json
+from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
 from tests.support.engine_process import EngineProcess, wait_for
-from tests.support.engine_runs import simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def faulty_sim(tmp_path: Path, dsn: str, server: ServiceEndpoints, env: dict[str
 ) -> tuple[subprocess.CompletedProcess[str], Path]:  # fmt: skip
     """A ccxt run on a simulator that turns ``faults`` on once the run has begun: the market loads
     cleanly (a faulty venue would stretch the start-up by tens of seconds), and the run meets them."""
-    with simulator("--seed", "3", *sim_args) as sim:
+    with start_exchange_sim("--seed", "3", *sim_args) as sim:
         args = ["--market", "ccxt", "--exchange-url", sim.url, "--duration", seconds]
         return run_engine(tmp_path, dsn, server, env, args, once_running=lambda: sim.configure(faults))
 

@@ -23,8 +23,7 @@ from arbitrage.market.source import MarketDataError
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.ops.metrics import EngineMetrics
 from arbitrage.strategy import EntryIntent, entry_quote
-from harness.exchange_sim.client import SimProcess
-from tests.support.sims import running_sim
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +41,7 @@ SIM_KEYS = {
 
 @pytest.fixture(scope="module")
 def shared_sim() -> Iterator[SimProcess]:
-    with running_sim("--seed", "5", "--symbols", ",".join(SYMBOLS)) as started:
+    with start_exchange_sim("--seed", "5", "--symbols", ",".join(SYMBOLS)) as started:
         yield started
 
 

@@ -20,7 +20,6 @@ from arbitrage.market.source import MarketDataError, book_rejection
 from arbitrage.market.universe import FX_SYMBOL, top_n
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.ports import refused_port
-from tests.support.sims import running_sim
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ START_TIMEOUT_SEC = 20.0
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    with running_sim("--seed", "5") as started:
+    with start_exchange_sim("--seed", "5") as started:
         yield started
 
 

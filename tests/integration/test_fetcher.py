@@ -16,8 +16,7 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.market.fetcher import POLL_SEC, DeadlineFetcher
 from arbitrage.market.synthetic import SyntheticSource
 from arbitrage.market.universe import top_n
-from harness.exchange_sim.client import SimProcess
-from tests.support.sims import running_sim
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +28,7 @@ SLACK_SEC = 0.5
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    with running_sim("--seed", "5") as started:
+    with start_exchange_sim("--seed", "5") as started:
         yield started
 
 

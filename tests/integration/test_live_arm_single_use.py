@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from arbitrage.ledger import connect
-from harness.exchange_sim.client import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.databases import fresh_database
 from tests.support.live_runs import (
     arbitrage,
     armed_env,
     release_kill_switch,
-    running_sim,
     services_args,
     stripped_env,
 )
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
-    with running_sim("--seed", "5") as server:
+    with start_exchange_sim("--seed", "5") as server:
         yield server
 
 

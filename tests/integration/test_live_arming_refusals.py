@@ -21,11 +21,11 @@ import pytest
 
 from arbitrage.ledger import connect
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
+from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
 from tests.support.live_runs import (
     arbitrage,
     release_kill_switch,
-    running_sim,
     services_args,
     stripped_env,
 )
@@ -49,7 +49,7 @@ class PrivateCallCounter(Protocol):
 def exchange_simulator() -> Iterator[PrivateCallCounter | None]:
     """One simulator for the module: no case may make a private call, so its private request log
     stays empty from the first case to the last, and each case checks it is still empty."""
-    with running_sim("--seed", "5") as sim:
+    with start_exchange_sim("--seed", "5") as sim:
         yield sim
 
 

@@ -20,7 +20,6 @@ from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
-from tests.support.sims import running_sim
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +39,7 @@ SIM_ARGS = ("--seed", "11", "--symbols", "BTC,ETH")
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    with running_sim(*SIM_ARGS) as started:
+    with start_exchange_sim(*SIM_ARGS) as started:
         yield started
 
 

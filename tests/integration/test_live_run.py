@@ -17,13 +17,12 @@ import pytest
 
 from arbitrage.ledger import connect
 from harness.engine import EngineLauncher
-from harness.exchange_sim.client import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import (
     TRADING_SIM,
     armed_env,
     release_kill_switch,
     run_until_closed_trades,
-    running_sim,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -35,7 +34,7 @@ SIGNED_ROUTES = {*ORDER_ROUTES.values(), "GET /v1/order", "GET /v1/accounts", "G
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    with running_sim(*TRADING_SIM) as server:
+    with start_exchange_sim(*TRADING_SIM) as server:
         yield server
 
 

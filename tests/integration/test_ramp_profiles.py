@@ -18,8 +18,8 @@ import pytest
 
 from arbitrage.ledger import connect
 from harness.engine import EngineLauncher, EngineProcess
-from harness.exchange_sim.client import SimProcess
-from tests.support.live_runs import armed_env, reconcile, release_kill_switch, running_sim
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from tests.support.live_runs import armed_env, reconcile, release_kill_switch
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -75,7 +75,7 @@ def test_a_paper_phase1_rehearsal_passes_its_checks(engine: EngineLauncher, post
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    with running_sim("--seed", "3") as server:
+    with start_exchange_sim("--seed", "3") as server:
         yield server
 
 

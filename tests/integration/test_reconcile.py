@@ -30,7 +30,7 @@ from evidence.addendum import addendum_problems
 from evidence.completeness import completeness_problems
 from evidence.writer import file_digest
 from harness.engine import EngineLauncher
-from harness.exchange_sim.client import SimProcess
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import (
     CREDENTIALS,
     TRADING_SIM,
@@ -39,7 +39,6 @@ from tests.support.live_runs import (
     reconcile,
     release_kill_switch,
     run_until_closed_trades,
-    running_sim,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
@@ -51,7 +50,7 @@ RESIDUAL_PCT_BELOW = 1e-6
 
 @pytest.fixture
 def sim() -> Iterator[SimProcess]:
-    with running_sim(*TRADING_SIM) as server:
+    with start_exchange_sim(*TRADING_SIM) as server:
         yield server
 
 

@@ -12,15 +12,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import KEY_VARS
 from harness.engine import EngineProcess
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from harness.exchange_sim.client import SimProcess
 
 SIM_KEYS = {
     "UPBIT_ACCESS_KEY": "sim-upbit-access",
@@ -57,16 +56,6 @@ def stripped_env(*dropped: str) -> dict[str, str]:
     """This process's environment without the services' variables, the venue keys and `dropped`."""
     gone = {"POSTGRES_DSN", "REDIS_URL", *KEY_VARS, *dropped}
     return {k: v for k, v in os.environ.items() if k not in gone}
-
-
-@contextmanager
-def running_sim(*args: str) -> Iterator[SimProcess]:
-    """An `arbitrage sim` subprocess with `args`, stopped on exit."""
-    server = start_exchange_sim(*args)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def release_kill_switch(dsn: str, why: str, by: str) -> None:
