@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import threading
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.support.controlled_pg import ControlledPostgres
+from tests.support.engine_process import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +20,6 @@ DEADLINE_SEC = 15.0
 
 def _connect(dsn: str, application_name: str = "fault-test") -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, autocommit=True, connect_timeout=3, application_name=application_name)
-
-
-def _wait_for(condition: object, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + DEADLINE_SEC
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_stop_refuses_connections_and_start_brings_the_data_back(controlled_pg: ControlledPostgres) -> None:
@@ -77,8 +69,9 @@ def test_terminate_kills_only_the_named_connection(controlled_pg: ControlledPost
         with pytest.raises(psycopg.OperationalError):
             victim.execute("SELECT 1")
         assert bystander.execute("SELECT 1").fetchone() == (1,)
-        _wait_for(
+        wait_for(
             lambda: controlled_pg.backend_pids(application_name="victim") == [],
+            DEADLINE_SEC,
             "the victim's backend to exit",
         )
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.engine import EngineLauncher, EngineProcess
-from harness.exchange_sim.client import SimProcess
-from tests.support.engine_runs import leg_times, simulator
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from tests.support.engine_runs import leg_times, wait_while_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -30,15 +29,6 @@ RETRY_AFTER_SEC = 4
 TICK_MARGIN_SEC = 1.0
 """A tick already in flight when the ban starts may still trade on the books it fetched before it."""
 ROUTES = ("/v1/orderbook", "/api/v3/depth")
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, alive: Callable[[], bool]) -> bool:
-    deadline = time.time() + seconds
-    while time.time() < deadline and alive():
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def entry_times(dsn: str, run_id: str | None) -> list[float]:
@@ -73,7 +63,7 @@ def test_engine_waits_out_a_ban_without_asking_or_trading(engine: EngineLauncher
         "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
         "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
     }
-    with simulator(
+    with start_exchange_sim(
         "--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC)
     ) as sim:  # fmt: skip
         run = engine(env=env).start(
@@ -117,23 +107,31 @@ def ban(run: EngineProcess, sim: SimProcess, dsn: str) -> tuple[float, float, di
 
     metrics_url = run.wait_for_metrics_url(60)
     run_id = run.wait_for_evidence_dir(60).name
-    assert wait_for(lambda: bool(entry_times(dsn, run_id)), FIRST_ENTRY_SEC, alive), "no entry before the ban"
+    assert wait_while_alive(lambda: bool(entry_times(dsn, run_id)), FIRST_ENTRY_SEC, alive), (
+        "no entry before the ban"
+    )
     assert metric(metrics_url, WAIT) == 0.0
     errors_before = metric(metrics_url, ERRORS)
 
     sim.configure({"faults": ["ban"], "venues": ["upbit"]})
     t_on = time.time()
-    assert wait_for(lambda: sim.stats()["faulted"].get("ban", 0) > 0, 5, alive), "the engine never asked"
+    assert wait_while_alive(lambda: sim.stats()["faulted"].get("ban", 0) > 0, 5, alive), (
+        "the engine never asked"
+    )
     t_hit = time.time()
-    assert wait_for(lambda: metric(metrics_url, WAIT) > 0.0, 2, alive)
+    assert wait_while_alive(lambda: metric(metrics_url, WAIT) > 0.0, 2, alive)
     assert metric(metrics_url, WAIT) <= RETRY_AFTER_SEC
-    assert wait_for(lambda: metric(metrics_url, ERRORS) > errors_before, 2, alive), (
+    assert wait_while_alive(lambda: metric(metrics_url, ERRORS) > errors_before, 2, alive), (
         "the banned tick never ended"
     )
     at_ban = asked(sim)
-    assert not wait_for(lambda: asked(sim) != at_ban, t_hit + RETRY_AFTER_SEC - 0.3 - time.time(), alive)
+    assert not wait_while_alive(
+        lambda: asked(sim) != at_ban, t_hit + RETRY_AFTER_SEC - 0.3 - time.time(), alive
+    )
     during = asked(sim)
     sim.configure({"faults": [], "venues": None})
     lifted = metric(metrics_url, TICKS)
-    assert wait_for(lambda: metric(metrics_url, TICKS) >= lifted + 2, 60, alive), "no tick after the ban"
+    assert wait_while_alive(lambda: metric(metrics_url, TICKS) >= lifted + 2, 60, alive), (
+        "no tick after the ban"
+    )
     return t_on, t_hit, at_ban, during

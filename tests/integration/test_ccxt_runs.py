@@ -20,8 +20,8 @@ import pytest
 
 from arbitrage.config import SymbolsConfig
 from harness.engine import EngineLauncher, EngineProcess
-from harness.exchange_sim.client import SimProcess
-from tests.support.engine_runs import leg_times, simulator
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from tests.support.engine_runs import leg_times, wait_while_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -104,20 +104,9 @@ class RunResult:
         return result
 
 
-def wait_for(condition: Callable[[], bool], deadline: float, alive: Callable[[], bool]) -> bool:
-    """Poll `condition` until it holds or `deadline` passes; stop early when `alive()` turns false."""
-    while time.time() < deadline:
-        if condition():
-            return True
-        if not alive():
-            return condition()
-        time.sleep(0.1)
-    return condition()
-
-
 def hold(seconds: float, alive: Callable[[], bool]) -> bool:
     """Keep the current fault on for `seconds`, checking the engine stays up; False if it exited."""
-    return wait_for(lambda: not alive(), time.time() + seconds, alive) is False
+    return wait_while_alive(lambda: not alive(), seconds, alive) is False
 
 
 def _traded_after(dsn: str, run_id: str, since: float) -> bool:
@@ -142,7 +131,7 @@ def run_fault_cycle(run: EngineProcess, sim: SimProcess, dsn: str) -> list[dict[
 
     run_id = run.wait_for_evidence_dir(60).name
     started = time.time()
-    assert wait_for(lambda: bool(leg_times(dsn, run_id)), started + FIRST_TRADE_SEC, alive), (
+    assert wait_while_alive(lambda: bool(leg_times(dsn, run_id)), FIRST_TRADE_SEC, alive), (
         "no trade before the first fault"
     )
     windows: list[dict[str, Any]] = []
@@ -156,7 +145,7 @@ def run_fault_cycle(run: EngineProcess, sim: SimProcess, dsn: str) -> list[dict[
         t_off = time.time()
         off = sim.configure({"faults": []})
         t_clear = time.time()
-        resumed = wait_for(partial(_traded_after, dsn, run_id, t_clear), t_clear + RESUME_DEADLINE_SEC, alive)
+        resumed = wait_while_alive(partial(_traded_after, dsn, run_id, t_clear), RESUME_DEADLINE_SEC, alive)
         served = off["requests"].get("/v1/orderbook", 0) - on["requests"].get("/v1/orderbook", 0)
         windows.append(
             {"kind": kind, "on": t_on, "off": t_off, "ticks": served, "resumed": resumed, "cleared": t_clear}
@@ -174,7 +163,7 @@ def test_each_fault_is_counted_never_traded_on_and_recovered_from(
     engine: EngineLauncher, postgres_dsn: str, tmp_path: Path
 ) -> None:
     cycle_sim = ("--seed", "3", "--premium-half-life-sec", "1", "--retry-after-sec", str(RETRY_AFTER_SEC))
-    with simulator(*cycle_sim) as sim:
+    with start_exchange_sim(*cycle_sim) as sim:
         run = engine(env=_cycle_env()).start(ccxt_args(sim, CYCLE_SECONDS, "--heartbeat-interval", "5"))
         windows = run_fault_cycle(run, sim, postgres_dsn)
         result = RunResult.of(run, run.terminate(grace=STOP_GRACE_SEC), postgres_dsn, sim)
@@ -236,7 +225,7 @@ def fault_cycle_problems(result: RunResult, windows: list[dict[str, Any]]) -> li
 
 
 def test_smoke_run_over_ccxt_exits_0_with_trades(engine: EngineLauncher, postgres_dsn: str) -> None:
-    with simulator("--seed", "3") as sim:
+    with start_exchange_sim("--seed", "3") as sim:
         run = engine().start(ccxt_args(sim, SMOKE_SECONDS))
         result = RunResult.of(run, run.wait(timeout=SMOKE_SECONDS + 60), postgres_dsn, sim)
     assert result.returncode == 0 and result.summary["exit_code"] == 0, result.summary
@@ -257,7 +246,7 @@ def test_smoke_run_over_ccxt_exits_0_with_trades(engine: EngineLauncher, postgre
 @pytest.mark.allow_log("WARNING", r"^watchdog \S+ -> WARN: ")
 @pytest.mark.allow_log("ERROR", r"^watchdog \S+ -> ERROR: ")
 def test_slow_answers_keep_the_heartbeat_regular(engine: EngineLauncher, postgres_dsn: str) -> None:
-    with simulator("--seed", "3", "--latency-ms", "4000") as sim:
+    with start_exchange_sim("--seed", "3", "--latency-ms", "4000") as sim:
         run = engine(env={"ARB_WARN_POLICY": "continue"})
         run.start(ccxt_args(sim, LATENCY_SECONDS, "--heartbeat-interval", "5"))
         result = RunResult.of(run, run.wait(timeout=LATENCY_SECONDS + 60), postgres_dsn, sim)

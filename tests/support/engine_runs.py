@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 import psycopg
 
 from harness.assertions import assert_invariants, assert_memory_growth
 from harness.engine import EngineLauncher
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from harness.longrun import LongrunPlan
 
 
@@ -36,11 +35,12 @@ def leg_times(dsn: str, run_id: str | None, leg: str | None = None) -> list[tupl
     return [(str(name), created.timestamp()) for name, created in rows if isinstance(created, datetime)]
 
 
-@contextmanager
-def simulator(*args: str) -> Iterator[SimProcess]:
-    """An `arbitrage sim` subprocess started with ``args``, stopped when the block ends."""
-    sim = start_exchange_sim(*args)
-    try:
-        yield sim
-    finally:
-        sim.stop()
+def wait_while_alive(condition: Callable[[], bool], seconds: float, alive: Callable[[], bool]) -> bool:
+    """Poll `condition` for up to `seconds`, giving up early once `alive()` turns false (an engine
+    that exited will not bring the condition about); whether it finally holds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and alive():
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
