@@ -7,6 +7,7 @@ never from the engine's own summary line.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -171,13 +172,24 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(disk: Path) -> None:
-    """Take every free byte of `disk` with one preallocated file."""
-    stats = os.statvfs(disk)
+    """Take every free byte of `disk`: preallocate all but the last MiB (the engine writes on
+    meanwhile, so asking for the exact free space can fail), then write until ENOSPC."""
+    free = os.statvfs(disk)
     fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        os.posix_fallocate(fd, 0, stats.f_bavail * stats.f_frsize)
+        os.posix_fallocate(fd, 0, max(0, free.f_bavail * free.f_frsize - 2**20))
+        os.lseek(fd, 0, os.SEEK_END)
+        for chunk in (bytes(2**16), bytes(512)):
+            try:
+                while os.write(fd, chunk):
+                    pass
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
     finally:
         os.close(fd)
+    left = os.statvfs(disk)
+    assert left.f_bavail * left.f_frsize < 2**16, f"{disk} still has {left.f_bavail} free blocks"
 
 
 def test_full_disk_stops_the_run_and_the_reserve_still_seals_it(

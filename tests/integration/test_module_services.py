@@ -18,8 +18,8 @@ import redis
 from psycopg.conninfo import conninfo_to_dict
 
 from arbitrage.services import ServiceEndpoints
-from tests.integration.conftest import KEY_PREFIX_VAR
 from tests.support.databases import drop_databases_made_from, fresh_database
+from tests.support.engine_process import KEY_PREFIX_VAR
 
 pytestmark = pytest.mark.integration
 

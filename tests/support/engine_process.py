@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import redis
 
+from arbitrage.config.services import ServicesConfig
 from arbitrage.services import ServiceEndpoints
 
 
@@ -26,8 +27,26 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+KEY_PREFIX_VAR = "ARB_SERVICES__REDIS_KEY_PREFIX"
+"""Every engine command and config load reads its Redis keys under this prefix."""
+DEFAULT_KEY_PREFIX = ServicesConfig().redis_key_prefix
+
+_running: list[subprocess.Popen[bytes]] = []
+
+
+def stop_leftover_engines() -> None:
+    """SIGKILL every engine started here that still runs (a test that failed before its wait)."""
+    while _running:
+        process = _running.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class EngineProcess:
-    """`python -m arbitrage run` on explicit services; stdout and stderr go to files in `out`."""
+    """`python -m arbitrage run` on explicit services; stdout and stderr go to files in `out`.
+
+    It inherits the module's Redis key prefix, and no other ``ARB_`` variable of this process."""
 
     def __init__(
         self, out: Path, services: ServiceEndpoints, *args: str, env: dict[str, str] | None = None,
@@ -42,10 +61,12 @@ class EngineProcess:
             sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(self.evidence_root),
             "--postgres-dsn", services.postgres_dsn, "--redis-url", services.redis_url, *args,
         ]  # fmt: skip
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARB_")}
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARB_") or k == KEY_PREFIX_VAR}
         full_env.update(env or {})
+        self.redis_key_prefix = full_env.get(KEY_PREFIX_VAR, DEFAULT_KEY_PREFIX)
         with (out / "stdout.txt").open("wb") as stdout, (out / "stderr.txt").open("wb") as stderr:
             self.process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=full_env, cwd=out)
+        _running.append(self.process)
         self.started = time.monotonic()
 
     def alive(self) -> bool:
@@ -103,10 +124,10 @@ class EngineProcess:
         return rows[0]
 
     def redis_status(self) -> dict[str, str]:
-        """The run's hash in Redis (default key prefix)."""
+        """The run's hash in Redis, under the run's key prefix."""
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         try:
-            found: dict[Any, Any] = client.hgetall(f"arb:run:{self.run_id()}")
+            found: dict[Any, Any] = client.hgetall(f"{self.redis_key_prefix}:run:{self.run_id()}")
             return {str(k): str(v) for k, v in found.items()}
         finally:
             client.close()
