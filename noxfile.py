@@ -28,6 +28,8 @@ REGRESSION_TESTS = "(slow or integration) and not longrun"
 `nox -s regression` alone therefore skips the fast tests; `nox -s regression -- -m "not longrun"`
 runs them too (pytest keeps the last `-m`).
 """
+DURATIONS_RECORD = "tests/regression_durations.json"
+"""Each regression module's seconds in a gate run: the order the modules are handed out in."""
 
 
 def _pytest(session: nox.Session, *args: str) -> None:
@@ -94,9 +96,16 @@ def regression(session: nox.Session) -> None:
     0.8 of a core. The fast tests are left to `fast`, which runs before it in the gate;
     `-- -m "not longrun"` adds them back, `-- -n 0` runs serially. The 25 slowest tests are listed
     at the end, so a test that grows slow shows in every gate run.
+
+    Whole modules go to the workers, longest first by `tests/regression_durations.json`
+    (`harness.durations`), so no worker is left with a long module after the others are done;
+    `-- --record-durations tests/regression_durations.json` writes that record afresh.
     """
     _install(session, "test")
-    _pytest(session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "4", "--durations=25")
+    _pytest(
+        session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "4", "--durations=25",
+        "--dist", "loadscope", "--no-loadscope-reorder", "--order-by-durations", DURATIONS_RECORD,
+    )  # fmt: skip
 
 
 @nox.session

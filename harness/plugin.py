@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import engine, longrun, services, warnfail
+from harness import durations, engine, longrun, services, warnfail
 from harness.longrun import LongrunPlugin
 from harness.options import SETTINGS_KEY, add_options, resolve_settings
 from harness.sigterm import SigtermPlugin
@@ -25,6 +25,7 @@ MARKERS = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    durations.add_options(parser.getgroup("arbitrage"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -41,3 +42,4 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(services, "arbitrage_harness.services")
     config.pluginmanager.register(engine, "arbitrage_harness.engine")
     config.pluginmanager.register(SigtermPlugin(), "arbitrage_harness.sigterm")
+    durations.register(config)

@@ -22,6 +22,7 @@ from gates.chaos.faults import ACTIONS, EXCHANGE_LATENCY_MS, FaultError, Rig, cl
 from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
 from gates.chaos.postgres import ControlledPostgres
 from tests.support.calls import Call
+from tests.support.engine_process import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -52,8 +53,12 @@ def module_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 
 @pytest.fixture
 def rig(module_rig: Rig) -> Iterator[Rig]:
-    """The module's rig, healthy before and after each test (a reset that finds a problem fails the test)."""
+    """The module's rig, healthy before and after each test (a reset that finds a problem fails the test),
+    and no connection of an earlier test still open through its proxies: a client's close reaches the
+    proxy a moment later, and a connection fault would count it."""
     assert reset(module_rig) == []
+    proxies = (module_rig.pg_proxy, module_rig.redis_proxy)
+    wait_for(lambda: all(p.stats().open == 0 for p in proxies), DEADLINE_SEC, "earlier links to close")
     yield module_rig
     assert reset(module_rig) == []
 

@@ -1,0 +1,100 @@
+"""Longest modules first: the regression gate's schedule, from the seconds each module took last time.
+
+Under ``-n N --dist loadscope --no-loadscope-reorder``, xdist hands whole modules to workers in
+collection order, so sorting the modules by their recorded seconds, longest first, is the classic
+longest-processing-time schedule: the last module to start is a short one, and no worker is left
+running a long module after the others are done. A module keeps its own test order, and stays on
+one worker, so its module-scoped fixtures (a database, a simulator, a shared engine run) are made
+once. A module the record does not know yet goes first, since it may be long.
+
+``--record-durations PATH`` writes the record (each module's setup, call and teardown seconds
+summed) at the end of a run; ``--order-by-durations PATH`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+RECORD_OPTION = "--record-durations"
+ORDER_OPTION = "--order-by-durations"
+
+
+def module_of(nodeid: str) -> str:
+    """The test module's path in a node id (`tests/x/test_y.py::test_z[p]` -> `tests/x/test_y.py`)."""
+    return nodeid.split("::", 1)[0]
+
+
+def load_record(path: Path) -> dict[str, float]:
+    """Seconds by module from a record; a missing or unreadable record orders nothing."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+
+def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
+    """`items` with their modules in descending recorded seconds (unknown modules first), each
+    module's tests in their own order."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(module_of(item.nodeid), []).append(item)
+    order = sorted(modules, key=lambda module: -seconds.get(module, float("inf")))
+    return [item for module in order for item in modules[module]]
+
+
+class DurationRecorder:
+    """Sums each module's test phases as their reports arrive (on the xdist controller, from every
+    worker) and writes the record when the session ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[module_of(report.nodeid)] += report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput") or not self.seconds:
+            return
+        ordered = {module: round(self.seconds[module], 1) for module in sorted(self.seconds)}
+        self.path.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+
+
+class DurationOrder:
+    """Reorders the collected tests longest module first (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.seconds = load_record(path)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items[:] = longest_first(items, self.seconds)
+
+
+def add_options(group: pytest.OptionGroup) -> None:
+    """The two options: write a record, and order a run by one."""
+    group.addoption(
+        RECORD_OPTION, metavar="PATH", type=Path, default=None,
+        help="write each test module's total seconds to PATH (JSON) at the end of the run",
+    )  # fmt: skip
+    group.addoption(
+        ORDER_OPTION, metavar="PATH", type=Path, default=None,
+        help="run test modules longest first by the seconds recorded in PATH (see --record-durations)",
+    )  # fmt: skip
+
+
+def register(config: pytest.Config) -> None:
+    """Register the recorder and the ordering when their options are given."""
+    record: Path | None = config.getoption(RECORD_OPTION)
+    order: Path | None = config.getoption(ORDER_OPTION)
+    if record is not None:
+        config.pluginmanager.register(DurationRecorder(record), "arbitrage_harness.duration_record")
+    if order is not None:
+        config.pluginmanager.register(DurationOrder(order), "arbitrage_harness.duration_order")
