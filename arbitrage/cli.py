@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from arbitrage import __version__, stop_request
 
@@ -286,25 +286,19 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-RUN_FLAGS: dict[str, tuple[str, str]] = {
-    "run.phase": ("phase", "--phase"),
-    "run.duration_sec": ("duration", "--duration"),
-    "run.ticks": ("ticks", "--ticks"),
-    "run.seed": ("seed", "--seed"),
-    "heartbeat.interval_sec": ("heartbeat_interval", "--heartbeat-interval"),
-    "run.market": ("market", "--market"),
-    "run.exchange_url": ("exchange_url", "--exchange-url"),
-    "run.mode": ("mode", "--mode"),
-    "run.evidence_root": ("evidence_root", "--evidence-root"),
-    "run.log_format": ("log_format", "--log-format"),
-    "services.postgres_dsn": ("postgres_dsn", "--postgres-dsn"),
-    "services.redis_url": ("redis_url", "--redis-url"),
-    "services.data_dir": ("data_dir", "--data-dir"),
-    "metrics.port": ("metrics_port", "--metrics-port"),
-    "run.trace": ("trace", "--trace"),
-    "run.profile": ("profile", "--profile"),
-}
-"""`run`'s flags: config key -> (argparse dest, the flag as typed), so errors name the real flag."""
+def _config_flag_table() -> dict[str, tuple[str, str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_config_flags(parser)
+    return {
+        key: (action.dest, action.option_strings[0])
+        for action in parser._actions
+        if (key := getattr(action, "config_key", None)) is not None
+    }
+
+
+RUN_FLAGS: Final = _config_flag_table()
+"""`run`'s flags, read off the parser: config key -> (argparse dest, the flag as typed), so errors
+name the real flag."""
 
 
 def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:

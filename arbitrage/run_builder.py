@@ -20,20 +20,18 @@ import psycopg
 from arbitrage.app_role import prepare_app_role
 from arbitrage.conditional_evidence import RunConditional
 from arbitrage.config import AppConfig
-from arbitrage.config.anomaly import KILL
 from arbitrage.evidence_failure import EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable, first_line
 from arbitrage.live_setup import LiveSession, live_plan
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.fetcher import DeadlineFetcher
-from arbitrage.ops.anomaly import AnomalyTrip
 from arbitrage.ops.arm_claim import claim_arm
-from arbitrage.ops.guards import GuardTrip
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.preflight import bootstrap_gate
 from arbitrage.ops.run_gate import preflight_context
 from arbitrage.ops.supervisor import Supervisor
+from arbitrage.ops.trips import Trip
 from arbitrage.ops.watcher import RunWatcher
 from arbitrage.portfolio import Portfolio
 from arbitrage.run_evidence import EvidenceDir, ManifestBase, git_state
@@ -145,24 +143,15 @@ class TripResponse:
         self.ledger = ledger
         self.kill_switch = kill_switch
 
-    def on_guard_trip(self, trip: GuardTrip) -> None:
-        """The GUARD_TRIP row, then the kill switch."""
-        self.ledger.record_event(self.run_id, "GUARD_TRIP", trip.to_event())
-        if self.kill_switch is not None:
+    def on_trip(self, trip: Trip) -> None:
+        """The trip's event_log row; a trip that stops the run also activates the kill switch."""
+        self.ledger.record_event(self.run_id, trip.event_type, trip.to_event())
+        if self.kill_switch is not None and trip.stops_run:
             try:
-                self.kill_switch.activate(f"guard {trip.name}: {trip.detail}", "guard", run_id=self.run_id)
+                reason = f"{trip.kind} {trip.name}: {trip.detail}"
+                self.kill_switch.activate(reason, trip.kind, run_id=self.run_id)
             except KillSwitchError as exc:
-                log.error("kill switch activation after guard %s failed: %s", trip.name, exc)
-
-    def on_anomaly(self, trip: AnomalyTrip) -> None:
-        """The ANOMALY row; a kill row also activates the kill switch, as a guard trip does."""
-        self.ledger.record_event(self.run_id, "ANOMALY", trip.to_event())
-        if self.kill_switch is not None and trip.action == KILL:
-            try:
-                reason = f"anomaly {trip.rule}: {trip.detail}"
-                self.kill_switch.activate(reason, "anomaly", run_id=self.run_id)
-            except KillSwitchError as exc:
-                log.error("kill switch activation after anomaly %s failed: %s", trip.rule, exc)
+                log.error("kill switch activation after %s %s failed: %s", trip.kind, trip.name, exc)
 
 
 class RunBuilder:
@@ -225,8 +214,7 @@ class RunBuilder:
             self.run_id,
             conn.endpoints.postgres_dsn,
             self.request_stop,
-            response.on_guard_trip,
-            response.on_anomaly,
+            response.on_trip,
             self.rate_limits.hits_total,
         )
         if refusal is None:

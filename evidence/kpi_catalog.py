@@ -18,6 +18,7 @@ from evidence.run_facts import RunFacts
 
 Group = Literal["trading", "risk", "performance", "alerting"]
 Value = float | int | str | None
+Compute = Callable[[RunFacts], Value]
 GROUPS: Final[tuple[Group, ...]] = ("trading", "risk", "performance", "alerting")
 
 
@@ -28,7 +29,7 @@ class KpiDef:
     name: str
     group: Group
     definition: str
-    compute: Callable[[RunFacts], Value]
+    compute: Compute
 
 
 def _int(value: float | None) -> int | None:
@@ -80,225 +81,156 @@ def _watchdog_max(facts: RunFacts) -> str | None:
     return level if isinstance(level, str) else None
 
 
-CATALOG: Final[tuple[KpiDef, ...]] = (
-    # trading
-    KpiDef(
-        "round_trips",
-        "trading",
-        "Closed round trips (entry and exit leg both filled).",
-        lambda f: _int(f.number("closed_trades")),
-    ),
-    KpiDef(
-        "entry_legs",
-        "trading",
-        "Entry legs PostgreSQL acknowledged.",
-        lambda f: _int(f.number("ledger", "entry_legs_ok")),
-    ),
-    KpiDef(
-        "exit_legs",
-        "trading",
-        "Exit legs PostgreSQL acknowledged.",
-        lambda f: _int(f.number("ledger", "exit_legs_ok")),
-    ),
-    KpiDef(
-        "wins", "trading", "Round trips closed with a positive net PnL.", lambda f: _int(f.number("wins"))
-    ),
-    KpiDef(
-        "losses",
-        "trading",
-        "Round trips closed with a zero or negative net PnL.",
-        lambda f: _int(f.number("losses")),
-    ),
-    KpiDef(
+def _count(*path: str) -> Compute:
+    """A whole count read from kpi.json."""
+    return lambda f: _int(f.number(*path))
+
+
+def _reading(*path: str) -> Compute:
+    """A measured number read from kpi.json as it stands."""
+    return lambda f: f.number(*path)
+
+
+def _alert_count(key: str) -> Compute:
+    """A whole count read from kpi.json's alerts block."""
+    return lambda f: _int(f.alerts(key))
+
+
+def _peak(attribute: str) -> Compute:
+    """The highest value a heartbeat reported for one attribute."""
+    return lambda f: _beat_max(f, attribute)
+
+
+def _section(group: Group, *rows: tuple[str, str, Compute]) -> tuple[KpiDef, ...]:
+    return tuple(KpiDef(name, group, definition, compute) for name, definition, compute in rows)
+
+
+_TRADING: Final = _section(
+    "trading",
+    ("round_trips", "Closed round trips (entry and exit leg both filled).", _count("closed_trades")),
+    ("entry_legs", "Entry legs PostgreSQL acknowledged.", _count("ledger", "entry_legs_ok")),
+    ("exit_legs", "Exit legs PostgreSQL acknowledged.", _count("ledger", "exit_legs_ok")),
+    ("wins", "Round trips closed with a positive net PnL.", _count("wins")),
+    ("losses", "Round trips closed with a zero or negative net PnL.", _count("losses")),
+    (
         "win_rate_pct",
-        "trading",
         "Wins over closed round trips, in %.",
         lambda f: _ratio(f.number("wins"), f.number("closed_trades"), 100.0),
     ),
-    KpiDef(
-        "net_pnl_usd",
-        "trading",
-        "Net PnL after fees over the run, in USD.",
-        lambda f: f.number("net_pnl_usd"),
-    ),
-    KpiDef(
-        "net_pnl_krw",
-        "trading",
-        "Net PnL after fees over the run, in KRW.",
-        lambda f: f.number("net_pnl_krw"),
-    ),
-    KpiDef(
+    ("net_pnl_usd", "Net PnL after fees over the run, in USD.", _reading("net_pnl_usd")),
+    ("net_pnl_krw", "Net PnL after fees over the run, in KRW.", _reading("net_pnl_krw")),
+    (
         "avg_pnl_per_round_trip_usd",
-        "trading",
         "Net PnL in USD divided by closed round trips.",
         lambda f: _ratio(f.number("net_pnl_usd"), f.number("closed_trades")),
     ),
-    KpiDef(
+    (
         "opportunities_generated",
-        "trading",
         "Premium opportunities the strategy found.",
-        lambda f: _int(f.number("opportunities_generated")),
+        _count("opportunities_generated"),
     ),
-    KpiDef(
+    (
         "round_trips_per_hour",
-        "trading",
         "Closed round trips per hour of wall-clock run time.",
         lambda f: _per_hour(f.number("closed_trades"), f),
     ),
-    KpiDef(
-        "open_positions_at_end",
-        "trading",
-        "Positions still open when the run ended (flatten left them).",
-        _open_at_end,
-    ),
-    # risk
-    KpiDef(
+    ("open_positions_at_end", "Positions still open when the run ended (flatten left them).", _open_at_end),
+)
+_RISK: Final = _section(
+    "risk",
+    (
         "max_drawdown_pct",
-        "risk",
         "Largest drawdown from peak PnL seen at any heartbeat, in %.",
-        lambda f: _beat_max(f, "drawdown_pct"),
+        _peak("drawdown_pct"),
     ),
-    KpiDef(
-        "peak_pnl_usd",
-        "risk",
-        "Highest cumulative PnL seen at any heartbeat, in USD.",
-        lambda f: _beat_max(f, "peak_pnl"),
-    ),
-    KpiDef(
+    ("peak_pnl_usd", "Highest cumulative PnL seen at any heartbeat, in USD.", _peak("peak_pnl")),
+    (
         "max_consecutive_losses",
-        "risk",
         "Longest run of losing round trips seen at any heartbeat.",
         lambda f: _int(_beat_max(f, "consecutive_losses")),
     ),
-    KpiDef(
+    (
         "guard_trips",
-        "risk",
         "Risk guards that tripped and stopped the run (0 or 1).",
         lambda f: None if "guards" not in f.kpi else int(f.kpi["guards"] is not None),
     ),
-    KpiDef(
+    (
         "guard_triggers_per_hour",
-        "risk",
         "Guard trips plus refused orders and books, per hour.",
         lambda f: _per_hour(guard_triggers_count(f), f),
     ),
-    KpiDef(
-        "leg_unwinds",
-        "risk",
-        "Entries where one leg failed and the other was unwound.",
-        lambda f: _int(f.number("leg_unwinds")),
-    ),
-    KpiDef(
+    ("leg_unwinds", "Entries where one leg failed and the other was unwound.", _count("leg_unwinds")),
+    (
         "exit_failures",
-        "risk",
         "Exit attempts that failed and left the position open for a retry.",
-        lambda f: _int(f.number("exit_failures")),
+        _count("exit_failures"),
     ),
-    KpiDef(
+    (
         "hedge_residual_usd",
-        "risk",
         "Sum over trades of the absolute Upbit-minus-Binance quantity left by entries and exits, in USD.",
         total_abs_residual_usd,
     ),
-    KpiDef(
-        "watchdog_max_level",
-        "risk",
-        "Worst watchdog level reached (OK, WARN, ERROR, CRITICAL).",
-        _watchdog_max,
-    ),
-    # performance
-    KpiDef(
+    ("watchdog_max_level", "Worst watchdog level reached (OK, WARN, ERROR, CRITICAL).", _watchdog_max),
+)
+_PERFORMANCE: Final = _section(
+    "performance",
+    (
         "loop_latency_p50_ms",
-        "performance",
         "Median engine processing time per loop iteration (venue wait excluded), in ms.",
-        lambda f: f.number("loop_latency_ms", "p50"),
+        _reading("loop_latency_ms", "p50"),
     ),
-    KpiDef(
+    (
         "loop_latency_p95_ms",
-        "performance",
         "95th percentile engine processing time per loop iteration (venue wait excluded), in ms.",
-        lambda f: f.number("loop_latency_ms", "p95"),
+        _reading("loop_latency_ms", "p95"),
     ),
-    KpiDef(
+    (
         "loop_latency_p99_ms",
-        "performance",
         "99th percentile engine processing time per loop iteration (venue wait excluded), in ms.",
-        lambda f: f.number("loop_latency_ms", "p99"),
+        _reading("loop_latency_ms", "p99"),
     ),
-    KpiDef(
-        "loop_iterations",
-        "performance",
-        "Trading-loop iterations completed.",
-        lambda f: _int(f.number("loop_count")),
-    ),
-    KpiDef(
+    ("loop_iterations", "Trading-loop iterations completed.", _count("loop_count")),
+    (
         "cpu_pct_peak",
-        "performance",
         "Highest process CPU sampled by the resource monitor, in %.",
-        lambda f: f.number("resources", "peak", "cpu_pct"),
+        _reading("resources", "peak", "cpu_pct"),
     ),
-    KpiDef(
+    (
         "rss_mb_peak",
-        "performance",
         "Highest process resident memory sampled, in MB.",
-        lambda f: f.number("resources", "peak", "rss_mb"),
+        _reading("resources", "peak", "rss_mb"),
     ),
-    KpiDef(
+    (
         "rss_growth_pct_per_hour",
-        "performance",
         "RSS growth per hour, least-squares over heartbeat samples after the warm-up, in %.",
         _rss_growth_pct,
     ),
-    KpiDef(
-        "crash_count", "performance", "Unsealed manifest (1) plus Tracebacks in engine.log.", _crash_count
-    ),
-    # alerting
-    KpiDef(
-        "alerts_sent", "alerting", "Alerts the notifier delivered.", lambda f: _int(f.alerts("sent_count"))
-    ),
-    KpiDef(
-        "alerts_dlq",
-        "alerting",
-        "Alerts that ended in the dead-letter queue.",
-        lambda f: _int(f.alerts("dlq_count")),
-    ),
-    KpiDef(
-        "alerts_retried",
-        "alerting",
-        "Delivery retries the notifier made.",
-        lambda f: _int(f.alerts("retry_count")),
-    ),
-    KpiDef(
+    ("crash_count", "Unsealed manifest (1) plus Tracebacks in engine.log.", _crash_count),
+)
+_ALERTING: Final = _section(
+    "alerting",
+    ("alerts_sent", "Alerts the notifier delivered.", _alert_count("sent_count")),
+    ("alerts_dlq", "Alerts that ended in the dead-letter queue.", _alert_count("dlq_count")),
+    ("alerts_retried", "Delivery retries the notifier made.", _alert_count("retry_count")),
+    (
         "alerts_disabled",
-        "alerting",
         "Alerts recorded DISABLED because no channel is configured.",
-        lambda f: _int(f.alerts("disabled_count")),
+        _alert_count("disabled_count"),
     ),
-    KpiDef(
-        "alerts_pending_at_end",
-        "alerting",
-        "Alerts still queued when the notifier closed.",
-        lambda f: _int(f.alerts("pending")),
-    ),
-    KpiDef(
+    ("alerts_pending_at_end", "Alerts still queued when the notifier closed.", _alert_count("pending")),
+    (
         "alert_record_failures",
-        "alerting",
         "Alert deliveries that could not be recorded in PostgreSQL.",
-        lambda f: _int(f.alerts("record_failures")),
+        _alert_count("record_failures"),
     ),
-    KpiDef(
+    (
         "alert_success_rate_pct",
-        "alerting",
         "Delivered over delivered plus dead-lettered alerts, in %.",
         alert_success_pct,
     ),
-    KpiDef(
-        "notifier_available",
-        "alerting",
-        "1.0 when an alert channel is configured, else 0.0.",
-        _notifier_available,
-    ),
+    ("notifier_available", "1.0 when an alert channel is configured, else 0.0.", _notifier_available),
 )
+CATALOG: Final[tuple[KpiDef, ...]] = (*_TRADING, *_RISK, *_PERFORMANCE, *_ALERTING)
 
 
 def kpi_groups(facts: RunFacts) -> dict[str, dict[str, Value]]:

@@ -136,30 +136,27 @@ def _evidence_root(config: pytest.Config) -> Path:
     return path
 
 
-def _longrun_minutes(config: pytest.Config) -> float | None:
-    raw = _raw(config, "--longrun-minutes", "longrun_minutes")
+def _positive_number(config: pytest.Config, flag: str, ini: str, unit: str, example: str) -> float | None:
+    raw = _raw(config, flag, ini)
     if raw is None:
         return None
     try:
-        minutes = float(raw.value)
+        value = float(raw.value)
     except ValueError:
-        raise _bad("--longrun-minutes", raw, "expected a number of minutes, e.g. 2 or 0.5") from None
-    if not math.isfinite(minutes) or minutes <= 0:
-        raise _bad("--longrun-minutes", raw, "expected a positive, finite number of minutes")
-    return minutes
+        raise _bad(flag, raw, f"expected a number of {unit}, e.g. {example}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise _bad(flag, raw, f"expected a positive, finite number of {unit}")
+    return value
+
+
+def _longrun_minutes(config: pytest.Config) -> float | None:
+    return _positive_number(config, "--longrun-minutes", "longrun_minutes", "minutes", "2 or 0.5")
 
 
 def _metrics_scrape_seconds(config: pytest.Config) -> float:
-    raw = _raw(config, "--metrics-scrape-interval", "metrics_scrape_interval")
-    if raw is None:
-        return DEFAULT_SCRAPE_SECONDS
-    try:
-        seconds = float(raw.value)
-    except ValueError:
-        raise _bad("--metrics-scrape-interval", raw, "expected a number of seconds, e.g. 10 or 0.5") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise _bad("--metrics-scrape-interval", raw, "expected a positive, finite number of seconds")
-    return seconds
+    flag, ini = "--metrics-scrape-interval", "metrics_scrape_interval"
+    seconds = _positive_number(config, flag, ini, "seconds", "10 or 0.5")
+    return DEFAULT_SCRAPE_SECONDS if seconds is None else seconds
 
 
 def _postgres_dsn(config: pytest.Config) -> str | None:

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from arbitrage.config.anomaly import INVESTIGATE, KILL, RULES, Action, AnomalyConfig, AnomalyRule
+from arbitrage.ops.trips import Trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,28 +48,27 @@ class Measurements:
 
 
 @dataclass(frozen=True, slots=True)
-class AnomalyTrip:
-    """A rule that fired: its observed value against its threshold, held for `held_sec`."""
+class AnomalyTrip(Trip):
+    """A rule (`name`) that fired: its observed value against its threshold (`limit`), held for `held_sec`."""
 
-    rule: str
+    kind: ClassVar[str] = "anomaly"
+    event_type: ClassVar[str] = "ANOMALY"
+
     action: Action
-    observed: float
-    threshold: float
     held_sec: float
-    detail: str
 
     @property
-    def stop_reason(self) -> str:
-        return f"ANOMALY_{self.rule.upper()}"
+    def stops_run(self) -> bool:
+        return self.action == KILL
 
     def to_event(self) -> dict[str, Any]:
         """The event_log payload and the kpi.json entry of the trip."""
         return {
-            "rule": self.rule,
+            "rule": self.name,
             "action": self.action,
-            "stop_reason": self.stop_reason if self.action == KILL else None,
+            "stop_reason": self.stop_reason if self.stops_run else None,
             "observed": round(self.observed, 4),
-            "threshold": self.threshold,
+            "threshold": self.limit,
             "held_sec": round(self.held_sec, 3),
             "detail": self.detail,
         }
@@ -178,7 +178,7 @@ class AnomalyTable:
             held_text = f" for {held:.0f}s" if rule.sustain_sec > 0 else ""
             window = f" within {rule.window_sec:g}s" if name in self._windows else ""
             detail = f"{value:.4g} {_UNITS[name]}{window}{held_text}, threshold {rule.threshold:g}"
-            fired.append(AnomalyTrip(name, rule.action, value, rule.threshold, held, detail))
+            fired.append(AnomalyTrip(name, value, rule.threshold, detail, rule.action, held))
         fired.sort(key=lambda trip: trip.action != KILL)
         self.trips.extend(fired)
         return fired

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from arbitrage.config.guards import GuardsConfig
+from arbitrage.ops.trips import Trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +37,11 @@ class GuardInputs:
 
 
 @dataclass(frozen=True, slots=True)
-class GuardTrip:
+class GuardTrip(Trip):
     """A crossed limit: `name` like "SINGLE_TRADE_LOSS", the observed value and the limit."""
 
-    name: str
-    observed: float
-    limit: float
-    detail: str
-
-    @property
-    def stop_reason(self) -> str:
-        return f"GUARD_{self.name}"
+    kind: ClassVar[str] = "guard"
+    event_type: ClassVar[str] = "GUARD_TRIP"
 
     def to_event(self) -> dict[str, Any]:
         """The event_log payload of the trip."""

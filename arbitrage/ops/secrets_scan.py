@@ -15,6 +15,7 @@ import math
 import re
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -161,22 +162,24 @@ def tracked_env_files(top: Path) -> list[str]:
     return [p for p in done.stdout.split("\0") if p and Path(p).name.startswith(".env")]
 
 
-def _not_tracked(repo: Path) -> Verdict:
-    return "WARN", f"{repo} is not in a git work tree (or git is not installed): nothing is tracked"
+def _in_work_tree(repo: Path, unproven: str, judge: Callable[[Path], Verdict]) -> Verdict:
+    """`judge` on the git work tree around `repo`: WARN outside one, FAIL saying `unproven` when
+    git cannot answer."""
+    try:
+        top = git_toplevel(repo)
+        if top is None:
+            return "WARN", f"{repo} is not in a git work tree (or git is not installed): nothing is tracked"
+        return judge(top)
+    except GitUnavailable as exc:
+        return "FAIL", f"cannot inspect git, so {unproven}: {exc}"
 
 
 def env_live_file_verdict(repo: Path) -> Verdict:
     """FAIL when `.env.live` is tracked anywhere or would not be ignored at the work tree root."""
-    try:
-        return _env_live_file_verdict(repo)
-    except GitUnavailable as exc:
-        return "FAIL", f"cannot inspect git, so {ENV_LIVE_FILE} safety is unproven: {exc}"
+    return _in_work_tree(repo, f"{ENV_LIVE_FILE} safety is unproven", _env_live_file_verdict)
 
 
-def _env_live_file_verdict(repo: Path) -> Verdict:
-    top = git_toplevel(repo)
-    if top is None:
-        return _not_tracked(repo)
+def _env_live_file_verdict(top: Path) -> Verdict:
     tracked = [p for p in tracked_env_files(top) if Path(p).name == ENV_LIVE_FILE]
     if tracked:
         return "FAIL", f"{', '.join(tracked)} is tracked by git: git rm --cached it and rotate the keys"
@@ -190,16 +193,10 @@ def _env_live_file_verdict(repo: Path) -> Verdict:
 
 def tracked_env_secrets_verdict(repo: Path) -> Verdict:
     """FAIL when any tracked `.env*` file holds a secret, in its staged blob or its working copy."""
-    try:
-        return _tracked_env_secrets_verdict(repo)
-    except GitUnavailable as exc:
-        return "FAIL", f"cannot inspect git, so tracked .env* files are unchecked: {exc}"
+    return _in_work_tree(repo, "tracked .env* files are unchecked", _tracked_env_secrets_verdict)
 
 
-def _tracked_env_secrets_verdict(repo: Path) -> Verdict:
-    top = git_toplevel(repo)
-    if top is None:
-        return _not_tracked(repo)
+def _tracked_env_secrets_verdict(top: Path) -> Verdict:
     paths = tracked_env_files(top)
     findings: set[str] = set()
     for path in paths:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from arbitrage.config import AppConfig
-from arbitrage.config.anomaly import KILL
 from arbitrage.ops import alerts
 from arbitrage.ops.alerts import Notifier
 from arbitrage.ops.anomaly import AnomalyTable, AnomalyTrip, Measurements
 from arbitrage.ops.guards import GuardInputs, Guards, GuardTrip, PnlTally
 from arbitrage.ops.metrics import EngineMetrics
 from arbitrage.ops.sysmon import SysMonitor
+from arbitrage.ops.trips import Trip
 from arbitrage.ops.watchdog import RateWindow, Watchdog, WatchdogLoop, WatchdogSignals, WatchdogVerdict
 from arbitrage.portfolio import Portfolio
 
@@ -64,15 +64,14 @@ class Supervisor:
         run_id: str,
         postgres_dsn: str,
         request_stop: Callable[[str], None],
-        on_guard_trip: Callable[[GuardTrip], object] | None = None,
-        on_anomaly: Callable[[AnomalyTrip], object] | None = None,
+        on_trip: Callable[[Trip], object] | None = None,
         rate_limit_hits: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
         self.vitals = LoopVitals()
         self._request_stop = request_stop
-        self._on_guard_trip = on_guard_trip
+        self._on_trip = on_trip
         self.metrics = EngineMetrics(config.metrics)
         self.metrics.set_run_info(run_id=run_id, phase=config.run.phase, mode=config.run.mode)
         self.sysmon = SysMonitor(config.sysmon, on_sample=self.metrics.update_resources)
@@ -83,7 +82,6 @@ class Supervisor:
             self._on_critical,
             on_verdict=self._on_verdict,
         )
-        self._on_anomaly = on_anomaly
         self._rate_limit_hits = rate_limit_hits
         self.anomalies: AnomalyTable | None = None
         self.anomaly_trip: AnomalyTrip | None = None
@@ -210,8 +208,8 @@ class Supervisor:
             self.guard_trip = trip
             self.metrics.update_guard_triggers(self.vitals.rejections_total + 1)
             self._request_stop(trip.stop_reason)
-            if self._on_guard_trip is not None:
-                self._on_guard_trip(trip)
+            if self._on_trip is not None:
+                self._on_trip(trip)
             log.error("guard %s tripped: %s", trip.name, trip.detail)
             self.notifier.notify(alerts.GUARD_TRIP, f"{self.run_id} {trip.name}: {trip.detail}")
 
@@ -265,18 +263,18 @@ class Supervisor:
             return []
         fired = self.anomalies.evaluate(self.measurements())
         for trip in fired:
-            kind = alerts.ANOMALY_KILL if trip.action == KILL else alerts.ANOMALY_INVESTIGATE
-            if trip.action == KILL:
+            kind = alerts.ANOMALY_KILL if trip.stops_run else alerts.ANOMALY_INVESTIGATE
+            if trip.stops_run:
                 if self.anomaly_trip is not None:
                     continue
                 self.anomaly_trip = trip
                 self._request_stop(trip.stop_reason)
-                log.error("anomaly %s: %s, stopping (kill switch)", trip.rule, trip.detail)
+                log.error("anomaly %s: %s, stopping (kill switch)", trip.name, trip.detail)
             else:
-                log.warning("anomaly %s: %s, investigate", trip.rule, trip.detail)
-            if self._on_anomaly is not None:
-                self._on_anomaly(trip)
-            self.notifier.notify(kind, f"{self.run_id} {trip.rule}: {trip.detail}")
+                log.warning("anomaly %s: %s, investigate", trip.name, trip.detail)
+            if self._on_trip is not None:
+                self._on_trip(trip)
+            self.notifier.notify(kind, f"{self.run_id} {trip.name}: {trip.detail}")
         return fired
 
     def _on_critical(self, verdict: WatchdogVerdict) -> None:

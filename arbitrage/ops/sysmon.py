@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 
 from arbitrage.config.sysmon import SysMonConfig
-from arbitrage.ops.watchdog import Level, over_threshold
+from arbitrage.ops.watchdog import Level, breaches
 from evidence.rss_growth import rss_growth_mb_per_hour, rss_growth_report
 
 log = logging.getLogger("arbitrage.sysmon")
@@ -97,19 +97,14 @@ class SysMonitor:
             if now - since >= c.cpu_sustain_sec and level.rank < found.rank:
                 level = found
                 reasons.append(f"cpu_pct={cpu_pct:.1f} > {found.value} {limit:g} for {now - since:.0f}s")
-        for name, value, warn, limit in (
-            ("rss_mb", rss_mb, c.warn_rss_mb, c.max_rss_mb),
-            ("open_fds", open_fds, c.warn_open_fds, c.max_open_fds),
-            ("threads", threads, c.warn_threads, c.max_threads),
-        ):
-            crossed = over_threshold(value, warn, limit)
-            if crossed is None:
-                continue
-            found, threshold = crossed
-            reasons.append(f"{name}={value:.1f} > {found.value} {threshold:g}")
-            if found.rank > level.rank:
-                level = found
-        return level, tuple(reasons)
+        found, more = breaches(
+            (
+                ("rss_mb", rss_mb, c.warn_rss_mb, c.max_rss_mb),
+                ("open_fds", open_fds, c.warn_open_fds, c.max_open_fds),
+                ("threads", threads, c.warn_threads, c.max_threads),
+            )
+        )
+        return found if found.rank > level.rank else level, (*reasons, *more)
 
     def sample(self) -> ResourceSample:
         """Read the process now, record RSS in the series, and log a change of level."""

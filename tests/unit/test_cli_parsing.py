@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from arbitrage.cli import RUN_FLAGS, build_parser, duration_seconds
+from arbitrage.config import AppConfig
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("2m", 120.0), ("1h", 3600.0), ("45", 45.0)])
@@ -57,11 +58,12 @@ def test_good_run_arguments_parse() -> None:
     assert (args.phase, args.duration, args.seed, args.ticks) == ("smoke", 90.0, 7, None)
 
 
-def test_every_run_flag_in_the_config_table_is_a_real_flag() -> None:
+def test_every_run_flag_but_config_overrides_a_real_config_key() -> None:
     subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     run_parser = subcommands.choices["run"]
     flags = {option for action in run_parser._actions for option in action.option_strings}
-    dests = {action.dest for action in run_parser._actions}
-    for dest, flag in RUN_FLAGS.values():
-        assert flag in flags
-        assert dest in dests
+    assert flags == {flag for _, flag in RUN_FLAGS.values()} | {"--config", "-h", "--help"}
+    settings = AppConfig().model_dump()
+    for key in RUN_FLAGS:
+        section, name = key.split(".")
+        assert name in settings[section], key
