@@ -8,10 +8,8 @@ the monitor (D77-4 §2.3) aborts a run that logs an ERROR, goes quiet or grows o
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +22,7 @@ import pytest
 from evidence.names import HEARTBEAT, MONITOR_SUMMARY
 from evidence.reader import CorruptEvidenceError, EvidenceBundle, load_evidence, read_jsonl
 from harness import engine_report
+from harness.cli_process import KEY_PREFIX_VAR, cli_command, operator_env
 from harness.engine_args import SECRET_FLAGS, engine_phase
 from harness.engine_output import EngineOutput
 from harness.longrun import note_engine_phase
@@ -349,8 +348,7 @@ def engine(
     warnfail = config.stash[WARNFAIL_KEY]
     item: pytest.Item = request.node
     settings.evidence_root.mkdir(parents=True, exist_ok=True)
-    base_env = {key: value for key, value in os.environ.items() if key not in {"POSTGRES_DSN", "REDIS_URL"}}
-    base_env |= {"PYTHONUNBUFFERED": "1", "ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
+    base_env = operator_env({"PYTHONUNBUFFERED": "1", KEY_PREFIX_VAR: redis_key_prefix})
     base_args = (
         "--log-format", "json", "--evidence-root", str(settings.evidence_root),
         "--postgres-dsn", postgres_dsn, "--redis-url", redis_url,
@@ -361,7 +359,7 @@ def engine(
             scrape = replace(limits.metrics, scrape_seconds=settings.metrics_scrape_seconds)
             limits = replace(limits, metrics=scrape)
         return EngineProcess(
-            command=command or (sys.executable, "-m", "arbitrage", "run"),
+            command=command or cli_command("run"),
             base_args=() if command else base_args,
             extra_args=() if command else settings.engine_args,
             cwd=config.rootpath,

@@ -12,13 +12,14 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from harness.cli_process import start_cli
 
 SIM_START_TIMEOUT_SECONDS: Final = 30.0
 _HTTP_TIMEOUT_SECONDS: Final = 5.0
@@ -118,10 +119,9 @@ class SimProcess:
 
 def start_exchange_sim(*args: str, cwd: Path | None = None) -> SimProcess:
     """Start ``arbitrage sim --port 0`` with the flags `args` and wait for its URL line."""
-    command = [sys.executable, "-m", "arbitrage", "sim", "--port", "0", *args]
-    process = subprocess.Popen(
-        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, encoding="utf-8", errors="replace", start_new_session=True,
+    process: subprocess.Popen[str] = start_cli(
+        "sim", "--port", "0", *args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
     logs: list[str] = []

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from arbitrage.ledger import APPLICATION_NAME
 from gates.chaos.faults import ACTIONS, EXCHANGE_LATENCY_MS, FaultError, Rig, clear, reset, strike
 from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
 from gates.chaos.postgres import ControlledPostgres
+from harness.cli_process import run_cli, start_cli
 from tests.support.calls import Call
 from tests.support.engine_process import wait_for
 
@@ -91,14 +90,10 @@ def test_an_unknown_or_unavailable_fault_is_refused_with_its_reason(rig: Rig) ->
 
 
 def test_an_engine_runs_clean_through_the_rig(rig: Rig) -> None:
-    command = [sys.executable, "-m", "arbitrage", "run", "--ticks", "4", "--seed", "3", *rig.engine_args()]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=ENGINE_TIMEOUT_SEC,
-        env={**os.environ, **SLOW_START_ENV},
-    )
+    result = run_cli(
+        "run", "--ticks", "4", "--seed", "3", *rig.engine_args(),
+        env=SLOW_START_ENV, timeout=ENGINE_TIMEOUT_SEC,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     evidence = Path(
         next(x for x in result.stdout.splitlines() if x.startswith("evidence: ")).split(" ", 1)[1]
@@ -116,19 +111,11 @@ def test_an_engine_runs_clean_through_the_rig(rig: Rig) -> None:
 
 
 def test_a_fault_reaches_a_live_engines_backends(rig: Rig) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "arbitrage",
-        "run",
-        "--duration",
-        "5s",
-        "--seed",
-        "3",
-        *rig.engine_args(),
-    ]
-    env = {**os.environ, **SLOW_START_ENV, "ARB_WARN_POLICY": "continue"}
-    rig.engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = {**SLOW_START_ENV, "ARB_WARN_POLICY": "continue"}
+    rig.engine = start_cli(
+        "run", "--duration", "5s", "--seed", "3", *rig.engine_args(),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     deadline = time.monotonic() + ENGINE_TIMEOUT_SEC
     assert isinstance(rig.pg, ControlledPostgres), "this test freezes backends of a server it controls"
     while not rig.pg.backend_pids(APPLICATION_NAME):

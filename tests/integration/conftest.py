@@ -15,9 +15,10 @@ import pytest
 
 from arbitrage.ledger import Ledger
 from arbitrage.services import ServiceEndpoints
+from harness.cli_process import KEY_PREFIX_VAR
 from harness.services import external_postgres
 from tests.support.databases import drop_databases_made_from
-from tests.support.engine_process import KEY_PREFIX_VAR, stop_leftover_engines
+from tests.support.engine_process import stop_leftover_engines
 
 
 @pytest.fixture(scope="module", autouse=True)

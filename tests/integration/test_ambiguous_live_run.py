@@ -31,7 +31,6 @@ from tests.support.live_runs import (
     reconcile,
     release_kill_switch,
     services_args,
-    stripped_env,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -150,7 +149,7 @@ def test_an_order_whose_outcome_stays_unknown_stops_the_run_and_trips_the_kill_s
     lossy_sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
 ) -> None:
     release_kill_switch(postgres_dsn, "unknown outcome acceptance run", "test_ambiguous_live_run")
-    env = stripped_env() | armed_env() | LOSSY_RUN | {"ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
+    env = armed_env() | LOSSY_RUN | {"ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
     done = arbitrage(
         "run", "--mode", "live", "--market", "ccxt", "--exchange-url", lossy_sim.url, "--ticks", str(TICKS),
         "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),

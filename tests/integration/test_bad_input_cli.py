@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli_process import operator_env
+
 pytestmark = pytest.mark.integration
 
 REFUSED_PG = "postgresql://arb@127.0.0.1:1/none?connect_timeout=1"
@@ -21,18 +23,11 @@ REFUSED_REDIS = "redis://127.0.0.1:1/0"
 
 
 def engine(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ARB_") and k not in ("POSTGRES_DSN", "REDIS_URL")
-    }
-    clean.update(
-        POSTGRES_DSN=REFUSED_PG, REDIS_URL=REFUSED_REDIS, ARB_SERVICES__DATA_DIR=str(tmp_path / "svc")
-    )
-    clean.update(env)
+    refused = {"POSTGRES_DSN": REFUSED_PG, "REDIS_URL": REFUSED_REDIS}
+    refused["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "svc")
     return subprocess.run(
         [sys.executable, "-m", "arbitrage.cli", "run", *args],
-        capture_output=True, text=True, env=clean, cwd=tmp_path, timeout=30,
+        capture_output=True, text=True, env=operator_env(refused | env), cwd=tmp_path, timeout=30,
     )  # fmt: skip
 
 

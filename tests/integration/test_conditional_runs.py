@@ -8,12 +8,10 @@ gone fails that criterion. The engine runs in a subprocess on a real PostgreSQL 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from evidence.names import DAILY_REPORT, DECISION_TRACE, HEARTBEAT, MANIFEST, ST
 from evidence.schema import validation_errors
 from evidence.writer import file_digest
 from gates.analyzer import analyze
+from harness.cli_process import run_cli, start_cli
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +36,12 @@ def services(postgres_dsn: str, redis_url: str, redis_key_prefix: str) -> Iterat
         yield ServiceEndpoints(postgres_dsn, redis_url)
 
 
-def _command(tmp_path: Path, services: ServiceEndpoints, *args: str) -> list[str]:
+def _run_args(tmp_path: Path, services: ServiceEndpoints, *args: str) -> list[str]:
     return [
-        sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"),
+        "run", "--evidence-root", str(tmp_path / "evidence"),
         "--postgres-dsn", services.postgres_dsn, "--redis-url", services.redis_url,
         "--heartbeat-interval", "1", *args,
     ]  # fmt: skip
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
 
 
 def _evidence_dir(stdout: str) -> Path:
@@ -56,10 +51,7 @@ def _evidence_dir(stdout: str) -> Path:
 
 
 def _run(tmp_path: Path, services: ServiceEndpoints, *args: str) -> Path:
-    done = subprocess.run(
-        _command(tmp_path, services, *args), capture_output=True, text=True, env=_env(), cwd=tmp_path,
-        timeout=120,
-    )  # fmt: skip
+    done = run_cli(*_run_args(tmp_path, services, *args), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-2000:]}"
     return _evidence_dir(done.stdout)
 
@@ -74,10 +66,7 @@ def _assert_sealed_and_valid(run_dir: Path, name: str) -> dict[str, object]:
 
 
 def _verify(run_dir: Path, services: ServiceEndpoints) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "verify", str(run_dir), "--postgres-dsn", services.postgres_dsn],
-        capture_output=True, text=True, env=_env(), timeout=60,
-    )  # fmt: skip
+    return run_cli("verify", str(run_dir), "--postgres-dsn", services.postgres_dsn, timeout=60)
 
 
 def _criterion(run_dir: Path, name: str, services: ServiceEndpoints) -> tuple[str, str]:
@@ -127,9 +116,10 @@ def _sigterm_after_beats(
 ) -> tuple[Path, int, str]:
     """A run signalled with SIGTERM once it has written `beats` heartbeats (after `before(run_dir)`);
     its evidence directory, exit code and stderr."""
-    command = _command(tmp_path, services, "--phase", "smoke", "--duration", "60s", *args)
-    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                              cwd=tmp_path)  # fmt: skip
+    command = _run_args(tmp_path, services, "--phase", "smoke", "--duration", "60s", *args)
+    engine: subprocess.Popen[str] = start_cli(
+        *command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         run_dir = _wait_for_beats(engine, tmp_path, beats, timeout=60)
         before(run_dir)

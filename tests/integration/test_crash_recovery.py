@@ -28,6 +28,7 @@ from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.recovery import RecoveryReport, recover_crashed_runs
 from arbitrage.services import ServiceEndpoints
 from arbitrage.sources import one_snapshot
+from harness.cli_process import KEY_PREFIX_VAR, run_cli, start_cli
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -41,10 +42,8 @@ def dsn(server: ServiceEndpoints) -> str:
 
 
 def engine_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS)}
-    env["ARB_SERVICES__REDIS_KEY_PREFIX"] = f"cr{secrets.token_hex(3)}"
-    env.update(extra)
-    return env
+    """Changes to the operator's environment: a Redis key prefix of the command's own, and `extra`."""
+    return {KEY_PREFIX_VAR: f"cr{secrets.token_hex(3)}", **extra}
 
 
 def rows(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -93,9 +92,9 @@ def test_the_next_start_recovers_a_sigkilled_run(dsn: str, server: ServiceEndpoi
         ARB_STRATEGY__ENTRY_THRESHOLD_PCT="-10", ARB_STRATEGY__EXIT_THRESHOLD_PCT="-40",
         ARB_STRATEGY__MAX_HOLD_SEC="3600",
     )  # fmt: skip
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "arbitrage", "run", "--duration", "120s", *evidence, *services],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=always_enter, cwd=tmp_path,
+    killed: subprocess.Popen[bytes] = start_cli(
+        "run", "--duration", "120s", *evidence, *services,
+        env=always_enter, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         old_run = wait_for_open_entry(dsn, killed)
@@ -108,10 +107,7 @@ def test_the_next_start_recovers_a_sigkilled_run(dsn: str, server: ServiceEndpoi
     assert rows(dsn, "SELECT status FROM runs WHERE run_id = %s", old_run) == [("running",)]
 
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--ticks", "5", *evidence, *services],
-        capture_output=True, text=True, env=engine_env(), timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    done = run_cli("run", "--ticks", "5", *evidence, *services, env=engine_env(), timeout=120, cwd=tmp_path)
     elapsed = time.monotonic() - started
 
     assert done.returncode == 0, done.stderr
@@ -147,10 +143,7 @@ def test_the_next_start_recovers_a_sigkilled_run(dsn: str, server: ServiceEndpoi
     new_runs = rows(dsn, "SELECT status FROM runs WHERE run_id <> %s", old_run)
     assert new_runs == [("ended",)], f"second run took {elapsed:.1f} s"
 
-    again = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "preflight", *services],
-        capture_output=True, text=True, env=engine_env(), timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+    again = run_cli("preflight", *services, env=engine_env(), timeout=60, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert old_run not in again.stderr, "a settled run was recovered twice"
 
@@ -195,10 +188,9 @@ def test_a_crashed_live_run_is_marked_but_its_positions_are_left_and_block_armin
         LIVE_ARM_ACK=ARM_ACK_VALUE, LIVE_ARM_AT=str(int(time.time())), LIVE_MAX_NOTIONAL_USD="50",
         ARBITRAGE_ENV="live", **{name: f"CANARY-{name}" for name in KEY_VARS},
     )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "preflight", "--mode", "live",
-         "--postgres-dsn", dsn, "--redis-url", server.redis_url],
-        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    done = run_cli(
+        "preflight", "--mode", "live", "--postgres-dsn", dsn, "--redis-url", server.redis_url,
+        env=env, timeout=60, cwd=tmp_path,
     )  # fmt: skip
 
     assert done.returncode == 1, done.stdout + done.stderr

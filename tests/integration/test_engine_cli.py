@@ -8,10 +8,8 @@ use the session's shared ones (a database of this module's own).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 from evidence import names
 from evidence.invariants import max_heartbeat_gap
 from evidence.reader import read_json, read_jsonl
+from harness.cli_process import run_cli
 from tests.support.ports import refused_port
 
 pytestmark = pytest.mark.integration
@@ -31,14 +30,12 @@ pytestmark = pytest.mark.integration
 def engine(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[
     subprocess.CompletedProcess[str], float
 ]:  # fmt: skip
-    full_env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    full_env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "services")
-    full_env.update(env or {})
+    changes = {"ARB_SERVICES__DATA_DIR": str(tmp_path / "services"), **(env or {})}
     tmp_path.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"), *args],
-        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=tmp_path,
+    done = run_cli(
+        "run", "--evidence-root", str(tmp_path / "evidence"), *args,
+        env=changes, timeout=timeout, cwd=tmp_path,
     )  # fmt: skip
     return done, time.monotonic() - started
 

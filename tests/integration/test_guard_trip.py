@@ -6,9 +6,7 @@ The same seeded run with the default guards completes untouched, so the trip is 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.reader import read_json
+from harness.cli_process import run_cli
 from tests.support.databases import fresh_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,15 +43,10 @@ def dsn(server: ServiceEndpoints) -> str:
 def run_engine(
     tmp_path: Path, dsn: str, server: ServiceEndpoints, env: dict[str, str]
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    full_env.update({**LOSING_TRADES, **env})
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "arbitrage", "run", "--ticks", TICKS, "--seed", SEED,
-            "--evidence-root", str(tmp_path / "evidence"),
-            "--postgres-dsn", dsn, "--redis-url", server.redis_url,
-        ],
-        capture_output=True, text=True, env=full_env, timeout=300, cwd=tmp_path,
+    done = run_cli(
+        "run", "--ticks", TICKS, "--seed", SEED, "--evidence-root", str(tmp_path / "evidence"),
+        "--postgres-dsn", dsn, "--redis-url", server.redis_url,
+        env={**LOSING_TRADES, **env}, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
     assert len(lines) == 1, done.stdout + done.stderr

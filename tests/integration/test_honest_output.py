@@ -8,10 +8,7 @@ stop-time flatten's included.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 from arbitrage.run_summary import split_closed
 from evidence import names
 from evidence.reader import read_json
+from harness.cli_process import KEY_PREFIX_VAR, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +27,10 @@ PROGRESS = re.compile(r"progress (\d+)%: .* trades (\d+) open (\d+) .* pnl ([+-]
 def test_last_progress_line_and_closing_summary_agree_with_chain_summary(
     tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
 ) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ARB_") and k not in ("POSTGRES_DSN", "REDIS_URL")
-    }
-    env["ARB_SERVICES__REDIS_KEY_PREFIX"] = redis_key_prefix
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(tmp_path / "evidence"),
-         "--postgres-dsn", postgres_dsn, "--redis-url", redis_url,
-         "--phase", "smoke", "--ticks", "1500", "--seed", "7"],
-        capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path,
+    done = run_cli(
+        "run", "--evidence-root", str(tmp_path / "evidence"), "--postgres-dsn", postgres_dsn,
+        "--redis-url", redis_url, "--phase", "smoke", "--ticks", "1500", "--seed", "7",
+        env={KEY_PREFIX_VAR: redis_key_prefix}, timeout=180, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     evidence = [

@@ -9,10 +9,7 @@ is hit; the cases that damage the seal itself do not.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ from harness.assertions import (
     assert_heartbeat_density,
     assert_wallclock,
 )
+from harness.cli_process import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -50,12 +48,10 @@ class GoodRun:
 @pytest.fixture(scope="module")
 def good_run(server: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory) -> GoodRun:
     root = tmp_path_factory.mktemp("judges")
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--duration", f"{DURATION_S}s", "--seed", "7",
-         "--heartbeat-interval", str(INTERVAL_S), "--postgres-dsn", server.postgres_dsn,
-         "--redis-url", server.redis_url, "--evidence-root", str(root / "evidence")],
-        capture_output=True, text=True, timeout=180, cwd=root, env=env,
+    done = run_cli(
+        "run", "--duration", f"{DURATION_S}s", "--seed", "7", "--heartbeat-interval", str(INTERVAL_S),
+        "--postgres-dsn", server.postgres_dsn, "--redis-url", server.redis_url,
+        "--evidence-root", str(root / "evidence"), timeout=180, cwd=root,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]

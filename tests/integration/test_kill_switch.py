@@ -4,11 +4,9 @@ change audited, fail-closed for orders, and the `arbitrage kill-switch` command.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import redis
 from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import CACHE_TTL_SEC, KillSwitch, KillSwitchCache, KillSwitchError
 from arbitrage.services import ServiceEndpoints
+from harness.cli_process import run_cli
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -159,12 +158,8 @@ def test_an_unreadable_state_blocks_orders_and_reconnect_recovers(dsn: str) -> N
 
 # -- the command --------------------------------------------------------------------------------
 def cli(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "unused-services")
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "kill-switch", *args],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path,
-    )  # fmt: skip
+    env = {"ARB_SERVICES__DATA_DIR": str(tmp_path / "unused-services")}
+    return run_cli("kill-switch", *args, env=env, timeout=timeout, cwd=tmp_path)
 
 
 def test_kill_switch_command_round_trip(tmp_path: Path, dsn: str, server: ServiceEndpoints) -> None:

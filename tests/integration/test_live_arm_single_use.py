@@ -22,7 +22,6 @@ from tests.support.live_runs import (
     armed_env,
     release_kill_switch,
     services_args,
-    stripped_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,9 +48,7 @@ def live_run(
     root: Path, dsn: str, redis_url: str, sim: SimProcess, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", "2"]
-    return arbitrage(
-        "run", *args, *services_args(root / "evidence", dsn, redis_url), env=stripped_env() | env, cwd=root
-    )
+    return arbitrage("run", *args, *services_args(root / "evidence", dsn, redis_url), env=env, cwd=root)
 
 
 def counts(dsn: str) -> tuple[int, int, int]:

@@ -21,13 +21,13 @@ import pytest
 
 from arbitrage.ledger import connect
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
+from harness.cli_process import EnvChanges
 from harness.exchange_sim.client import start_exchange_sim
 from tests.support.databases import fresh_database
 from tests.support.live_runs import (
     arbitrage,
     release_kill_switch,
     services_args,
-    stripped_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def released(dsn: str, request: pytest.FixtureRequest) -> str:
 
 
 def live_run(
-    tmp_path: Path, dsn: str, redis_url: str, env: dict[str, str], *args: str
+    tmp_path: Path, dsn: str, redis_url: str, env: EnvChanges, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """`arbitrage run --mode live --ticks 20 ARGS` on the case's database and evidence root."""
     services = services_args(tmp_path / "evidence", dsn, redis_url)
@@ -96,16 +96,14 @@ CASES: dict[str, tuple[dict[str, str | int | None], str, str]] = {
 }
 
 
-def arming_env(changes: dict[str, str | int | None]) -> dict[str, str]:
-    """The process env for a case: inherited env without any arming or key, then the case's arming."""
+def arming_env(changes: dict[str, str | int | None]) -> dict[str, str | None]:
+    """The process env for a case, as changes to the operator's environment (None removes): no
+    inherited arming, fake keys, then the case's arming."""
     now = int(time.time())
-    env = stripped_env(*ARMING_VARS) | FAKE_KEYS
+    env: dict[str, str | None] = dict.fromkeys(ARMING_VARS, None) | FAKE_KEYS
     env.update({ACK: ARM_ACK_VALUE, "LIVE_ARM_AT": str(now), NOTIONAL: "100", "ARBITRAGE_ENV": "live"})
     for name, value in changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = str(now + value) if isinstance(value, int) else value
+        env[name] = str(now + value) if isinstance(value, int) else value
     return env
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -18,8 +16,8 @@ import redis
 from psycopg.conninfo import conninfo_to_dict
 
 from arbitrage.services import ServiceEndpoints
+from harness.cli_process import KEY_PREFIX_VAR, run_cli
 from tests.support.databases import drop_databases_made_from, fresh_database
-from tests.support.engine_process import KEY_PREFIX_VAR
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +33,13 @@ def test_an_engine_command_writes_the_kill_switch_under_the_modules_prefix(
     prefix = os.environ[KEY_PREFIX_VAR]
     assert prefix != "arb" and prefix.startswith("arbtest:")
     dsn = fresh_database(server.postgres_dsn, "ks")
-    command = [
-        sys.executable, "-m", "arbitrage", "kill-switch", "activate", "--reason", "module prefix",
+    command = (
+        "kill-switch", "activate", "--reason", "module prefix",
         "--by", "pytest", "--postgres-dsn", dsn, "--redis-url", server.redis_url,
-    ]  # fmt: skip
+    )  # fmt: skip
     with redis.Redis.from_url(server.redis_url, decode_responses=True) as client:
         assert client.get(f"{prefix}:kill_switch") is None
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        done = run_cli(*command, timeout=60, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         cached = client.get(f"{prefix}:kill_switch")
     assert isinstance(cached, str) and json.loads(cached)["state"] == "ACTIVE"

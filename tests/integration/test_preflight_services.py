@@ -5,10 +5,7 @@ prints rows, writes JSON and exits 1 on a FAIL."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +20,7 @@ from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.ops.preflight import PreflightContext, PreflightReport, bootstrap_gate, run_preflight
 from arbitrage.services import ServiceEndpoints
 from arbitrage.sources import build_source
+from harness.cli_process import run_cli
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -134,14 +132,12 @@ def test_positions_left_open_by_a_crashed_live_run_block_until_reconciled(
 def test_preflight_command_prints_rows_writes_json_and_exits_1_on_fail(
     ledger: Ledger, dsn: str, server: ServiceEndpoints, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL", *KEY_VARS)}
-    env.update(armed_env())
+    env = armed_env()
     output = tmp_path / "preflight.json"
     where = ["--postgres-dsn", dsn, "--redis-url", server.redis_url]
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "preflight", "--mode", "live", "--output", str(output), *where],
-        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+    done = run_cli(
+        "preflight", "--mode", "live", "--output", str(output), *where, env=env, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("arbitrage: preflight failed: kill_switch: ACTIVE (default")
     assert done.stderr.count("\n") == 1
@@ -153,10 +149,7 @@ def test_preflight_command_prints_rows_writes_json_and_exits_1_on_fail(
     for text in (done.stdout, done.stderr, output.read_text()):
         assert not any(secret in text for secret in CANARY.values())
     env["ARBITRAGE_ENV"] = "paper"
-    paper = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "preflight", *where],
-        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+    paper = run_cli("preflight", *where, env=env, timeout=60, cwd=tmp_path)
     assert paper.returncode == 0, paper.stderr
     assert paper.stdout.splitlines()[-1] == "preflight: PASS (10 checks, mode paper)"
 

@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 
 from arbitrage.services import ServiceEndpoints
 from evidence import names
+from harness.cli_process import start_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -97,12 +97,11 @@ def gap_in(output: str) -> int:
 def live_run(server: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real engine, running, with at least two heartbeat lines written; stopped by SIGTERM after."""
     root = tmp_path_factory.mktemp("protocol")
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    engine = subprocess.Popen(
-        [sys.executable, "-m", "arbitrage", "run", "--duration", "120s", "--heartbeat-interval", "1",
-         "--postgres-dsn", server.postgres_dsn, "--redis-url", server.redis_url,
-         "--evidence-root", str(root / "evidence")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root, env=env,
+    engine: subprocess.Popen[str] = start_cli(
+        "run", "--duration", "120s", "--heartbeat-interval", "1",
+        "--postgres-dsn", server.postgres_dsn, "--redis-url", server.redis_url,
+        "--evidence-root", str(root / "evidence"),
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         assert engine.stdout is not None

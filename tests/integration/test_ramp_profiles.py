@@ -8,15 +8,13 @@ verify` shows them; the live run trades the profile's $50 although the arm allow
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arbitrage.ledger import connect
+from harness.cli_process import run_cli
 from harness.engine import EngineLauncher, EngineProcess
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import armed_env, reconcile, release_kill_switch
@@ -29,11 +27,7 @@ PHASE1_ROWS = ("phase1_first_entry", "phase1_first_exit")
 
 def verify(evidence_dir: Path, dsn: str) -> tuple[int, dict[str, dict[str, object]], str]:
     """`arbitrage verify` as an operator runs it: its exit code, its criteria by name, its output."""
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "verify", str(evidence_dir), "--postgres-dsn", dsn],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    done = run_cli("verify", str(evidence_dir), "--postgres-dsn", dsn, timeout=120)
     result = json.loads((evidence_dir / "analysis_result.json").read_text())
     return done.returncode, {c["name"]: c for c in result["criteria"]}, done.stdout
 

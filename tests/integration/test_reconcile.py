@@ -14,9 +14,6 @@ the reconciliation.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from evidence import names
 from evidence.addendum import addendum_problems
 from evidence.completeness import completeness_problems
 from evidence.writer import file_digest
+from harness.cli_process import run_cli
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import (
@@ -72,9 +70,7 @@ def place(sim: SimProcess, venue: str, *order: Any) -> str:
 
 def verify(evidence: Path) -> tuple[int, dict[str, dict[str, Any]], str]:
     """`arbitrage verify` as a subprocess: exit code, criteria by name (analysis_result.json), stdout."""
-    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_DSN"}
-    command = [sys.executable, "-m", "arbitrage", "verify", str(evidence)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    done = run_cli("verify", str(evidence), timeout=120)
     result = json.loads((evidence / names.ANALYSIS_RESULT).read_text())
     return done.returncode, {c["name"]: c for c in result["criteria"]}, done.stdout + done.stderr
 

@@ -8,9 +8,7 @@ Everything is read back from PostgreSQL's own catalogue."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from arbitrage.schema.migrate import SchemaBehind
 from arbitrage.schema.migrations import MIGRATIONS
 from arbitrage.services import ServiceEndpoints
 from evidence import names
+from harness.cli_process import run_cli
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -159,24 +158,18 @@ def test_concurrent_engines_upgrade_an_older_database_once(server: ServiceEndpoi
 
 
 def run_engine(tmp_path: Path, dsn: str, server: ServiceEndpoints) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "unused-services")
+    env = {"ARB_SERVICES__DATA_DIR": str(tmp_path / "unused-services")}
     where = ["--postgres-dsn", dsn, "--redis-url", server.redis_url, "--evidence-root", str(tmp_path / "ev")]
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--phase", "smoke", "--ticks", "5", *where],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    return run_cli("run", "--phase", "smoke", "--ticks", "5", *where, env=env, timeout=120, cwd=tmp_path)
 
 
 def kill_switch_status(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "unused-services")
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "kill-switch", "status", "--postgres-dsn", dsn,
-         "--redis-url", server.redis_url],
-        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    env = {"ARB_SERVICES__DATA_DIR": str(tmp_path / "unused-services")}
+    return run_cli(
+        "kill-switch", "status", "--postgres-dsn", dsn, "--redis-url", server.redis_url,
+        env=env, timeout=60, cwd=tmp_path,
     )  # fmt: skip
 
 

@@ -5,10 +5,8 @@ planted canary in each of those places."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from psycopg import sql
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.live_arm import ARM_ACK_VALUE, KEY_VARS
 from arbitrage.services import ServiceEndpoints
+from harness.cli_process import run_cli
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -64,18 +63,13 @@ def in_postgres(dsn: str) -> list[str]:
 
 
 def arbitrage(tmp_path: Path, *args: str, armed: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    env.update(CANARY)
-    env["ARB_SERVICES__DATA_DIR"] = str(tmp_path / "never-used")
+    env = CANARY | {"ARB_SERVICES__DATA_DIR": str(tmp_path / "never-used")}
     if armed:
         env.update(
             LIVE_ARM_ACK=ARM_ACK_VALUE, LIVE_ARM_AT=str(int(time.time())), LIVE_MAX_NOTIONAL_USD="50",
             ARBITRAGE_ENV="live",
         )  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", *args],
-        capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path,
-    )  # fmt: skip
+    return run_cli(*args, env=env, timeout=180, cwd=tmp_path)
 
 
 def test_fake_keys_leak_nowhere(tmp_path: Path, dsn: str, server: ServiceEndpoints) -> None:

@@ -5,13 +5,13 @@ Real runs with embedded PostgreSQL and Redis: the current directory must stay em
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from harness.cli_process import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -19,16 +19,7 @@ SHIPPED_CONFIG = Path(__file__).parents[2] / "config" / "v2" / "config.yml"
 
 
 def run(cwd: Path, xdg: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ARB_") and k not in {"POSTGRES_DSN", "REDIS_URL"}
-    }
-    env["XDG_DATA_HOME"] = str(xdg)
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "run", "--ticks", "3"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    return run_cli("run", "--ticks", "3", env={"XDG_DATA_HOME": str(xdg)}, cwd=cwd, timeout=180)
 
 
 def _lines(done: subprocess.CompletedProcess[str], prefix: str) -> list[str]:

@@ -7,9 +7,7 @@ row is then deleted behind the engine's back and verify must say NO-GO, naming `
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -18,16 +16,13 @@ import pytest
 from arbitrage.services import ServiceEndpoints
 from evidence import names
 from evidence.ledger_rows import count_trade_legs
+from harness.cli_process import run_cli
 
 pytestmark = pytest.mark.integration
 
 
 def cli(tmp_path: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env,
-    )  # fmt: skip
+    return run_cli(*args, timeout=timeout, cwd=tmp_path)
 
 
 def criteria(evidence_dir: Path) -> dict[str, str]:

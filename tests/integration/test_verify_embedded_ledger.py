@@ -9,9 +9,7 @@ line and without a traceback.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -21,17 +19,13 @@ import pytest
 from arbitrage.services import EmbeddedPostgres
 from evidence import names
 from gates.ledger_access import LedgerChoice, open_ledger
+from harness.cli_process import run_cli
 
 pytestmark = pytest.mark.integration
 
 
 def cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_DSN", "REDIS_URL")}
-    env["ARB_SERVICES__DATA_DIR"] = str(cwd / ".services")
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env,
-    )  # fmt: skip
+    return run_cli(*args, env={"ARB_SERVICES__DATA_DIR": str(cwd / ".services")}, timeout=timeout, cwd=cwd)
 
 
 def recount(evidence_dir: Path) -> dict[str, str]:

@@ -11,11 +11,8 @@ a Traceback added to its engine.log (unsealed) is NO-GO naming `crash`, D77-4's 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from evidence import names
 from evidence.reader import read_jsonl
 from gates.analyzer import analyze
 from gates.chaos.checker import EngineResult, judge
+from harness.cli_process import run_cli
 from tests.support.engine_process import EngineProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,11 +36,7 @@ def services(postgres_dsn: str, redis_url: str) -> ServiceEndpoints:
 
 
 def verify(evidence_dir: Path, dsn: str, *args: str) -> tuple[int, str, dict[str, Any]]:
-    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_DSN"}
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "verify", str(evidence_dir), "--postgres-dsn", dsn, *args],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+    done = run_cli("verify", str(evidence_dir), "--postgres-dsn", dsn, *args, timeout=120)
     assert "Traceback" not in done.stderr, done.stderr
     result = json.loads((evidence_dir / names.ANALYSIS_RESULT).read_text())
     return done.returncode, done.stdout, result

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +15,7 @@ import redis
 
 from arbitrage.config.services import ServicesConfig
 from arbitrage.services import ServiceEndpoints
+from harness.cli_process import KEY_PREFIX_VAR, operator_env, start_cli
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -27,8 +26,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-KEY_PREFIX_VAR = "ARB_SERVICES__REDIS_KEY_PREFIX"
-"""Every engine command and config load reads its Redis keys under this prefix."""
 DEFAULT_KEY_PREFIX = ServicesConfig().redis_key_prefix
 
 _running: list[subprocess.Popen[bytes]] = []
@@ -44,9 +41,10 @@ def stop_leftover_engines() -> None:
 
 
 class EngineProcess:
-    """`python -m arbitrage run` on explicit services; stdout and stderr go to files in `out`.
+    """`arbitrage run` on explicit services; stdout and stderr go to files in `out`.
 
-    It inherits the module's Redis key prefix, and no other ``ARB_`` variable of this process."""
+    It runs in an operator's environment (`harness.cli_process`), which keeps the module's Redis
+    key prefix, and `env` on top."""
 
     def __init__(
         self, out: Path, services: ServiceEndpoints, *args: str, env: dict[str, str] | None = None,
@@ -57,15 +55,15 @@ class EngineProcess:
         self.dsn = services.postgres_dsn
         self.redis_url = services.redis_url
         self.evidence_root = evidence_root or out / "evidence"
-        command = [
-            sys.executable, "-m", "arbitrage", "run", "--evidence-root", str(self.evidence_root),
+        command = (
+            "run", "--evidence-root", str(self.evidence_root),
             "--postgres-dsn", services.postgres_dsn, "--redis-url", services.redis_url, *args,
-        ]  # fmt: skip
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARB_") or k == KEY_PREFIX_VAR}
-        full_env.update(env or {})
-        self.redis_key_prefix = full_env.get(KEY_PREFIX_VAR, DEFAULT_KEY_PREFIX)
+        )  # fmt: skip
+        self.redis_key_prefix = operator_env(env).get(KEY_PREFIX_VAR, DEFAULT_KEY_PREFIX)
         with (out / "stdout.txt").open("wb") as stdout, (out / "stderr.txt").open("wb") as stderr:
-            self.process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=full_env, cwd=out)
+            self.process: subprocess.Popen[bytes] = start_cli(
+                *command, env=env, cwd=out, stdout=stdout, stderr=stderr
+            )
         _running.append(self.process)
         self.started = time.monotonic()
 

@@ -3,21 +3,19 @@
 The live acceptance tests share these: the simulator's test keys, a correctly armed environment, a
 database whose kill switch is released, a live run bounded by the round trips it closes (SIGTERM
 once PostgreSQL holds them, not a fixed wallclock), and `arbitrage reconcile`/`run` as
-subprocesses with the inherited services and keys stripped from their environment.
+subprocesses in an operator's environment (`harness.cli_process`: no inherited services or keys).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
-from arbitrage.ops.live_arm import KEY_VARS
+from harness.cli_process import EnvChanges, run_cli
 from harness.engine import EngineProcess
 from harness.exchange_sim.client import SimProcess
 
@@ -50,12 +48,6 @@ def armed_env() -> dict[str, str]:
         "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
         "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
     }
-
-
-def stripped_env(*dropped: str) -> dict[str, str]:
-    """This process's environment without the services' variables, the venue keys and `dropped`."""
-    gone = {"POSTGRES_DSN", "REDIS_URL", *KEY_VARS, *dropped}
-    return {k: v for k, v in os.environ.items() if k not in gone}
 
 
 def release_kill_switch(dsn: str, why: str, by: str) -> None:
@@ -93,13 +85,11 @@ def run_until_closed_trades(run: EngineProcess, dsn: str, args: Sequence[str], t
 
 
 def arbitrage(
-    *args: str, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 120
+    *args: str, env: EnvChanges, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m arbitrage ARGS` as an operator runs it: output captured, exit code not checked."""
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", *args],
-        capture_output=True, text=True, env=dict(env), timeout=timeout, cwd=cwd,
-    )  # fmt: skip
+    """`arbitrage ARGS` as an operator runs it, with `env` set (None removes) on the operator's
+    environment: output captured, exit code not checked."""
+    return run_cli(*args, env=env, cwd=cwd, timeout=timeout)
 
 
 def services_args(evidence_root: Path, dsn: str, redis_url: str) -> list[str]:
@@ -112,7 +102,7 @@ def reconcile(
 ) -> tuple[int, str, str]:
     """`arbitrage reconcile --run RUN_ID` against the simulator: exit code, stdout, stderr."""
     flags = ["--run", run_id, "--exchange-url", sim.url, *services_args(evidence_root, dsn, redis_url)]
-    done = arbitrage("reconcile", *flags, env=stripped_env() | SIM_KEYS)
+    done = arbitrage("reconcile", *flags, env=SIM_KEYS)
     return done.returncode, done.stdout, done.stderr
 
 

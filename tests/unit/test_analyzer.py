@@ -9,10 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from evidence.reader import read_json
 from evidence.writer import JsonlAppender, atomic_write_json
 from gates.analyzer import FAIL, NOT_APPLICABLE, NOT_CHECKED, PASS, analyze, write_result
 from gates.report import render, write_report
+from harness.cli_process import run_cli
 from tests.evidence_factory import (
     CLOSED_TRADES,
     STARTED_EPOCH,
@@ -206,11 +205,7 @@ def test_report_renders_for_a_crashed_run_without_charts_data(tmp_path: Path) ->
 
 
 def verify(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k != "POSTGRES_DSN"}
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "verify", *args],
-        capture_output=True, text=True, timeout=120, env={**clean, **(env or {})},
-    )  # fmt: skip
+    return run_cli("verify", *args, env=env, timeout=120)
 
 
 def verify_in_process(*args: str) -> tuple[int, str]:

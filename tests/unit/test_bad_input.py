@@ -22,6 +22,7 @@ import pytest
 
 from arbitrage.cli import main
 from arbitrage.config.file import MAX_CONFIG_BYTES
+from harness.cli_process import inherited
 
 CFG = "{tmp}/config.yml"
 ROOT = "{tmp}/evidence"
@@ -305,7 +306,7 @@ def _prepare(setup: str | None, tmp: Path, env: dict[str, str], stack: contextli
 def _isolate(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     monkeypatch.chdir(tmp)
     for name in list(os.environ):
-        if name.startswith("ARB_") or name in ("POSTGRES_DSN", "REDIS_URL"):
+        if not inherited(name):
             monkeypatch.delenv(name)
     monkeypatch.setenv("POSTGRES_DSN", "postgresql://arb@127.0.0.1:1/none?connect_timeout=1")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")

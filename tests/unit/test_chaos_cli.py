@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,12 @@ from arbitrage.cli import build_parser, main
 from gates.chaos.model import ChaosOptions, Classification
 from gates.chaos.schedule import build_schedule
 from gates.chaos_command import run_chaos
+from harness.cli_process import run_cli
 from tests.support.chaos_outcomes import crafted_runner
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", "chaos", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd, check=False,
-    )  # fmt: skip
+    return run_cli("chaos", *args, cwd=cwd, timeout=60)
 
 
 def test_dry_run_is_byte_identical_for_one_seed_and_differs_across_seeds() -> None:

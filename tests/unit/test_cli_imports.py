@@ -7,12 +7,13 @@ Each check runs in a fresh interpreter, because this process has long since impo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from harness.cli_process import KEY_PREFIX_VAR, operator_env
 
 HEAVY = ("psycopg", "redis", "ccxt", "rich")
 
@@ -69,12 +70,7 @@ handlers before its quick exit)."""
 
 def run_imports(tmp_path: Path, dsn: str, url: str, prefix: str) -> set[str]:
     """Every module a `--ticks 1` paper run has loaded when it exits."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ARB_") and k not in ("POSTGRES_DSN", "REDIS_URL")
-    }
-    env["ARB_SERVICES__REDIS_KEY_PREFIX"] = prefix
+    env = operator_env({KEY_PREFIX_VAR: prefix})
     out = tmp_path / "modules.json"
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(out), "run", "--ticks", "1", "--postgres-dsn", dsn,

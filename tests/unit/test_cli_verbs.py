@@ -1,8 +1,8 @@
 """`arbitrage --version`, `show-config`, `runs` and the flags' help, as an operator runs them.
 
-Each command runs as a real subprocess in a temp directory with an isolated environment: no
-inherited `ARB_*`/`POSTGRES_DSN`/`REDIS_URL`, and `XDG_DATA_HOME` inside the temp directory so the
-user data directory is one the test owns.
+Each command runs as a real subprocess in a temp directory, in an operator's environment
+(`harness.cli_process`: no inherited services, keys or `ARB_*` settings), with `XDG_DATA_HOME`
+inside the temp directory so the user data directory is one the test owns.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.cli import DefaultsHelpFormatter, build_parser
+from harness.cli_process import run_cli, start_cli
 
 SECRET = "postgresql://operator:hunter2-secret@127.0.0.1:1/db"
 
@@ -34,15 +35,7 @@ def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cwd.mkdir(parents=True, exist_ok=True)
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ARB_") and k not in {"POSTGRES_DSN", "REDIS_URL"}
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "arbitrage", *args],
-        cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    return run_cli(*args, env=env, cwd=cwd, timeout=60)
 
 
 @pytest.fixture
@@ -245,9 +238,7 @@ def test_run_help_shows_the_config_defaults() -> None:
 
 
 def test_sim_defaults_to_a_free_port_and_seed_1_and_says_what_it_serves(tmp_path: Path) -> None:
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "arbitrage", "sim"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
-    )
+    sim: subprocess.Popen[str] = start_cli("sim", cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     try:
         assert sim.stdout is not None
         url = sim.stdout.readline().strip()
@@ -269,10 +260,7 @@ def test_show_config_into_a_closed_pipe_ends_without_a_traceback(project: Path) 
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "arbitrage", "show-config"],
-            cwd=project, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
-        )  # fmt: skip
+        done = run_cli("show-config", cwd=project, stdout=write_end, timeout=60)
     finally:
         os.close(write_end)
     assert "Traceback" not in done.stderr, done.stderr

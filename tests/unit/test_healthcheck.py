@@ -22,6 +22,7 @@ import pytest
 
 from arbitrage.cli import main
 from evidence import names
+from harness import cli_process
 from tests.evidence_factory import iso, make_evidence_dir, make_heartbeats
 
 SCRIPT = Path(__file__).resolve().parents[2] / "gates" / "healthcheck.sh"
@@ -194,8 +195,5 @@ def test_script_without_any_json_parser_fails_loudly(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_a_bad_max_age_as_usage(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "arbitrage", "healthcheck", str(tmp_path), "--max-age", "-1"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = cli_process.run_cli("healthcheck", str(tmp_path), "--max-age", "-1", timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
