@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -15,10 +14,11 @@ from arbitrage.ledger_records import LEG, apply_record
 from arbitrage.services import ServiceEndpoints
 from tests.integration.test_ledger_journal import leg
 from tests.support.databases import fresh_database
+from tests.support.legacy_schema import legacy_schema_sql
 
 pytestmark = pytest.mark.integration
 
-OLDER_SCHEMA_SQL = (Path(__file__).parents[1] / "data" / "ledger_schema_v1.sql").read_text(encoding="utf-8")
+OLDER_SCHEMA_SQL = legacy_schema_sql(1)
 """The tables as the first engine built them, before `upbit_qty`."""
 
 

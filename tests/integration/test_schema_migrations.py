@@ -24,10 +24,10 @@ from arbitrage.services import ServiceEndpoints
 from evidence import names
 from harness.cli_process import run_cli
 from tests.support.databases import fresh_database
+from tests.support.legacy_schema import legacy_schema_sql
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).parents[1] / "data"
 RECORDED = [
     (1, "ledger"), (2, "append_only"), (3, "run_owner_and_event_uid"), (4, "upbit_qty"),
     (5, "alerts_and_arms"),
@@ -65,7 +65,7 @@ def legacy_database(server: ServiceEndpoints, version: int) -> str:
     """A database as the engine of schema `version` left it, with a run, a leg and an event in it."""
     dsn = fresh_database(server.postgres_dsn, f"v{version}", with_schema=False)
     with connect(dsn, 5.0, 5000) as conn:
-        conn.execute((DATA / f"ledger_schema_v{version}.sql").read_text(encoding="utf-8"))
+        conn.execute(legacy_schema_sql(version))
         conn.execute(LEGACY_ROWS)
     return dsn
 
