@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from arbitrage.service_registry import sweep_orphaned_servers
+from arbitrage.service_registry import ServerRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -56,9 +56,11 @@ def test_servers_of_a_killed_owner_are_stopped_by_the_next_sweep(
     request.addfinalizer(lambda: shutil.rmtree(started["root"], ignore_errors=True))
     assert all(not _gone(pid) for pid in pids.values()), pids
 
-    owner.send_signal(signal.SIGKILL)
-    owner.wait(timeout=DEADLINE_SEC)
-    stopped = {entry.kind for entry in sweep_orphaned_servers()}
+    registry = ServerRegistry()
+    with registry.locked():  # every embedded server's start and stop sweeps too: none may come first
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=DEADLINE_SEC)
+        stopped = {entry.kind for entry in registry.sweep()}
 
     assert {"controlled postgres", "controlled redis"} <= stopped
     deadline = time.monotonic() + DEADLINE_SEC
