@@ -23,6 +23,7 @@ from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.engine_process import (
     EngineProcess,
     arbitrage_lines,
+    catches_sigterm,
     manifests_running,
     sealed_manifest,
     wait_for,
@@ -226,6 +227,10 @@ def test_sigterm_during_start_up_exits_1_and_leaves_no_running_manifest(
     delay: float, server: ServiceEndpoints, tmp_path: Path
 ) -> None:
     engine = EngineProcess(tmp_path, server, "--duration", "30s")
+    # Before the interpreter reaches the engine's first line, SIGTERM can only kill it (its default
+    # action); on a loaded machine that window can outlast the delay, so the delay counts from launch
+    # but the signal never comes before the handler is installed.
+    wait_for(lambda: catches_sigterm(engine.process.pid), 30, "the engine's SIGTERM handler")
     time.sleep(max(0.0, engine.started + delay - time.monotonic()))
     engine.process.terminate()
     code = engine.wait(30)
