@@ -11,7 +11,6 @@ use, `arbitrage.run_loop` ticks, and `arbitrage.run_closeout` ends the run.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -217,9 +216,6 @@ class Orchestrator:
         progress = RunProgress(
             expected, cfg.run.ticks, mode="log" if cfg.run.log_format == "json" else "auto"
         )
-        # What start-up built (config, modules, venue metadata) lives until the process ends; frozen,
-        # it is never traversed again, so a full collection on a trading tick takes a fraction as long.
-        gc.freeze()
         try:
             if parts.fetcher is not None:
                 self.loop.run(parts.fetcher, parts, progress, clock)

@@ -18,7 +18,6 @@ Goals (issue "Fast"): group commit at most 1.0x the raw insert per leg; tick p99
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import tempfile
@@ -98,9 +97,6 @@ def tick_latencies_ms(
     config = StrategyConfig(entry_threshold_pct=2.2, exit_threshold_pct=2.1)
     trader = Trader(tag, Strategy(config, 0.5), PaperExecutor(config, 7), Portfolio(), ledger)
     snapshots = [model.step(now_ms=tick * 500) for tick in range(ticks)]
-    # The engine makes a snapshot per tick and holds no backlog of them, and it freezes what start-up
-    # built before its first tick: the bench's pre-made snapshots are kept out of collections alike.
-    gc.freeze()
     every: list[float] = []
     trading: list[float] = []
     for snapshot in snapshots:
@@ -111,7 +107,6 @@ def tick_latencies_ms(
         every.append(elapsed)
         if len(trader.trade_events) != before:
             trading.append(elapsed)
-    gc.unfreeze()
     ledger.drain(60.0)
     ledger.close()
     journal.close()
