@@ -6,6 +6,7 @@ alone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -59,6 +60,22 @@ def ledger_backends(dsn: str) -> list[int]:
     ]
 
 
+@contextlib.contextmanager
+def frozen_ledger_backends(dsn: str) -> Iterator[list[int]]:
+    """SIGSTOP every engine backend of `dsn` (a connection the ledger just closed can linger a moment
+    in pg_stat_activity, and freezing that one alone would leave the live one answering), then
+    SIGCONT them."""
+    frozen = ledger_backends(dsn)
+    assert frozen, "no ledger backend to freeze"
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield frozen
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+
+
 @pytest.fixture
 def journaled(dsn: str, tmp_path: Path) -> Iterator[tuple[Ledger, LedgerJournal]]:
     ledger = Ledger(dsn, connect_timeout_sec=2.0, statement_timeout_ms=1000)
@@ -102,14 +119,9 @@ def test_a_frozen_backend_cannot_hold_a_write_and_the_record_stays_journaled(
 ) -> None:
     ledger, journal = journaled
     assert ledger.record_leg(leg("run_a", 1))
-    frozen = ledger_backends(dsn)
-    assert len(frozen) == 1
-    os.kill(frozen[0], signal.SIGSTOP)
-    try:
+    with frozen_ledger_backends(dsn):
         acknowledged = ledger.record_leg(leg("run_a", 1, "exit"))
         pending_while_frozen = ledger.pending_count
-    finally:
-        os.kill(frozen[0], signal.SIGCONT)
     assert acknowledged is False
     assert pending_while_frozen == 1
     assert ledger.drain(15.0) == 0
@@ -123,14 +135,12 @@ def test_stop_request_shortens_the_wait_on_a_frozen_backend(dsn: str, tmp_path: 
     ledger = Ledger(dsn, connect_timeout_sec=2.0, statement_timeout_ms=10_000)
     ledger.open()
     assert ledger.record_event("run_b", "PING", {})
-    frozen = ledger_backends(dsn)
-    os.kill(frozen[0], signal.SIGSTOP)
     try:
-        ledger.expedite(0.2)
-        assert ledger.guard.bound_sec == pytest.approx(0.2)
-        assert ledger.record_event("run_b", "PONG", {}) is False
+        with frozen_ledger_backends(dsn):
+            ledger.expedite(0.2)
+            assert ledger.guard.bound_sec == pytest.approx(0.2)
+            assert ledger.record_event("run_b", "PONG", {}) is False
     finally:
-        os.kill(frozen[0], signal.SIGCONT)
         ledger.close()
     assert ledger.event_inserts_failed == 1
 
