@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import importlib
 import math
 import os
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from arbitrage import __version__, stop_request
 
@@ -107,7 +108,7 @@ def _positive(kind: type[int] | type[float], what: str, allow_zero: bool = False
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags that override config keys (see `RUN_FLAGS`), shared by `run` and `show-config`."""
+    """The flags that override config keys (see `run_flags`), shared by `run` and `show-config`."""
     _add_run_shape_flags(parser)
     _add_location_flags(parser)
 
@@ -271,8 +272,9 @@ class _VersionAction(argparse.Action):
 
 def config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
     """The config keys the parsed flags set (None for flags not given) and each key's flag."""
-    cli = {key: getattr(args, dest) for key, (dest, _) in RUN_FLAGS.items()}
-    return cli, {key: flag for key, (_, flag) in RUN_FLAGS.items()}
+    flags = run_flags()
+    cli = {key: getattr(args, dest) for key, (dest, _) in flags.items()}
+    return cli, {key: flag for key, (_, flag) in flags.items()}
 
 
 def build_parser() -> OneLineParser:
@@ -286,7 +288,10 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def _config_flag_table() -> dict[str, tuple[str, str]]:
+@functools.cache
+def run_flags() -> dict[str, tuple[str, str]]:
+    """`run`'s flags, read off a parser on first use: config key -> (argparse dest, the flag as
+    typed), so errors name the real flag."""
     parser = argparse.ArgumentParser(add_help=False)
     add_config_flags(parser)
     return {
@@ -294,11 +299,6 @@ def _config_flag_table() -> dict[str, tuple[str, str]]:
         for action in parser._actions
         if (key := getattr(action, "config_key", None)) is not None
     }
-
-
-RUN_FLAGS: Final = _config_flag_table()
-"""`run`'s flags, read off the parser: config key -> (argparse dest, the flag as typed), so errors
-name the real flag."""
 
 
 def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:

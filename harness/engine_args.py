@@ -11,14 +11,14 @@ import argparse
 from collections.abc import Sequence
 from typing import Final, NoReturn
 
-from arbitrage.cli import RUN_FLAGS, add_config_flags
+from arbitrage.cli import add_config_flags, run_flags
 
 DEFAULT_PHASE: Final = "smoke"
 """The engine's built-in phase (``run.phase``)."""
 SECRET_FLAGS: Final = frozenset({"--postgres-dsn", "--redis-url"})
 """Flags whose values are never shown."""
 REDACTED: Final = "<redacted>"
-_SECRET_DESTS: Final = tuple(dest for dest, flag in RUN_FLAGS.values() if flag in SECRET_FLAGS)
+_SECRET_DESTS: Final = tuple(dest for dest, flag in run_flags().values() if flag in SECRET_FLAGS)
 
 
 class _Raising(argparse.ArgumentParser):

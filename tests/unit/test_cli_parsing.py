@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from arbitrage.cli import RUN_FLAGS, build_parser, duration_seconds
+from arbitrage.cli import build_parser, duration_seconds, run_flags
 from arbitrage.config import AppConfig
 
 
@@ -62,8 +62,8 @@ def test_every_run_flag_but_config_overrides_a_real_config_key() -> None:
     subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     run_parser = subcommands.choices["run"]
     flags = {option for action in run_parser._actions for option in action.option_strings}
-    assert flags == {flag for _, flag in RUN_FLAGS.values()} | {"--config", "-h", "--help"}
+    assert flags == {flag for _, flag in run_flags().values()} | {"--config", "-h", "--help"}
     settings = AppConfig().model_dump()
-    for key in RUN_FLAGS:
+    for key in run_flags():
         section, name = key.split(".")
         assert name in settings[section], key
