@@ -146,10 +146,10 @@ def test_every_reply_lost_the_ledger_holds_exactly_the_booked_orders_and_reconci
 
 @pytest.mark.parametrize("lossy_sim", [("lost_reply", "lookup_down")], indirect=True)
 def test_an_order_whose_outcome_stays_unknown_stops_the_run_and_trips_the_kill_switch(
-    lossy_sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
+    lossy_sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str
 ) -> None:
     release_kill_switch(postgres_dsn, "unknown outcome acceptance run", "test_ambiguous_live_run")
-    env = armed_env() | LOSSY_RUN | {"ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
+    env = armed_env() | LOSSY_RUN
     done = arbitrage(
         "run", "--mode", "live", "--market", "ccxt", "--exchange-url", lossy_sim.url, "--ticks", str(TICKS),
         "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),

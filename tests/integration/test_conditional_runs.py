@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,18 +28,10 @@ from harness.cli_process import run_cli, start_cli
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def services(postgres_dsn: str, redis_url: str, redis_key_prefix: str) -> Iterator[ServiceEndpoints]:
-    """The session's shared servers, with a database and Redis key prefix of this module's own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ARB_SERVICES__REDIS_KEY_PREFIX", redis_key_prefix)
-        yield ServiceEndpoints(postgres_dsn, redis_url)
-
-
-def _run_args(tmp_path: Path, services: ServiceEndpoints, *args: str) -> list[str]:
+def _run_args(tmp_path: Path, server: ServiceEndpoints, *args: str) -> list[str]:
     return [
         "run", "--evidence-root", str(tmp_path / "evidence"),
-        "--postgres-dsn", services.postgres_dsn, "--redis-url", services.redis_url,
+        "--postgres-dsn", server.postgres_dsn, "--redis-url", server.redis_url,
         "--heartbeat-interval", "1", *args,
     ]  # fmt: skip
 
@@ -50,8 +42,8 @@ def _evidence_dir(stdout: str) -> Path:
     return Path(lines[0].removeprefix("evidence: "))
 
 
-def _run(tmp_path: Path, services: ServiceEndpoints, *args: str) -> Path:
-    done = run_cli(*_run_args(tmp_path, services, *args), cwd=tmp_path, timeout=120)
+def _run(tmp_path: Path, server: ServiceEndpoints, *args: str) -> Path:
+    done = run_cli(*_run_args(tmp_path, server, *args), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-2000:]}"
     return _evidence_dir(done.stdout)
 
@@ -65,39 +57,39 @@ def _assert_sealed_and_valid(run_dir: Path, name: str) -> dict[str, object]:
     return document
 
 
-def _verify(run_dir: Path, services: ServiceEndpoints) -> subprocess.CompletedProcess[str]:
-    return run_cli("verify", str(run_dir), "--postgres-dsn", services.postgres_dsn, timeout=60)
+def _verify(run_dir: Path, server: ServiceEndpoints) -> subprocess.CompletedProcess[str]:
+    return run_cli("verify", str(run_dir), "--postgres-dsn", server.postgres_dsn, timeout=60)
 
 
-def _criterion(run_dir: Path, name: str, services: ServiceEndpoints) -> tuple[str, str]:
-    found = analyze(run_dir, services.postgres_dsn, dsn_explicit=True).criterion(name)
+def _criterion(run_dir: Path, name: str, server: ServiceEndpoints) -> tuple[str, str]:
+    found = analyze(run_dir, server.postgres_dsn, dsn_explicit=True).criterion(name)
     return found.verdict, found.detail
 
 
-def test_trace_run_seals_its_decision_trace(tmp_path: Path, services: ServiceEndpoints) -> None:
-    run_dir = _run(tmp_path, services, "--phase", "smoke", "--duration", "4s", "--trace")
+def test_trace_run_seals_its_decision_trace(tmp_path: Path, server: ServiceEndpoints) -> None:
+    run_dir = _run(tmp_path, server, "--phase", "smoke", "--duration", "4s", "--trace")
     trace = _assert_sealed_and_valid(run_dir, DECISION_TRACE)
     entries = trace["entries"]
     assert isinstance(entries, list) and entries, "a 4 s synthetic run takes at least one opportunity"
     assert {e["kind"] for e in entries} == {"entry", "exit"}, "entries and their exits are both traced"
     assert all(e["premiums_pct"]["upbit_rich"] or e["premiums_pct"]["binance_rich"] for e in entries)
     assert not (run_dir / STOP_REASON_SNAPSHOT).exists() and not (run_dir / DAILY_REPORT).exists()
-    verified = _verify(run_dir, services)
+    verified = _verify(run_dir, server)
     assert verified.returncode == 0, verified.stdout
-    assert _criterion(run_dir, "decision_trace", services)[0] == "pass"
+    assert _criterion(run_dir, "decision_trace", server)[0] == "pass"
 
 
-def test_longrun_phase_run_seals_its_daily_report(tmp_path: Path, services: ServiceEndpoints) -> None:
-    run_dir = _run(tmp_path, services, "--phase", "longrun", "--duration", "3s")
+def test_longrun_phase_run_seals_its_daily_report(tmp_path: Path, server: ServiceEndpoints) -> None:
+    run_dir = _run(tmp_path, server, "--phase", "longrun", "--duration", "3s")
     report = _assert_sealed_and_valid(run_dir, DAILY_REPORT)
     summary = json.loads((run_dir / "chain_summary.json").read_text())
     days = report["days"]
     assert isinstance(days, list) and len(days) in (1, 2)
     assert sum(day["round_trips"] for day in days) == summary["closed_trades"]
     assert report["required_because"][0] == "longrun phase"  # type: ignore[index]
-    verified = _verify(run_dir, services)
+    verified = _verify(run_dir, server)
     assert verified.returncode == 0, verified.stdout
-    assert _criterion(run_dir, "daily_report", services)[0] == "pass"
+    assert _criterion(run_dir, "daily_report", server)[0] == "pass"
 
 
 def _wait_for_beats(run_dir_of: subprocess.Popen[str], tmp_path: Path, beats: int, timeout: float) -> Path:
@@ -112,11 +104,11 @@ def _wait_for_beats(run_dir_of: subprocess.Popen[str], tmp_path: Path, beats: in
 
 
 def _sigterm_after_beats(
-    tmp_path: Path, services: ServiceEndpoints, beats: int, before: Callable[[Path], object], *args: str
+    tmp_path: Path, server: ServiceEndpoints, beats: int, before: Callable[[Path], object], *args: str
 ) -> tuple[Path, int, str]:
     """A run signalled with SIGTERM once it has written `beats` heartbeats (after `before(run_dir)`);
     its evidence directory, exit code and stderr."""
-    command = _run_args(tmp_path, services, "--phase", "smoke", "--duration", "60s", *args)
+    command = _run_args(tmp_path, server, "--phase", "smoke", "--duration", "60s", *args)
     engine: subprocess.Popen[str] = start_cli(
         *command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -133,22 +125,22 @@ def _sigterm_after_beats(
 
 
 def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
-    tmp_path: Path, services: ServiceEndpoints
+    tmp_path: Path, server: ServiceEndpoints
 ) -> None:
-    run_dir, code, stderr = _sigterm_after_beats(tmp_path, services, 3, lambda run_dir: None)
+    run_dir, code, stderr = _sigterm_after_beats(tmp_path, server, 3, lambda run_dir: None)
     assert code == 1, stderr[-2000:]
     snapshot = _assert_sealed_and_valid(run_dir, STOP_REASON_SNAPSHOT)
     assert snapshot["stop_reason"] == "SIGTERM"
     assert isinstance(snapshot["last_books"], list) and snapshot["last_books"], "the books of the last tick"
-    assert _criterion(run_dir, "stop_reason_snapshot", services)[0] == "pass"
-    verified = _verify(run_dir, services)
+    assert _criterion(run_dir, "stop_reason_snapshot", server)[0] == "pass"
+    verified = _verify(run_dir, server)
     row = re.search(r"^pass\s+(critical\s+)?stop_reason_snapshot\s", verified.stdout, re.MULTILINE)
     assert row is not None, verified.stdout
 
     removed = tmp_path / "removed"
     shutil.copytree(run_dir, removed)
     (removed / STOP_REASON_SNAPSHOT).unlink()
-    verdict, detail = _criterion(removed, "stop_reason_snapshot", services)
+    verdict, detail = _criterion(removed, "stop_reason_snapshot", server)
     assert (verdict, "required but missing" in detail) == ("fail", True), detail
 
     never_written = tmp_path / "never_written"
@@ -156,19 +148,19 @@ def test_sigterm_run_seals_its_stop_snapshot_and_verify_requires_it(
     manifest = json.loads((never_written / MANIFEST).read_text())
     del manifest["files"][STOP_REASON_SNAPSHOT]
     (never_written / MANIFEST).write_text(json.dumps(manifest))
-    analysis = analyze(never_written, services.postgres_dsn, dsn_explicit=True)
+    analysis = analyze(never_written, server.postgres_dsn, dsn_explicit=True)
     assert analysis.criterion("sha256_match").verdict == "pass", "only the conditional criterion sees it"
     assert analysis.criterion("stop_reason_snapshot").verdict == "fail"
     assert "stop_reason_snapshot" in analysis.failed
 
 
 def test_a_conditional_file_that_cannot_be_written_is_one_line_and_loses_nothing_else(
-    tmp_path: Path, services: ServiceEndpoints
+    tmp_path: Path, server: ServiceEndpoints
 ) -> None:
     def block_the_snapshot(run_dir: Path) -> None:
         (run_dir / STOP_REASON_SNAPSHOT).mkdir()
 
-    run_dir, code, stderr = _sigterm_after_beats(tmp_path, services, 2, block_the_snapshot, "--trace")
+    run_dir, code, stderr = _sigterm_after_beats(tmp_path, server, 2, block_the_snapshot, "--trace")
     assert code == 1, stderr[-2000:]
     failures = [line for line in stderr.splitlines() if line.startswith("arbitrage: evidence write failed")]
     assert len(failures) == 1 and STOP_REASON_SNAPSHOT in failures[0], stderr[-2000:]
@@ -176,7 +168,7 @@ def test_a_conditional_file_that_cannot_be_written_is_one_line_and_loses_nothing
     assert manifest["status"] == "failed"
     for name in ("chain_summary.json", "kpi.json", HEARTBEAT, DECISION_TRACE):
         assert manifest["files"].get(name) == file_digest(run_dir / name).to_json(), f"{name} lost"
-    analysis = analyze(run_dir, services.postgres_dsn, dsn_explicit=True)
+    analysis = analyze(run_dir, server.postgres_dsn, dsn_explicit=True)
     assert analysis.criterion("completeness").verdict == "pass"
     assert analysis.criterion("decision_trace").verdict == "pass"
     assert analysis.criterion("stop_reason_snapshot").verdict == "fail"

@@ -17,7 +17,7 @@ import pytest
 from arbitrage.run_summary import split_closed
 from evidence import names
 from evidence.reader import read_json
-from harness.cli_process import KEY_PREFIX_VAR, run_cli
+from harness.cli_process import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +25,12 @@ PROGRESS = re.compile(r"progress (\d+)%: .* trades (\d+) open (\d+) .* pnl ([+-]
 
 
 def test_last_progress_line_and_closing_summary_agree_with_chain_summary(
-    tmp_path: Path, postgres_dsn: str, redis_url: str, redis_key_prefix: str
+    tmp_path: Path, postgres_dsn: str, redis_url: str
 ) -> None:
     done = run_cli(
         "run", "--evidence-root", str(tmp_path / "evidence"), "--postgres-dsn", postgres_dsn,
         "--redis-url", redis_url, "--phase", "smoke", "--ticks", "1500", "--seed", "7",
-        env={KEY_PREFIX_VAR: redis_key_prefix}, timeout=180, cwd=tmp_path,
+        timeout=180, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     evidence = [

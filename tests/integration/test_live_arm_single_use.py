@@ -67,14 +67,13 @@ def counts(dsn: str) -> tuple[int, int, int]:
 def armed_run(
     postgres_server: str,
     redis_url: str,
-    redis_key_prefix: str,
     sim: SimProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ArmedRun:
     dsn = fresh_database(postgres_server, "arm_once")
     release_kill_switch(dsn, "single-use arm acceptance", "test_live_arm_single_use")
     root = tmp_path_factory.mktemp("armed")
-    env = armed_env() | {"ARB_SERVICES__REDIS_KEY_PREFIX": redis_key_prefix}
+    env = armed_env()
     first = live_run(root, dsn, redis_url, sim, env)
     with connect(dsn, 5.0, 5000) as conn:
         claims = conn.execute("SELECT armed_at, run_id FROM live_arms").fetchall()
