@@ -50,8 +50,8 @@ def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[p
 
 
 class DurationRecorder:
-    """Sums each module's test phases as their reports arrive (on the xdist controller, from every
-    worker) and writes the record when the session ends."""
+    """Sums each module's test phases as their reports arrive (under xdist, on the controller, from
+    every worker) and writes the record when the session ends."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -61,7 +61,7 @@ class DurationRecorder:
         self.seconds[module_of(report.nodeid)] += report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(session.config, "workerinput") or not self.seconds:
+        if not self.seconds:
             return
         ordered = {module: round(self.seconds[module], 1) for module in sorted(self.seconds)}
         self.path.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
@@ -94,7 +94,7 @@ def register(config: pytest.Config) -> None:
     """Register the recorder and the ordering when their options are given."""
     record: Path | None = config.getoption(RECORD_OPTION)
     order: Path | None = config.getoption(ORDER_OPTION)
-    if record is not None:
+    if record is not None and not hasattr(config, "workerinput"):
         config.pluginmanager.register(DurationRecorder(record), "arbitrage_harness.duration_record")
     if order is not None:
         config.pluginmanager.register(DurationOrder(order), "arbitrage_harness.duration_order")

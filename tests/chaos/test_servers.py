@@ -8,13 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from arbitrage.service_registry import ServerRegistry
+from tests.support.engine_process import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -63,7 +63,4 @@ def test_servers_of_a_killed_owner_are_stopped_by_the_next_sweep(
         stopped = {entry.kind for entry in registry.sweep()}
 
     assert {"controlled postgres", "controlled redis"} <= stopped
-    deadline = time.monotonic() + DEADLINE_SEC
-    while not all(_gone(pid) for pid in pids.values()):
-        assert time.monotonic() < deadline, f"servers still running after the sweep: {pids}"
-        time.sleep(0.05)
+    wait_for(lambda: all(_gone(pid) for pid in pids.values()), DEADLINE_SEC, f"the servers {pids} to go")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from arbitrage.config import AlertsConfig
 from arbitrage.ops.alerts import RUN_START, RUN_STOP, WATCHDOG_CRITICAL, Notifier
 from arbitrage.schema.migrate import migrate
 from arbitrage.services import ServiceEndpoints
+from tests.support.engine_process import wait_for
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.ports import refused_port
 from tests.support.records import Records
@@ -70,10 +70,7 @@ def rows(db: psycopg.Connection[Any], run_id: str) -> list[tuple[str, str, str, 
 
 def wait_rows(db: psycopg.Connection[Any], run_id: str, count: int) -> None:
     """Wait, with a deadline, until the notifier has recorded `count` attempts."""
-    deadline = time.monotonic() + 30.0
-    while len(rows(db, run_id)) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} alert_deliveries rows after 30s"
-        time.sleep(0.02)
+    wait_for(lambda: len(rows(db, run_id)) >= count, 30.0, f"{count} alert_deliveries rows")
 
 
 def started(cfg: AlertsConfig, dsn: str) -> tuple[Notifier, Records]:
