@@ -199,9 +199,10 @@ def test_an_alert_still_backing_off_at_close_is_dead_lettered(
     notifier.notify(RUN_STOP, "stop")
     wait_rows(db, notifier.run_id, 1)
     assert not notifier.drain(timeout=0.05)
-    notifier.close(timeout=0.0)
-    # The thread records the dead letter as it leaves its backoff; on a loaded machine that can be
-    # after close() has given up waiting for it (and counted the alert as dead-lettered already).
+    # A stop budget of 1 s, not 0: the dead letter is written under that bound as the thread leaves
+    # its backoff (with 0 s the insert could be cut), and on a loaded machine that can be after
+    # close() has given up waiting for the thread (and counted the alert as dead-lettered already).
+    notifier.close(timeout=1.0)
     wait_rows(db, notifier.run_id, 2)
     got = rows(db, notifier.run_id)
     assert [(status, attempt) for _, _, status, attempt, _, _ in got] == [("RETRY", 1), ("DLQ", 1)]
@@ -242,7 +243,9 @@ def test_a_full_queue_and_a_closed_notifier_dead_letter_instead_of_blocking(
     first = notifier.notify(RUN_START, "start")
     wait_rows(db, notifier.run_id, 1)
     second = notifier.notify(WATCHDOG_CRITICAL, "critical")
-    notifier.close(timeout=0.0)
+    # A stop budget of 1 s, not 0: the backing-off alert's dead letter is written under that bound,
+    # and with 0 s a loaded machine cut the insert ("no answer from PostgreSQL within 0s").
+    notifier.close(timeout=1.0)
     notifier.notify(RUN_STOP, "stop")
     got = rows(db, notifier.run_id)
     assert [(aid, status, attempt) for aid, _, status, attempt, _, _ in got] == [
