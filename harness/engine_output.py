@@ -106,8 +106,7 @@ class EngineOutput:
             line = raw.rstrip("\n")
             if not line.strip():
                 continue
-            run = self.run_id
-            event = LogEvent.from_line(line, f"engine pid {self._pid}" + (f" run {run}" if run else ""))
+            event = LogEvent.from_line(line, f"engine pid {self._pid}", self.run_id)
             with self._lock:
                 self._stderr.append(line)
                 self._records.append(event)

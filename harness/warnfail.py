@@ -54,8 +54,10 @@ class LogEvent:
         return cls(record.levelno, record.levelname, record.name, message, "in-process", record.created)
 
     @classmethod
-    def from_line(cls, line: str, origin: str) -> LogEvent:
+    def from_line(cls, line: str, origin: str, run_id: str | None = None) -> LogEvent:
         """Read one stderr line of a subprocess logging JSON objects with ``levelno``.
+
+        The origin names the run the line itself names (``run_id``), else ``run_id``, if either.
 
         Anything else on stderr bypassed logging: a ``Traceback`` line counts as an ERROR, any
         other line as a WARNING, so unstructured output cannot slip past the policy.
@@ -64,6 +66,10 @@ class LogEvent:
             doc = json.loads(line)
         except ValueError:
             doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("run_id"), str):
+            run_id = doc["run_id"]
+        if run_id:
+            origin = f"{origin} run {run_id}"
         if isinstance(doc, dict) and isinstance(doc.get("levelno"), int):
             levelno = int(doc["levelno"])
             message = str(doc.get("message", ""))
