@@ -48,10 +48,9 @@ and the stop-time flatten of ten positions overran a 40 s run by 9 s. The runs a
 bounded by ticks (paced by the debug delay), which the wallclock invariant does not judge, over
 five symbols; the anomaly table's loop-latency row (100 ms for a minute) is off, since such ticks
 are slow by design here."""
-TICKS = 16
-"""On seed 3 the first round trip closes within four ticks and 40 ticks closed 15: 16 leave several
-round trips (the test needs one) and still bound the unknown-outcome run, which stops at its first
-order."""
+TICKS = 10
+"""On seed 3 two round trips close within four ticks and 40 ticks closed 15: 10 leave several (the
+test needs one) and still bound the unknown-outcome run, which stops at its first order."""
 
 
 @pytest.fixture

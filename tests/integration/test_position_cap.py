@@ -19,8 +19,8 @@ from harness.engine import EngineLauncher
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 CAP = 8
-DURATION_SEC = 10
-"""The cap is reached at the fifth tick and entries are held from then on (half-second ticks): ten
+DURATION_SEC = 8
+"""The cap is reached at the fifth tick and entries are held from then on (half-second ticks): eight
 seconds hold several, and a slower machine's fewer ticks still reach it."""
 AFTER_THE_LOOP = 2**31 - 1
 """Where the stop-time flatten's exits sort: after every tick, whatever book tick they record."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +103,27 @@ def test_go_conditional_go_and_no_go_on_real_runs(tmp_path: Path, services: Serv
     assert len(closing) >= losing_beats, "round trips should close during the run, not only at its end"
     assert all(k["wins"] * 2 < k["closed_trades"] for k in closing[-losing_beats:]), closing
 
-    code, out, result = verify(evidence_dir, dsn)
+    windowed, crashed = (tmp_path / copy / evidence_dir.name for copy in ("windowed", "crashed"))
+    shutil.copytree(evidence_dir, windowed)
+    shutil.copytree(evidence_dir, crashed)
+    with (crashed / names.ENGINE_LOG).open("a") as log:
+        log.write('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: boom\n')
+    with ThreadPoolExecutor(3) as pool:
+        verdicts = [
+            pool.submit(verify, evidence_dir, dsn),
+            pool.submit(verify, windowed, dsn, "--window", f"win_rate={WIN_RATE_WINDOW_SEC}"),
+            pool.submit(verify, crashed, dsn),
+        ]
+        go, conditional, crash = (future.result() for future in verdicts)
+
+    code, out, result = go
     assert (code, result["verdict"]) == (0, "GO"), out
     assert "verdict: GO\n" in out
     assert rows(result)["db_recount"]["verdict"] == "pass"
     assert rows(result)["win_rate"]["verdict"] == "not applicable"
     assert sum(len(group) for group in result["kpi_groups"].values()) >= 32
 
-    code, out, result = verify(evidence_dir, dsn, "--window", f"win_rate={WIN_RATE_WINDOW_SEC}")
+    code, out, result = conditional
     assert (code, result["verdict"]) == (3, "CONDITIONAL GO"), out
     assert "verdict: CONDITIONAL GO: failed win_rate\n" in out
     win_rate = rows(result)["win_rate"]
@@ -117,12 +131,8 @@ def test_go_conditional_go_and_no_go_on_real_runs(tmp_path: Path, services: Serv
     assert win_rate["observed"] < 50
     assert result["windows"]["win_rate"] == WIN_RATE_WINDOW_SEC
 
-    assert_chaos_checker_reads_verify(evidence_dir, tmp_path / "tampered" / evidence_dir.name, dsn)
-
-    crashed = tmp_path / "crashed" / evidence_dir.name
-    shutil.copytree(evidence_dir, crashed)
-    with (crashed / names.ENGINE_LOG).open("a") as log:
-        log.write('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: boom\n')
-    code, out, result = verify(crashed, dsn)
+    code, out, result = crash
     assert (code, result["failed_criteria"]) == (1, ["crash"]), out
     assert "verdict: NO-GO: failed crash\n" in out
+
+    assert_chaos_checker_reads_verify(evidence_dir, tmp_path / "tampered" / evidence_dir.name, dsn)
