@@ -48,7 +48,9 @@ and the stop-time flatten of ten positions overran a 40 s run by 9 s. The runs a
 bounded by ticks (paced by the debug delay), which the wallclock invariant does not judge, over
 five symbols; the anomaly table's loop-latency row (100 ms for a minute) is off, since such ticks
 are slow by design here."""
-TICKS = 40
+TICKS = 10
+"""On seed 3 two round trips close within four ticks and 40 ticks closed 15: 10 leave several (the
+test needs one) and still bound the unknown-outcome run, which stops at its first order."""
 
 
 @pytest.fixture
@@ -58,8 +60,11 @@ def lossy_sim(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
 
 
 def venue_orders(sim: SimProcess) -> dict[str, dict[str, Any]]:
-    """Every order the simulator booked, read through ccxt: id -> venue, side, qty, avg, fee, client id."""
+    """Every order the simulator booked, read through ccxt: id -> venue, side, qty, avg, fee, client id.
+    ccxt's rate limiter is off: it charges Binance's request weights (a second per market listing),
+    which a local simulator does not need."""
     pair = VenuePair(10.0, sim.url, CREDENTIALS)
+    pair.binance.enableRateLimit = pair.upbit.enableRateLimit = False
 
     async def read() -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -44,11 +44,18 @@ class ArmedRun:
     root: Path
 
 
+QUIET_RUN = {"ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "49", "ARB_SYMBOLS__UNIVERSE": "top5"}
+"""The arm is claimed at start, before any tick: one tick over five symbols that never enters
+claims it as well as a trading run, without the orders and the stop-time flatten."""
+
+
 def live_run(
     root: Path, dsn: str, redis_url: str, sim: SimProcess, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", "2"]
-    return arbitrage("run", *args, *services_args(root / "evidence", dsn, redis_url), env=env, cwd=root)
+    args = ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", "1"]
+    return arbitrage(
+        "run", *args, *services_args(root / "evidence", dsn, redis_url), env=env | QUIET_RUN, cwd=root
+    )
 
 
 def counts(dsn: str) -> tuple[int, int, int]:

@@ -1,5 +1,5 @@
 """A live scrape of a real engine run: promtool finds nothing but the D98 names, and every
-dashboard panel under docker/ queries a metric the engine exports."""
+dashboard panel under docker/ queries a metric the engine exports. Both read one shared run."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from arbitrage.ops.metrics import D98_LINT_EXCEPTIONS, D98_METRICS
-from harness.engine import EngineLauncher
+from arbitrage.services import ServiceEndpoints
+from evidence import names
 from harness.metrics_watch import fetch
+from tests.support.engine_process import EngineProcess, wait_for
 from tests.support.promql import metric_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -27,36 +29,55 @@ D77_PANELS = {
 }
 
 
-def live_scrape(engine: EngineLauncher) -> str:
-    """Scrape a real smoke run over HTTP after a few heartbeats, then let it finish cleanly."""
-    run = engine().start(
-        [
-            "--phase",
-            "smoke",
-            "--duration",
-            "8s",
-            "--heartbeat-interval",
-            "1",
-            "--metrics-port",
-            "0",
-            "--seed",
-            "7",
-        ]
+WARNING_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
+
+
+def metrics_url(run: EngineProcess) -> str | None:
+    """The URL the run printed (`metrics: URL`), once it has."""
+    lines = (run.out / "stdout.txt").read_text().splitlines()
+    return next(
+        (line.removeprefix("metrics: ").strip() for line in lines if line.startswith("metrics: ")), None
     )
-    url = run.wait_for_metrics_url(60)
-    assert url.startswith("http://127.0.0.1:"), url
-    run.wait_for_heartbeats(3, timeout=60)
+
+
+def warnings_logged(stderr: str) -> list[str]:
+    """The engine's JSON log lines at WARNING or worse (the `engine` fixture's WARN->FAIL, by hand)."""
+    found = []
+    for line in stderr.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in WARNING_LEVELS:
+            found.append(line)
+    return found
+
+
+@pytest.fixture(scope="module")
+def scraped(server: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One smoke run's metrics, scraped over HTTP after a few heartbeats; the run then finishes
+    cleanly, warning-free. Both tests only read the scrape, so they share the run."""
+    run = EngineProcess(
+        tmp_path_factory.mktemp("scrape"), server, "--phase", "smoke", "--duration", "6s",
+        "--heartbeat-interval", "1", "--metrics-port", "0", "--seed", "7", "--log-format", "json",
+    )  # fmt: skip
+    wait_for(lambda: metrics_url(run) is not None or not run.alive(), 60, "the metrics URL")
+    url = metrics_url(run)
+    assert url is not None and url.startswith("http://127.0.0.1:"), (url, run.stderr[-2000:])
+    heartbeat = run.wait_for_evidence() / names.HEARTBEAT
+    wait_for(lambda: heartbeat.exists() and heartbeat.read_bytes().count(b"\n") >= 3, 60, "three heartbeats")
     text = fetch(url, 5.0)
-    assert run.wait(timeout=60) == 0, run.describe()
+    assert run.wait(timeout=60) == 0, run.stderr[-2000:]
+    assert not warnings_logged(run.stderr), warnings_logged(run.stderr)
     return text
 
 
 @pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus'; CI installs it)"
 )
-def test_promtool_finds_nothing_beyond_the_listed_d98_names(engine: EngineLauncher) -> None:
+def test_promtool_finds_nothing_beyond_the_listed_d98_names(scraped: str) -> None:
     assert PROMTOOL is not None
-    text = live_scrape(engine)
+    text = scraped
     assert "arbitrage_loop_latency_seconds_count" in text and "process_cpu_seconds_total" in text
     result = subprocess.run(
         [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
@@ -68,11 +89,9 @@ def test_promtool_finds_nothing_beyond_the_listed_d98_names(engine: EngineLaunch
     assert set(D98_LINT_EXCEPTIONS) <= set(D98_METRICS)
 
 
-def test_every_dashboard_panel_queries_a_metric_the_engine_exports(engine: EngineLauncher) -> None:
+def test_every_dashboard_panel_queries_a_metric_the_engine_exports(scraped: str) -> None:
     exported = {
-        sample.name
-        for family in text_string_to_metric_families(live_scrape(engine))
-        for sample in family.samples
+        sample.name for family in text_string_to_metric_families(scraped) for sample in family.samples
     }
     seen_uids: dict[str, set[str]] = {}
     unknown: list[str] = []
