@@ -98,11 +98,17 @@ def services_args(evidence_root: Path, dsn: str, redis_url: str) -> list[str]:
 
 
 def reconcile(
-    run_id: str, sim: SimProcess, evidence_root: Path, dsn: str, redis_url: str
+    run_id: str,
+    sim: SimProcess,
+    evidence_root: Path,
+    dsn: str,
+    redis_url: str,
+    settings: EnvChanges | None = None,
 ) -> tuple[int, str, str]:
-    """`arbitrage reconcile --run RUN_ID` against the simulator: exit code, stdout, stderr."""
+    """`arbitrage reconcile --run RUN_ID` against the simulator, with the operator's `settings` (the
+    run's own, such as its universe): exit code, stdout, stderr."""
     flags = ["--run", run_id, "--exchange-url", sim.url, *services_args(evidence_root, dsn, redis_url)]
-    done = arbitrage("reconcile", *flags, env=SIM_KEYS)
+    done = arbitrage("reconcile", *flags, env={**SIM_KEYS, **(settings or {})})
     return done.returncode, done.stdout, done.stderr
 
 

@@ -8,9 +8,6 @@ from pathlib import Path
 from harness.cli_process import run_cli
 from harness.engine import EngineProcess
 
-DURATION_SEC = 75
-"""Each acceptance run's `--duration`: the flag beats the profile's 5 minutes, and 75 s leaves room
-for more exits by the strategy than by the stop-time flatten."""
 PHASE1_ROWS = ("phase1_first_entry", "phase1_first_exit")
 
 
