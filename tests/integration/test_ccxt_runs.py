@@ -2,8 +2,9 @@
 
 Each run is a real engine subprocess, started through the harness's ``engine`` fixture, on real
 PostgreSQL and Redis, reading a simulator subprocess through real ccxt. The ledger is recounted
-here, not taken from the engine's KPIs. The cycle's run is stopped by SIGTERM as soon as its last
-fault has cleared and the engine traded again; its duration is only an upper bound.
+here, not taken from the engine's KPIs. Each fault window of the cycle closes as soon as the
+simulator has served the requests its checks need, and the run is stopped by SIGTERM as soon as its
+last fault has cleared and the engine traded again; its duration is only an upper bound.
 """
 
 from __future__ import annotations
