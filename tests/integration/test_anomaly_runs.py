@@ -125,7 +125,7 @@ def test_a_slow_simulator_is_market_data_wait_not_loop_latency(
     """Every answer 150 ms late: each tick takes longer than the row's 100 ms, but waiting for the
     venue is not the engine's processing, so the row never trips and the run ends as planned."""
     env = {"ARB_ANOMALY__LOOP_LATENCY__SUSTAIN_SEC": "3"}
-    done, evidence = faulty_sim(tmp_path, dsn, server, env, "12s", {"latency_ms": 150})
+    done, evidence = faulty_sim(tmp_path, dsn, server, env, "6s", {"latency_ms": 150})
     summary = read_json(evidence / names.CHAIN_SUMMARY)
     assert summary["stop_reason"] == "DURATION_REACHED", (summary["stop_reason"], done.stderr[-2000:])
     kpi = read_json(evidence / names.KPI)
@@ -138,7 +138,9 @@ def test_a_slow_simulator_is_market_data_wait_not_loop_latency(
 def test_simulator_errors_trip_the_exchange_error_row(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
-    done, evidence = faulty_sim(tmp_path, dsn, server, {}, "40s", {"error_rate": 0.6})
+    """The row trips past 4 errors instead of the runbook's 10: at two failed ticks a second, 3 s sooner."""
+    env = {"ARB_ANOMALY__EXCHANGE_ERRORS__THRESHOLD": "4"}
+    done, evidence = faulty_sim(tmp_path, dsn, server, env, "40s", {"error_rate": 0.6})
     assert_killed_by("exchange_errors", done, evidence, dsn)
 
 
@@ -197,7 +199,7 @@ def test_the_same_synthetic_run_without_the_debug_load_stays_under_both_rows(
 ) -> None:
     """The control: the rows trip because of the load, not because an idle engine is near them."""
     env = {"ARB_ANOMALY__CPU__SUSTAIN_SEC": "3"}
-    done, evidence = run_engine(tmp_path, dsn, server, env, ["--duration", "8s"])
+    done, evidence = run_engine(tmp_path, dsn, server, env, ["--duration", "6s"])
     kpi = read_json(evidence / names.KPI)["anomalies"]
     assert read_json(evidence / names.CHAIN_SUMMARY)["stop_reason"] == "DURATION_REACHED", done.stderr[-2000:]
     assert kpi["trips"] == [] and kpi["peaks"]["memory"] < 300.0, kpi
@@ -207,7 +209,7 @@ def test_no_entry_raises_an_investigate_alert_and_a_warning(
     tmp_path: Path, dsn: str, server: ServiceEndpoints
 ) -> None:
     env = {"ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "49", "ARB_ANOMALY__NO_ENTRY__THRESHOLD": "2"}
-    done, evidence = run_engine(tmp_path, dsn, server, env, ["--duration", "6s"])
+    done, evidence = run_engine(tmp_path, dsn, server, env, ["--duration", "4s"])
     summary = read_json(evidence / names.CHAIN_SUMMARY)
     assert summary["stop_reason"] == "DURATION_REACHED", done.stderr[-2000:]
     assert "anomaly no_entry" in done.stderr and "WARNING" in done.stderr, done.stderr[-2000:]

@@ -20,6 +20,12 @@ from harness.exchange_sim.client import SimProcess
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 
 LEVELS = ("OK", "WARN", "ERROR", "CRITICAL")
+WARN_MS, ERROR_MS = 1000, 3000
+"""The loop-latency thresholds, a third of the defaults, so the escalation takes seconds, not tens."""
+SLOW_MS, SLOWER_MS = 1500, 4000
+"""The two latency steps: a tick takes them plus 0.5 s (ccxt spaces the ten Binance requests), so the
+first lands 1 s on either side of the thresholds' gap and the second 1.5 s past ERROR_MS, still under
+the 5 s client timeout."""
 
 
 def wait_for_level(run: EngineProcess, level: str, timeout: float) -> None:
@@ -41,14 +47,20 @@ def wait_for_level(run: EngineProcess, level: str, timeout: float) -> None:
 def test_slow_venue_escalates_the_watchdog_to_a_graceful_stop(
     engine: EngineLauncher, exchange_sim: SimProcess, postgres_dsn: str
 ) -> None:
-    run = engine(env={"ARB_WARN_POLICY": "continue", "ARB_WATCHDOG__EVALUATE_INTERVAL_SEC": "1"}).start(
+    env = {
+        "ARB_WARN_POLICY": "continue",
+        "ARB_WATCHDOG__EVALUATE_INTERVAL_SEC": "0.5",
+        "ARB_WATCHDOG__LOOP_LATENCY_WARN_MS": str(WARN_MS),
+        "ARB_WATCHDOG__LOOP_LATENCY_ERROR_MS": str(ERROR_MS),
+    }
+    run = engine(env=env).start(
         ["--market", "ccxt", "--exchange-url", exchange_sim.url, "--duration", "120s",
-         "--heartbeat-interval", "2", "--seed", "7"]
+         "--heartbeat-interval", "1", "--seed", "7"]
     )  # fmt: skip
-    run.wait_for_heartbeats(3, timeout=60)
-    exchange_sim.set_faults(latency_ms=3000)
+    run.wait_for_heartbeats(2, timeout=60)
+    exchange_sim.set_faults(latency_ms=SLOW_MS)
     wait_for_level(run, "WARN", timeout=30)
-    exchange_sim.set_faults(latency_ms=7000)
+    exchange_sim.set_faults(latency_ms=SLOWER_MS)
     assert run.wait(timeout=90) == 1, run.describe()
 
     bundle = run.evidence
