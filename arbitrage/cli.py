@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from arbitrage import __version__, stop_request
+from arbitrage import __version__, collector, stop_request
 
 if TYPE_CHECKING:
     from arbitrage.config import LoadedConfig
@@ -331,6 +331,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     _print_state_dirs(loaded)
     setup_logging(config.run.log_format)
+    collector.resume()
     return Orchestrator(config, stop=stop_request.PROCESS).run()
 
 
@@ -358,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command != "run":
         stop_request.restore_default_handlers()
+        collector.resume()
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
@@ -370,6 +372,7 @@ def console() -> NoReturn:
     process with no other thread left loses nothing by leaving at once; with one still running,
     the ordinary exit waits for it as before.
     """
+    collector.pause()
     try:
         code = main()
         sys.stdout.flush()
