@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from arbitrage import __version__, stop_request
+from arbitrage import __version__, collector, stop_request
 
 if TYPE_CHECKING:
     from arbitrage.config import LoadedConfig
@@ -332,6 +332,7 @@ def _run(args: argparse.Namespace) -> int:
     _print_state_dirs(loaded)
     orchestrator = Orchestrator(config, stop=stop_request.PROCESS)
     setup_logging(config.run.log_format, run_id=orchestrator.run_id)
+    collector.resume()
     return orchestrator.run()
 
 
@@ -359,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command != "run":
         stop_request.restore_default_handlers()
+        collector.resume()
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
@@ -371,6 +373,7 @@ def console() -> NoReturn:
     process with no other thread left loses nothing by leaving at once; with one still running,
     the ordinary exit waits for it as before.
     """
+    collector.pause()
     try:
         code = main()
         sys.stdout.flush()

@@ -19,8 +19,9 @@ from typing import Final
 from arbitrage.config.debug import DebugConfig
 
 MB: Final = 1_048_576
-BURN_CHUNK: Final = bytes(range(256)) * 16384
-"""4 MiB hashed per burn step: long enough to release the GIL, short enough to stop promptly."""
+BURN_CHUNK_BYTES: Final = 4 * MB
+"""Hashed per burn step: long enough to release the GIL, short enough to stop promptly. The buffer
+is made by the burner itself, so that every run does not allocate 4 MiB at import for a test knob."""
 
 
 class DebugLoad:
@@ -45,8 +46,9 @@ class DebugLoad:
 
     def _burn(self) -> None:
         digest = hashlib.sha256()
+        chunk = bytes(range(256)) * (BURN_CHUNK_BYTES // 256)
         while not self._stop.is_set():
-            digest.update(BURN_CHUNK)
+            digest.update(chunk)
             self.burn_steps += 1
 
     def stop(self) -> None:
