@@ -89,15 +89,15 @@ def fast(session: nox.Session) -> None:
 
 @nox.session
 def regression(session: nox.Session) -> None:
-    """The slow and integration tests (not longrun), real services included, on 4 workers.
+    """The slow and integration tests (not longrun), real services included, on 6 workers.
 
-    Four workers on a 2-core machine, because these tests mostly wait on engine runs, signals and
+    Six workers on a 2-core machine, because these tests mostly wait on engine runs, signals and
     servers: on 2 workers the whole selection kept the machine at a load of about 1.2 and used
-    0.8 of a core. On 6 it took about 245 s instead of about 400 s, but at loads near 4 half of
-    the gate runs failed one timing-bound test, a different one each time. The fast tests are left
-    to `fast`, which runs before it in the gate; `-- -m "not longrun"` adds them back, `-- -n 0`
-    runs serially. The 25 slowest tests are listed at the end, so a test that grows slow shows in
-    every gate run.
+    0.8 of a core. Once the slow tests were cut down to what each proves (838 worker-seconds
+    instead of 1,528), 6 workers took about 190-200 s at loads up to about 5, 4 workers about
+    230 s. The fast tests are left to `fast`, which runs before it in the gate; `-- -m "not
+    longrun"` adds them back, `-- -n 0` runs serially. The 25 slowest tests are listed at the end,
+    so a test that grows slow shows in every gate run.
 
     Whole modules go to the workers, longest first by `tests/regression_durations.json`
     (`harness.durations`), so no worker is left with a long module after the others are done;
@@ -105,7 +105,7 @@ def regression(session: nox.Session) -> None:
     """
     _install(session, "test")
     _pytest(
-        session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "4", "--durations=25",
+        session, "-m", REGRESSION_TESTS, "--timeout=300", "-n", "6", "--durations=25",
         "--dist", "loadscope", "--no-loadscope-reorder", "--order-by-durations", DURATIONS_RECORD,
     )  # fmt: skip
 
