@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from arbitrage.service_registry import ProcessRef
+from tests.support.engine_process import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +113,18 @@ def data_dirs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             process.kill()
 
 
+def _remove_tree(path: Path) -> None:
+    """Delete `path` whole. Another worker's command may be sweeping the orphaned servers meanwhile,
+    and a server that is stopping removes (postmaster.pid) and writes files of its own: what
+    vanished is skipped, and the removal goes on until nothing is left."""
+
+    def removed() -> bool:
+        shutil.rmtree(path, ignore_errors=True)
+        return not path.exists()
+
+    wait_for(removed, 30, f"{path} removed")
+
+
 def test_sigkilled_engine_servers_stop_when_the_next_command_on_another_dir_ends(
     data_dirs: tuple[Path, Path],
 ) -> None:
@@ -121,7 +134,7 @@ def test_sigkilled_engine_servers_stop_when_the_next_command_on_another_dir_ends
     servers = _server_processes(killed_dir)
     _sigkill(owner)
     assert all(server.alive() for server in servers), "the servers should outlive a SIGKILLed owner"
-    shutil.rmtree(killed_dir)  # as pytest does with old basetemps: nothing there to find them by
+    _remove_tree(killed_dir)  # as pytest does with old basetemps: nothing there to find them by
 
     _run_next_owner(next_dir)
 
