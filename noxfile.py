@@ -43,9 +43,14 @@ def _pytest(session: nox.Session, *args: str) -> None:
     A command a test runs outside any project keeps its state under the user's data directory;
     `XDG_DATA_HOME` points that at the same private root, so a test session never writes to the
     developer's own `~/.local/share/arbitrage`.
+
+    Bytecode is written even where the environment says not to (`PYTHONDONTWRITEBYTECODE`):
+    without its cache pytest rewrites every test module's assertions from source in every worker
+    (a regression collection took 7.2 s instead of 3.6 s, six times over on 6 workers), and each
+    engine subprocess compiles what it imports afresh.
     """
     root = Path(tempfile.mkdtemp(prefix=f"arbitrage-{session.name}-"))
-    env = {"XDG_DATA_HOME": str(root / "xdg-data")}
+    env = {"XDG_DATA_HOME": str(root / "xdg-data"), "PYTHONDONTWRITEBYTECODE": ""}
     session.run(
         "pytest", f"--basetemp={root / 'pytest'}", "-p", "no:cacheprovider", *args, *session.posargs, env=env
     )
