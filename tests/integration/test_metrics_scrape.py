@@ -4,6 +4,7 @@ dashboard panel under docker/ queries a metric the engine exports. Both read one
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from arbitrage.ops.metrics import D98_LINT_EXCEPTIONS, D98_METRICS
 from arbitrage.services import ServiceEndpoints
 from evidence import names
 from harness.metrics_watch import fetch
+from harness.warnfail import LogEvent
 from tests.support.engine_process import EngineProcess, wait_for
 from tests.support.promql import metric_names
 
@@ -29,9 +31,6 @@ D77_PANELS = {
 }
 
 
-WARNING_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
-
-
 def metrics_url(run: EngineProcess) -> str | None:
     """The URL the run printed (`metrics: URL`), once it has."""
     lines = (run.out / "stdout.txt").read_text().splitlines()
@@ -41,16 +40,10 @@ def metrics_url(run: EngineProcess) -> str | None:
 
 
 def warnings_logged(stderr: str) -> list[str]:
-    """The engine's JSON log lines at WARNING or worse (the `engine` fixture's WARN->FAIL, by hand)."""
-    found = []
-    for line in stderr.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("level") in WARNING_LEVELS:
-            found.append(line)
-    return found
+    """The engine's stderr lines at WARNING or worse, read as the `engine` fixture's WARN->FAIL
+    policy reads them (a line that is not a JSON log record counts as a WARNING)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return [line for line in lines if LogEvent.from_line(line, "scrape run").levelno >= logging.WARNING]
 
 
 @pytest.fixture(scope="module")
