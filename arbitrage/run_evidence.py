@@ -73,22 +73,10 @@ def _loaded_version(dist: str) -> str | None:
 
 
 def _installed_version(dist: str) -> str:
-    """The `Version:` header of the distribution's metadata, read off its header block.
-
-    `importlib.metadata.version` parses the whole METADATA file as an email message, long
-    description included (ccxt's runs to hundreds of kilobytes); the header block before the
-    first blank line holds the version.
-    """
     try:
-        found = importlib.metadata.distribution(dist)
+        return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "absent"
-    headers = (found.read_text("METADATA") or "").partition("\n\n")[0]
-    for line in headers.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "version" and value.strip():
-            return value.strip()
-    return found.version
 
 
 def percentiles(samples: list[float]) -> dict[str, float | None]:
