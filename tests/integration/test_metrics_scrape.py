@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from arbitrage.ops.metrics import D98_LINT_EXCEPTIONS, D98_METRICS
 from arbitrage.services import ServiceEndpoints
 from evidence import names
+from harness.engine_output import METRICS_PREFIX
 from harness.metrics_watch import fetch
 from harness.warnfail import LogEvent
 from tests.support.engine_process import EngineProcess, wait_for
@@ -29,14 +30,6 @@ D77_PANELS = {
     "d77-topn-core": {"Total PnL", "Win Rate", "Loop Latency p99", "CPU Usage", "Guard Triggers/h"},
     "d77-alerting": {"Alert Success Rate", "DLQ Count", "Notifier Availability"},
 }
-
-
-def metrics_url(run: EngineProcess) -> str | None:
-    """The URL the run printed (`metrics: URL`), once it has."""
-    lines = (run.out / "stdout.txt").read_text().splitlines()
-    return next(
-        (line.removeprefix("metrics: ").strip() for line in lines if line.startswith("metrics: ")), None
-    )
 
 
 def warnings_logged(stderr: str) -> list[str]:
@@ -54,8 +47,8 @@ def scraped(server: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         tmp_path_factory.mktemp("scrape"), server, "--phase", "smoke", "--duration", "6s",
         "--heartbeat-interval", "1", "--metrics-port", "0", "--seed", "7", "--log-format", "json",
     )  # fmt: skip
-    wait_for(lambda: metrics_url(run) is not None or not run.alive(), 60, "the metrics URL")
-    url = metrics_url(run)
+    wait_for(lambda: run.announced(METRICS_PREFIX) is not None or not run.alive(), 60, "the metrics URL")
+    url = run.announced(METRICS_PREFIX)
     assert url is not None and url.startswith("http://127.0.0.1:"), (url, run.stderr[-2000:])
     heartbeat = run.wait_for_evidence() / names.HEARTBEAT
     wait_for(lambda: heartbeat.exists() and heartbeat.read_bytes().count(b"\n") >= 3, 60, "three heartbeats")

@@ -17,6 +17,7 @@ import redis
 from arbitrage.config.services import ServicesConfig
 from arbitrage.services import ServiceEndpoints
 from harness.cli_process import KEY_PREFIX_VAR, operator_env, start_cli
+from harness.engine_output import EVIDENCE_PREFIX
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -93,11 +94,16 @@ class EngineProcess:
     def stderr(self) -> str:
         return (self.out / "stderr.txt").read_text()
 
-    def evidence_dir(self) -> Path | None:
+    def announced(self, prefix: str) -> str | None:
+        """What the engine printed after `prefix` on stdout (`evidence: DIR`, `metrics: URL`), once it has."""
         for line in (self.out / "stdout.txt").read_text().splitlines():
-            if line.startswith("evidence: "):
-                return Path(line.removeprefix("evidence: "))
+            if line.startswith(prefix):
+                return line.removeprefix(prefix).strip()
         return None
+
+    def evidence_dir(self) -> Path | None:
+        found = self.announced(EVIDENCE_PREFIX)
+        return None if found is None else Path(found)
 
     def wait_for_evidence(self, timeout: float = 60) -> Path:
         """The evidence directory, once the engine printed it; fails with its stderr if it exited first."""
