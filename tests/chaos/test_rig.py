@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,15 +111,18 @@ def test_an_engine_runs_clean_through_the_rig(rig: Rig) -> None:
 
 def test_a_fault_reaches_a_live_engines_backends(rig: Rig) -> None:
     env = {**SLOW_START_ENV, "ARB_WARN_POLICY": "continue"}
-    rig.engine = start_cli(
+    engine = rig.engine = start_cli(
         "run", "--duration", "5s", "--seed", "3", *rig.engine_args(),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + ENGINE_TIMEOUT_SEC
-    assert isinstance(rig.pg, ControlledPostgres), "this test freezes backends of a server it controls"
-    while not rig.pg.backend_pids(APPLICATION_NAME):
-        assert rig.engine.poll() is None and time.monotonic() < deadline, "the engine never connected"
-        time.sleep(0.1)
+    pg = rig.pg
+    assert isinstance(pg, ControlledPostgres), "this test freezes backends of a server it controls"
+
+    def connected() -> bool:
+        assert engine.poll() is None, "the engine exited before it connected"
+        return bool(pg.backend_pids(APPLICATION_NAME))
+
+    wait_for(connected, ENGINE_TIMEOUT_SEC, "the engine's PostgreSQL connection")
 
     detail = strike(rig, fault("pg-freeze"))
     with contextlib.suppress(subprocess.TimeoutExpired):

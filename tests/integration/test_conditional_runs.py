@@ -12,7 +12,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from evidence.schema import validation_errors
 from evidence.writer import file_digest
 from gates.analyzer import analyze
 from harness.cli_process import run_cli, start_cli
+from tests.support.engine_process import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,15 +92,21 @@ def test_longrun_phase_run_seals_its_daily_report(tmp_path: Path, server: Servic
     assert _criterion(run_dir, "daily_report", server)[0] == "pass"
 
 
+def _beats_dir(tmp_path: Path, beats: int) -> Path | None:
+    """The evidence directory under `tmp_path` once its heartbeat file holds `beats` lines."""
+    found = list((tmp_path / "evidence").glob(f"*/{HEARTBEAT}"))
+    return found[0].parent if found and len(found[0].read_text().splitlines()) >= beats else None
+
+
 def _wait_for_beats(run_dir_of: subprocess.Popen[str], tmp_path: Path, beats: int, timeout: float) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def written() -> bool:
         assert run_dir_of.poll() is None, "the engine ended before it was signalled"
-        found = list((tmp_path / "evidence").glob(f"*/{HEARTBEAT}"))
-        if found and len(found[0].read_text().splitlines()) >= beats:
-            return found[0].parent
-        time.sleep(0.1)
-    raise AssertionError(f"no {beats} heartbeat lines within {timeout:g}s")
+        return _beats_dir(tmp_path, beats) is not None
+
+    wait_for(written, timeout, f"{beats} heartbeat lines")
+    run_dir = _beats_dir(tmp_path, beats)
+    assert run_dir is not None
+    return run_dir
 
 
 def _sigterm_after_beats(
