@@ -6,6 +6,10 @@ Three figures per tree, each the median of `--rounds` alternating measurements:
 - `arbitrage run --ticks 1` against one embedded PostgreSQL and Redis started once for the bench
   (passed as --postgres-dsn and --redis-url), wall time of the whole process.
 
+Beside them, the floor any run stands on: a process that only imports the libraries a run cannot
+do without (pydantic, psycopg, redis-py), builds one model, connects once to each server and
+fsyncs one file. The last line is the engine's own share, `run --ticks 1` less that floor.
+
     python bench/bench_startup.py [--rounds 7] [--base-rev main | --base-path DIR]
 
 Goals: `import arbitrage.cli` under 120 ms; `run --ticks 1` at most half of the base's time.
@@ -37,6 +41,37 @@ def import_cli_ms(tree: Path) -> float:
         if match:
             return int(match.group(1)) / 1000.0
     raise RuntimeError(f"no importtime line for arbitrage.cli from {tree}")
+
+
+_FLOOR_PROGRAM = """
+import gc, os, sys
+gc.disable()
+import pydantic, psycopg, redis
+class Probe(pydantic.BaseModel):
+    name: str = "probe"
+    size: int = 1
+Probe()
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    conn.execute("SELECT 1").fetchone()
+client = redis.Redis.from_url(sys.argv[2])
+client.ping()
+client.close()
+fd = os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.write(fd, b"probe")
+os.fsync(fd)
+os.close(fd)
+os._exit(0)
+"""
+
+
+def floor_ms(dsn: str, url: str, scratch: Path) -> float:
+    """Wall time of the library floor (`_FLOOR_PROGRAM`), one process."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", _FLOOR_PROGRAM, dsn, url, str(scratch)],
+        env=tree_env(HERE), cwd=tempfile.gettempdir(), check=True,
+    )  # fmt: skip
+    return (time.perf_counter() - started) * 1000.0
 
 
 def wall_ms(tree: Path, argv: list[str]) -> float:
@@ -80,7 +115,9 @@ def main() -> None:
 
         for name, tree in trees.items():
             wall_ms(tree, run_argv(name, -1))
+        floors: list[float] = []
         for i in range(args.rounds):
+            floors.append(floor_ms(dsn, url, Path(tmp) / "floor-probe"))
             for name, tree in trees.items():
                 got = figures[name]
                 got.setdefault("import arbitrage.cli (cumulative)", []).append(import_cli_ms(tree))
@@ -89,11 +126,18 @@ def main() -> None:
                     wall_ms(tree, run_argv(name, i))
                 )
 
+    medians = {name: {what: statistics.median(got) for what, got in figures[name].items()} for name in trees}
+    floor = statistics.median(floors)
     print(f"{labels}  rounds: {args.rounds} (median ms)")
     print(f"{'':38} {'base':>9} {'this':>9} {'this/base':>10}")
-    for what in figures["this"]:
-        before, after = statistics.median(figures["base"][what]), statistics.median(figures["this"][what])
+    for what, after in medians["this"].items():
+        before = medians["base"][what]
         print(f"{what:38} {before:9.1f} {after:9.1f} {after / before:10.2f}")
+    run = "arbitrage run --ticks 1 (process)"
+    print(f"{'library floor (process)':38} {floor:9.1f} {floor:9.1f} {'':>10}")
+    print(f"{'  floor / base run':38} {floor / medians['base'][run]:9.2f}")
+    before, after = medians["base"][run] - floor, medians["this"][run] - floor
+    print(f"{'run --ticks 1 less the floor':38} {before:9.1f} {after:9.1f} {after / before:10.2f}")
 
 
 if __name__ == "__main__":
