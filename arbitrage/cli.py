@@ -313,8 +313,6 @@ def _require_writable(loaded: LoadedConfig, key: str, path: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from arbitrage.config import ConfigError, with_state_dirs
-    from arbitrage.logs import setup_logging
-    from arbitrage.orchestrator import Orchestrator
     from arbitrage.profiles import load_profiled
     from arbitrage.sources import universe
 
@@ -330,6 +328,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"arbitrage: {exc}", file=sys.stderr)
         return 1
     _print_state_dirs(loaded)
+    # The engine (and with it psycopg and redis-py) loads only once the config is known to be good.
+    from arbitrage.logs import setup_logging
+    from arbitrage.orchestrator import Orchestrator
+
     orchestrator = Orchestrator(config, stop=stop_request.PROCESS)
     setup_logging(config.run.log_format, run_id=orchestrator.run_id)
     collector.resume()

@@ -1,5 +1,5 @@
-"""`arbitrage --help` and the command line's parsing load no database or cache client, and a
-`--ticks 1` run loads only what a run uses.
+"""`arbitrage --help`, the command line's parsing and a run refused for its config load no database
+or cache client, and a `--ticks 1` run loads only what a run uses.
 
 Each check runs in a fresh interpreter, because this process has long since imported both.
 """
@@ -68,19 +68,49 @@ runpy.run_module("arbitrage", run_name="__main__", alter_sys=True)
 handlers before its quick exit)."""
 
 
-def run_imports(tmp_path: Path, dsn: str, url: str, prefix: str) -> set[str]:
-    """Every module a `--ticks 1` paper run has loaded when it exits."""
-    env = operator_env({KEY_PREFIX_VAR: prefix})
+def probe_run(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`arbitrage run ARGS` in a fresh interpreter: how it ended, and every module it had loaded."""
     out = tmp_path / "modules.json"
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(out), "run", "--ticks", "1", "--postgres-dsn", dsn,
-         "--redis-url", url, "--evidence-root", str(tmp_path / "evidence")],
+        [sys.executable, "-c", _PROBE, str(out), "run", *args],
         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path, check=False,
     )  # fmt: skip
+    loaded: list[str] = json.loads(out.read_text())
+    return done, set(loaded)
+
+
+def run_imports(tmp_path: Path, dsn: str, url: str, prefix: str) -> set[str]:
+    """Every module a `--ticks 1` paper run has loaded when it exits."""
+    done, modules = probe_run(
+        tmp_path,
+        [
+            "--ticks",
+            "1",
+            "--postgres-dsn",
+            dsn,
+            "--redis-url",
+            url,
+            "--evidence-root",
+            str(tmp_path / "evidence"),
+        ],
+        operator_env({KEY_PREFIX_VAR: prefix}),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "TICKS_COMPLETED" in done.stdout, done.stdout[-2000:]
-    loaded: list[str] = json.loads(out.read_text())
-    return set(loaded)
+    return modules
+
+
+def test_a_run_refused_for_its_config_loads_no_database_or_cache_client(tmp_path: Path) -> None:
+    env = operator_env({"ARB_RUN__BOOK_MAX_AGE_SEC": "two"})
+    done, modules = probe_run(tmp_path, ["--ticks", "1", "--evidence-root", str(tmp_path / "evidence")], env)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "run.book_max_age_sec = 'two' (env ARB_RUN__BOOK_MAX_AGE_SEC)" in done.stderr
+    packages = {name.split(".")[0] for name in modules}
+    assert "pydantic" in packages, "the probe must see what the refusal loads"
+    assert [name for name in HEAVY if name in packages] == []
+    assert not (tmp_path / "evidence").exists()
 
 
 def test_a_ticks_1_run_loads_what_a_run_uses_and_nothing_else(
