@@ -8,7 +8,9 @@ one worker, so its module-scoped fixtures (a database, a simulator, a shared eng
 once. A module the record does not know yet goes first, since it may be long.
 
 ``--record-durations PATH`` writes the record (each module's setup, call and teardown seconds
-summed) at the end of a run; ``--order-by-durations PATH`` reads it.
+summed) at the end of a run; ``--order-by-durations PATH`` reads it, and at the end of the run
+names the modules the record no longer fits: those it does not hold and those that took over twice
+their recorded seconds, which a longest-first schedule may leave running after the others are done.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import pytest
 
 RECORD_OPTION = "--record-durations"
 ORDER_OPTION = "--order-by-durations"
+SLOWER_FACTOR = 2.0
+SLOWER_FLOOR_SEC = 10.0
+"""A module outgrew the record when it took over SLOWER_FACTOR times its recorded seconds and at
+least SLOWER_FLOOR_SEC: a shorter one cannot hold the gate up whenever it starts."""
 
 
 def module_of(nodeid: str) -> str:
@@ -49,6 +55,22 @@ def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[p
     return [item for module in order for item in modules[module]]
 
 
+def outgrown(recorded: dict[str, float], measured: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(modules the record does not hold, modules that outgrew it as `module (R s recorded, M s now)`),
+    each sorted, for the modules in `measured`."""
+    unknown = sorted(module for module in measured if module not in recorded)
+    slower = [
+        f"{module} ({recorded[module]:.1f} s recorded, {seconds:.1f} s now)"
+        for module, seconds in sorted(measured.items())
+        if module in recorded and seconds >= SLOWER_FLOOR_SEC and seconds > SLOWER_FACTOR * recorded[module]
+    ]
+    return unknown, slower
+
+
+def _sum_phases(seconds: defaultdict[str, float], report: pytest.TestReport) -> None:
+    seconds[module_of(report.nodeid)] += report.duration
+
+
 class DurationRecorder:
     """Sums each module's test phases as their reports arrive (under xdist, on the controller, from
     every worker) and writes the record when the session ends."""
@@ -58,7 +80,7 @@ class DurationRecorder:
         self.seconds: defaultdict[str, float] = defaultdict(float)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.seconds[module_of(report.nodeid)] += report.duration
+        _sum_phases(self.seconds, report)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.seconds:
@@ -68,14 +90,33 @@ class DurationRecorder:
 
 
 class DurationOrder:
-    """Reorders the collected tests longest module first (see the module docstring)."""
+    """Reorders the collected tests longest module first, and says at the end which modules the
+    record no longer fits (see the module docstring)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.seconds = load_record(path)
+        self.measured: defaultdict[str, float] = defaultdict(float)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         items[:] = longest_first(items, self.seconds)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        _sum_phases(self.measured, report)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        unknown, slower = outgrown(self.seconds, self.measured)
+        if not unknown and not slower:
+            return
+        terminalreporter.write_sep("-", f"duration record {self.path}")
+        if unknown:
+            terminalreporter.write_line(f"not in the record (they ran first): {', '.join(unknown)}")
+        if slower:
+            terminalreporter.write_line(
+                f"over {SLOWER_FACTOR:g}x their recorded seconds: {'; '.join(slower)}"
+            )
+        terminalreporter.write_line(f"refresh the record with {RECORD_OPTION} {self.path}")
 
 
 def add_options(group: pytest.OptionGroup) -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from harness.durations import outgrown
 from tests.harness.outcomes import run_inner
 
 pytest_plugins = ["pytester"]
@@ -64,3 +65,41 @@ def test_the_record_holds_every_module_that_ran_under_xdist(pytester: pytest.Pyt
     written = json.loads(record.read_text())
     assert sorted(written) == ["test_alpha.py", "test_beta.py", "test_delta.py", "test_gamma.py"]
     assert all(isinstance(seconds, float | int) and seconds >= 0 for seconds in written.values()), written
+
+
+def test_the_run_names_the_modules_the_record_does_not_hold(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**MODULES)
+    record = pytester.path / "durations.json"
+    record.write_text(json.dumps({"test_alpha.py": 3.0, "test_beta.py": 40.0}))
+
+    result = run_inner(pytester, "--order-by-durations", str(record))
+
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        [
+            f"*duration record {record}*",
+            "not in the record (they ran first): test_delta.py, test_gamma.py",
+            f"refresh the record with --record-durations {record}",
+        ]
+    )
+
+
+def test_a_record_that_fits_the_run_adds_no_section(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**MODULES)
+    record = pytester.path / "durations.json"
+    record.write_text(json.dumps({f"{name}.py": 0.5 for name in MODULES}))
+
+    result = run_inner(pytester, "--order-by-durations", str(record))
+
+    result.assert_outcomes(passed=6)
+    assert "duration record" not in result.stdout.str()
+
+
+def test_a_module_outgrows_the_record_past_twice_its_seconds_and_ten_seconds() -> None:
+    recorded = {"a.py": 4.0, "b.py": 20.0, "c.py": 20.0, "d.py": 30.0}
+    measured = {"a.py": 9.9, "b.py": 40.0, "c.py": 40.1, "d.py": 5.0, "e.py": 1.0}
+
+    unknown, slower = outgrown(recorded, measured)
+
+    assert unknown == ["e.py"]
+    assert slower == ["c.py (20.0 s recorded, 40.1 s now)"]
