@@ -105,8 +105,9 @@ def regression(session: nox.Session) -> None:
     so a test that grows slow shows in every gate run.
 
     Whole modules go to the workers, longest first by `tests/regression_durations.json`
-    (`harness.durations`), so no worker is left with a long module after the others are done;
-    `-- --record-durations tests/regression_durations.json` writes that record afresh.
+    (`harness.durations`), so no worker is left with a long module after the others are done; the
+    run names the modules that record no longer fits, and
+    `-- --record-durations tests/regression_durations.json` writes it afresh.
     """
     _install(session, "test")
     _pytest(
