@@ -95,9 +95,9 @@ def test_a_record_that_fits_the_run_adds_no_section(pytester: pytest.Pytester) -
     assert "duration record" not in result.stdout.str()
 
 
-def test_a_module_outgrows_the_record_past_twice_its_seconds_and_ten_seconds() -> None:
+def test_a_module_outgrows_the_record_past_twice_its_seconds_and_twenty_seconds() -> None:
     recorded = {"a.py": 4.0, "b.py": 20.0, "c.py": 20.0, "d.py": 30.0}
-    measured = {"a.py": 9.9, "b.py": 40.0, "c.py": 40.1, "d.py": 5.0, "e.py": 1.0}
+    measured = {"a.py": 19.9, "b.py": 40.0, "c.py": 40.1, "d.py": 5.0, "e.py": 1.0}
 
     unknown, slower = outgrown(recorded, measured)
 
