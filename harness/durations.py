@@ -10,7 +10,8 @@ once. A module the record does not know yet goes first, since it may be long.
 ``--record-durations PATH`` writes the record (each module's setup, call and teardown seconds
 summed) at the end of a run; ``--order-by-durations PATH`` reads it, and at the end of the run
 names the modules the record no longer fits: those it does not hold and those that took over twice
-their recorded seconds, which a longest-first schedule may leave running after the others are done.
+their recorded seconds and at least 20 s, which a longest-first schedule may leave running after
+the others are done.
 """
 
 from __future__ import annotations
