@@ -99,14 +99,11 @@ def _beats_dir(tmp_path: Path, beats: int) -> Path | None:
 
 
 def _wait_for_beats(run_dir_of: subprocess.Popen[str], tmp_path: Path, beats: int, timeout: float) -> Path:
-    def written() -> bool:
+    def written() -> Path | None:
         assert run_dir_of.poll() is None, "the engine ended before it was signalled"
-        return _beats_dir(tmp_path, beats) is not None
+        return _beats_dir(tmp_path, beats)
 
-    wait_for(written, timeout, f"{beats} heartbeat lines")
-    run_dir = _beats_dir(tmp_path, beats)
-    assert run_dir is not None
-    return run_dir
+    return wait_for(written, timeout, f"{beats} heartbeat lines")
 
 
 def _sigterm_after_beats(

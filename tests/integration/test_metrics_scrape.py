@@ -47,9 +47,15 @@ def scraped(server: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         tmp_path_factory.mktemp("scrape"), server, "--phase", "smoke", "--duration", "6s",
         "--heartbeat-interval", "1", "--metrics-port", "0", "--seed", "7", "--log-format", "json",
     )  # fmt: skip
-    wait_for(lambda: run.announced(METRICS_PREFIX) is not None or not run.alive(), 60, "the metrics URL")
-    url = run.announced(METRICS_PREFIX)
-    assert url is not None and url.startswith("http://127.0.0.1:"), (url, run.stderr[-2000:])
+
+    def announced() -> str | None:
+        alive = run.alive()
+        url = run.announced(METRICS_PREFIX)
+        assert url is not None or alive, f"the engine exited without a metrics URL: {run.stderr[-2000:]}"
+        return url
+
+    url = wait_for(announced, 60, "the metrics URL")
+    assert url.startswith("http://127.0.0.1:"), url
     heartbeat = run.wait_for_evidence() / names.HEARTBEAT
     wait_for(lambda: heartbeat.exists() and heartbeat.read_bytes().count(b"\n") >= 3, 60, "three heartbeats")
     text = fetch(url, 5.0)

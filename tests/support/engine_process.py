@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import redis
@@ -19,13 +19,17 @@ from arbitrage.services import ServiceEndpoints
 from harness.cli_process import KEY_PREFIX_VAR, operator_env, start_cli
 from harness.engine_output import EVIDENCE_PREFIX
 
+T = TypeVar("T")
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll `condition` until it returns something true, and return that; fail naming `what` after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (found := condition()):
         assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
         time.sleep(0.05)
+    return found
 
 
 def catches_sigterm(pid: int) -> bool:

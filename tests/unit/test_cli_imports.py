@@ -83,20 +83,9 @@ def probe_run(
 
 def run_imports(tmp_path: Path, dsn: str, url: str, prefix: str) -> set[str]:
     """Every module a `--ticks 1` paper run has loaded when it exits."""
-    done, modules = probe_run(
-        tmp_path,
-        [
-            "--ticks",
-            "1",
-            "--postgres-dsn",
-            dsn,
-            "--redis-url",
-            url,
-            "--evidence-root",
-            str(tmp_path / "evidence"),
-        ],
-        operator_env({KEY_PREFIX_VAR: prefix}),
-    )
+    args = ["--ticks", "1", "--postgres-dsn", dsn, "--redis-url", url,
+            "--evidence-root", str(tmp_path / "evidence")]  # fmt: skip
+    done, modules = probe_run(tmp_path, args, operator_env({KEY_PREFIX_VAR: prefix}))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "TICKS_COMPLETED" in done.stdout, done.stdout[-2000:]
     return modules
