@@ -30,6 +30,7 @@ from arbitrage.services import ServiceEndpoints
 from arbitrage.sources import one_snapshot
 from harness.cli_process import KEY_PREFIX_VAR, run_cli, start_cli
 from tests.support.databases import fresh_database
+from tests.support.engine_process import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,14 +76,13 @@ def journaled_open_entries(evidence_root: Path, run_id: str) -> int:
 
 def wait_for_open_entry(dsn: str, engine: subprocess.Popen[bytes]) -> str:
     """The engine's run id, once one of its entry legs without an exit leg is in PostgreSQL."""
-    deadline = time.monotonic() + DEADLINE_SEC
-    while time.monotonic() < deadline:
+
+    def open_entry_run() -> str | None:
         assert engine.poll() is None, f"engine exited early with {engine.returncode}"
         found = rows(dsn, "SELECT run_id FROM runs WHERE status = 'running' AND pid = %s", engine.pid)
-        if found and open_entries(dsn, found[0][0]) > 0:
-            return str(found[0][0])
-        time.sleep(0.1)
-    raise AssertionError(f"no open entry leg in PostgreSQL within {DEADLINE_SEC:.0f} s")
+        return str(found[0][0]) if found and open_entries(dsn, found[0][0]) > 0 else None
+
+    return wait_for(open_entry_run, DEADLINE_SEC, "an open entry leg in PostgreSQL")
 
 
 def test_the_next_start_recovers_a_sigkilled_run(dsn: str, server: ServiceEndpoints, tmp_path: Path) -> None:
