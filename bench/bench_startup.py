@@ -4,7 +4,8 @@ Three figures per tree, each the median of `--rounds` alternating measurements:
 - `import arbitrage.cli`: its cumulative time as `python -X importtime` reports it;
 - `arbitrage --help`: wall time of the whole process;
 - `arbitrage run --ticks 1` against one embedded PostgreSQL and Redis started once for the bench
-  (passed as --postgres-dsn and --redis-url), wall time of the whole process.
+  (passed as --postgres-dsn and --redis-url; each tree its own database and Redis keyspace), wall
+  time of the whole process.
 
 Beside them, the floor any run stands on: a process that only imports the libraries a run cannot
 do without (pydantic, psycopg, redis-py), builds one model, connects once to each server and
@@ -26,7 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from side_by_side import HERE, add_base_options, base_tree, describe, running_servers, tree_env
+from side_by_side import (
+    HERE,
+    add_base_options,
+    base_tree,
+    database_for,
+    describe,
+    redis_db,
+    running_servers,
+    tree_env,
+)
 
 _IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| arbitrage\.cli$")
 
@@ -98,6 +108,8 @@ def main() -> None:
         trees = {"base": base, "this": HERE}
         labels = f"base: {describe(base)}  this: {describe(HERE)}"
         figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+        dsns = {name: database_for(dsn, f"bench_startup_{name}") for name in trees}
+        urls = {name: redis_db(url, index) for index, name in enumerate(trees, start=1)}
 
         def run_argv(name: str, i: int) -> list[str]:
             root = Path(tmp) / f"{name}-{i}"
@@ -106,9 +118,9 @@ def main() -> None:
                 "--ticks",
                 "1",
                 "--postgres-dsn",
-                dsn,
+                dsns[name],
                 "--redis-url",
-                url,
+                urls[name],
                 "--evidence-root",
                 str(root),
             ]

@@ -75,3 +75,22 @@ def running_servers() -> Iterator[tuple[str, str]]:
             yield endpoints.postgres_dsn, endpoints.redis_url
         finally:
             services.stop()
+
+
+def database_for(dsn: str, name: str) -> str:
+    """A fresh database `name` on the server of `dsn`, and its DSN: each tree gets its own, so a
+    base whose ledger schema differs from this tree's never meets this tree's tables."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_conninfo(dsn, dbname=name)
+
+
+def redis_db(url: str, index: int) -> str:
+    """`url` (one that names no database) on logical database `index`: a tree's own keyspace, as
+    `database_for` gives it its own PostgreSQL database."""
+    return f"{url}{'&' if '?' in url else '?'}db={index}"
