@@ -33,6 +33,10 @@ log = logging.getLogger(RUN_LOGGER)
 
 LEDGER_DRAIN_SEC = 1.5
 """How long the close-out waits, in all, for the ledger to replay what is pending."""
+STOP_FETCH_SEC = 2.0
+"""How long the stop waits for fresh books when an open position's last usable ones are too old
+to price its exit on. A venue that does not answer by then may still hold the stop for the rest
+of its request timeout (`run.book_max_age_sec`) while the fetcher closes."""
 
 
 class TradingLoop:
@@ -168,6 +172,7 @@ class TradingLoop:
         return the run's duration and the monotonic time the ledger's drain must end by."""
         parts.supervisor.stop_watchers()
         parts.conditional.before_flatten(self.loop_count, self.last_loop_ts)
+        self._refresh_books_for_flatten(parts)
         parts.trader.flatten(self.books, int(time.time() * 1000), flatten_reason(self.stop.reason))
         drain_until = time.monotonic() + LEDGER_DRAIN_SEC
         ledger.drain(LEDGER_DRAIN_SEC)
@@ -182,6 +187,42 @@ class TradingLoop:
             self.abandoned_fetches = parts.fetcher.abandoned
         parts.watcher.stop()
         return duration, drain_until
+
+    def _refresh_books_for_flatten(self, parts: RunParts) -> None:
+        """Fetch once more when an open position's last usable books are too old to exit on.
+
+        A stop late in a long tick interval, or just after a venue recovered, would otherwise leave
+        a position open that fresh books can close. The fresh books only price the flatten: no
+        entry or exit is decided on them. A failed or rejected fetch leaves the old books, and the
+        flatten reports what it cannot close as before.
+        """
+        now_ms = int(time.time() * 1000)
+        positions = parts.trader.portfolio.positions.values()
+        stale = sorted(
+            {p.symbol for p in positions if isinstance(self.books.for_exit(p.symbol, now_ms), str)}
+        )
+        if not stale or parts.fetcher is None:
+            return
+        try:
+            snapshot = parts.fetcher.fetch_at_stop(STOP_FETCH_SEC)
+        except MarketDataError as exc:
+            self.market_errors[exc.kind] = self.market_errors.get(exc.kind, 0) + 1
+            log.info("stop: no fresh books for the flatten of %s (%s): %s", ", ".join(stale), exc.kind, exc)
+            return
+        if snapshot is None:
+            log.info(
+                "stop: no fresh books for the flatten of %s within %gs", ", ".join(stale), STOP_FETCH_SEC
+            )
+            return
+        screened = self.screen.screen(snapshot, int(time.time() * 1000))
+        fresh = [] if screened is None else [s for s in stale if s in screened.symbols()]
+        if screened is not None:
+            self.books.remember(screened)
+        log.info(
+            "stop: fresh books for the flatten of %s (usable: %s)",
+            ", ".join(stale),
+            ", ".join(fresh) or "none",
+        )
 
     def show(self, progress: RunProgress, trader: Trader, watcher: RunWatcher, elapsed: float) -> None:
         """Update the progress display; the last call is after the flatten, so its trades are

@@ -79,6 +79,14 @@ class DeadlineFetcher:
         self._abandoned_task = task
         return None
 
+    def fetch_at_stop(self, timeout_sec: float) -> MarketSnapshot | None:
+        """One more snapshot after the loop has stopped (the stop request is already set), within
+        `timeout_sec`; None when given up, or at once when a fetch the loop gave up is still in
+        flight: its venue is the slow one, and `close` waits for that fetch alone."""
+        if self._abandoned_task is not None:
+            return None
+        return self.fetch(time.monotonic() + timeout_sec, threading.Event())
+
     def close(self) -> None:
         """Let an abandoned fetch finish (bounded by the source's own request timeout), then close."""
         task, self._abandoned_task = self._abandoned_task, None

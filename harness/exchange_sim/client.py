@@ -33,6 +33,11 @@ class SimUnavailable(Exception):
     """This build's CLI has no ``arbitrage sim`` command."""
 
 
+def book_requests(stats: Mapping[str, Any]) -> int:
+    """Upbit order-book requests in `stats`: what `SimProcess.stats` or `configure` returned."""
+    return int(stats["requests"].get("/v1/orderbook", 0))
+
+
 class SimProcess:
     """A running ``arbitrage sim`` and its control API (``/_control/stats``, ``/_control/faults``)."""
 
@@ -60,6 +65,10 @@ class SimProcess:
     def stats(self) -> dict[str, Any]:
         """Requests per route, the active faults, latency, error rate and the model's tick."""
         return self._request("/_control/stats")
+
+    def book_requests(self) -> int:
+        """Upbit order-book requests served so far: one per symbol of every tick an engine fetched."""
+        return book_requests(self.stats())
 
     def configure(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Change only the settings named in `update` (the others keep their values); return the new state."""

@@ -21,7 +21,7 @@ import pytest
 
 from arbitrage.config import SymbolsConfig
 from harness.engine import EngineLauncher, EngineProcess
-from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from harness.exchange_sim.client import SimProcess, book_requests, start_exchange_sim
 from tests.support.engine_runs import leg_times, wait_while_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -129,12 +129,6 @@ def _traded_after(dsn: str, run_id: str, since: float) -> bool:
     return any(t > since for _, t in leg_times(dsn, run_id))
 
 
-def _book_requests(sim: SimProcess | dict[str, Any]) -> int:
-    """Upbit order-book requests the simulator has had, from `sim` or from stats it returned."""
-    stats = sim.stats() if isinstance(sim, SimProcess) else sim
-    return int(stats["requests"].get("/v1/orderbook", 0))
-
-
 def _cycle_env() -> dict[str, str]:
     return {
         "ARB_WARN_POLICY": "continue",
@@ -162,7 +156,7 @@ def hold_window(sim: SimProcess, kind: str, t_on: float, alive: Callable[[], boo
         now = time.time()
         if now < checked_from:
             return False
-        served = _book_requests(sim)
+        served = sim.book_requests()
         if not base:
             base.append(served)
         return served - base[0] >= MIN_FAULTED_TICKS and now >= shortest
@@ -319,11 +313,11 @@ def test_slow_answers_keep_the_heartbeat_regular(engine: EngineLauncher, postgre
         def alive() -> bool:
             return run.exit_code is None
 
-        assert wait_while_alive(lambda: _book_requests(sim) >= 1, FIRST_TRADE_SEC, alive), run.describe()
+        assert wait_while_alive(lambda: sim.book_requests() >= 1, FIRST_TRADE_SEC, alive), run.describe()
         before = _venue_requests(sim.configure({"latency_ms": LATENCY_MS}))
         assert wait_while_alive(lambda: _venue_requests(sim.stats()) > before, 30, alive), run.describe()
-        slow_tick = _book_requests(sim.configure({"latency_ms": 0}))
-        assert wait_while_alive(lambda: _book_requests(sim) > slow_tick, 30, alive), run.describe()
+        slow_tick = book_requests(sim.configure({"latency_ms": 0}))
+        assert wait_while_alive(lambda: sim.book_requests() > slow_tick, 30, alive), run.describe()
         result = RunResult.of(run, run.terminate(), postgres_dsn, sim)
     density = result.invariant("heartbeat_density")
     assert density["passed"] and density["observed"] <= LATENCY_HEARTBEAT_SEC + HEARTBEAT_LATE_SEC, density

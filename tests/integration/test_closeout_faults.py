@@ -47,25 +47,14 @@ HOLD_ENV = {
 """Enter every symbol at once and never exit before stop, so the flatten has positions to close."""
 
 
-def _book_fetches(sim: SimProcess) -> int:
-    return int(sim.stats()["requests"].get("/v1/orderbook", 0))
-
-
 def _fetched_under_fault(sim: SimProcess, engine: EngineProcess, since: float, seconds: float) -> None:
     """Wait until `seconds` passed and the engine fetched whole ticks under the current faults."""
-    enough = _book_fetches(sim) + BOOK_FETCHES_AFTER_FAULT
+    enough = sim.book_requests() + BOOK_FETCHES_AFTER_FAULT
     wait_for(
-        lambda: time.monotonic() - since >= seconds and _book_fetches(sim) >= enough,
+        lambda: time.monotonic() - since >= seconds and sim.book_requests() >= enough,
         seconds + 15, "ticks fetched under the fault",
     )  # fmt: skip
     assert engine.alive(), engine.stderr
-
-
-def _open_trades(engine: EngineProcess) -> dict[str, str]:
-    """trade_id -> symbol of entries without an exit leg."""
-    legs = engine.legs()
-    exited = {t for t, leg, _, _ in legs if leg == "exit"}
-    return {t: s for t, leg, s, _ in legs if leg == "entry" and t not in exited}
 
 
 @pytest.mark.parametrize("kind", ["empty", "crossed", "nan", "negative", "halted"])
@@ -80,10 +69,10 @@ def test_rejected_book_at_stop_closes_on_the_last_usable_book_or_reports_the_pos
         )  # fmt: skip
         engine.wait_for_evidence()
         wait_for(
-            lambda: len(set(_open_trades(engine).values())) >= 2 or not engine.alive(), 60, "2 open positions"
+            lambda: len(set(engine.open_trades().values())) >= 2 or not engine.alive(), 60, "2 open positions"
         )
         assert engine.alive(), engine.stderr
-        held = sorted(set(_open_trades(engine).values()))
+        held = sorted(set(engine.open_trades().values()))
         old, recent = held[0], held[1]
         sim.configure({"faults": [kind], "markets": [old]})
         _fetched_under_fault(sim, engine, time.monotonic(), STALE_WAIT_SEC)

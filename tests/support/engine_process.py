@@ -134,6 +134,12 @@ class EngineProcess:
         )
         return [(str(t), str(leg), str(s), str(r)) for t, leg, s, r in rows]
 
+    def open_trades(self) -> dict[str, str]:
+        """trade_id -> symbol of this run's entries without an exit leg, from the ledger."""
+        legs = self.legs()
+        exited = {t for t, leg, _, _ in legs if leg == "exit"}
+        return {t: s for t, leg, s, _ in legs if leg == "entry" and t not in exited}
+
     def runs_row(self) -> tuple[Any, ...]:
         """(status, stop_reason, exit_code, ended_at) of this run's `runs` row."""
         rows = self.query(

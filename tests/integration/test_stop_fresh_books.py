@@ -1,0 +1,134 @@
+"""The stop-time flatten fetches fresh books when a held symbol's last ones are too old to exit on.
+
+A SIGTERM late in a tick interval longer than `run.book_max_age_sec` finds every held symbol's
+books too old. The engine fetches once more (bounded) and closes on the fresh books; when the
+venue does not answer, the positions are reported open, and the stop still ends in bounded time.
+Each case is a real engine over ccxt against the exchange simulator, on real PostgreSQL and Redis;
+outcomes are read from the ledger, the evidence files and the simulator's request counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from arbitrage.services import ServiceEndpoints
+from harness.exchange_sim.client import SimProcess, start_exchange_sim
+from tests.support.engine_process import EngineProcess, sealed_manifest, wait_for
+
+pytestmark = pytest.mark.integration
+
+TICK_INTERVAL_SEC = 6.0
+BOOK_MAX_AGE_SEC = 2.0
+QUIET_SEC = 3.0
+"""How long after a tick's book requests the SIGTERM comes: past BOOK_MAX_AGE_SEC, and 3 s before
+the next tick."""
+HANG_MS = 30_000
+"""The simulator's reply delay in the hanging-venue case: far beyond any bound of the stop."""
+
+LONG_INTERVAL_ENV = {
+    "ARB_WARN_POLICY": "continue",
+    "ARB_RUN__TICK_INTERVAL_SEC": str(TICK_INTERVAL_SEC),
+    "ARB_RUN__BOOK_MAX_AGE_SEC": str(BOOK_MAX_AGE_SEC),
+    "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "-40",
+    "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "-45",
+}
+"""Enter every symbol on the first tick and never exit before stop; ticks 6 s apart."""
+
+
+def _holding_between_ticks(tmp_path: Path, server: ServiceEndpoints, sim: SimProcess) -> EngineProcess:
+    """An engine holding positions, QUIET_SEC after its latest tick's book requests."""
+    engine = EngineProcess(
+        tmp_path, server, "--market", "ccxt", "--exchange-url", sim.url, "--duration", "120s",
+        "--seed", "5", "--heartbeat-interval", "1", env=LONG_INTERVAL_ENV,
+    )  # fmt: skip
+    engine.wait_for_evidence()
+    wait_for(lambda: engine.open_trades() or not engine.alive(), 60, "open positions")
+    assert engine.alive(), engine.stderr
+    seen = {"requests": sim.book_requests(), "at": time.monotonic()}
+
+    def quiet() -> bool:
+        requests = sim.book_requests()
+        if requests != seen["requests"]:
+            seen.update(requests=requests, at=time.monotonic())
+        return time.monotonic() - seen["at"] >= QUIET_SEC
+
+    wait_for(quiet, 2 * TICK_INTERVAL_SEC + QUIET_SEC + 10, f"{QUIET_SEC}s without a book request")
+    assert engine.alive(), engine.stderr
+    return engine
+
+
+def _reported_open(evidence: Path) -> dict[str, str]:
+    """trade_id -> reason of the positions kpi.json reports open; chain_summary.json must agree."""
+    kpi = json.loads((evidence / "kpi.json").read_text())
+    summary = json.loads((evidence / "chain_summary.json").read_text())
+    assert kpi["open_positions"] == summary["open_positions"]
+    return {p["trade_id"]: p["reason"] for p in kpi["open_positions"]}
+
+
+def test_a_stop_after_the_books_aged_closes_every_position_on_fresh_books(
+    server: ServiceEndpoints, tmp_path: Path
+) -> None:
+    sim = start_exchange_sim("--seed", "5")
+    try:
+        engine = _holding_between_ticks(tmp_path, server, sim)
+        held = engine.open_trades()
+        before_stop = sim.book_requests()
+        engine.process.terminate()
+        code = engine.wait(30)
+        after_stop = sim.book_requests()
+    finally:
+        sim.stop()
+
+    assert code == 1, engine.stderr
+    assert "Traceback" not in engine.stderr, engine.stderr
+    assert after_stop > before_stop, "the stop fetched no books"
+    evidence = engine.evidence_dir()
+    assert evidence is not None
+    assert sealed_manifest(evidence)["status"] == "failed"
+    assert _reported_open(evidence) == {}
+    exits = {t: r for t, leg, _, r in engine.legs() if leg == "exit"}
+    assert {t: exits.get(t) for t in held} == dict.fromkeys(held, "flatten")
+    assert engine.open_trades() == {}
+    left_open = engine.query(
+        "SELECT count(*) FROM event_log WHERE run_id = %s AND event_type = 'POSITION_LEFT_OPEN'",
+        engine.run_id(),
+    )
+    assert left_open == [(0,)]
+
+
+def test_a_venue_hanging_at_the_stop_leaves_the_positions_reported_open_in_bounded_time(
+    server: ServiceEndpoints, tmp_path: Path
+) -> None:
+    sim = start_exchange_sim("--seed", "5")
+    try:
+        engine = _holding_between_ticks(tmp_path, server, sim)
+        held = engine.open_trades()
+        sim.configure({"latency_ms": HANG_MS})
+        stopped = time.monotonic()
+        engine.process.terminate()
+        code = engine.wait(30)
+        stop_took = time.monotonic() - stopped
+    finally:
+        sim.stop()
+
+    assert code == 1, engine.stderr
+    assert "Traceback" not in engine.stderr, engine.stderr
+    # The stop waits for fresh books at most 2 s, then for the request's own timeout (the book age
+    # bound, 2 s) while the fetcher closes: far below the simulator's 30 s delay.
+    assert stop_took < HANG_MS / 1000 / 2, f"the stop took {stop_took:.1f}s"
+    evidence = engine.evidence_dir()
+    assert evidence is not None
+    assert sealed_manifest(evidence)["status"] == "failed"
+    reported = _reported_open(evidence)
+    assert set(reported) == set(held), (reported, held)
+    assert all("book_max_age_sec" in reason for reason in reported.values()), reported
+    assert engine.open_trades() == held
+    events = engine.query(
+        "SELECT payload->>'trade_id' FROM event_log WHERE run_id = %s AND event_type = 'POSITION_LEFT_OPEN'",
+        engine.run_id(),
+    )
+    assert sorted(t for (t,) in events) == sorted(held)
