@@ -203,6 +203,12 @@ class TradingLoop:
         )
         if not stale or parts.fetcher is None:
             return
+        if parts.fetcher.gave_up:
+            log.info(
+                "stop: no fresh books for the flatten of %s: the loop gave its last fetch up",
+                ", ".join(stale),
+            )
+            return
         try:
             snapshot = parts.fetcher.fetch_at_stop(STOP_FETCH_SEC)
         except MarketDataError as exc:

@@ -79,12 +79,16 @@ class DeadlineFetcher:
         self._abandoned_task = task
         return None
 
+    @property
+    def gave_up(self) -> bool:
+        """Whether the loop gave a fetch up: its venue is the slow one, and `close` waits for it."""
+        return self._abandoned_task is not None
+
     def fetch_at_stop(self, timeout_sec: float) -> MarketSnapshot | None:
-        """One more snapshot after the loop has stopped (the stop request is already set), within
-        `timeout_sec`; None when given up, or at once when a fetch the loop gave up is still in
-        flight: its venue is the slow one, and `close` waits for that fetch alone."""
-        if self._abandoned_task is not None:
-            return None
+        """One more snapshot after the loop has stopped (its stop request already set), within
+        `timeout_sec`; None when given up. Never after the loop gave a fetch up (`gave_up`)."""
+        if self.gave_up:
+            raise RuntimeError("a fetch the loop gave up is still owed its close")
         return self.fetch(time.monotonic() + timeout_sec, threading.Event())
 
     def close(self) -> None:

@@ -46,15 +46,10 @@ def fetcher(sim: SimProcess) -> Iterator[DeadlineFetcher]:
         sim.configure({"faults": [], "latency_ms": 0})
 
 
-def _orderbook_requests(sim: SimProcess) -> int:
-    count: int = sim.stats()["requests"]["/v1/orderbook"]
-    return count
-
-
 def test_a_slow_tick_is_given_up_at_the_deadline_and_finished_before_close(
     sim: SimProcess, fetcher: DeadlineFetcher
 ) -> None:
-    before = _orderbook_requests(sim)
+    before = sim.book_requests()
     started = time.monotonic()
     assert fetcher.fetch(started + 0.3, threading.Event()) is None
     gave_up = time.monotonic() - started
@@ -65,7 +60,7 @@ def test_a_slow_tick_is_given_up_at_the_deadline_and_finished_before_close(
     fetcher.close()
     closed = time.monotonic() - started
     assert closed < LATENCY_MS / 1000.0 + 2.0, f"close took {closed:.2f} s"
-    assert _orderbook_requests(sim) == before + 1, "the abandoned fetch sent its request"
+    assert sim.book_requests() == before + 1, "the abandoned fetch sent its request"
 
 
 def test_a_stop_gives_up_a_slow_tick_without_a_deadline(fetcher: DeadlineFetcher) -> None:
@@ -89,6 +84,21 @@ def test_a_tick_that_answers_in_time_is_returned(fetcher: DeadlineFetcher) -> No
     assert time.monotonic() - started >= LATENCY_MS / 1000.0 - POLL_SEC
     assert fetcher.abandoned == 0
     assert fetcher.last_wait_ms >= LATENCY_MS - POLL_SEC * 1000.0, "the fetch's wait is its own time"
+
+
+def test_a_fetch_at_stop_answers_within_its_own_bound_and_never_after_a_give_up(
+    fetcher: DeadlineFetcher,
+) -> None:
+    snapshot = fetcher.fetch_at_stop(10.0)
+    assert isinstance(snapshot, MarketSnapshot) and sorted(snapshot.binance) == sorted(SYMBOLS)
+    assert not fetcher.gave_up
+    started = time.monotonic()
+    assert fetcher.fetch_at_stop(0.3) is None
+    gave_up = time.monotonic() - started
+    assert 0.3 <= gave_up < 0.3 + SLACK_SEC, f"gave up after {gave_up:.2f} s for a 0.3 s bound"
+    assert fetcher.gave_up and fetcher.abandoned == 1
+    with pytest.raises(RuntimeError, match="still owed its close"):
+        fetcher.fetch_at_stop(10.0)
 
 
 class _ThreadNoting(SyntheticSource):
