@@ -67,7 +67,7 @@ class SimProcess:
         return self._request("/_control/stats")
 
     def book_requests(self) -> int:
-        """Upbit order-book requests served so far: one per symbol of every tick an engine fetched."""
+        """Upbit order-book requests served so far: one per tick an engine fetched (it names every market)."""
         return book_requests(self.stats())
 
     def configure(self, update: Mapping[str, Any]) -> dict[str, Any]:
