@@ -57,8 +57,11 @@ LEVEL_REFRESH_PER_TICK = 2
 """Levels per book side whose resting size is redrawn each tick."""
 UPBIT_DEPTH_RATIO = 0.6
 """Upbit books rest this fraction of Binance's quote size per level."""
-LADDER_CACHE_SIZE = 4096
-"""Upbit price ladders kept for reuse, across all models in the process (a few per coin in use)."""
+LADDER_CACHE_SIZE = 256
+"""Upbit price ladders kept for reuse, across all models in the process. Each holds about 1.6 KB,
+and a long run visits ever more of them as prices wander: 4,096 grew a run's memory by about 9 MB
+over its first hour (what a soak reads as a leak), while a model step took the same time (within
+this machine's noise) with 256, 4,096 or none."""
 MIN_LEVEL_USD = 2_000.0
 MAX_LEVEL_USD = 60_000.0
 """Mean quote size at the best level and (for the deepest coin) the last level, before +-40% noise."""
