@@ -60,8 +60,8 @@ UPBIT_DEPTH_RATIO = 0.6
 LADDER_CACHE_SIZE = 256
 """Upbit price ladders kept for reuse, across all models in the process. Each holds about 1.6 KB,
 and a long run visits ever more of them as prices wander: 4,096 grew a run's memory by about 9 MB
-over its first hour (what a soak reads as a leak), while a model step took the same time (within
-this machine's noise) with 256, 4,096 or none."""
+over its first hour (what a soak reads as a leak). With 256, a top10 model step took 297 against
+292 µs of CPU (medians), and the tick-floor bench moved by under 10 % either way."""
 MIN_LEVEL_USD = 2_000.0
 MAX_LEVEL_USD = 60_000.0
 """Mean quote size at the best level and (for the deepest coin) the last level, before +-40% noise."""
