@@ -80,7 +80,8 @@ def postgres_server(
     data_dir = shared_dir(tmp_path_factory) / "postgres"
     server = EmbeddedPostgres(data_dir)
     dsn = server.start()
-    _skip_fsync(dsn)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        _skip_fsync(dsn)
     try:
         yield dsn
     finally:
@@ -90,11 +91,12 @@ def postgres_server(
 
 
 def _skip_fsync(dsn: str) -> None:
-    """Turn fsync off on the session's own embedded server, whose data directory is deleted at the
-    end: its shutdown checkpoint, paid by whichever worker finishes last, took 10-17 s at the end
-    of every 6-worker regression run. Killing a server process loses nothing either way (the
-    page cache survives it); only an operating-system crash would, and no test makes one. The
-    tests that stop, freeze or kill a server keep servers of their own, with fsync on."""
+    """Turn fsync off on a parallel session's own embedded server, whose data directory is deleted
+    at the end: its shutdown checkpoint, paid by whichever worker finishes last, took 10-17 s at
+    the end of every 6-worker regression run. Killing a server process loses nothing either way
+    (the page cache survives it); only an operating-system crash would, and no test makes one. The
+    tests that stop, freeze or kill a server keep servers of their own, with fsync on, and a
+    serial session (a soak) keeps it on too, so its commits cost what they would in production."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
