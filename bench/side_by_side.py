@@ -17,6 +17,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
 from arbitrage.services import EmbeddedServices
 
 HERE = Path(__file__).resolve().parent.parent
@@ -80,10 +84,6 @@ def running_servers() -> Iterator[tuple[str, str]]:
 def database_for(dsn: str, name: str) -> str:
     """A fresh database `name` on the server of `dsn`, and its DSN: each tree gets its own, so a
     base whose ledger schema differs from this tree's never meets this tree's tables."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -61,12 +61,27 @@ def _holding_between_ticks(tmp_path: Path, server: ServiceEndpoints, sim: SimPro
     return engine
 
 
-def _reported_open(evidence: Path) -> dict[str, str]:
-    """trade_id -> reason of the positions kpi.json reports open; chain_summary.json must agree."""
+def _reported_open(engine: EngineProcess, code: int) -> dict[str, str]:
+    """trade_id -> reason of the positions a SIGTERMed run's sealed evidence reports open (kpi.json
+    and chain_summary.json must agree), once its exit and evidence are those of a SIGTERM."""
+    assert code == 1, engine.stderr
+    assert "Traceback" not in engine.stderr, engine.stderr
+    evidence = engine.evidence_dir()
+    assert evidence is not None
+    assert sealed_manifest(evidence)["status"] == "failed"
     kpi = json.loads((evidence / "kpi.json").read_text())
     summary = json.loads((evidence / "chain_summary.json").read_text())
     assert kpi["open_positions"] == summary["open_positions"]
     return {p["trade_id"]: p["reason"] for p in kpi["open_positions"]}
+
+
+def _left_open_events(engine: EngineProcess) -> list[str]:
+    """trade_ids of the run's POSITION_LEFT_OPEN events in the ledger, sorted."""
+    rows = engine.query(
+        "SELECT payload->>'trade_id' FROM event_log WHERE run_id = %s AND event_type = 'POSITION_LEFT_OPEN'",
+        engine.run_id(),
+    )
+    return sorted(str(t) for (t,) in rows)
 
 
 def test_a_stop_after_the_books_aged_closes_every_position_on_fresh_books(
@@ -83,21 +98,12 @@ def test_a_stop_after_the_books_aged_closes_every_position_on_fresh_books(
     finally:
         sim.stop()
 
-    assert code == 1, engine.stderr
-    assert "Traceback" not in engine.stderr, engine.stderr
     assert after_stop > before_stop, "the stop fetched no books"
-    evidence = engine.evidence_dir()
-    assert evidence is not None
-    assert sealed_manifest(evidence)["status"] == "failed"
-    assert _reported_open(evidence) == {}
+    assert _reported_open(engine, code) == {}
     exits = {t: r for t, leg, _, r in engine.legs() if leg == "exit"}
     assert {t: exits.get(t) for t in held} == dict.fromkeys(held, "flatten")
     assert engine.open_trades() == {}
-    left_open = engine.query(
-        "SELECT count(*) FROM event_log WHERE run_id = %s AND event_type = 'POSITION_LEFT_OPEN'",
-        engine.run_id(),
-    )
-    assert left_open == [(0,)]
+    assert _left_open_events(engine) == []
 
 
 def test_a_venue_hanging_at_the_stop_leaves_the_positions_reported_open_in_bounded_time(
@@ -115,20 +121,11 @@ def test_a_venue_hanging_at_the_stop_leaves_the_positions_reported_open_in_bound
     finally:
         sim.stop()
 
-    assert code == 1, engine.stderr
-    assert "Traceback" not in engine.stderr, engine.stderr
     # The stop waits for fresh books at most 2 s, then for the request's own timeout (the book age
     # bound, 2 s) while the fetcher closes: far below the simulator's 30 s delay.
     assert stop_took < HANG_MS / 1000 / 2, f"the stop took {stop_took:.1f}s"
-    evidence = engine.evidence_dir()
-    assert evidence is not None
-    assert sealed_manifest(evidence)["status"] == "failed"
-    reported = _reported_open(evidence)
+    reported = _reported_open(engine, code)
     assert set(reported) == set(held), (reported, held)
     assert all("book_max_age_sec" in reason for reason in reported.values()), reported
     assert engine.open_trades() == held
-    events = engine.query(
-        "SELECT payload->>'trade_id' FROM event_log WHERE run_id = %s AND event_type = 'POSITION_LEFT_OPEN'",
-        engine.run_id(),
-    )
-    assert sorted(t for (t,) in events) == sorted(held)
+    assert _left_open_events(engine) == sorted(held)
