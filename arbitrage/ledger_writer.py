@@ -5,11 +5,12 @@ group commit on, every journaled record comes through here and the caller's thre
 for PostgreSQL; without it, only the records a failed write left pending do, and the thread hands
 its connection back to the ledger once it has caught up (the healer).
 
-A batch is one transaction of multi-row inserts (`apply_batch`), acknowledged whole or not at
-all. A connection failure leaves the batch queued and the thread reconnects with bounded backoff;
-a record the database refuses is found by resending the batch one unit per transaction, and is
-counted and dropped as before. Nothing is ever dropped for room: `saturated` tells the caller the
-queue holds `capacity` records, and the caller stops adding what it can refuse (new entries).
+A batch is one transaction (`apply_batch`), acknowledged whole or not at all. A connection
+failure leaves the batch queued and the thread reconnects with bounded backoff; a record the
+database refuses is found by resending the batch one unit per transaction, a record per
+statement (`apply_record`), and is counted and dropped as before. Nothing is ever dropped for
+room: `saturated` tells the caller the queue holds `capacity` records, and the caller stops adding
+what it can refuse (new entries).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import psycopg
 
 from arbitrage.journal import JournalError, LedgerJournal
 from arbitrage.ledger_conn import RETRYABLE, first_line
-from arbitrage.ledger_records import apply_batch, describe_record
+from arbitrage.ledger_records import apply_batch, apply_record, describe_record
 from arbitrage.pg_deadline import DeadlineGuard
 
 log = logging.getLogger("arbitrage.ledger")
@@ -239,7 +240,8 @@ class LedgerWriter:
     def _send_alone(self, conn: psycopg.Connection[Any], unit: Unit) -> None:
         try:
             with self._guard.bounded(conn), conn.transaction():
-                apply_batch(conn, list(unit))
+                for record in unit:
+                    apply_record(conn, record)
         except RETRYABLE:
             raise
         except psycopg.Error as exc:

@@ -10,7 +10,8 @@ alternating rounds so that drift in the machine's load hits all alike:
 - per tick: the engine's own Trader (seeded synthetic market, paper fills, journal attached) over
   the same snapshots with each ledger; p50 and p99 over all ticks, and over the ticks that traded.
 
-Goals (issue "Fast"): group commit at most 1.0x the raw insert per leg; tick p99/p50 at most 5.
+Goals (issue "Fast"): group commit at most 1.0x the raw insert per leg; tick p99/p50 at most 5,
+over all ticks and over the trading ticks alone.
 
     python bench/bench_ledger_hot_path.py [--legs 1000] [--ticks 3000] [--rounds 5]
 """
@@ -180,7 +181,8 @@ def report(
         print(f"ticks {side:5s}: all {len(every[side])}: p50 {p50_all:.3f} ms p99 {p99_all:.3f} ms"
               f" p99/p50 {p99_all / p50_all:6.2f} | trading {len(trading[side])}: p50 {p50_t:.3f} ms"
               f" p99 {p99_t:.3f} ms p99/p50 {p99_t / p50_t:5.2f}")  # fmt: skip
-    print("goal: p99/p50 of all ticks <= 5 with group commit")
+    print("goal: p99/p50 <= 5 with group commit, over all ticks (the tail is the trading ticks: the sync")
+    print("      ledger's all-tick figure is the issue's 'about 25') and over the trading ticks alone")
 
 
 if __name__ == "__main__":
