@@ -36,7 +36,7 @@ LEDGER_DRAIN_SEC = 1.5
 STOP_FETCH_SEC = 2.0
 """How long the stop waits for fresh books when an open position's last usable ones are too old
 to price its exit on. A venue that does not answer by then may still hold the stop for the rest
-of its request timeout (`run.book_max_age_sec`) while the fetcher closes."""
+of its request timeout (`sources.request_timeout_sec`, at most 5 s) while the fetcher closes."""
 
 
 class TradingLoop:

@@ -31,6 +31,18 @@ def universe(config: AppConfig) -> list[str]:
     return chosen
 
 
+REQUEST_TIMEOUT_CAP_SEC = 5.0
+"""The longest one market-data request may take, however old `run.book_max_age_sec` lets books be:
+a stop may have to wait for a request in flight, and the protocol's flush budget is 10 s. An order
+book that takes longer than this to arrive comes from a venue in trouble."""
+
+
+def request_timeout_sec(config: AppConfig) -> float:
+    """The market source's request timeout: `run.book_max_age_sec` (an answer that took longer
+    would be rejected as stale anyway), at most REQUEST_TIMEOUT_CAP_SEC."""
+    return min(config.run.book_max_age_sec, REQUEST_TIMEOUT_CAP_SEC)
+
+
 def build_source(config: AppConfig, rate_limits: RateLimits | None = None) -> MarketSource:
     """The synthetic in-process source, or real ccxt against the venues or a local simulator.
 
@@ -43,7 +55,7 @@ def build_source(config: AppConfig, rate_limits: RateLimits | None = None) -> Ma
         return CcxtSource(
             symbols,
             exchange_url=config.run.exchange_url,
-            timeout_sec=config.run.book_max_age_sec,
+            timeout_sec=request_timeout_sec(config),
             tick_interval_sec=config.run.tick_interval_sec,
             rate_limits=rate_limits,
         )
@@ -70,12 +82,12 @@ the venues' markets took 3-9 s on a loaded 2-core machine)."""
 def one_snapshot(config: AppConfig, deadline_sec: float | None = None) -> MarketSnapshot | None:
     """One screened snapshot from a fresh instance of the configured source, or None when it could
     not be built, failed, or did not answer within `deadline_sec` (default: SOURCE_START_SEC to
-    build the source, ccxt's import and market loading included, plus `run.book_max_age_sec`).
+    build the source, ccxt's import and market loading included, plus the request timeout).
 
     The source runs on a daemon thread that closes it when done, so a hung venue never holds the
     caller past the deadline.
     """
-    limit = SOURCE_START_SEC + config.run.book_max_age_sec if deadline_sec is None else deadline_sec
+    limit = SOURCE_START_SEC + request_timeout_sec(config) if deadline_sec is None else deadline_sec
     result: list[MarketSnapshot] = []
 
     def fetch() -> None:

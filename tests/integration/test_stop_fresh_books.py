@@ -2,9 +2,10 @@
 
 A SIGTERM late in a tick interval longer than `run.book_max_age_sec` finds every held symbol's
 books too old. The engine fetches once more (bounded) and closes on the fresh books; when the
-venue does not answer, the positions are reported open, and the stop still ends in bounded time.
-Each case is a real engine over ccxt against the exchange simulator, on real PostgreSQL and Redis;
-outcomes are read from the ledger, the evidence files and the simulator's request counts.
+venue does not answer, the positions are reported open, and the stop still ends in bounded time:
+within the protocol's flush budget even when books may be a minute old. Each case is a real
+engine over ccxt against the exchange simulator, on real PostgreSQL and Redis; outcomes are read
+from the ledger, the evidence files and the simulator's request counts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,8 @@ QUIET_SEC = 3.0
 the next tick."""
 HANG_MS = 30_000
 """The simulator's reply delay in the hanging-venue case: far beyond any bound of the stop."""
+FLUSH_BUDGET_SEC = 10.0
+"""The protocol's bound on a stop, SIGTERM to exit (Docker's default grace)."""
 
 LONG_INTERVAL_ENV = {
     "ARB_WARN_POLICY": "continue",
@@ -73,6 +77,11 @@ def _reported_open(engine: EngineProcess, code: int) -> dict[str, str]:
     summary = json.loads((evidence / "chain_summary.json").read_text())
     assert kpi["open_positions"] == summary["open_positions"]
     return {p["trade_id"]: p["reason"] for p in kpi["open_positions"]}
+
+
+def _requests(stats: dict[str, Any]) -> int:
+    """Requests the simulator received on every venue route (control calls are not counted)."""
+    return sum(int(count) for count in stats["requests"].values())
 
 
 def _left_open_events(engine: EngineProcess) -> list[str]:
@@ -129,3 +138,31 @@ def test_a_venue_hanging_at_the_stop_leaves_the_positions_reported_open_in_bound
     assert all("book_max_age_sec" in reason for reason in reported.values()), reported
     assert engine.open_trades() == held
     assert _left_open_events(engine) == sorted(held)
+
+
+def test_a_venue_hanging_mid_tick_cannot_hold_a_sigterm_past_the_flush_budget(
+    server: ServiceEndpoints, tmp_path: Path
+) -> None:
+    # Books may be a minute old here, and a request's timeout followed that bound: a venue that
+    # stopped answering mid-tick held the stop until its reply came (30 s), past Docker's grace.
+    sim = start_exchange_sim("--seed", "5")
+    try:
+        engine = EngineProcess(
+            tmp_path, server, "--market", "ccxt", "--exchange-url", sim.url, "--duration", "120s",
+            "--seed", "5", "--heartbeat-interval", "1",
+            env={"ARB_WARN_POLICY": "continue", "ARB_RUN__BOOK_MAX_AGE_SEC": "60"},
+        )  # fmt: skip
+        engine.wait_for_evidence()
+        wait_for(lambda: sim.book_requests() >= 2 or not engine.alive(), 60, "two ticks")
+        assert engine.alive(), engine.stderr
+        hanging = _requests(sim.configure({"latency_ms": HANG_MS}))
+        wait_for(lambda: _requests(sim.stats()) > hanging, 30, "a request the venue holds")
+        stopped = time.monotonic()
+        engine.process.terminate()
+        code = engine.wait(60)
+        stop_took = time.monotonic() - stopped
+    finally:
+        sim.stop()
+
+    assert stop_took < FLUSH_BUDGET_SEC, f"the stop took {stop_took:.1f}s"
+    _reported_open(engine, code)
