@@ -35,8 +35,8 @@ LEDGER_DRAIN_SEC = 1.5
 """How long the close-out waits, in all, for the ledger to replay what is pending."""
 STOP_FETCH_SEC = 2.0
 """How long the stop waits for fresh books when an open position's last usable ones are too old
-to price its exit on. A venue that does not answer by then may still hold the stop for the rest
-of its request timeout (`sources.request_timeout_sec`, at most 5 s) while the fetcher closes."""
+to price its exit on. A request the venue has not answered by then is cancelled when the fetcher
+closes."""
 
 
 class TradingLoop:

@@ -32,9 +32,11 @@ def universe(config: AppConfig) -> list[str]:
 
 
 REQUEST_TIMEOUT_CAP_SEC = 5.0
-"""The longest one market-data request may take, however old `run.book_max_age_sec` lets books be:
-a stop may have to wait for a request in flight, and the protocol's flush budget is 10 s. An order
-book that takes longer than this to arrive comes from a venue in trouble."""
+"""The longest one market-data request may take, however old `run.book_max_age_sec` lets books be.
+A venue that stops answering shows as a market-data error within seconds, not after as long as
+books may age (up to an hour), and whatever waits for one snapshot (`one_snapshot`, the start-up
+recovery's pricing) is bounded as tightly. An order book that takes longer than this to arrive
+comes from a venue in trouble."""
 
 
 def request_timeout_sec(config: AppConfig) -> float:

@@ -1,5 +1,5 @@
 """`DeadlineFetcher` against a real `arbitrage sim` subprocess: a slow venue's tick is given up at
-the run's deadline or at a stop, counted as abandoned, and finished before the source closes;
+the run's deadline or at a stop, counted as abandoned, and cancelled when the source closes;
 an in-process source is called on the loop's own thread.
 """
 
@@ -46,7 +46,7 @@ def fetcher(sim: SimProcess) -> Iterator[DeadlineFetcher]:
         sim.configure({"faults": [], "latency_ms": 0})
 
 
-def test_a_slow_tick_is_given_up_at_the_deadline_and_finished_before_close(
+def test_a_slow_tick_is_given_up_at_the_deadline_and_cancelled_at_close(
     sim: SimProcess, fetcher: DeadlineFetcher
 ) -> None:
     before = sim.book_requests()
@@ -59,7 +59,7 @@ def test_a_slow_tick_is_given_up_at_the_deadline_and_finished_before_close(
     started = time.monotonic()
     fetcher.close()
     closed = time.monotonic() - started
-    assert closed < LATENCY_MS / 1000.0 + 2.0, f"close took {closed:.2f} s"
+    assert closed < LATENCY_MS / 1000.0, f"close took {closed:.2f} s: it waited for the venue's answer"
     assert sim.book_requests() == before + 1, "the abandoned fetch sent its request"
 
 
