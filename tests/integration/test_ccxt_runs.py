@@ -285,7 +285,10 @@ def test_smoke_run_over_ccxt_exits_0_with_trades(engine: EngineLauncher, postgre
     fetches = result.kpi["loop_count"] + result.kpi["abandoned_fetches"]
     requests = result.sim_stats["requests"]
     assert requests["/v1/orderbook"] == fetches
-    assert requests["/api/v3/depth"] == 10 * fetches
+    # A tick's fetch asks Binance for each of the 10 symbols' depth in turn. The fetch the run's
+    # deadline gave up is cancelled when the source closes, so it may have asked for fewer.
+    completed = 10 * result.kpi["loop_count"]
+    assert completed <= requests["/api/v3/depth"] <= 10 * fetches, (requests, result.kpi["abandoned_fetches"])
     assert requests["/v1/market/all"] == requests["/api/v3/exchangeInfo"] == 1
 
 
