@@ -36,6 +36,12 @@ class JournalError(OSError):
     """The journal could not be written: the run cannot promise its ledger any more."""
 
 
+def encode_records(value: Any) -> str:
+    """Records as JSON, the one way the journal writes them and the writer thread sends them to
+    PostgreSQL, so both hold the same values (what JSON cannot carry natively becomes its str)."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 def pending_dir(evidence_root: Path) -> Path:
     """Where markers of journals with possibly unacknowledged records are kept."""
     return evidence_root / PENDING_DIR
@@ -112,9 +118,7 @@ class LedgerJournal:
             records = []
             for number, (op, fields) in enumerate(items, start=self._seq + 1):
                 records.append({"seq": number, "uid": f"{self.run_id}:{number}", "op": op, **fields})
-            lines = b"".join(
-                (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode() for record in records
-            )
+            lines = b"".join((encode_records(record) + "\n").encode() for record in records)
             self._write_whole(self._fd, lines)
             self._seq += len(records)
             self._dirty = True

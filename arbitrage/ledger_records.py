@@ -10,13 +10,13 @@ The live ledger and the replay of a journal after a crash both go through it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from arbitrage.journal import encode_records
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) ->
             if record["op"] == RUN_START:
                 cur.execute(INSERT_RUN_SQL, record)
         if rows:
-            cur.execute(INSERT_BATCH_SQL, (json.dumps(rows, separators=(",", ":"), default=str),))
+            cur.execute(INSERT_BATCH_SQL, (encode_records(rows),))
         for record in records:
             if record["op"] == RUN_END:
                 cur.execute(FINISH_RUN_SQL, record)
