@@ -45,15 +45,21 @@ LONG_INTERVAL_ENV = {
 """HOLD_EVERYTHING_ENV with ticks 6 s apart."""
 
 
-def _holding_between_ticks(tmp_path: Path, server: ServiceEndpoints, sim: SimProcess) -> EngineProcess:
-    """An engine holding positions, QUIET_SEC after its latest tick's book requests."""
+def _holding(tmp_path: Path, server: ServiceEndpoints, sim: SimProcess, env: dict[str, str]) -> EngineProcess:
+    """An engine over ccxt against `sim`, with `env`, once it holds positions."""
     engine = EngineProcess(
         tmp_path, server, "--market", "ccxt", "--exchange-url", sim.url, "--duration", "120s",
-        "--seed", "5", "--heartbeat-interval", "1", env=LONG_INTERVAL_ENV,
+        "--seed", "5", "--heartbeat-interval", "1", env=env,
     )  # fmt: skip
     engine.wait_for_evidence()
     wait_for(lambda: engine.open_trades() or not engine.alive(), 60, "open positions")
     assert engine.alive(), engine.stderr
+    return engine
+
+
+def _holding_between_ticks(tmp_path: Path, server: ServiceEndpoints, sim: SimProcess) -> EngineProcess:
+    """An engine holding positions, QUIET_SEC after its latest tick's book requests."""
+    engine = _holding(tmp_path, server, sim, LONG_INTERVAL_ENV)
     seen = {"requests": sim.book_requests(), "at": time.monotonic()}
 
     def quiet() -> bool:
@@ -65,6 +71,20 @@ def _holding_between_ticks(tmp_path: Path, server: ServiceEndpoints, sim: SimPro
     wait_for(quiet, 2 * TICK_INTERVAL_SEC + QUIET_SEC + 10, f"{QUIET_SEC}s without a book request")
     assert engine.alive(), engine.stderr
     return engine
+
+
+def _sigterm(engine: EngineProcess) -> tuple[int, float]:
+    """SIGTERM the engine; its exit code and how long it took to exit (at most 30 s)."""
+    stopped = time.monotonic()
+    engine.process.terminate()
+    code = engine.wait(30)
+    return code, time.monotonic() - stopped
+
+
+def _exit_reasons(engine: EngineProcess, trades: dict[str, str]) -> dict[str, str | None]:
+    """trade_id -> the reason of its exit leg in the ledger (None without one), for `trades`."""
+    exits = {t: r for t, leg, _, r in engine.legs() if leg == "exit"}
+    return {t: exits.get(t) for t in trades}
 
 
 def _reported_open(engine: EngineProcess, code: int) -> dict[str, str]:
@@ -103,16 +123,14 @@ def test_a_stop_after_the_books_aged_closes_every_position_on_fresh_books(
         engine = _holding_between_ticks(tmp_path, server, sim)
         held = engine.open_trades()
         before_stop = sim.book_requests()
-        engine.process.terminate()
-        code = engine.wait(30)
+        code, _ = _sigterm(engine)
         after_stop = sim.book_requests()
     finally:
         sim.stop()
 
     assert after_stop > before_stop, "the stop fetched no books"
     assert _reported_open(engine, code) == {}
-    exits = {t: r for t, leg, _, r in engine.legs() if leg == "exit"}
-    assert {t: exits.get(t) for t in held} == dict.fromkeys(held, "flatten")
+    assert _exit_reasons(engine, held) == dict.fromkeys(held, "flatten")
     assert engine.open_trades() == {}
     assert _left_open_events(engine) == []
 
@@ -125,10 +143,7 @@ def test_a_venue_hanging_at_the_stop_leaves_the_positions_reported_open_in_bound
         engine = _holding_between_ticks(tmp_path, server, sim)
         held = engine.open_trades()
         sim.configure({"latency_ms": HANG_MS})
-        stopped = time.monotonic()
-        engine.process.terminate()
-        code = engine.wait(30)
-        stop_took = time.monotonic() - stopped
+        code, stop_took = _sigterm(engine)
     finally:
         sim.stop()
 
@@ -150,27 +165,17 @@ def test_a_venue_hanging_mid_tick_cannot_hold_a_sigterm_past_the_flush_budget(
     # with the timeout capped at 5 s, until then. The stop cancels the request and waits for none.
     sim = start_exchange_sim("--seed", "5")
     try:
-        engine = EngineProcess(
-            tmp_path, server, "--market", "ccxt", "--exchange-url", sim.url, "--duration", "120s",
-            "--seed", "5", "--heartbeat-interval", "1",
-            env={**HOLD_EVERYTHING_ENV, "ARB_WARN_POLICY": "continue", "ARB_RUN__BOOK_MAX_AGE_SEC": "60"},
-        )  # fmt: skip
-        engine.wait_for_evidence()
-        wait_for(lambda: engine.open_trades() or not engine.alive(), 60, "open positions")
-        assert engine.alive(), engine.stderr
+        env = {**HOLD_EVERYTHING_ENV, "ARB_WARN_POLICY": "continue", "ARB_RUN__BOOK_MAX_AGE_SEC": "60"}
+        engine = _holding(tmp_path, server, sim, env)
         held = engine.open_trades()
         hanging = _requests(sim.configure({"latency_ms": HANG_MS}))
         wait_for(lambda: _requests(sim.stats()) > hanging, 30, "a request the venue holds")
-        stopped = time.monotonic()
-        engine.process.terminate()
-        code = engine.wait(60)
-        stop_took = time.monotonic() - stopped
+        code, stop_took = _sigterm(engine)
     finally:
         sim.stop()
 
     assert stop_took < REQUEST_TIMEOUT_CAP_SEC < FLUSH_BUDGET_SEC, f"the stop took {stop_took:.1f}s"
     # Every position closes on its last books, which a minute's bound still accepts.
     assert _reported_open(engine, code) == {}
-    exits = {t: r for t, leg, _, r in engine.legs() if leg == "exit"}
-    assert {t: exits.get(t) for t in held} == dict.fromkeys(held, "flatten")
+    assert _exit_reasons(engine, held) == dict.fromkeys(held, "flatten")
     assert engine.open_trades() == {}
