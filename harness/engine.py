@@ -31,7 +31,7 @@ from harness.options import SETTINGS_KEY
 from harness.summary import SummaryRow
 from harness.warnfail import WARNFAIL_KEY, LogEvent
 
-__all__ = ["SECRET_FLAGS", "EngineLauncher", "EngineProcess", "engine"]
+__all__ = ["SECRET_FLAGS", "EngineLauncher", "EngineProcess", "launcher_for_test"]
 
 TERMINATE_GRACE_SECONDS: Final = 10.0
 READER_JOIN_SECONDS: Final = 10.0
@@ -338,11 +338,11 @@ class EngineLauncher:
         return process
 
 
-@pytest.fixture
-def engine(
+def launcher_for_test(
     request: pytest.FixtureRequest, postgres_dsn: str, redis_url: str, redis_key_prefix: str
 ) -> Iterator[EngineLauncher]:
-    """Factory of EngineProcess for this test; every process is stopped and summarised at teardown."""
+    """The ``engine`` fixture's body (:mod:`harness.engine_fixture`): a factory of EngineProcess for
+    this test; every process is stopped and summarised at teardown."""
     config = request.config
     settings = config.stash[SETTINGS_KEY]
     warnfail = config.stash[WARNFAIL_KEY]

@@ -3,18 +3,22 @@ summary row, and the monitor's summary in the evidence directory."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from evidence.invariants import heartbeat_limit, max_heartbeat_gap
+from evidence.judge import run_window
 from evidence.names import MONITOR_SUMMARY
-from evidence.reader import load_evidence
+from evidence.reader import EvidenceBundle, load_evidence
 from evidence.writer import atomic_write_json
 from harness.engine_args import engine_phase, redact
 from harness.monitor import RunMonitor
-from harness.summary import USER_PROPERTY, SummaryRow, build_row
+from harness.summary import USER_PROPERTY, SummaryRow
 
 LINE_LIMIT = 400
 
@@ -84,3 +88,48 @@ def report_at_teardown(item: pytest.Item, runs: Sequence[ReportedRun]) -> None:
             unreported.append(f"engine pid {run.pid}: {reason}")
     if unreported:
         pytest.fail("engine aborted by the monitor:\n" + "\n".join(unreported), pytrace=False)
+
+
+def _verdict(exit_code: int | None, abort_reason: str | None, stop_reason: str | None) -> str:
+    if abort_reason is not None:
+        return f"ABORT: {abort_reason.split(':', 1)[0][:40]}"
+    if exit_code is None:
+        return "NOT EXITED"
+    if exit_code < 0:
+        return f"KILLED: {signal.Signals(-exit_code).name}"
+    if exit_code == 0:
+        return "PASS"
+    return f"FAIL: {stop_reason or f'exit {exit_code}'}"
+
+
+def build_row(
+    bundle: EvidenceBundle | None, exit_code: int | None, abort_reason: str | None, phase: str, pid: int
+) -> SummaryRow:
+    """A row from whatever evidence the run left; missing parts show as ``-``."""
+    summary = (bundle.chain_summary if bundle else None) or {}
+    kpi = (bundle.kpi if bundle else None) or {}
+    manifest = (bundle.manifest if bundle else None) or {}
+    beats = bundle.beat_epochs if bundle else []
+    gap: float | None = None
+    started, ended = summary.get("run_started_epoch"), summary.get("run_ended_epoch")
+    if isinstance(started, int | float) and isinstance(ended, int | float):
+        gap = max_heartbeat_gap(beats, float(started), float(ended))
+    elif len(beats) >= 2:
+        gap = max(later - earlier for earlier, later in pairwise(sorted(beats)))
+    window = run_window(bundle) if bundle else None
+    interval = window.interval if window is not None else None
+    db_counts = kpi.get("db_counts") or {}
+    evidence = "-" if bundle is None else str(bundle.path)
+    return SummaryRow(
+        run_id=str(manifest.get("run_id") or (bundle.path.name if bundle else f"pid {pid}")),
+        phase=str(manifest.get("phase") or phase),
+        wallclock_seconds=summary.get("duration_seconds"),
+        expected_seconds=summary.get("expected_duration_seconds"),
+        trades=summary.get("closed_trades"),
+        max_heartbeat_gap_seconds=None if gap is None else round(gap, 3),
+        heartbeat_limit_seconds=None if interval is None else heartbeat_limit(float(interval)),
+        db_ok=db_counts.get("db_inserts_ok"),
+        db_failed=db_counts.get("db_inserts_failed"),
+        verdict=_verdict(exit_code, abort_reason, summary.get("stop_reason")),
+        evidence=evidence,
+    )

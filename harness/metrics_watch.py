@@ -27,7 +27,6 @@ from evidence.criteria import (
 )
 from evidence.rss_growth import rss_growth_report
 
-DEFAULT_SCRAPE_SECONDS: Final = 10.0
 LATENCY: Final = "arbitrage_loop_latency_seconds"
 DLQ: Final = "alert_dlq_total"
 SENT: Final = "alert_sent_total"

@@ -25,7 +25,8 @@ from evidence.documents import Manifest, beat_epoch, parse_document
 from evidence.invariants import HEARTBEAT_SLACK_SECONDS
 from evidence.names import HEARTBEAT, MANIFEST
 from evidence.reader import CorruptEvidenceError, read_json, read_jsonl
-from harness.metrics_watch import DEFAULT_SCRAPE_SECONDS, MetricLimits, MetricsWatch, fetch
+from harness.metrics_watch import MetricLimits, MetricsWatch, fetch
+from harness.options import DEFAULT_SCRAPE_SECONDS
 from harness.warnfail import LogEvent
 
 SCRAPE_TIMEOUT_SECONDS = 5.0

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness.metrics_watch import DEFAULT_SCRAPE_SECONDS
-
+DEFAULT_SCRAPE_SECONDS: Final = 10.0
+"""How often the monitor scrapes a run's metrics endpoint unless told otherwise."""
 DEFAULT_EVIDENCE_ROOT: Final = Path("logs") / "evidence"
 MANAGED_ENGINE_FLAGS: Final = ("--evidence-root", "--postgres-dsn", "--redis-url", "--log-format")
 """Engine flags the harness always sets itself; ``--engine-arg`` may not override them."""

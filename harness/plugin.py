@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import durations, engine, longrun, services, warnfail
+from harness import durations, engine_fixture, longrun, services, warnfail
 from harness.longrun import LongrunPlugin
 from harness.options import SETTINGS_KEY, add_options, resolve_settings
 from harness.sigterm import SigtermPlugin
@@ -40,6 +40,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(LongrunPlugin(config), "arbitrage_harness.longrun")
     config.pluginmanager.register(longrun, "arbitrage_harness.longrun_fixtures")
     config.pluginmanager.register(services, "arbitrage_harness.services")
-    config.pluginmanager.register(engine, "arbitrage_harness.engine")
+    config.pluginmanager.register(engine_fixture, "arbitrage_harness.engine")
     config.pluginmanager.register(SigtermPlugin(), "arbitrage_harness.sigterm")
     durations.register(config)

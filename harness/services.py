@@ -18,11 +18,14 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.exchange_sim.client import SimProcess, SimUnavailable, start_exchange_sim
 from harness.options import SETTINGS_KEY
+
+if TYPE_CHECKING:
+    from harness.exchange_sim.client import SimProcess
 
 
 def worker_id() -> str:
@@ -173,6 +176,8 @@ def redis_key_prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator
 @pytest.fixture(scope="session")
 def exchange_sim_server(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
     """One simulator per session (per xdist worker), on its own free port."""
+    from harness.exchange_sim.client import SimUnavailable, start_exchange_sim
+
     try:
         sim = start_exchange_sim("--seed", "7", cwd=request.config.rootpath)
     except SimUnavailable as exc:

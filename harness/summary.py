@@ -6,18 +6,12 @@ prints the rows of every worker.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
-
-from evidence.invariants import heartbeat_limit, max_heartbeat_gap
-from evidence.judge import run_window
-from evidence.reader import EvidenceBundle
 
 USER_PROPERTY: Final = "arbitrage_engine_run"
 COLUMNS: Final = (
@@ -127,48 +121,3 @@ class SummaryPlugin:
 
 
 SUMMARY_KEY: Final = pytest.StashKey[SummaryPlugin]()
-
-
-def _verdict(exit_code: int | None, abort_reason: str | None, stop_reason: str | None) -> str:
-    if abort_reason is not None:
-        return f"ABORT: {abort_reason.split(':', 1)[0][:40]}"
-    if exit_code is None:
-        return "NOT EXITED"
-    if exit_code < 0:
-        return f"KILLED: {signal.Signals(-exit_code).name}"
-    if exit_code == 0:
-        return "PASS"
-    return f"FAIL: {stop_reason or f'exit {exit_code}'}"
-
-
-def build_row(
-    bundle: EvidenceBundle | None, exit_code: int | None, abort_reason: str | None, phase: str, pid: int
-) -> SummaryRow:
-    """A row from whatever evidence the run left; missing parts show as ``-``."""
-    summary = (bundle.chain_summary if bundle else None) or {}
-    kpi = (bundle.kpi if bundle else None) or {}
-    manifest = (bundle.manifest if bundle else None) or {}
-    beats = bundle.beat_epochs if bundle else []
-    gap: float | None = None
-    started, ended = summary.get("run_started_epoch"), summary.get("run_ended_epoch")
-    if isinstance(started, int | float) and isinstance(ended, int | float):
-        gap = max_heartbeat_gap(beats, float(started), float(ended))
-    elif len(beats) >= 2:
-        gap = max(later - earlier for earlier, later in pairwise(sorted(beats)))
-    window = run_window(bundle) if bundle else None
-    interval = window.interval if window is not None else None
-    db_counts = kpi.get("db_counts") or {}
-    evidence = "-" if bundle is None else str(bundle.path)
-    return SummaryRow(
-        run_id=str(manifest.get("run_id") or (bundle.path.name if bundle else f"pid {pid}")),
-        phase=str(manifest.get("phase") or phase),
-        wallclock_seconds=summary.get("duration_seconds"),
-        expected_seconds=summary.get("expected_duration_seconds"),
-        trades=summary.get("closed_trades"),
-        max_heartbeat_gap_seconds=None if gap is None else round(gap, 3),
-        heartbeat_limit_seconds=None if interval is None else heartbeat_limit(float(interval)),
-        db_ok=db_counts.get("db_inserts_ok"),
-        db_failed=db_counts.get("db_inserts_failed"),
-        verdict=_verdict(exit_code, abort_reason, summary.get("stop_reason")),
-        evidence=evidence,
-    )
