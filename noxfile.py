@@ -7,8 +7,11 @@ extra arguments after `--` reach the underlying command, e.g. `nox -s fast -- -k
 
 from __future__ import annotations
 
+import contextlib
 import re
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -77,10 +80,37 @@ def _install(session: nox.Session, extra: str | None = None, *, compile_bytecode
     )  # fmt: skip
 
 
-def _lint(session: nox.Session) -> None:
+def _ruff(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+def _lint(session: nox.Session) -> None:
+    _ruff(session)
     session.run("mypy")
+
+
+@contextlib.contextmanager
+def _beside(session: nox.Session, *command: str) -> Iterator[None]:
+    """Run `command` from the session's venv while the body runs; its output follows the body's,
+    and it fails the session if it failed (after the body, which may have failed first).
+
+    mypy, single-threaded, took 12-13 s on a fresh clone; beside the fast tests, whose 2 workers
+    leave part of the second core idle, `fast` took 47.1 s instead of 43.1 + 11.8 s (2 cores).
+    """
+    session.log(f"{' '.join(command)} (beside what follows)")
+    process = subprocess.Popen(
+        [str(Path(session.bin) / command[0]), *command[1:]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        output, _ = process.communicate()
+        session.log(f"{' '.join(command)} exited {process.returncode}:")
+        print(output, end="", flush=True)
+    if process.returncode != 0:
+        session.error(f"{' '.join(command)} failed")
 
 
 @nox.session
@@ -92,10 +122,12 @@ def doctor(session: nox.Session) -> None:
 
 @nox.session
 def fast(session: nox.Session) -> None:
-    """Lint (as `lint`), then every test that is not slow, integration or longrun, on 2 workers."""
+    """Lint (as `lint`; mypy beside the tests), and every test that is not slow, integration or
+    longrun, on 2 workers."""
     _install(session, "dev", compile_bytecode=False)
-    _lint(session)
-    _pytest(session, "-m", FAST_TESTS, "--timeout=120", "-n", "2")
+    _ruff(session)
+    with _beside(session, "mypy"):
+        _pytest(session, "-m", FAST_TESTS, "--timeout=120", "-n", "2")
 
 
 @nox.session
