@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from arbitrage.journal import encode_records
+from arbitrage.journal import encode_batch
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 
 if TYPE_CHECKING:
@@ -190,10 +190,11 @@ def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) ->
     (`INSERT_BATCH_SQL`), then the run's final update. The caller owns the transaction, so a batch
     is acknowledged whole or not at all.
 
-    The legs and events go to PostgreSQL as the journal holds them, one JSON array, so the
-    sending thread spends about 3 us of CPU per record (a multi-row INSERT with a parameter per
-    value spent 30-45 us, most of it in psycopg parsing a statement too long to cache), and holds
-    Python's GIL, which the tick thread needs, that much less. A value JSON cannot carry (NaN)
+    The legs and events go to PostgreSQL as the journal holds them, one JSON array joined from
+    the lines the journal already wrote (`encode_batch`). A multi-row INSERT with a parameter per
+    value spent 30-45 us of CPU per record, most of it in psycopg parsing a statement too long to
+    cache, and encoding the records again held Python's GIL, which the tick thread needs, for
+    4-8 ms per 500-record batch. A value JSON cannot carry (NaN)
     makes PostgreSQL refuse the batch; the writer then sends it a unit at a time through
     `apply_record`, which stores it as before.
     """
@@ -203,7 +204,7 @@ def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) ->
             if record["op"] == RUN_START:
                 cur.execute(INSERT_RUN_SQL, record)
         if rows:
-            cur.execute(INSERT_BATCH_SQL, (encode_records(rows),))
+            cur.execute(INSERT_BATCH_SQL, (encode_batch(rows),))
         for record in records:
             if record["op"] == RUN_END:
                 cur.execute(FINISH_RUN_SQL, record)

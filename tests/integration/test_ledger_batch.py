@@ -58,6 +58,22 @@ def records(run_id: str) -> list[dict[str, Any]]:
     return found
 
 
+def journaled(tmp_path: Path, run_id: str) -> list[dict[str, Any]]:
+    """`records(run_id)` as the journal returns them, each with the JSON line it wrote."""
+    evidence = tmp_path / run_id
+    evidence.mkdir()
+    journal = LedgerJournal(evidence, tmp_path, run_id)
+    try:
+        written: list[dict[str, Any]] = []
+        for record in records(run_id):
+            fields = {key: value for key, value in record.items() if key not in ("op", "uid")}
+            written.append(journal.append(record["op"], fields))
+    finally:
+        journal.close()
+    assert [record["uid"] for record in written] == [record["uid"] for record in records(run_id)]
+    return written
+
+
 def stored(dsn: str, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     legs = rows(dsn, f"SELECT {LEG_COLUMNS} FROM trade_legs WHERE run_id = %s ORDER BY trade_id, leg", run_id)
     events = rows(
@@ -69,11 +85,14 @@ def stored(dsn: str, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any
     return legs, events
 
 
-def test_a_batch_stores_what_one_record_at_a_time_stores(server: ServiceEndpoints) -> None:
+def test_a_batch_stores_what_one_record_at_a_time_stores(server: ServiceEndpoints, tmp_path: Path) -> None:
+    """Plain records, and records as the journal returns them (sent as the lines it wrote)."""
     dsn = fresh_database(server.postgres_dsn, "lb")
     with connect(dsn, 5.0, 5000) as conn:
         with conn.transaction():
             apply_batch(conn, records("run_batch"))
+        with conn.transaction():
+            apply_batch(conn, journaled(tmp_path, "run_journal"))
         with conn.transaction():
             written = [apply_record(conn, record) for record in records("run_single")]
     assert written == [1] * 6
@@ -82,6 +101,7 @@ def test_a_batch_stores_what_one_record_at_a_time_stores(server: ServiceEndpoint
     assert len(batch_legs) == 3 and len(batch_events) == 3
     assert batch_legs == single_legs
     assert batch_events == single_events
+    assert stored(dsn, "run_journal") == (single_legs, single_events)
     assert batch_events[1][2] == {}
     assert batch_events[0][2] == {"symbol": "BTC", "nested": {"pct": 0.30000000000000004, "ok": True}}
 
