@@ -8,9 +8,7 @@ long since imported all of them.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from tests.support.fresh_interpreter import modules_after
 
 PLUGINS = "import harness.plugin, gates.chaos.fixture"
 DEFERRED = ("harness.engine", "harness.monitor", "evidence.documents", "arbitrage.config", "psycopg", "redis")
@@ -18,12 +16,7 @@ DEFERRED = ("harness.engine", "harness.monitor", "evidence.documents", "arbitrag
 
 def loaded(code: str) -> list[str]:
     """Which of DEFERRED `code` leaves in sys.modules of a fresh interpreter."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    modules = modules_after(code)
     return [name for name in DEFERRED if name in modules]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli_process import KEY_PREFIX_VAR, operator_env
+from tests.support.fresh_interpreter import modules_after
 
 HEAVY = ("psycopg", "redis", "ccxt", "rich")
 
@@ -27,12 +28,7 @@ PROBES = {
 
 def loaded_packages(code: str) -> list[str]:
     """The top-level packages among HEAVY that `code` leaves in sys.modules of a fresh interpreter."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.splitlines()[-1])
+    loaded = {name.split(".")[0] for name in modules_after(code)}
     return [name for name in HEAVY if name in loaded]
 
 
