@@ -194,9 +194,9 @@ def apply_batch(conn: psycopg.Connection[Any], records: list[dict[str, Any]]) ->
     the lines the journal already wrote (`encode_batch`). A multi-row INSERT with a parameter per
     value spent 30-45 us of CPU per record, most of it in psycopg parsing a statement too long to
     cache, and encoding the records again held Python's GIL, which the tick thread needs, for
-    4-8 ms per 500-record batch. A value JSON cannot carry (NaN)
-    makes PostgreSQL refuse the batch; the writer then sends it a unit at a time through
-    `apply_record`, which stores it as before.
+    4-8 ms per 500-record batch. A value JSON cannot carry (NaN) makes PostgreSQL refuse the
+    batch; the writer then sends it a unit at a time through `apply_record`, which stores it as
+    before.
     """
     rows = [record for record in records if record["op"] in (LEG, EVENT)]
     with conn.cursor() as cur:
