@@ -44,6 +44,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _slippage(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10_000:
+        raise argparse.ArgumentTypeError(f"invalid slippage {text!r}: expected basis points, 0 <= N < 10000")
+    return value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -120,6 +130,11 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         "--retry-after-sec", type=_retry_after, default=None, metavar="S",
         help="Retry-After sent with 429/418 faults (default 60; 'none' sends no header)",
     )  # fmt: skip
+    sim.add_argument(
+        "--slippage-bps", type=_slippage, default=0.0, metavar="N",
+        help="market orders fill N basis points worse than the served book, as when prices move between "
+        "quote and fill; an Upbit buy by KRW amount then gets less than the quote's quantity",
+    )  # fmt: skip
     sim.add_argument("--dt-sec", type=_positive, default=0.5, metavar="S", help="model time step")
     keys = sim.add_argument_group("test keys the signed order endpoints accept (never real credentials)")
     keys.add_argument("--api-key", default="sim-binance-key", help="Binance API key (default: %(default)s)")
@@ -141,7 +156,8 @@ def serving_line(url: str, args: argparse.Namespace, symbols: Sequence[str]) -> 
     return (
         f"arbitrage sim: serving Upbit (/v1/...) and Binance (/api/v3/...) on {url} for {len(symbols)} "
         f"symbols ({', '.join(symbols)}), seed {args.seed}, step {args.dt_sec:g} s, faults {faults}, "
-        f"error rate {args.error_rate:g}; use it with `arbitrage run --market ccxt --exchange-url {url}`; "
+        f"error rate {args.error_rate:g}, slippage {args.slippage_bps:g} bps; "
+        f"use it with `arbitrage run --market ccxt --exchange-url {url}`; "
         "Ctrl-C stops it"
     )
 
@@ -175,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         faults=args.fault,
         retry_after_sec=_chosen_retry_after(args.retry_after_sec),
         keys=SimKeys(args.api_key, args.api_secret, args.upbit_access_key, args.upbit_secret_key),
+        slippage_bps=args.slippage_bps,
     )
     try:
         server = SimServer(sim, args.port)

@@ -32,6 +32,7 @@ from harness.exchange_sim import dialects as d
 from harness.exchange_sim.auth import SimKeys
 from harness.exchange_sim.control import VENUES, FaultState
 from harness.exchange_sim.order_faults import order_fault
+from harness.exchange_sim.orders import slipped
 from harness.exchange_sim.private import PrivateApi
 
 HOLD_MAX_SEC: Final = 60.0
@@ -67,6 +68,7 @@ class ExchangeSim:
         retry_after_sec: float | None = d.BAN_SECONDS,
         clock: Callable[[], float] = time.time,
         keys: SimKeys | None = None,
+        slippage_bps: float = 0.0,
     ) -> None:
         self.symbols = tuple(symbols)
         self.dt_sec = dt_sec
@@ -84,7 +86,8 @@ class ExchangeSim:
         self._server_errors = 0
         self.requests: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
-        self.private = PrivateApi(keys or SimKeys(), self.live_book, clock)
+        self.slippage_bps = slippage_bps
+        self.private = PrivateApi(keys or SimKeys(), self.fill_book, clock)
         start = {"faults": list(faults), "latency_ms": latency_ms, "error_rate": error_rate}
         self.configure({**start, "retry_after_sec": retry_after_sec})
 
@@ -232,3 +235,8 @@ class ExchangeSim:
             return None
         with self._lock:
             return _book_of(self._advance(), venue, symbol)
+
+    def fill_book(self, venue: str, symbol: str) -> OrderBook | None:
+        """The live book as a market order meets it: moved `slippage_bps` against the taker."""
+        book = self.live_book(venue, symbol)
+        return book if book is None or not self.slippage_bps else slipped(book, self.slippage_bps)

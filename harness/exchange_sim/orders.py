@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -64,6 +64,15 @@ def walk(
         if (qty is not None and qty <= 0) or (cost is not None and cost < price * EIGHT):
             break
     return fills
+
+
+def slipped(book: OrderBook, bps: float) -> OrderBook:
+    """The book a market order fills against when prices moved `bps` basis points against the taker
+    between the quote and the fill: asks up, bids down, sizes kept."""
+    up, down = 1.0 + bps / 10_000.0, 1.0 - bps / 10_000.0
+    return replace(
+        book, asks=tuple((p * up, q) for p, q in book.asks), bids=tuple((p * down, q) for p, q in book.bids)
+    )
 
 
 def _binance_refusal(status: int, code: int, msg: str) -> Placement:

@@ -262,6 +262,9 @@ def test_cli_fault_choices_match_the_simulator() -> None:
         (["sim", "--port", "0", "--seed", "1", "--error-rate", "1.5"], "invalid error rate"),
         (["sim", "--port", "0", "--seed", "1", "--symbols", "BTC,NOPE"], "invalid symbols"),
         (["sim", "--port", "0", "--seed", "1", "--retry-after-sec", "-1"], "invalid Retry-After"),
+        (["sim", "--port", "0", "--seed", "1", "--slippage-bps", "-5"], "invalid slippage '-5'"),
+        (["sim", "--port", "0", "--seed", "1", "--slippage-bps", "10000"], "invalid slippage '10000'"),
+        (["sim", "--port", "0", "--seed", "1", "--slippage-bps", "nan"], "invalid slippage 'nan'"),
     ],
 )
 def test_bad_sim_flags_exit_2_with_one_line(
