@@ -230,7 +230,7 @@ class ExchangeSim:
         return [s for s in symbols if "halted" not in state.book_faults(venue, s)]
 
     def live_book(self, venue: str, symbol: str) -> OrderBook | None:
-        """The current unfaulted book a market order fills against; None for an unlisted market."""
+        """The current unfaulted book, before any slippage (`fill_book`); None for an unlisted market."""
         if symbol not in public.listed_symbols(venue, self.symbols):
             return None
         with self._lock:
