@@ -15,6 +15,10 @@ venue may have filled it): the order is looked up by its client order id (`order
 found order is booked with its real fill, an absent one is a refusal. One whose outcome stays
 unknown raises `OrderOutcomeUnknown`: no entry is placed after it, no exit on its symbol (a retry
 could double it), and `on_lookup` is told so that the run can stop and be reconciled.
+
+Once the run is stopping, no order waits past the stop's deadline (`stop_deadline`): an order not
+sent by then is not sent (a refusal), and one whose answer, lookup or fill has not come by then has
+an unknown outcome, so that a slow venue cannot hold the stop past its budget.
 """
 
 from __future__ import annotations
@@ -37,11 +41,16 @@ from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.order_lookup import (
     PLACED,
     UNKNOWN,
+    Deadline,
     Find,
     LookupPolicy,
     Resolution,
+    StopDeadlinePassed,
+    before,
     is_ambiguous,
+    no_deadline,
     one_line,
+    passed,
     resolve,
 )
 from arbitrage.strategy import EntryIntent, ExitIntent, Quote
@@ -53,6 +62,9 @@ FILL_TIMEOUT_SEC = 5.0
 FILL_POLL_SEC = 0.2
 KILL_SWITCH_REASON = "kill switch active: order not placed"
 OUTCOME_UNKNOWN = "outcome_unknown"
+NOT_SENT_AT_STOP = "not sent: the run is stopping and its deadline for the venues has passed"
+NO_ANSWER_AT_STOP = "no answer before the stop's deadline"
+FILL_UNKNOWN_AT_STOP = "placed; its fill was not known before the stop's deadline"
 
 
 class LiveOrderError(Exception):
@@ -146,8 +158,10 @@ class LiveExecutor:
         rate_limits: RateLimits | None = None,
         lookup: LookupPolicy | None = None,
         on_lookup: Callable[[Resolution], object] | None = None,
+        stop_deadline: Deadline = no_deadline,
     ) -> None:
         self.config = config
+        self._deadline = stop_deadline
         self._lookup = lookup or LookupPolicy()
         self._on_lookup = on_lookup
         self.unknown: list[Resolution] = []
@@ -257,14 +271,18 @@ class LiveExecutor:
     ) -> Mapping[str, Any]:  # fmt: skip
         """The venue's order: as `create` answered it, or found by client order id after an
         ambiguous error; raises LiveOrderError (not placed) or OrderOutcomeUnknown."""
+        if passed(self._deadline):
+            raise LiveOrderError(venue, client_id, NOT_SENT_AT_STOP)
         try:
-            return await create()
+            return await before(self._deadline, create())
+        except StopDeadlinePassed:
+            error = NO_ANSWER_AT_STOP
         except ccxt.BaseError as exc:
             if not is_ambiguous(exc):
                 raise LiveOrderError(venue, client_id, one_line(exc)) from exc
             error = one_line(exc)
         log.info("%s order %s: %s; looking it up by client order id", venue, client_id, error)
-        found = await resolve(find, self._lookup)
+        found = await resolve(find, self._lookup, self._deadline)
         order_id = None if found.order is None else str(found.order.get("id"))
         resolution = Resolution(
             venue, symbol, side, amount, client_id, error, found.outcome, found.attempts, found.last_error,
@@ -273,14 +291,19 @@ class LiveExecutor:
         log.info("%s order %s resolved as %s after %d lookups", venue, client_id, found.outcome,
                     found.attempts)  # fmt: skip
         if found.outcome == UNKNOWN:
-            self.unknown.append(resolution)
+            raise self._outcome_unknown(resolution)
         if self._on_lookup is not None:
             self._on_lookup(resolution)
         if found.outcome == PLACED and found.order is not None:
             return found.order
-        if found.outcome == UNKNOWN:
-            raise OrderOutcomeUnknown(resolution)
         raise LiveOrderError(venue, client_id, f"{error}; not placed ({found.attempts} lookups found none)")
+
+    def _outcome_unknown(self, resolution: Resolution) -> OrderOutcomeUnknown:
+        """Remember the order and tell `on_lookup`; the error for the caller to raise."""
+        self.unknown.append(resolution)
+        if self._on_lookup is not None:
+            self._on_lookup(resolution)
+        return OrderOutcomeUnknown(resolution)
 
     async def _binance_order(self, symbol: str, side: Side, qty: float) -> LegFill:
         market = f"{symbol}/{BINANCE_QUOTE}"
@@ -295,7 +318,7 @@ class LiveExecutor:
             return order
 
         try:
-            await client.load_markets()
+            await before(self._deadline, client.load_markets())
             amount = float(client.amount_to_precision(market, qty))
             params = {"clientOrderId": client_id}
             order = await self._place(
@@ -305,6 +328,8 @@ class LiveExecutor:
             leg = leg_from_order("binance", side, symbol, BINANCE_QUOTE, order)
         except LiveOrderError:
             raise
+        except StopDeadlinePassed:
+            raise LiveOrderError("binance", client_id, NOT_SENT_AT_STOP) from None
         except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
             raise LiveOrderError("binance", client_id, one_line(exc)) from exc
         log.info(
@@ -325,7 +350,7 @@ class LiveExecutor:
             return found
 
         try:
-            await client.load_markets()
+            await before(self._deadline, client.load_markets())
             amount = float(client.amount_to_precision(market, qty))
             if side == "buy":
                 params["cost"] = qty * price_krw
@@ -334,10 +359,19 @@ class LiveExecutor:
                 lambda: client.create_order(market, "market", side, amount, None, params), find,
             )  # fmt: skip
             done = placed.get("status") == "closed"
-            order = placed if done else await self._settled(str(placed["id"]), market)
+            try:
+                order = placed if done else await self._settled(str(placed["id"]), market)
+            except StopDeadlinePassed:
+                asked, placed_id = params.get("cost", amount), str(placed["id"])
+                raise self._outcome_unknown(
+                    Resolution("upbit", symbol, side, asked, client_id, FILL_UNKNOWN_AT_STOP, UNKNOWN, 0,
+                               None, placed_id)
+                ) from None  # fmt: skip
             leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
         except LiveOrderError:
             raise
+        except StopDeadlinePassed:
+            raise LiveOrderError("upbit", client_id, NOT_SENT_AT_STOP) from None
         except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
             raise LiveOrderError("upbit", client_id, one_line(exc)) from exc
         log.info("upbit %s %.8f %s filled at %.2f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id)
@@ -347,7 +381,7 @@ class LiveExecutor:
         """Upbit answers an order as accepted ("wait"); its fill is known once it is no longer open."""
         deadline = time.monotonic() + self._fill_timeout
         while True:
-            order: dict[str, Any] = await self.upbit.fetch_order(order_id, market)
+            order: dict[str, Any] = await before(self._deadline, self.upbit.fetch_order(order_id, market))
             if order.get("status") != "open":
                 return order
             if time.monotonic() >= deadline:

@@ -31,7 +31,7 @@ from arbitrage.ops.live_arm import LiveKeys, check_arming
 
 if TYPE_CHECKING:
     from arbitrage.live_execution import LiveExecutor
-    from arbitrage.order_lookup import LookupPolicy, Resolution
+    from arbitrage.order_lookup import Deadline, LookupPolicy, Resolution
 
 log = logging.getLogger("arbitrage.live_setup")
 
@@ -84,6 +84,11 @@ def live_plan(config: AppConfig, record: Record, claim: ArmClaim | None = None) 
     return LivePlan(decision.keys, float(decision.notional_usd), decision.to_event())
 
 
+VENUE_STOP_SEC = 4.0
+"""Of the 10 s a stop may take, what the orders still under way may wait on the venues; the rest is
+the close-out's (the last books, the ledger, the evidence)."""
+
+
 def lookup_policy(config: AppConfig) -> LookupPolicy:
     """Look-ups of an ambiguous order within half the watchdog's loop-latency warning, so that
     resolving one never makes the trading loop look stalled; five tries at least."""
@@ -106,8 +111,10 @@ class LiveSession:
         *,
         run_id: str | None = None,
         stop: Callable[[str], None] | None = None,
+        stop_deadline: Deadline | None = None,
     ) -> None:
         from arbitrage.live_execution import LiveExecutor
+        from arbitrage.order_lookup import no_deadline
 
         notional = min(config.strategy.order_notional_usd, plan.notional_usd)
         self.strategy: StrategyConfig = config.strategy.model_copy(update={"order_notional_usd": notional})
@@ -125,6 +132,7 @@ class LiveSession:
             rate_limits=rate_limits,
             lookup=lookup_policy(config),
             on_lookup=self._on_lookup,
+            stop_deadline=stop_deadline or no_deadline,
         )
         record(
             "LIVE_START",

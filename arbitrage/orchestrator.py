@@ -57,8 +57,9 @@ class Orchestrator:
             config, self.stop_request, self.request_stop, self.evidence_failures, self.rate_limits
         )
         self.builder = RunBuilder(
-            config, self.run_id, out, self.rate_limits, self.evidence_failures, self.request_stop
-        )
+            config, self.run_id, out, self.rate_limits, self.evidence_failures, self.request_stop,
+            self.stop_request.deadline,
+        )  # fmt: skip
         self.ledger: Ledger | None = None
 
     # -- stopping -----------------------------------------------------------------------------

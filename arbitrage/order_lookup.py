@@ -12,6 +12,9 @@ times within `LookupPolicy.budget_sec`:
 - neither before the budget runs out: the outcome stays unknown, and the caller stops entries and
   surfaces it (`live_setup.LiveSession` records it, activates the kill switch and stops the run).
 
+Once the run is stopping, no wait on a venue outlasts the stop's `Deadline` (`before`): a request
+still unanswered then is abandoned, and its order's outcome is unknown.
+
 Errors that say the venue refused the request (429/418, a nonce refusal) or that nothing was sent
 (the local back-off) are not ambiguous.
 """
@@ -22,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import ccxt
 
@@ -31,9 +34,45 @@ PLACED: Final = "placed"
 ABSENT: Final = "absent"
 UNKNOWN: Final = "unknown"
 MESSAGE_CHARS: Final = 300
+STOPPED_LOOKING: Final = "no lookup answered before the stop's deadline"
 
 Find = Callable[[], Awaitable[Mapping[str, Any]]]
 """Looks the order up by its client order id; raises ccxt.OrderNotFound when the venue has none."""
+Deadline = Callable[[], float | None]
+"""When waits on a venue must end (`time.monotonic`) because the run is stopping; None until then."""
+DEADLINE_POLL_SEC: Final = 0.05
+T = TypeVar("T")
+
+
+def no_deadline() -> float | None:
+    """The `Deadline` of an executor outside a run: waits are bounded by their own timeouts only."""
+    return None
+
+
+def passed(deadline: Deadline) -> bool:
+    """Whether the stop's deadline has come."""
+    limit = deadline()
+    return limit is not None and time.monotonic() >= limit
+
+
+class StopDeadlinePassed(Exception):
+    """A wait on a venue was abandoned at the stop's deadline: whatever it asked for may have happened."""
+
+
+async def before(deadline: Deadline, awaitable: Awaitable[T]) -> T:
+    """`awaitable`'s result; StopDeadlinePassed (it is cancelled) if the deadline comes first. The
+    deadline is asked again while waiting, since a stop can be requested at any moment."""
+    task = asyncio.ensure_future(awaitable)
+    while not task.done():
+        limit, now = deadline(), time.monotonic()
+        if limit is not None and now >= limit:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise StopDeadlinePassed
+        await asyncio.wait(
+            {task}, timeout=DEADLINE_POLL_SEC if limit is None else min(DEADLINE_POLL_SEC, limit - now)
+        )
+    return task.result()
 
 
 def is_ambiguous(exc: BaseException) -> bool:
@@ -88,15 +127,20 @@ class Found:
     last_error: str | None
 
 
-async def resolve(find: Find, policy: LookupPolicy) -> Found:
-    """Look the order up until it is found, proven absent, or the budget is spent."""
+async def resolve(find: Find, policy: LookupPolicy, stop: Deadline = no_deadline) -> Found:
+    """Look the order up until it is found, proven absent, or the budget is spent (or the stop's
+    deadline comes: no lookup is started after it, and one in flight is abandoned)."""
     deadline = time.monotonic() + policy.budget_sec
     attempts = misses = 0
     last_error: str | None = None
     while True:
+        if passed(stop):
+            return Found(UNKNOWN, None, attempts, last_error or STOPPED_LOOKING)
         attempts += 1
         try:
-            order = await find()
+            order = await before(stop, find())
+        except StopDeadlinePassed:
+            return Found(UNKNOWN, None, attempts, last_error or STOPPED_LOOKING)
         except ccxt.OrderNotFound:
             misses += 1
             if misses >= policy.absent_after:

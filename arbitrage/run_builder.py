@@ -23,7 +23,7 @@ from arbitrage.config import AppConfig
 from arbitrage.evidence_failure import EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable, first_line
-from arbitrage.live_setup import LiveSession, live_plan
+from arbitrage.live_setup import VENUE_STOP_SEC, LiveSession, live_plan
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.ops.arm_claim import claim_arm
@@ -166,6 +166,7 @@ class RunBuilder:
         rate_limits: RateLimits,
         failures: EvidenceFailures,
         request_stop: Callable[[str], None],
+        stop_deadline: Callable[[float], float | None] | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
@@ -173,6 +174,8 @@ class RunBuilder:
         self.rate_limits = rate_limits
         self.failures = failures
         self.request_stop = request_stop
+        self.stop_deadline = stop_deadline
+        """`StopRequest.deadline`: a time after the stop request, for the live orders' waits."""
 
     def build(
         self, loop: TradingLoop, conn: Connected, evidence: EvidenceDir, refusal: str | None
@@ -235,8 +238,11 @@ class RunBuilder:
         if conn.live is not None:
             assert conn.kill_switch is not None
             record = partial(conn.ledger.record_event, self.run_id)
-            live = LiveSession(cfg, conn.live, conn.kill_switch, record, self.rate_limits,
-                               run_id=self.run_id, stop=self.request_stop)  # fmt: skip
+            deadline = None if self.stop_deadline is None else partial(self.stop_deadline, VENUE_STOP_SEC)
+            live = LiveSession(
+                cfg, conn.live, conn.kill_switch, record, self.rate_limits,
+                run_id=self.run_id, stop=self.request_stop, stop_deadline=deadline,
+            )  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
         return (

@@ -13,6 +13,7 @@ import faulthandler
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 
@@ -22,17 +23,29 @@ class StopRequest:
     def __init__(self) -> None:
         self.event = threading.Event()
         self._reasons: list[str] = []
+        self.requested_at: float | None = None
+        """When the first stop was asked for (`time.monotonic`); None while none was."""
 
     def request(self, reason: str) -> None:
         """Ask to stop; the first reason wins."""
+        self._stamp()
         self._reasons.append(reason)
         self.event.set()
 
     def request_from_signal(self, reason: str) -> None:
         """Like `request`, but never blocks: the handler may interrupt a thread holding the event's lock."""
+        self._stamp()
         self._reasons.append(reason)
         with contextlib.suppress(RuntimeError):  # interpreter shutdown: nothing is left to wake
             threading.Thread(target=self.event.set, name="stop-request", daemon=True).start()
+
+    def _stamp(self) -> None:
+        if self.requested_at is None:
+            self.requested_at = time.monotonic()
+
+    def deadline(self, after_sec: float) -> float | None:
+        """`after_sec` after the first stop request (`time.monotonic`), or None while none was made."""
+        return None if self.requested_at is None else self.requested_at + after_sec
 
     @property
     def reason(self) -> str | None:

@@ -1,0 +1,97 @@
+"""Waits on a venue end at the stop's deadline (`order_lookup.before`), and lookups stop with them.
+
+A live run that is stopping must not wait on a slow venue past its budget: a wait still running
+when the deadline comes is cancelled and reported (`StopDeadlinePassed`), the deadline is asked
+again while waiting (a stop can be requested mid-wait), and no lookup starts after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from arbitrage.order_lookup import (
+    STOPPED_LOOKING,
+    UNKNOWN,
+    LookupPolicy,
+    StopDeadlinePassed,
+    before,
+    no_deadline,
+    passed,
+    resolve,
+)
+from arbitrage.stop_request import StopRequest
+
+
+class Slow:
+    """An awaitable venue call that answers after `seconds`, and says whether it was cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.cancelled = False
+        self.calls = 0
+
+    async def call(self) -> Mapping[str, Any]:
+        self.calls += 1
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return {"id": "answered"}
+
+
+def test_without_a_stop_the_wait_gets_its_answer() -> None:
+    venue = Slow(0.05)
+    assert asyncio.run(before(no_deadline, venue.call())) == {"id": "answered"}
+    assert not venue.cancelled
+
+
+def test_a_deadline_that_passes_cancels_the_wait() -> None:
+    venue = Slow(60.0)
+    limit = time.monotonic() + 0.1
+    with pytest.raises(StopDeadlinePassed):
+        asyncio.run(before(lambda: limit, venue.call()))
+    assert venue.cancelled
+
+
+def test_a_stop_requested_mid_wait_is_seen() -> None:
+    stop = StopRequest()
+    venue = Slow(60.0)
+
+    async def wait() -> Mapping[str, Any]:
+        asyncio.get_running_loop().call_later(0.1, stop.request, "SIGTERM")
+        return await before(lambda: stop.deadline(0.0), venue.call())
+
+    with pytest.raises(StopDeadlinePassed):
+        asyncio.run(wait())
+    assert venue.cancelled and stop.reason == "SIGTERM"
+
+
+def test_no_lookup_starts_after_the_deadline() -> None:
+    venue = Slow(0.0)
+    found = asyncio.run(resolve(venue.call, LookupPolicy(), lambda: time.monotonic() - 1.0))
+    assert (found.outcome, found.attempts, found.last_error, venue.calls) == (UNKNOWN, 0, STOPPED_LOOKING, 0)
+
+
+def test_a_lookup_in_flight_at_the_deadline_is_abandoned_as_unknown() -> None:
+    venue = Slow(60.0)
+    limit = time.monotonic() + 0.1
+    found = asyncio.run(resolve(venue.call, LookupPolicy(budget_sec=120.0), lambda: limit))
+    assert (found.outcome, found.attempts, venue.cancelled) == (UNKNOWN, 1, True)
+
+
+def test_the_stop_deadline_counts_from_the_first_request() -> None:
+    stop = StopRequest()
+    assert stop.deadline(4.0) is None and not passed(lambda: stop.deadline(4.0))
+    before_request = time.monotonic()
+    stop.request("SIGTERM")
+    first = stop.requested_at
+    stop.request("GUARD")
+    assert first is not None and stop.requested_at == first and first >= before_request
+    assert stop.deadline(4.0) == first + 4.0
+    assert passed(lambda: stop.deadline(0.0)) and not passed(lambda: stop.deadline(3600.0))
