@@ -12,7 +12,8 @@ An order whose outcome was ambiguous is recorded as an `ORDER_LOOKUP` event with
 by client order id found. One whose outcome stays unknown stops the run (`ORDER_OUTCOME_UNKNOWN`)
 and activates the kill switch: the engine no longer knows its exposure, so no further run may
 trade until an operator has reconciled the venues (`arbitrage reconcile`) and released the switch;
-the stop-time flatten still closes every position the run does know.
+the stop-time flatten still closes every position the run does know, as long as the venues answer
+within the stop's deadline (`VENUE_STOP_SEC`).
 """
 
 from __future__ import annotations
