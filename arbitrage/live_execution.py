@@ -16,9 +16,10 @@ found order is booked with its real fill, an absent one is a refusal. One whose 
 unknown raises `OrderOutcomeUnknown`: no entry is placed after it, no exit on its symbol (a retry
 could double it), and `on_lookup` is told so that the run can stop and be reconciled.
 
-Once the run is stopping, no order waits past the stop's deadline (`stop_deadline`): an order not
-sent by then is not sent (a refusal), and one whose answer, lookup or fill has not come by then has
-an unknown outcome, so that a slow venue cannot hold the stop past its budget.
+Once the run is stopping (`stop_deadline` gives a time), no entry is opened, and no order waits past
+that deadline: an order not sent by then is not sent (a refusal), and one whose answer, lookup or
+fill has not come by then has an unknown outcome, so that a slow venue cannot hold the stop past
+its budget. Second legs, unwinds and exits still go out until the deadline.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ FILL_TIMEOUT_SEC = 5.0
 FILL_POLL_SEC = 0.2
 KILL_SWITCH_REASON = "kill switch active: order not placed"
 OUTCOME_UNKNOWN = "outcome_unknown"
+STOPPING_REASON = "the run is stopping: no new position"
 NOT_SENT_AT_STOP = "not sent: the run is stopping and its deadline for the venues has passed"
 NO_ANSWER_AT_STOP = "no answer before the stop's deadline"
 FILL_UNKNOWN_AT_STOP = "placed; its fill was not known before the stop's deadline"
@@ -215,6 +217,8 @@ class LiveExecutor:
             return Rejected(quote, too_small)
         if self.unknown:
             return Rejected(quote, self._unknown_line(), OUTCOME_UNKNOWN)
+        if self._deadline() is not None:
+            return Rejected(quote, STOPPING_REASON, "stopping")
         if self._blocks():
             return Rejected(quote, KILL_SWITCH_REASON, "kill_switch")
         upbit_side, binance_side = _sides(quote, opening=True)

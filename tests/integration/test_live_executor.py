@@ -18,6 +18,7 @@ from arbitrage.live_execution import LiveExecutor, LiveExitError
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
+from arbitrage.stop_request import StopRequest
 from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 
@@ -127,6 +128,32 @@ def test_the_time_spent_on_order_round_trips_is_counted_as_venue_wait(
     assert isinstance(opened, PairFill), opened
     answered = sum(sim.private_requests().values())
     assert answered >= 3 and waited >= 100.0 * answered, (answered, waited)
+
+
+def test_a_stopping_run_opens_nothing_and_still_closes_what_it_holds(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    stop = StopRequest()
+    live = LiveExecutor(
+        StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,
+        listings=source.listings(), stop_deadline=lambda: stop.deadline(60.0),
+    )  # fmt: skip
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot), snapshot)
+        assert isinstance(opened, PairFill), opened
+        stop.request("SIGTERM")
+        refused = live.enter(entry(snapshot, "binance_rich"), snapshot)
+        position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
+        close_quote = exit_quote(source.snapshot(), position, FEES)
+        assert close_quote is not None
+        closed = live.exit(ExitIntent(position, close_quote, "flatten"), opened)
+    finally:
+        live.close()
+    assert isinstance(refused, Rejected) and refused.kind == "stopping", refused
+    assert isinstance(closed, PairFill), closed
+    posted = {k: v for k, v in sim.private_requests().items() if k.startswith("POST")}
+    assert posted == {"POST /api/v3/order": 2, "POST /v1/orders": 2}, "the refused entry sent nothing"
 
 
 def test_wrong_binance_secret_is_rejected_and_nothing_opens(sim: SimProcess, source: CcxtSource) -> None:
