@@ -54,7 +54,8 @@ class LegFailure:
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """Nothing was filled: the order broke a venue rule before any leg was placed, or (live) the
-    venue refused it, the kill switch blocked it, or its outcome is unknown (`kind`)."""
+    venue refused it, the kill switch blocked it, its outcome is unknown, or the run is stopping
+    (`kind`)."""
 
     quote: Quote
     reason: str
