@@ -24,12 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from side_by_side import database_for, redis_db, running_servers
 
 from evidence import names
 from harness.exchange_sim.client import start_exchange_sim
-from tests.support.live_runs import TRADING_SIM, armed_env, release_kill_switch
+from tests.support.live_runs import TRADING_SIM, armed_env, open_entries, release_kill_switch
 
 BUDGET_SEC = 10.0
 COMPOSE_GRACE_SEC = 30.0
@@ -46,18 +45,6 @@ class Stop:
     exit_code: int
     left_open: int
     sealed: bool
-
-
-def open_entries(dsn: str, run_id: str) -> int:
-    """Entries of the run without an exit leg, from the ledger."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM trade_legs e WHERE e.run_id = %s AND e.leg = 'entry' AND NOT EXISTS"
-            " (SELECT 1 FROM trade_legs x WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id"
-            " AND x.leg = 'exit')",
-            (run_id,),
-        ).fetchone()
-    return 0 if row is None else int(row[0])
 
 
 def one_stop(server_dsn: str, server_url: str, index: int, root: Path, latency_ms: float) -> Stop:
@@ -84,7 +71,7 @@ def one_stop(server_dsn: str, server_url: str, index: int, root: Path, latency_m
             raise SystemExit(f"the live run exited {proc.wait()} before naming its evidence")
         evidence = Path(line.removeprefix("evidence: ").strip())
         deadline = time.monotonic() + OPEN_WITHIN_SEC
-        while open_entries(dsn, evidence.name) == 0:
+        while not open_entries(dsn, evidence.name):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise SystemExit(f"the live run opened no position within {OPEN_WITHIN_SEC:.0f}s")
@@ -96,7 +83,8 @@ def one_stop(server_dsn: str, server_url: str, index: int, root: Path, latency_m
         code = proc.wait(timeout=300)
         seconds = time.monotonic() - sent
         proc.stdout.read()
-        return Stop(seconds, code, open_entries(dsn, evidence.name), (evidence / names.MANIFEST).exists())
+        left_open = len(open_entries(dsn, evidence.name))
+        return Stop(seconds, code, left_open, (evidence / names.MANIFEST).exists())
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from arbitrage.live_execution import LiveExecutor, LiveExitError
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
+from arbitrage.order_lookup import Deadline, no_deadline
 from arbitrage.stop_request import StopRequest
 from arbitrage.strategy import Direction, EntryIntent, ExitIntent, OpenPosition, entry_quote, exit_quote
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
@@ -54,12 +55,17 @@ def source(sim: SimProcess) -> Iterator[CcxtSource]:
 
 
 def executor(
-    sim: SimProcess, source: CcxtSource, blocked: bool = False, **key_overrides: str
+    sim: SimProcess,
+    source: CcxtSource,
+    blocked: bool = False,
+    stop_deadline: Deadline = no_deadline,
+    **key_overrides: str,
 ) -> LiveExecutor:
     keys = LiveKeys.from_env({**TEST_KEYS, **key_overrides})
     return LiveExecutor(
-        StrategyConfig(), keys, lambda: blocked, exchange_url=sim.url, listings=source.listings()
-    )
+        StrategyConfig(), keys, lambda: blocked, exchange_url=sim.url, listings=source.listings(),
+        stop_deadline=stop_deadline,
+    )  # fmt: skip
 
 
 def entry(snapshot: MarketSnapshot, direction: Direction = "upbit_rich") -> EntryIntent:
@@ -134,10 +140,7 @@ def test_a_stopping_run_opens_nothing_and_still_closes_what_it_holds(
     sim: SimProcess, source: CcxtSource
 ) -> None:
     stop = StopRequest()
-    live = LiveExecutor(
-        StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,
-        listings=source.listings(), stop_deadline=lambda: stop.deadline(60.0),
-    )  # fmt: skip
+    live = executor(sim, source, stop_deadline=lambda: stop.deadline(60.0))
     try:
         snapshot = source.snapshot()
         opened = live.enter(entry(snapshot), snapshot)

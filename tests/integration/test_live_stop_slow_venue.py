@@ -26,7 +26,7 @@ from evidence.completeness import completeness_problems
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.engine_process import wait_for
-from tests.support.live_runs import TRADING_SIM, armed_env, release_kill_switch
+from tests.support.live_runs import TRADING_SIM, armed_env, open_entries, release_kill_switch
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 """The run's WARNINGs (slow market data, the watchdog) and the ERRORs of a stop that leaves orders
@@ -43,18 +43,6 @@ UNIVERSE = {"ARB_SYMBOLS__UNIVERSE": "top5"}
 def sim() -> Iterator[SimProcess]:
     with start_exchange_sim(*TRADING_SIM, "--universe", "top5") as server:
         yield server
-
-
-def open_entries(dsn: str, run_id: str) -> set[str]:
-    """Trade ids of the run's entries without an exit leg, from the ledger."""
-    with connect(dsn, 5.0, 5000) as conn:
-        rows = conn.execute(
-            "SELECT e.trade_id FROM trade_legs e WHERE e.run_id = %s AND e.leg = 'entry' AND NOT EXISTS"
-            " (SELECT 1 FROM trade_legs x WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id"
-            " AND x.leg = 'exit')",
-            (run_id,),
-        ).fetchall()
-    return {str(row[0]) for row in rows}
 
 
 def events(dsn: str, run_id: str) -> list[tuple[str, dict[str, Any]]]:

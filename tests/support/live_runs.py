@@ -71,6 +71,18 @@ def closed_trades(dsn: str, run_id: str) -> int:
     return 0 if row is None else int(row[0])
 
 
+def open_entries(dsn: str, run_id: str) -> set[str]:
+    """Trade ids of the run's entries without an exit leg, from the ledger."""
+    with connect(dsn, 5.0, 5000) as conn:
+        rows = conn.execute(
+            "SELECT e.trade_id FROM trade_legs e WHERE e.run_id = %s AND e.leg = 'entry' AND NOT EXISTS"
+            " (SELECT 1 FROM trade_legs x WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id"
+            " AND x.leg = 'exit')",
+            (run_id,),
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 def run_until_closed_trades(run: EngineProcess, dsn: str, args: Sequence[str], trades: int) -> int:
     """Start the live run, stop it with SIGTERM once the ledger holds `trades` round trips; the exit
     code. Fails if the run ends or reaches its `RUN_BOUND_SEC` bound before that."""
