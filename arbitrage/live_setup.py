@@ -112,10 +112,9 @@ class LiveSession:
         *,
         run_id: str | None = None,
         stop: Callable[[str], None] | None = None,
-        stop_deadline: Deadline | None = None,
+        stop_deadline: Deadline,
     ) -> None:
         from arbitrage.live_execution import LiveExecutor
-        from arbitrage.order_lookup import no_deadline
 
         notional = min(config.strategy.order_notional_usd, plan.notional_usd)
         self.strategy: StrategyConfig = config.strategy.model_copy(update={"order_notional_usd": notional})
@@ -133,7 +132,7 @@ class LiveSession:
             rate_limits=rate_limits,
             lookup=lookup_policy(config),
             on_lookup=self._on_lookup,
-            stop_deadline=stop_deadline or no_deadline,
+            stop_deadline=stop_deadline,
         )
         record(
             "LIVE_START",

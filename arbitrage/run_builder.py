@@ -166,7 +166,7 @@ class RunBuilder:
         rate_limits: RateLimits,
         failures: EvidenceFailures,
         request_stop: Callable[[str], None],
-        stop_deadline: Callable[[float], float | None] | None = None,
+        stop_deadline: Callable[[float], float | None],
     ) -> None:
         self.config = config
         self.run_id = run_id
@@ -238,10 +238,9 @@ class RunBuilder:
         if conn.live is not None:
             assert conn.kill_switch is not None
             record = partial(conn.ledger.record_event, self.run_id)
-            deadline = None if self.stop_deadline is None else partial(self.stop_deadline, VENUE_STOP_SEC)
             live = LiveSession(
-                cfg, conn.live, conn.kill_switch, record, self.rate_limits,
-                run_id=self.run_id, stop=self.request_stop, stop_deadline=deadline,
+                cfg, conn.live, conn.kill_switch, record, self.rate_limits, run_id=self.run_id,
+                stop=self.request_stop, stop_deadline=partial(self.stop_deadline, VENUE_STOP_SEC),
             )  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)
