@@ -43,10 +43,10 @@ from arbitrage.order_lookup import (
     PLACED,
     UNKNOWN,
     Deadline,
+    DeadlinePassed,
     Find,
     LookupPolicy,
     Resolution,
-    StopDeadlinePassed,
     before,
     is_ambiguous,
     no_deadline,
@@ -279,7 +279,7 @@ class LiveExecutor:
             raise LiveOrderError(venue, client_id, NOT_SENT_AT_STOP)
         try:
             return await before(self._deadline, create())
-        except StopDeadlinePassed:
+        except DeadlinePassed:
             error = NO_ANSWER_AT_STOP
         except ccxt.BaseError as exc:
             if not is_ambiguous(exc):
@@ -332,7 +332,7 @@ class LiveExecutor:
             leg = leg_from_order("binance", side, symbol, BINANCE_QUOTE, order)
         except LiveOrderError:
             raise
-        except StopDeadlinePassed:
+        except DeadlinePassed:
             raise LiveOrderError("binance", client_id, NOT_SENT_AT_STOP) from None
         except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
             raise LiveOrderError("binance", client_id, one_line(exc)) from exc
@@ -365,7 +365,7 @@ class LiveExecutor:
             done = placed.get("status") == "closed"
             try:
                 order = placed if done else await self._settled(str(placed["id"]), market)
-            except StopDeadlinePassed:
+            except DeadlinePassed:
                 asked, placed_id = params.get("cost", amount), str(placed["id"])
                 raise self._outcome_unknown(
                     Resolution("upbit", symbol, side, asked, client_id, FILL_UNKNOWN_AT_STOP, UNKNOWN, 0,
@@ -374,7 +374,7 @@ class LiveExecutor:
             leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
         except LiveOrderError:
             raise
-        except StopDeadlinePassed:
+        except DeadlinePassed:
             raise LiveOrderError("upbit", client_id, NOT_SENT_AT_STOP) from None
         except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
             raise LiveOrderError("upbit", client_id, one_line(exc)) from exc

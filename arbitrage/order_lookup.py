@@ -12,8 +12,10 @@ times within `LookupPolicy.budget_sec`:
 - neither before the budget runs out: the outcome stays unknown, and the caller stops entries and
   surfaces it (`live_setup.LiveSession` records it, activates the kill switch and stops the run).
 
-Once the run is stopping, no wait on a venue outlasts the stop's `Deadline` (`before`): a request
-still unanswered then is abandoned, and its order's outcome is unknown.
+No lookup request outlasts the budget either: one still unanswered when the budget is spent is
+abandoned, whatever the client's own timeout. Once the run is stopping, no wait on a venue outlasts
+the stop's `Deadline` (`before`): a request still unanswered then is abandoned, and its order's
+outcome is unknown.
 
 Errors that say the venue refused the request (429/418, a nonce refusal) or that nothing was sent
 (the local back-off) are not ambiguous.
@@ -35,6 +37,7 @@ ABSENT: Final = "absent"
 UNKNOWN: Final = "unknown"
 MESSAGE_CHARS: Final = 300
 STOPPED_LOOKING: Final = "no lookup answered before the stop's deadline"
+BUDGET_SPENT: Final = "no lookup answered within the lookup budget"
 
 Find = Callable[[], Awaitable[Mapping[str, Any]]]
 """Looks the order up by its client order id; raises ccxt.OrderNotFound when the venue has none."""
@@ -55,12 +58,22 @@ def passed(deadline: Deadline) -> bool:
     return limit is not None and time.monotonic() >= limit
 
 
-class StopDeadlinePassed(Exception):
-    """A wait on a venue was abandoned at the stop's deadline: whatever it asked for may have happened."""
+def sooner(deadline: Deadline, at: float) -> Deadline:
+    """A `Deadline` that comes at `at` (`time.monotonic`), or at `deadline` if that is earlier."""
+
+    def limit() -> float:
+        other = deadline()
+        return at if other is None else min(at, other)
+
+    return limit
+
+
+class DeadlinePassed(Exception):
+    """A wait on a venue was abandoned at its deadline: whatever it asked for may have happened."""
 
 
 async def before(deadline: Deadline, awaitable: Awaitable[T]) -> T:
-    """`awaitable`'s result; StopDeadlinePassed (it is cancelled) if the deadline comes first. The
+    """`awaitable`'s result; DeadlinePassed (it is cancelled) if the deadline comes first. The
     deadline is asked again while waiting, since a stop can be requested at any moment."""
     task = asyncio.ensure_future(awaitable)
     while not task.done():
@@ -68,7 +81,7 @@ async def before(deadline: Deadline, awaitable: Awaitable[T]) -> T:
         if limit is not None and now >= limit:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            raise StopDeadlinePassed
+            raise DeadlinePassed
         await asyncio.wait(
             {task}, timeout=DEADLINE_POLL_SEC if limit is None else min(DEADLINE_POLL_SEC, limit - now)
         )
@@ -129,8 +142,9 @@ class Found:
 
 async def resolve(find: Find, policy: LookupPolicy, stop: Deadline = no_deadline) -> Found:
     """Look the order up until it is found, proven absent, or the budget is spent (or the stop's
-    deadline comes: no lookup is started after it, and one in flight is abandoned)."""
+    deadline comes). No lookup starts after either, and one in flight then is abandoned."""
     deadline = time.monotonic() + policy.budget_sec
+    bounded = sooner(stop, deadline)
     attempts = misses = 0
     last_error: str | None = None
     while True:
@@ -138,9 +152,10 @@ async def resolve(find: Find, policy: LookupPolicy, stop: Deadline = no_deadline
             return Found(UNKNOWN, None, attempts, last_error or STOPPED_LOOKING)
         attempts += 1
         try:
-            order = await before(stop, find())
-        except StopDeadlinePassed:
-            return Found(UNKNOWN, None, attempts, last_error or STOPPED_LOOKING)
+            order = await before(bounded, find())
+        except DeadlinePassed:
+            why = STOPPED_LOOKING if passed(stop) else BUDGET_SPENT
+            return Found(UNKNOWN, None, attempts, last_error or why)
         except ccxt.OrderNotFound:
             misses += 1
             if misses >= policy.absent_after:

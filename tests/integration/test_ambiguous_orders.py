@@ -15,7 +15,7 @@ from arbitrage.execution import LegFailure, PairFill, Rejected
 from arbitrage.live_execution import LiveExecutor, LiveExitError
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
-from arbitrage.order_lookup import LookupPolicy, Resolution
+from arbitrage.order_lookup import BUDGET_SPENT, LookupPolicy, Resolution
 from arbitrage.strategy import ExitIntent, OpenPosition, exit_quote
 from harness.exchange_sim.client import SimProcess
 from tests.integration.test_live_executor import (
@@ -144,3 +144,28 @@ def test_an_unknown_second_leg_unwinds_the_first_and_is_surfaced(sim: SimProcess
         ("upbit", "unknown", orders[1]["client_id"])
     ]
     assert_recorded(orders[2], result.unwind)
+
+
+def test_a_lookup_slower_than_its_budget_is_abandoned_and_the_outcome_stays_unknown(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    """A lookup request the venue has not answered when the budget is spent is not waited out to
+    the client's 10 s timeout: the order is surfaced as unknown (it was booked), within the budget."""
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard)
+    try:
+        snapshot = source.snapshot()
+        sim.configure({"faults": ["lost_reply"], "venues": ["binance"], "latency_ms": 5000})
+        result = live.enter(entry(snapshot), snapshot)
+        booked = sim.stats()["orders"]
+        sim.configure({"faults": [], "venues": None, "latency_ms": 0})
+    finally:
+        live.close()
+    assert isinstance(result, Rejected) and result.kind == "outcome_unknown", result
+    assert [o["venue"] for o in booked] == ["binance"], "the unanswered order was booked"
+    [resolution] = heard
+    assert (resolution.outcome, resolution.client_order_id, resolution.attempts) == (
+        "unknown", booked[0]["client_id"], 1,
+    )  # fmt: skip
+    assert resolution.lookup_error == BUDGET_SPENT
+    assert live.unknown != []

@@ -1,8 +1,10 @@
-"""Waits on a venue end at the stop's deadline (`order_lookup.before`), and lookups stop with them.
+"""Waits on a venue end at their deadline (`order_lookup.before`): the stop's, and a lookup's budget.
 
 A live run that is stopping must not wait on a slow venue past its budget: a wait still running
-when the deadline comes is cancelled and reported (`StopDeadlinePassed`), the deadline is asked
-again while waiting (a stop can be requested mid-wait), and no lookup starts after it.
+when the deadline comes is cancelled and reported (`DeadlinePassed`), the deadline is asked
+again while waiting (a stop can be requested mid-wait), and no lookup starts after it. Outside a
+stop, a lookup request still unanswered when the lookup budget is spent is abandoned too, so that
+resolving an order never holds the trading loop for the client's whole timeout.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from typing import Any
 import pytest
 
 from arbitrage.order_lookup import (
+    BUDGET_SPENT,
+    PLACED,
     STOPPED_LOOKING,
     UNKNOWN,
+    DeadlinePassed,
     LookupPolicy,
-    StopDeadlinePassed,
     before,
     no_deadline,
     passed,
     resolve,
+    sooner,
 )
 from arbitrage.stop_request import StopRequest
 
@@ -54,7 +59,7 @@ def test_without_a_stop_the_wait_gets_its_answer() -> None:
 def test_a_deadline_that_passes_cancels_the_wait() -> None:
     venue = Slow(60.0)
     limit = time.monotonic() + 0.1
-    with pytest.raises(StopDeadlinePassed):
+    with pytest.raises(DeadlinePassed):
         asyncio.run(before(lambda: limit, venue.call()))
     assert venue.cancelled
 
@@ -67,7 +72,7 @@ def test_a_stop_requested_mid_wait_is_seen() -> None:
         asyncio.get_running_loop().call_later(0.1, stop.request, "SIGTERM")
         return await before(lambda: stop.deadline(0.0), venue.call())
 
-    with pytest.raises(StopDeadlinePassed):
+    with pytest.raises(DeadlinePassed):
         asyncio.run(wait())
     assert venue.cancelled and stop.reason == "SIGTERM"
 
@@ -95,3 +100,23 @@ def test_the_stop_deadline_counts_from_the_first_request() -> None:
     assert first is not None and stop.requested_at == first and first >= before_request
     assert stop.deadline(4.0) == first + 4.0
     assert passed(lambda: stop.deadline(0.0)) and not passed(lambda: stop.deadline(3600.0))
+
+
+def test_sooner_is_the_earlier_of_the_two_deadlines() -> None:
+    assert sooner(no_deadline, 5.0)() == 5.0
+    assert sooner(lambda: 3.0, 5.0)() == 3.0
+    assert sooner(lambda: 7.0, 5.0)() == 5.0
+
+
+def test_a_lookup_in_flight_when_the_budget_is_spent_is_abandoned_as_unknown() -> None:
+    venue = Slow(60.0)
+    found = asyncio.run(resolve(venue.call, LookupPolicy(budget_sec=0.2, interval_sec=0.05)))
+    assert (found.outcome, found.attempts, found.last_error) == (UNKNOWN, 1, BUDGET_SPENT)
+    assert venue.cancelled
+
+
+def test_a_lookup_answered_within_the_budget_finds_the_order() -> None:
+    venue = Slow(0.05)
+    found = asyncio.run(resolve(venue.call, LookupPolicy(budget_sec=30.0)))
+    assert (found.outcome, found.order, found.attempts) == (PLACED, {"id": "answered"}, 1)
+    assert not venue.cancelled
