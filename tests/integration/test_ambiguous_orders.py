@@ -155,10 +155,10 @@ def test_a_lookup_slower_than_its_budget_is_abandoned_and_the_outcome_stays_unkn
     live = executor(sim, source, heard)
     try:
         snapshot = source.snapshot()
-        sim.configure({"faults": ["lost_reply"], "venues": ["binance"], "latency_ms": 5000})
+        sim.configure({"faults": ["lost_reply"], "venues": ["binance"], "latency_ms": 2000})
         result = live.enter(entry(snapshot), snapshot)
-        booked = sim.stats()["orders"]
         sim.configure({"faults": [], "venues": None, "latency_ms": 0})
+        booked = sim.stats()["orders"]
     finally:
         live.close()
     assert isinstance(result, Rejected) and result.kind == "outcome_unknown", result
