@@ -86,6 +86,7 @@ class RunProgress:
         self.lines_logged = 0
         self._last_logged: tuple[float, float] | None = None
         self._pending = ""
+        self._last_line = ""
         self._last_refresh = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -195,16 +196,17 @@ class RunProgress:
         log.info("%s", self._pending)
         self.lines_logged += 1
         self._last_logged = (elapsed_s, fraction or 0.0)
-        self._pending = ""
+        self._last_line, self._pending = self._pending, ""
 
     def close(self) -> None:
-        """Draw the final state, or log it if it was not logged yet; calling it again is a no-op."""
+        """Draw the final state, or log it unless the last line logged said the same; calling it
+        again is a no-op."""
         if self._progress is not None:
             self._progress.refresh()
             self._progress.stop()
             self._progress = None
             self._restore_logs()
-        elif self._pending:
+        elif self._pending and self._pending != self._last_line:
             log.info("%s", self._pending)
             self.lines_logged += 1
             self._pending = ""

@@ -65,6 +65,17 @@ def test_tick_runs_count_progress_in_ticks(caplog: pytest.LogCaptureFixture) -> 
     assert "ticks 400/400" in logged[-1] and logged[-1].startswith("progress 100%")
 
 
+def test_a_final_state_already_logged_is_not_logged_again(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    progress = RunProgress(total_ticks=1, stream=io.StringIO())
+    progress.update(0.0, trades=0, last_heartbeat_age_s=0.0, pnl_usd=0.0, ticks=1)
+    progress.update(0.0, trades=0, last_heartbeat_age_s=0.0, pnl_usd=0.0, ticks=1)
+    progress.close()
+    assert lines(caplog) == [
+        "progress 100%: elapsed 00:00:00 ticks 1/1 trades 0 open 0 heartbeat 0s ago pnl +0.00 USD"
+    ]
+
+
 def test_unbounded_runs_log_on_time_alone_and_close_is_idempotent(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     progress = RunProgress(stream=io.StringIO(), log_every_s=10)
