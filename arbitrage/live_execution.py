@@ -14,7 +14,9 @@ then stay open for a retry. A network error or timeout on an order's create call
 venue may have filled it): the order is looked up by its client order id (`order_lookup`), and a
 found order is booked with its real fill, an absent one is a refusal. One whose outcome stays
 unknown raises `OrderOutcomeUnknown`: no entry is placed after it, no exit on its symbol (a retry
-could double it), and `on_lookup` is told so that the run can stop and be reconciled.
+could double it), and `on_lookup` is told so that the run can stop and be reconciled. So does an
+Upbit order that was placed but whose fill could not be learnt within the fill timeout (polls
+failing, or the order still open): the venue may fill it yet, so it is not a refusal.
 
 Once the run is stopping (`stop_deadline` gives a time), no entry is opened, and no order waits past
 that deadline: an order not sent by then is not sent (a refusal), and one whose answer, lookup or
@@ -53,6 +55,7 @@ from arbitrage.order_lookup import (
     one_line,
     passed,
     resolve,
+    sooner,
 )
 from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 
@@ -67,6 +70,17 @@ STOPPING_REASON = "the run is stopping: no new position"
 NOT_SENT_AT_STOP = "not sent: the run is stopping and its deadline for the venues has passed"
 NO_ANSWER_AT_STOP = "no answer before the stop's deadline"
 FILL_UNKNOWN_AT_STOP = "placed; its fill was not known before the stop's deadline"
+FILL_UNKNOWN = "placed; its fill was not known within {timeout:g} s"
+
+
+class FillUnknown(Exception):
+    """A placed Upbit order whose fill could not be learnt: `why`, and the last poll's error."""
+
+    def __init__(self, why: str, polls: int, last_error: str | None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.polls = polls
+        self.last_error = last_error
 
 
 class LiveOrderError(Exception):
@@ -365,11 +379,11 @@ class LiveExecutor:
             done = placed.get("status") == "closed"
             try:
                 order = placed if done else await self._settled(str(placed["id"]), market)
-            except DeadlinePassed:
+            except FillUnknown as unknown:
                 asked, placed_id = params.get("cost", amount), str(placed["id"])
                 raise self._outcome_unknown(
-                    Resolution("upbit", symbol, side, asked, client_id, FILL_UNKNOWN_AT_STOP, UNKNOWN, 0,
-                               None, placed_id)
+                    Resolution("upbit", symbol, side, asked, client_id, unknown.why, UNKNOWN, unknown.polls,
+                               unknown.last_error, placed_id)
                 ) from None  # fmt: skip
             leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
         except LiveOrderError:
@@ -382,12 +396,34 @@ class LiveExecutor:
         return leg
 
     async def _settled(self, order_id: str, market: str) -> dict[str, Any]:
-        """Upbit answers an order as accepted ("wait"); its fill is known once it is no longer open."""
+        """Upbit answers an order as accepted ("wait"); its fill is known once it is no longer open.
+
+        The order is placed, so a poll that fails is asked again, and an order still open or
+        unanswered when the fill timeout (or the stop's deadline) comes raises FillUnknown: taking
+        it for a refusal would leave a fill the venue may still make out of the ledger.
+        """
         deadline = time.monotonic() + self._fill_timeout
+        polls, last_error = 0, None
         while True:
-            order: dict[str, Any] = await before(self._deadline, self.upbit.fetch_order(order_id, market))
-            if order.get("status") != "open":
-                return order
-            if time.monotonic() >= deadline:
-                raise ValueError(f"order {order_id} still open after {self._fill_timeout:g} s")
+            polls += 1
+            try:
+                order: dict[str, Any] = await before(
+                    sooner(self._deadline, deadline), self.upbit.fetch_order(order_id, market)
+                )
+            except DeadlinePassed:
+                break
+            except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
+                last_error = one_line(exc)
+            else:
+                if order.get("status") != "open":
+                    return order
+                last_error = "still open"
+            if passed(self._deadline) or time.monotonic() + FILL_POLL_SEC >= deadline:
+                break
             await asyncio.sleep(FILL_POLL_SEC)
+        why = (
+            FILL_UNKNOWN_AT_STOP
+            if passed(self._deadline)
+            else FILL_UNKNOWN.format(timeout=self._fill_timeout)
+        )
+        raise FillUnknown(why, polls, last_error)

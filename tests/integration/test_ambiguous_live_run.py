@@ -6,7 +6,8 @@ exactly the orders the venues booked: checked from PostgreSQL against what the s
 through ccxt with the account's keys (not from the engine's own summary), then by `reconcile`.
 With "lookup_down" as well, the first order's outcome stays unknown: the run stops
 (ORDER_OUTCOME_UNKNOWN), the kill switch is ACTIVE, event_log says which order, and `reconcile`
-reports the booked order the ledger lacks.
+reports the booked order the ledger lacks. With "lookup_down" alone, Upbit's first order is
+placed but its fill cannot be learnt (its polls fail): the same stop, for that order.
 """
 
 from __future__ import annotations
@@ -184,3 +185,39 @@ def test_an_order_whose_outcome_stays_unknown_stops_the_run_and_trips_the_kill_s
     code, out, _ = reconcile(run_id, lossy_sim, evidence.parent, postgres_dsn, redis_url)
     assert code == 1, out
     assert [line for line in problems(out) if order_id in line and "missing in the ledger" in line], out
+
+
+@pytest.mark.parametrize("lossy_sim", [("lookup_down",)], indirect=True)
+def test_a_placed_order_whose_fill_stays_unknown_stops_the_run_and_reconcile_names_it(
+    lossy_sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str
+) -> None:
+    """Upbit answers the first Upbit order as accepted, and every poll for its fill then fails. The
+    venue filled it, so the run must not take it for a refusal and trade on: it stops
+    (ORDER_OUTCOME_UNKNOWN) with the kill switch ACTIVE, and `reconcile` names the order."""
+    release_kill_switch(postgres_dsn, "unknown fill acceptance run", "test_ambiguous_live_run")
+    done = arbitrage(
+        "run", "--mode", "live", "--market", "ccxt", "--exchange-url", lossy_sim.url, "--ticks", str(TICKS),
+        "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),
+        env=armed_env() | LOSSY_RUN, timeout=TICKS + 90, cwd=tmp_path,
+    )  # fmt: skip
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
+    evidence = Path(line.removeprefix("evidence: "))
+    run_id = evidence.name
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    lossy_sim.configure({"faults": []})
+    booked = venue_orders(lossy_sim)
+    _, events = ledger_of(postgres_dsn, run_id)
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        row = conn.execute("SELECT stop_reason, exit_code FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        state = KillSwitch(conn).status()
+    assert row == ("ORDER_OUTCOME_UNKNOWN", 1), done.stderr[-3000:]
+    [(upbit_id, upbit)] = [(i, o) for i, o in booked.items() if o["venue"] == "upbit"]
+    assert upbit["order"]["filled"] > 0.0, "the venue filled the order"
+    lookups = [payload for kind, _, payload in events if kind == "ORDER_LOOKUP"]
+    assert [(p["venue"], p["outcome"], p["order_id"]) for p in lookups] == [("upbit", "unknown", upbit_id)]
+    assert (state.active, state.by, state.run_id) == (True, "live", run_id)
+    assert upbit["order"]["clientOrderId"] in state.reason
+
+    code, out, _ = reconcile(run_id, lossy_sim, evidence.parent, postgres_dsn, redis_url)
+    assert code == 1, out
+    assert [line for line in problems(out) if upbit_id in line and "missing in the ledger" in line], out

@@ -2,8 +2,8 @@
 
 The simulator produces each case for real: "lost_reply" books and fills the order, then closes
 the connection without an answer; "lost_order" drops the request before booking it;
-"lookup_down" answers every order lookup 503. The executor runs real ccxt over HTTP; what it
-books is compared with the orders the simulator kept.
+"lookup_down" answers every order lookup 503 (Upbit's fill polls among them). The executor runs
+real ccxt over HTTP; what it books is compared with the orders the simulator kept.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, PairFill, Rejected
-from arbitrage.live_execution import LiveExecutor, LiveExitError
+from arbitrage.live_execution import FILL_TIMEOUT_SEC, LiveExecutor, LiveExitError
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.order_lookup import BUDGET_SPENT, LookupPolicy, Resolution
@@ -35,10 +35,13 @@ pytestmark = pytest.mark.integration
 QUICK_LOOKUP = LookupPolicy(budget_sec=1.0, interval_sec=0.2)
 
 
-def executor(sim: SimProcess, source: CcxtSource, heard: list[Resolution]) -> LiveExecutor:
+def executor(
+    sim: SimProcess, source: CcxtSource, heard: list[Resolution], fill_timeout_sec: float = FILL_TIMEOUT_SEC
+) -> LiveExecutor:
     return LiveExecutor(
         StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,
         listings=source.listings(), lookup=QUICK_LOOKUP, on_lookup=heard.append,
+        fill_timeout_sec=fill_timeout_sec,
     )  # fmt: skip
 
 
@@ -169,3 +172,33 @@ def test_a_lookup_slower_than_its_budget_is_abandoned_and_the_outcome_stays_unkn
     )  # fmt: skip
     assert resolution.lookup_error == BUDGET_SPENT
     assert live.unknown != []
+
+
+def test_a_placed_upbit_order_whose_fill_cannot_be_learnt_is_unknown_not_refused(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    """Upbit answers a market order as accepted ("wait"), and its fill comes from polling the order.
+    When every poll fails, the order was placed all the same (the simulator filled it): its outcome
+    is unknown, surfaced and stopping entries, never a refusal that leaves its fill out of the books."""
+    sim.configure({"faults": ["lookup_down"], "venues": ["upbit"]})
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard, fill_timeout_sec=1.0)
+    try:
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+        sim.configure({"faults": [], "venues": None})
+        later = live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+    orders = sim.stats()["orders"]
+    assert [o["venue"] for o in orders] == ["binance", "upbit", "binance"]
+    assert orders[1]["qty"] > 0.0, "the simulator filled the Upbit order"
+    assert isinstance(result, LegFailure) and "outcome unknown" in result.reason, result
+    assert result.unwind is not None
+    [resolution] = heard
+    assert (resolution.venue, resolution.outcome, resolution.client_order_id, resolution.order_id) == (
+        "upbit", "unknown", orders[1]["client_id"], orders[1]["id"],
+    )  # fmt: skip
+    assert resolution.create_error == "placed; its fill was not known within 1 s"
+    assert resolution.attempts >= 2 and "503" in (resolution.lookup_error or "")
+    assert isinstance(later, Rejected) and later.kind == "outcome_unknown", later
