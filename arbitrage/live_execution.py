@@ -37,6 +37,13 @@ import ccxt
 
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
+from arbitrage.live_orders import (
+    FillUnknown,
+    LiveExitError,
+    LiveOrderError,
+    OrderOutcomeUnknown,
+    leg_from_order,
+)
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot, Side
 from arbitrage.market.ccxt_source import BINANCE_QUOTE, UPBIT_QUOTE, VenuePair
@@ -73,47 +80,6 @@ FILL_UNKNOWN_AT_STOP = "placed; its fill was not known before the stop's deadlin
 FILL_UNKNOWN = "placed; its fill was not known within {timeout:g} s"
 
 
-class FillUnknown(Exception):
-    """A placed Upbit order whose fill could not be learnt: `why`, and the last poll's error."""
-
-    def __init__(self, why: str, polls: int, last_error: str | None) -> None:
-        super().__init__(why)
-        self.why = why
-        self.polls = polls
-        self.last_error = last_error
-
-
-class LiveOrderError(Exception):
-    """One order was refused or its outcome is unknown; the message is one line with no secrets."""
-
-    def __init__(self, venue: str, client_id: str, reason: str) -> None:
-        super().__init__(f"{venue} order {client_id}: {reason}")
-        self.venue = venue
-        self.client_id = client_id
-
-
-class OrderOutcomeUnknown(LiveOrderError):
-    """An ambiguous order that lookups by client order id could neither find nor prove absent."""
-
-    def __init__(self, resolution: Resolution) -> None:
-        super().__init__(
-            resolution.venue,
-            resolution.client_order_id,
-            f"outcome unknown after {resolution.attempts} lookups ({resolution.create_error};"
-            f" last lookup: {resolution.lookup_error})",
-        )
-        self.resolution = resolution
-
-
-class LiveExitError(Exception):
-    """An exit leg failed: `filled` is the exit leg that did fill (None if the first failed)."""
-
-    def __init__(self, failed_venue: str, reason: str, filled: LegFill | None) -> None:
-        super().__init__(f"exit {failed_venue} leg failed: {reason}")
-        self.failed_venue = failed_venue
-        self.filled = filled
-
-
 def _opposite(side: Side) -> Side:
     return "sell" if side == "buy" else "buy"
 
@@ -126,28 +92,6 @@ def _sides(quote: Quote, opening: bool) -> tuple[Side, Side]:
 
 def _client_id() -> str:
     return f"arb{uuid.uuid4().hex[:20]}"
-
-
-def leg_from_order(venue: str, side: Side, base: str, quote_ccy: str, order: Mapping[str, Any]) -> LegFill:
-    """A LegFill from ccxt's unified order; raises ValueError when nothing was filled.
-
-    Fees charged in the base asset (Binance takes a buy's commission from the coin bought)
-    are converted at the fill's average price; fees in other assets (BNB) are not counted.
-    """
-    filled = float(order.get("filled") or 0.0)
-    cost = float(order.get("cost") or 0.0)
-    if not filled > 0.0 or not cost > 0.0:
-        raise ValueError(f"nothing filled (status {order.get('status')!r})")
-    vwap = cost / filled
-    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
-    fee = 0.0
-    for item in fees:
-        amount = float(item.get("cost") or 0.0)
-        if item.get("currency") == quote_ccy:
-            fee += amount
-        elif item.get("currency") == base:
-            fee += amount * vwap
-    return LegFill(venue, side, filled, vwap, cost, fee, str(order["id"]))
 
 
 class LiveExecutor:

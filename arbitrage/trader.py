@@ -272,7 +272,7 @@ class Trader:
         """Both exit legs; None when a live exit failed, the position then stays open."""
         if not self._sized_exits:
             return self.executor.exit(intent)
-        from arbitrage.live_execution import LiveExitError  # only live executors size their exits
+        from arbitrage.live_orders import LiveExitError  # only live executors size their exits
 
         try:
             return cast(SizedExitExecutor, self.executor).exit(intent, position.entry)

@@ -12,7 +12,8 @@ import pytest
 
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, PairFill, Rejected
-from arbitrage.live_execution import FILL_TIMEOUT_SEC, LiveExecutor, LiveExitError
+from arbitrage.live_execution import FILL_TIMEOUT_SEC, LiveExecutor
+from arbitrage.live_orders import LiveExitError
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.order_lookup import BUDGET_SPENT, LookupPolicy, Resolution

@@ -14,7 +14,8 @@ import pytest
 
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
-from arbitrage.live_execution import LiveExecutor, LiveExitError
+from arbitrage.live_execution import LiveExecutor
+from arbitrage.live_orders import LiveExitError
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
