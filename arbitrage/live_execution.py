@@ -205,18 +205,29 @@ class LiveExecutor:
             unwind = None
         return LegFailure(quote, first, unwind, "upbit", reason)
 
-    def exit(self, intent: ExitIntent, entry: PairFill | None = None) -> PairFill:
-        """Close both legs, sizing each from `entry`'s filled legs when given; raises LiveExitError."""
+    def exit(
+        self, intent: ExitIntent, entry: PairFill | None = None, binance_closed: LegFill | None = None
+    ) -> PairFill:
+        """Close both legs, sizing each from `entry`'s filled legs when given; raises LiveExitError.
+
+        `binance_closed` is the Binance exit leg an earlier attempt filled: only the Upbit leg is
+        placed then, since sending the Binance leg again would open the opposite position there.
+        """
         quote = intent.quote
         upbit_side, binance_side = _sides(quote, opening=False)
         binance_qty = entry.binance.qty if entry is not None else quote.qty
         upbit_qty = entry.upbit.qty if entry is not None else quote.qty
         if any(r.symbol == quote.symbol for r in self.unknown):
-            raise LiveExitError("binance", f"no exit on {quote.symbol}: {self._unknown_line()}", None)
-        try:
-            binance = self._run(self._binance_order(quote.symbol, binance_side, binance_qty))
-        except LiveOrderError as exc:
-            raise LiveExitError("binance", str(exc), None) from exc
+            raise LiveExitError(
+                "binance", f"no exit on {quote.symbol}: {self._unknown_line()}", binance_closed
+            )
+        if binance_closed is not None:
+            binance = binance_closed
+        else:
+            try:
+                binance = self._run(self._binance_order(quote.symbol, binance_side, binance_qty))
+            except LiveOrderError as exc:
+                raise LiveExitError("binance", str(exc), None) from exc
         try:
             upbit = self._run(self._upbit_order(quote.symbol, upbit_side, upbit_qty, quote.upbit_vwap_krw))
         except LiveOrderError as exc:

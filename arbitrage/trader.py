@@ -11,8 +11,10 @@ that trips only if this hold fails.
 
 The executor is the paper one or the live one (`Executor`). A live exit is sized from the
 position's filled entry legs; when it fails, the position stays open (an EXIT_FAILED event and
-an ERROR record it) so that a later exit or the flatten can retry. Events carry the venues'
-order ids (None on paper).
+an ERROR record it) so that a later exit or the flatten can retry. A leg that filled in a failed
+exit is not placed again by the retry, which would open the opposite position on its venue: the
+retry places the other leg, and its TRADE_CLOSE names both. Events carry the venues' order ids
+(None on paper).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ class Executor(Protocol):
 class SizedExitExecutor(Protocol):
     """An executor whose exits are sized from the position's filled entry legs (`LiveExecutor`)."""
 
-    def exit(self, intent: ExitIntent, entry: PairFill | None = None) -> PairFill: ...
+    def exit(
+        self, intent: ExitIntent, entry: PairFill | None = None, binance_closed: LegFill | None = None
+    ) -> PairFill: ...
 
 
 def _leg_json(leg: LegFill | None) -> dict[str, Any] | None:
@@ -98,6 +102,8 @@ class Trader:
         self.executor = executor
         self._sized_exits = "entry" in inspect.signature(executor.exit).parameters
         self.exit_failures = 0
+        self._exit_legs_filled: dict[str, LegFill] = {}
+        """By trade id, the exit leg that filled in a failed live exit: the retry places only the other."""
         self.portfolio = portfolio
         self.ledger = ledger
         self.rejected_orders: dict[str, int] = {}
@@ -274,21 +280,28 @@ class Trader:
             return self.executor.exit(intent)
         from arbitrage.live_orders import LiveExitError  # only live executors size their exits
 
+        earlier = self._exit_legs_filled.get(position.trade_id)
         try:
-            return cast(SizedExitExecutor, self.executor).exit(intent, position.entry)
+            fill = cast(SizedExitExecutor, self.executor).exit(intent, position.entry, earlier)
         except LiveExitError as exc:
             self.exit_failures += 1
+            if exc.filled is not None:
+                self._exit_legs_filled[position.trade_id] = exc.filled
+            new = exc.filled is not None and (earlier is None or exc.filled.order_id != earlier.order_id)
             payload = {
                 "symbol": position.symbol,
                 "reason": str(exc),
                 "failed_venue": exc.failed_venue,
-                "filled": _leg_json(exc.filled),
+                "filled": _leg_json(exc.filled) if new else None,
+                "filled_earlier": _leg_json(earlier),
                 "exit_reason": intent.reason,
             }
             self.ledger.record_event(self.run_id, "EXIT_FAILED", payload, position.correlation_id)
             log.error("exit of %s failed, position kept open: %s (%s)", position.symbol, exc,
                       position.correlation_id)  # fmt: skip
             return None
+        self._exit_legs_filled.pop(position.trade_id, None)
+        return fill
 
     def _close(self, position: Position, intent: ExitIntent, tick: int) -> ClosedTrade | None:
         fill = self._exit_fill(position, intent)
@@ -353,7 +366,10 @@ class Trader:
         if quote is None:
             return f"book too thin to exit {position.entry.quote.qty:.8f}"
         if self._close(position, ExitIntent(position.view(), quote, reason), found.tick) is None:
-            return "exit failed"
+            closed = self._exit_legs_filled.get(position.trade_id)
+            if closed is None:
+                return "exit failed"
+            return f"exit failed; its {closed.venue} leg is closed (order {closed.order_id})"
         return None
 
     def _report_left_open(self, position: Position, reason: str) -> None:

@@ -94,7 +94,16 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
                 if filled and filled.get("order_id"):
                     run.side_orders.append({**filled, "symbol": payload.get("symbol"), "event": kind,
                                             "correlation_id": correlation_id})  # fmt: skip
+    run.side_orders = _not_in_trades(run)
     return run
+
+
+def _not_in_trades(run: RunLedger) -> list[dict[str, Any]]:
+    """The side fills no trade leg accounts for: a failed exit's filled leg that its retry completed
+    is named by the TRADE_CLOSE as well, and counts once."""
+    in_trades = {(venue, str(ids[venue])) for ids in run.order_ids.values() for venue in ("upbit", "binance")
+                 if ids.get(venue) is not None}  # fmt: skip
+    return [s for s in run.side_orders if (str(s.get("venue")), str(s.get("order_id"))) not in in_trades]
 
 
 def _start_balances(run: RunLedger, payload: dict[str, Any]) -> None:
