@@ -218,9 +218,8 @@ class LiveExecutor:
         binance_qty = entry.binance.qty if entry is not None else quote.qty
         upbit_qty = entry.upbit.qty if entry is not None else quote.qty
         if any(r.symbol == quote.symbol for r in self.unknown):
-            raise LiveExitError(
-                "binance", f"no exit on {quote.symbol}: {self._unknown_line()}", binance_closed
-            )
+            blocked = "binance" if binance_closed is None else "upbit"
+            raise LiveExitError(blocked, f"no exit on {quote.symbol}: {self._unknown_line()}", binance_closed)
         if binance_closed is not None:
             binance = binance_closed
         else:
