@@ -20,7 +20,7 @@ import pytest
 
 from arbitrage.ledger import connect
 from arbitrage.market.ccxt_source import VenuePair
-from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.ops.kill_switch import KillSwitch, KillSwitchState
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import (
@@ -112,6 +112,28 @@ def start_armed(engine: EngineLauncher, sim: SimProcess, dsn: str) -> Any:
     return run
 
 
+def stopped_live_run(
+    sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str, why: str
+) -> tuple[Path, str, tuple[Any, ...] | None, KillSwitchState]:
+    """An armed live run against `sim` that must end with exit 1 and no traceback: its evidence
+    directory, its run id, its `runs` row's (stop_reason, exit_code) and the kill switch after it."""
+    release_kill_switch(postgres_dsn, why, "test_ambiguous_live_run")
+    done = arbitrage(
+        "run", "--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", str(TICKS),
+        "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),
+        env=armed_env() | LOSSY_RUN, timeout=TICKS + 90, cwd=tmp_path,
+    )  # fmt: skip
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
+    evidence = Path(line.removeprefix("evidence: "))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT stop_reason, exit_code FROM runs WHERE run_id = %s", (evidence.name,)
+        ).fetchone()
+        state = KillSwitch(conn).status()
+    return evidence, evidence.name, row, state
+
+
 @pytest.mark.parametrize("lossy_sim", [("lost_reply",)], indirect=True)
 def test_every_reply_lost_the_ledger_holds_exactly_the_booked_orders_and_reconciles(
     lossy_sim: SimProcess, engine: EngineLauncher, postgres_dsn: str, redis_url: str
@@ -154,23 +176,12 @@ def test_every_reply_lost_the_ledger_holds_exactly_the_booked_orders_and_reconci
 def test_an_order_whose_outcome_stays_unknown_stops_the_run_and_trips_the_kill_switch(
     lossy_sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str
 ) -> None:
-    release_kill_switch(postgres_dsn, "unknown outcome acceptance run", "test_ambiguous_live_run")
-    env = armed_env() | LOSSY_RUN
-    done = arbitrage(
-        "run", "--mode", "live", "--market", "ccxt", "--exchange-url", lossy_sim.url, "--ticks", str(TICKS),
-        "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),
-        env=env, timeout=TICKS + 90, cwd=tmp_path,
-    )  # fmt: skip
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
-    evidence = Path(line.removeprefix("evidence: "))
-    run_id = evidence.name
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    evidence, run_id, row, state = stopped_live_run(
+        lossy_sim, tmp_path, postgres_dsn, redis_url, "unknown outcome acceptance run"
+    )
     booked = venue_orders(lossy_sim)
     legs, events = ledger_of(postgres_dsn, run_id)
-    with connect(postgres_dsn, 5.0, 5000) as conn:
-        row = conn.execute("SELECT stop_reason, exit_code FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-        state = KillSwitch(conn).status()
-    assert row == ("ORDER_OUTCOME_UNKNOWN", 1), done.stderr[-3000:]
+    assert row == ("ORDER_OUTCOME_UNKNOWN", 1)
     assert legs == [], "nothing was booked as traded"
     [(order_id, only)] = booked.items()
     assert only["venue"] == "binance"
@@ -194,23 +205,13 @@ def test_a_placed_order_whose_fill_stays_unknown_stops_the_run_and_reconcile_nam
     """Upbit answers the first Upbit order as accepted, and every poll for its fill then fails. The
     venue filled it, so the run must not take it for a refusal and trade on: it stops
     (ORDER_OUTCOME_UNKNOWN) with the kill switch ACTIVE, and `reconcile` names the order."""
-    release_kill_switch(postgres_dsn, "unknown fill acceptance run", "test_ambiguous_live_run")
-    done = arbitrage(
-        "run", "--mode", "live", "--market", "ccxt", "--exchange-url", lossy_sim.url, "--ticks", str(TICKS),
-        "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),
-        env=armed_env() | LOSSY_RUN, timeout=TICKS + 90, cwd=tmp_path,
-    )  # fmt: skip
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
-    evidence = Path(line.removeprefix("evidence: "))
-    run_id = evidence.name
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    evidence, run_id, row, state = stopped_live_run(
+        lossy_sim, tmp_path, postgres_dsn, redis_url, "unknown fill acceptance run"
+    )
     lossy_sim.configure({"faults": []})
     booked = venue_orders(lossy_sim)
     _, events = ledger_of(postgres_dsn, run_id)
-    with connect(postgres_dsn, 5.0, 5000) as conn:
-        row = conn.execute("SELECT stop_reason, exit_code FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-        state = KillSwitch(conn).status()
-    assert row == ("ORDER_OUTCOME_UNKNOWN", 1), done.stderr[-3000:]
+    assert row == ("ORDER_OUTCOME_UNKNOWN", 1)
     [(upbit_id, upbit)] = [(i, o) for i, o in booked.items() if o["venue"] == "upbit"]
     assert upbit["order"]["filled"] > 0.0, "the venue filled the order"
     lookups = [payload for kind, _, payload in events if kind == "ORDER_LOOKUP"]

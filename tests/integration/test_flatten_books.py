@@ -4,7 +4,6 @@ position open (log, kpi list, event_log), and never raises, whatever the books."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -40,14 +39,6 @@ def _snapshot(ts: int, depth: float = 1.0, tick: int = 1) -> MarketSnapshot:
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     return fresh_database(server.postgres_dsn, "flatten")
-
-
-@pytest.fixture
-def ledger(dsn: str) -> Iterator[Ledger]:
-    opened = Ledger(dsn)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def _trader(ledger: Ledger) -> Trader:

@@ -10,7 +10,6 @@ check counts from them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,14 +43,6 @@ ALWAYS_ENTER = StrategyConfig(entry_threshold_pct=-49.0, exit_threshold_pct=-49.
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     return fresh_database(server.postgres_dsn, "exit_retry")
-
-
-@pytest.fixture
-def ledger(dsn: str) -> Iterator[Ledger]:
-    opened = Ledger(dsn)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def binance_btc(orders: list[dict[str, Any]]) -> list[tuple[str, float]]:
