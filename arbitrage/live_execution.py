@@ -43,6 +43,8 @@ from arbitrage.live_orders import (
     LiveOrderError,
     OrderOutcomeUnknown,
     leg_from_order,
+    opposite,
+    sides,
 )
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.book import MarketSnapshot, Side
@@ -78,16 +80,7 @@ NOT_SENT_AT_STOP = "not sent: the run is stopping and its deadline for the venue
 NO_ANSWER_AT_STOP = "no answer before the stop's deadline"
 FILL_UNKNOWN_AT_STOP = "placed; its fill was not known before the stop's deadline"
 FILL_UNKNOWN = "placed; its fill was not known within {timeout:g} s"
-
-
-def _opposite(side: Side) -> Side:
-    return "sell" if side == "buy" else "buy"
-
-
-def _sides(quote: Quote, opening: bool) -> tuple[Side, Side]:
-    """(upbit side, binance side): opening sells the rich venue and buys the cheap one."""
-    upbit_sells = (quote.direction == "upbit_rich") == opening
-    return ("sell", "buy") if upbit_sells else ("buy", "sell")
+UNHEDGED = "unhedged"
 
 
 def _client_id() -> str:
@@ -102,7 +95,8 @@ class LiveExecutor:
     `CcxtSource.listings()` returns) skips loading markets over the network. `rate_limits`, shared
     with the market source, refuses every order to a venue that is backed off after a 429/418
     (a refused order is a `LiveOrderError`, so an entry is rejected or unwound and an exit retried).
-    `lookup` bounds the look-ups of an ambiguous order; `on_lookup` hears every resolution.
+    `lookup` bounds the look-ups of an ambiguous order; `on_lookup` hears every resolution, and
+    `on_unhedged` every first leg whose unwind was refused (open exposure no position holds).
     """
 
     def __init__(
@@ -118,6 +112,7 @@ class LiveExecutor:
         rate_limits: RateLimits | None = None,
         lookup: LookupPolicy | None = None,
         on_lookup: Callable[[Resolution], object] | None = None,
+        on_unhedged: Callable[[str, LegFill, str], object] | None = None,
         stop_deadline: Deadline = no_deadline,
     ) -> None:
         self.config = config
@@ -126,6 +121,9 @@ class LiveExecutor:
         self._on_lookup = on_lookup
         self.unknown: list[Resolution] = []
         """Orders whose outcome stayed unknown: entries stop, and exits on their symbols."""
+        self._on_unhedged = on_unhedged
+        self.unhedged: list[LegFill] = []
+        """First legs whose unwind was refused: entries stop."""
         self._blocks = blocks_orders
         self._fill_timeout = fill_timeout_sec
         credentials = {
@@ -175,11 +173,14 @@ class LiveExecutor:
             return Rejected(quote, too_small)
         if self.unknown:
             return Rejected(quote, self._unknown_line(), OUTCOME_UNKNOWN)
+        if self.unhedged:
+            ids = ", ".join(f"{leg.venue} {leg.order_id}" for leg in self.unhedged)
+            return Rejected(quote, f"one-legged exposure ({ids}): reconcile before trading on", UNHEDGED)
         if self._deadline() is not None:
             return Rejected(quote, STOPPING_REASON, "stopping")
         if self._blocks():
             return Rejected(quote, KILL_SWITCH_REASON, "kill_switch")
-        upbit_side, binance_side = _sides(quote, opening=True)
+        upbit_side, binance_side = sides(quote, opening=True)
         try:
             first = self._run(self._binance_order(quote.symbol, binance_side, quote.qty))
         except OrderOutcomeUnknown as exc:
@@ -198,11 +199,15 @@ class LiveExecutor:
                 reason = str(exc)
         try:
             unwind: LegFill | None = self._run(
-                self._binance_order(quote.symbol, _opposite(first.side), first.qty)
+                self._binance_order(quote.symbol, opposite(first.side), first.qty)
             )
         except LiveOrderError as exc:
-            log.error("unwind of %s %s failed: %s", quote.symbol, first.order_id, exc)
             unwind = None
+            if not isinstance(exc, OrderOutcomeUnknown):
+                self.unhedged.append(first)
+                if self._on_unhedged is not None:
+                    self._on_unhedged(quote.symbol, first, str(exc))
+            log.error("unwind of %s %s failed: %s", quote.symbol, first.order_id, exc)
         return LegFailure(quote, first, unwind, "upbit", reason)
 
     def exit(
@@ -214,7 +219,7 @@ class LiveExecutor:
         placed then, since sending the Binance leg again would open the opposite position there.
         """
         quote = intent.quote
-        upbit_side, binance_side = _sides(quote, opening=False)
+        upbit_side, binance_side = sides(quote, opening=False)
         binance_qty = entry.binance.qty if entry is not None else quote.qty
         upbit_qty = entry.upbit.qty if entry is not None else quote.qty
         if any(r.symbol == quote.symbol for r in self.unknown):

@@ -2,7 +2,8 @@
 
 An order is filled (`leg_from_order`), refused (`LiveOrderError`: nothing was placed), or of
 unknown outcome (`OrderOutcomeUnknown`: it may have been placed, or was placed and its fill is not
-known); an exit whose leg failed is a `LiveExitError` carrying the leg that did fill.
+known); an exit whose leg failed is a `LiveExitError` carrying the leg that did fill. `sides`
+says which way each venue's leg of a round trip goes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ from arbitrage.market.book import Side
 
 if TYPE_CHECKING:
     from arbitrage.order_lookup import Resolution
+    from arbitrage.strategy import Quote
+
+
+def opposite(side: Side) -> Side:
+    """The side that undoes `side`."""
+    return "sell" if side == "buy" else "buy"
+
+
+def sides(quote: Quote, opening: bool) -> tuple[Side, Side]:
+    """(upbit side, binance side): opening sells the rich venue and buys the cheap one."""
+    upbit_sells = (quote.direction == "upbit_rich") == opening
+    return ("sell", "buy") if upbit_sells else ("buy", "sell")
 
 
 class FillUnknown(Exception):

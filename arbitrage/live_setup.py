@@ -13,7 +13,8 @@ by client order id found. One whose outcome stays unknown stops the run (`ORDER_
 and activates the kill switch: the engine no longer knows its exposure, so no further run may
 trade until an operator has reconciled the venues (`arbitrage reconcile`) and released the switch;
 the stop-time flatten still closes every position the run does know, as long as the venues answer
-within the stop's deadline (`VENUE_STOP_SEC`).
+within the stop's deadline (`VENUE_STOP_SEC`). A first leg whose unwind was refused does the same
+(`UNHEDGED_LEG`): the run holds exposure that no position carries and no flatten closes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.live_arm import LiveKeys, check_arming
 
 if TYPE_CHECKING:
+    from arbitrage.execution import LegFill
     from arbitrage.live_execution import LiveExecutor
     from arbitrage.order_lookup import Deadline, LookupPolicy, Resolution
 
@@ -40,6 +42,7 @@ Record = Callable[[str, dict[str, Any]], object]
 
 MARKET_REFUSAL = "live trading needs --market ccxt (with --exchange-url for `arbitrage sim`)"
 UNKNOWN_STOP = "ORDER_OUTCOME_UNKNOWN"
+UNHEDGED_STOP = "UNHEDGED_LEG"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class LiveSession:
             rate_limits=rate_limits,
             lookup=lookup_policy(config),
             on_lookup=self._on_lookup,
+            on_unhedged=self._on_unhedged,
             stop_deadline=stop_deadline,
         )
         record(
@@ -166,17 +170,30 @@ class LiveSession:
         self._record("ORDER_LOOKUP", resolution.to_event())
         if resolution.outcome != "unknown":
             return
-        reason = (
+        self._halt(
+            UNKNOWN_STOP,
             f"order outcome unknown: {resolution.venue} {resolution.side} {resolution.symbol}"
-            f" client order id {resolution.client_order_id}; reconcile before releasing"
+            f" client order id {resolution.client_order_id}; reconcile before releasing",
         )
+
+    def _on_unhedged(self, symbol: str, leg: LegFill, refusal: str) -> None:
+        """A first leg whose unwind was refused: exposure no position holds, so the run stops and
+        the kill switch is set until the operator has reconciled."""
+        self._halt(
+            UNHEDGED_STOP,
+            f"one-legged exposure: {leg.venue} {leg.side} {leg.qty:.8f} {symbol} (order {leg.order_id})"
+            f" not unwound ({refusal}); reconcile before releasing",
+        )
+
+    def _halt(self, stop_reason: str, line: str) -> None:
+        """Stop the run and set the kill switch (by `live`), saying why in one line."""
         if self._stop is not None:
-            self._stop(UNKNOWN_STOP)
-        log.error("%s", reason)
+            self._stop(stop_reason)
+        log.error("%s", line)
         try:
-            self._kill_switch.activate(reason, "live", run_id=self._run_id)
+            self._kill_switch.activate(line, "live", run_id=self._run_id)
         except KillSwitchError as exc:
-            log.error("kill switch activation after an unknown order outcome failed: %s", exc)
+            log.error("kill switch activation failed (%s): %s", stop_reason, exc)
 
     def close(self) -> None:
         """Close the venue clients and record how often the kill switch was asked."""

@@ -250,7 +250,7 @@ class Trader:
             }
             self.ledger.record_event(self.run_id, "LEG_UNWOUND", payload, correlation_id)
             if result.unwind is None:
-                log.error("one-legged exposure on %s: unwind found no depth (%s)", symbol, correlation_id)
+                log.error("one-legged exposure on %s: its unwind failed (%s)", symbol, correlation_id)
             else:
                 log.warning("asymmetric fill on %s unwound: %s (%s)", symbol, result.reason, correlation_id)
             return "leg_unwound", trade_id, result.reason

@@ -25,6 +25,7 @@ SIM_START_TIMEOUT_SECONDS: Final = 30.0
 _HTTP_TIMEOUT_SECONDS: Final = 5.0
 HEALTHY: Final[Mapping[str, Any]] = {
     "faults": [], "latency_ms": 0, "error_rate": 0.0, "markets": None, "venues": None, "reject_orders": [],
+    "reject_after": {},
 }  # fmt: skip
 """Every fault setting of the control API at its healthy value."""
 

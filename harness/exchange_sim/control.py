@@ -2,13 +2,15 @@
 
 - `GET /_control/stats`: `requests` served per route, the active `faults`, `latency_ms`,
   `error_rate`, `markets`, `venues`, `retry_after_sec`, the model `tick`, `faulted` answers per
-  fault kind, and from the signed API `private_requests` per "METHOD /path", `orders` and
-  `reject_orders`.
+  fault kind, and from the signed API `private_requests` per "METHOD /path", `orders`,
+  `reject_orders` and `reject_after`.
 - `POST /_control/faults`: `{"faults": [...], "latency_ms": n, "error_rate": p, "markets": [...] | null,
   "venues": [...] | null, "retry_after_sec": s | null}` replaces the fault settings named (missing
   keys keep their values) and returns the new state like stats; `"reject_orders": [venue...]` makes
-  venues refuse orders. `markets` limits book faults to those base symbols ("USDT" is Upbit's
-  KRW-USDT); `venues` limits every fault to "upbit" or "binance".
+  venues refuse orders, and `"reject_after": {venue: n}` lets each named venue accept n more orders
+  and then refuse every one (a refusal between the legs of one round trip). `markets` limits book
+  faults to those base symbols ("USDT" is Upbit's KRW-USDT); `venues` limits every fault to
+  "upbit" or "binance".
 
 A bad update is refused whole with a 400 naming the key, the value and what was expected.
 """
@@ -28,7 +30,8 @@ VENUE_FAULTS: Final = ("rate_limit", "ban", "server_error", "timeout", "bad_json
 FAULT_KINDS: Final = (*VENUE_FAULTS, *d.BOOK_FAULTS, *ORDER_FAULTS)
 VENUES: Final = ("upbit", "binance")
 CONTROL_KEYS: Final = (
-    "faults", "latency_ms", "error_rate", "markets", "venues", "reject_orders", "retry_after_sec",
+    "faults", "latency_ms", "error_rate", "markets", "venues", "reject_orders", "reject_after",
+    "retry_after_sec",
 )  # fmt: skip
 
 
@@ -85,6 +88,20 @@ def names(value: Any, what: str, known: Iterable[str]) -> frozenset[str] | None:
     return frozenset(value)
 
 
+def counts(value: Any, what: str, known: Iterable[str]) -> dict[str, int] | None:
+    """A mapping of known names to counts >= 0 (None stays None); raises ValueError naming `what`."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value.values()
+    ):
+        raise ValueError(f"{what} must be null or an object of counts >= 0, got {value!r}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {sorted(known)}")
+    return dict(value)
+
+
 def _fault_kinds(raw: Any) -> frozenset[str]:
     if not isinstance(raw, list) or not all(isinstance(f, str) for f in raw):
         raise ValueError(f"faults must be a list of strings, got {raw!r}")
@@ -100,7 +117,7 @@ def _retry_after(raw: Any) -> float | None:
 
 
 def updated(state: FaultState, update: Mapping[str, Any], markets: Iterable[str]) -> FaultState:
-    """`state` with the settings named in `update` replaced (`reject_orders` aside); raises ValueError.
+    """`state` with the settings named in `update` replaced (the order refusals aside); raises ValueError.
 
     `markets` are the base symbols the simulator serves, which `markets` may name.
     """

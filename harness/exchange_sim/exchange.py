@@ -111,6 +111,7 @@ class ExchangeSim:
         with self._lock:
             state = control.updated(self._state, update, (*self.symbols, FX_SYMBOL))
             rejects = control.names(update.get("reject_orders"), "reject_orders", VENUES)
+            reject_after = control.counts(update.get("reject_after"), "reject_after", VENUES)
             if "stale" in state.faults and "stale" not in self._state.faults:
                 self._frozen = self._advance()
             elif "stale" not in state.faults:
@@ -118,6 +119,8 @@ class ExchangeSim:
             self._state = state
             if "reject_orders" in update:
                 self.private.set_rejects(rejects or frozenset())
+            if "reject_after" in update:
+                self.private.set_reject_after(reject_after or {})
             self._lock.notify_all()
             return self._stats_locked()
 

@@ -76,6 +76,8 @@ class PrivateApi:
         self.requests: Counter[str] = Counter()
         self.orders: list[SimOrder] = []
         self.reject_orders: frozenset[str] = frozenset()
+        self.accepts_left: dict[str, int] = {}
+        """Venues that accept this many more orders, then refuse every one (`reject_after`)."""
         self._nonces: set[str] = set()
         self._ids = itertools.count(1_000_001)
 
@@ -92,6 +94,11 @@ class PrivateApi:
         with self._lock:
             self.reject_orders = venues
 
+    def set_reject_after(self, accepts: Mapping[str, int]) -> None:
+        """Let each named venue accept that many more orders and then refuse every one."""
+        with self._lock:
+            self.accepts_left = dict(accepts)
+
     def stats(self) -> dict[str, Any]:
         """The control API's view: private requests per route, every order kept, refusing venues."""
         with self._lock:
@@ -99,6 +106,7 @@ class PrivateApi:
                 "private_requests": dict(sorted(self.requests.items())),
                 "orders": [o.to_json() for o in self.orders],
                 "reject_orders": sorted(self.reject_orders),
+                "reject_after": dict(sorted(self.accepts_left.items())),
             }
 
     def handle(
@@ -124,8 +132,15 @@ class PrivateApi:
         return placed.reply
 
     def _refuses(self, venue: str) -> bool:
+        """Whether this order is refused; called once per order, since it counts `reject_after` down."""
         with self._lock:
-            return venue in self.reject_orders
+            if venue in self.reject_orders:
+                return True
+            left = self.accepts_left.get(venue)
+            if left is None:
+                return False
+            self.accepts_left[venue] = max(0, left - 1)
+            return left == 0
 
     def _next_id(self) -> str:
         return str(next(self._ids))

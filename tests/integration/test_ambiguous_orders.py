@@ -24,6 +24,7 @@ from tests.integration.test_live_executor import (
     QTY,
     TEST_KEYS,
     assert_recorded,
+    enter_faulted_then_healed,
     entry,
     sim,
     source,
@@ -184,13 +185,7 @@ def test_a_placed_upbit_order_whose_fill_cannot_be_learnt_is_unknown_not_refused
     sim.configure({"faults": ["lookup_down"], "venues": ["upbit"]})
     heard: list[Resolution] = []
     live = executor(sim, source, heard, fill_timeout_sec=1.0)
-    try:
-        snapshot = source.snapshot()
-        result = live.enter(entry(snapshot), snapshot)
-        sim.configure({"faults": [], "venues": None})
-        later = live.enter(entry(snapshot), snapshot)
-    finally:
-        live.close()
+    result, later = enter_faulted_then_healed(live, source, sim, {"faults": [], "venues": None})
     orders = sim.stats()["orders"]
     assert [o["venue"] for o in orders] == ["binance", "upbit", "binance"]
     assert orders[1]["qty"] > 0.0, "the simulator filled the Upbit order"

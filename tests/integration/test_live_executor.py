@@ -75,6 +75,20 @@ def entry(snapshot: MarketSnapshot, direction: Direction = "upbit_rich") -> Entr
     return EntryIntent(quote)
 
 
+def enter_faulted_then_healed(
+    live: LiveExecutor, source: CcxtSource, sim: SimProcess, healed: dict[str, Any]
+) -> tuple[PairFill | LegFailure | Rejected, PairFill | LegFailure | Rejected]:
+    """An entry under the simulator's current faults, then another once `healed` is applied; the
+    executor is closed after."""
+    try:
+        snapshot = source.snapshot()
+        faulted = live.enter(entry(snapshot), snapshot)
+        sim.configure(healed)
+        return faulted, live.enter(entry(snapshot), snapshot)
+    finally:
+        live.close()
+
+
 def assert_recorded(order: dict[str, Any], leg: LegFill) -> None:
     assert (order["venue"], order["side"], order["id"]) == (leg.venue, leg.side, leg.order_id)
     assert order["qty"] == pytest.approx(leg.qty, rel=1e-9)
@@ -272,3 +286,26 @@ def test_sim_key_options_replace_the_default_test_keys() -> None:
     assert isinstance(filled, PairFill), filled
     assert stats["private_requests"]["POST /api/v3/order"] == 2
     assert [o["venue"] for o in stats["orders"]] == ["binance", "upbit"]
+
+
+@pytest.mark.allow_log("ERROR", r"^unwind of BTC \S+ failed: ", count=1)
+def test_an_unwind_the_venue_refuses_leaves_the_leg_named_and_stops_entries(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    """The second leg is refused and so is the unwind of the first: the first leg is open exposure
+    that no position holds. The executor reports it (`on_unhedged`) and opens nothing more."""
+    heard: list[tuple[str, LegFill, str]] = []
+    live = LiveExecutor(
+        StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,
+        listings=source.listings(), on_unhedged=lambda *told: heard.append(told),
+    )  # fmt: skip
+    sim.configure({"reject_orders": ["upbit"], "reject_after": {"binance": 1}})
+    result, later = enter_faulted_then_healed(live, source, sim, {"reject_orders": [], "reject_after": None})
+    assert isinstance(result, LegFailure) and result.unwind is None, result
+    [first] = sim.stats()["orders"]
+    assert first["venue"] == "binance" and result.filled.order_id == first["id"]
+    [(symbol, leg, refusal)] = heard
+    assert (symbol, leg) == ("BTC", result.filled) and "insufficient balance" in refusal, refusal
+    assert live.unhedged == [result.filled]
+    assert isinstance(later, Rejected) and later.kind == "unhedged" and first["id"] in later.reason, later
+    assert sim.private_requests()["POST /api/v3/order"] == 2, "nothing sent after the unhedged leg"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from arbitrage.ledger import connect
+from arbitrage.ops.kill_switch import KillSwitch
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.live_runs import (
@@ -105,3 +106,36 @@ def test_armed_live_run_places_signed_orders_the_ledger_matches(
     preflight = next(payload for kind, _, payload in events if kind == "PREFLIGHT")
     switch_check = next(check for check in preflight["checks"] if check["name"] == "kill_switch")
     assert switch_check["status"] == "PASS", switch_check
+
+
+@pytest.mark.allow_log(
+    "ERROR", r"^one-legged exposure: binance \S+ \S+ \S+ \(order \S+\) not unwound ", count=1
+)
+@pytest.mark.allow_log("ERROR", r"^unwind of \S+ \S+ failed: ", count=1)
+@pytest.mark.allow_log("ERROR", r"^one-legged exposure on \S+: its unwind failed ", count=1)
+def test_an_unwind_the_venue_refuses_stops_the_run_and_trips_the_kill_switch(
+    sim: SimProcess, engine: EngineLauncher, postgres_dsn: str
+) -> None:
+    """Upbit refuses the second leg and Binance the unwind of the first (`reject_after`): the run holds
+    a Binance leg no position carries. It stops (UNHEDGED_LEG) with the kill switch ACTIVE, naming
+    the order, and event_log keeps the leg (LEG_UNWOUND with no unwind)."""
+    release_kill_switch(postgres_dsn, "unhedged leg acceptance run", "test_live_run")
+    sim.configure({"reject_orders": ["upbit"], "reject_after": {"binance": 1}})
+    run = engine(env=armed_env())
+    run.start(
+        ["--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", "20", "--seed", "3"]
+    )
+    assert run.wait(timeout=90) == 1, run.describe()
+    with connect(postgres_dsn, 5.0, 5000) as conn:
+        row = conn.execute(
+            "SELECT stop_reason, exit_code FROM runs WHERE run_id = %s", (run.run_id,)
+        ).fetchone()
+        switch = KillSwitch(conn).status()
+        unwound = conn.execute(
+            "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'LEG_UNWOUND'", (run.run_id,)
+        ).fetchall()
+    [first] = sim.stats()["orders"]
+    assert row == ("UNHEDGED_LEG", 1), run.describe()
+    assert [(p["filled"]["order_id"], p["unwind"]) for (p,) in unwound] == [(first["id"], None)]
+    assert (switch.active, switch.by, switch.run_id) == (True, "live", run.run_id)
+    assert f"(order {first['id']})" in switch.reason, switch.reason

@@ -248,6 +248,15 @@ def test_control_api_counts_requests_and_validates(server: SimServer, binance: A
         assert status == 400 and body["error"], bad
 
 
+def test_reject_after_is_set_validated_and_cleared(server: SimServer) -> None:
+    status, state = _control(server.url, {"reject_after": {"binance": 1}})
+    assert status == 200 and state["reject_after"] == {"binance": 1}
+    for bad in (["binance"], {"binance": -1}, {"kraken": 1}, {"binance": True}, {"binance": 1.5}):
+        status, body = _control(server.url, {"reject_after": bad})
+        assert status == 400 and "reject_after" in body["error"], bad
+    assert _control(server.url, {"reject_after": None})[1]["reject_after"] == {}
+
+
 def test_cli_fault_choices_match_the_simulator() -> None:
     assert sorted(FAULT_CHOICES) == sorted(FAULT_KINDS)
 
