@@ -129,7 +129,7 @@ def _lint(session: nox.Session) -> None:
 
 @contextlib.contextmanager
 def _beside(session: nox.Session, gate: Path, *command: str) -> Iterator[None]:
-    """Run `command` from the session's venv while the body runs; its output follows the body's,
+    """Run `command` from the gate's venv while the body runs; its output follows the body's,
     and it fails the session if it failed (after the body, which may have failed first).
 
     mypy, single-threaded, took 12-13 s on a fresh clone; beside the fast tests, whose 2 workers
