@@ -26,9 +26,7 @@ its budget. Second legs, unwinds and exits still go out until the deadline.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -38,7 +36,6 @@ import ccxt
 from arbitrage.config import StrategyConfig
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
 from arbitrage.live_orders import (
-    FillUnknown,
     LiveExitError,
     LiveOrderError,
     OrderOutcomeUnknown,
@@ -64,7 +61,6 @@ from arbitrage.order_lookup import (
     one_line,
     passed,
     resolve,
-    sooner,
 )
 from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 
@@ -125,7 +121,7 @@ class LiveExecutor:
         self.unhedged: list[LegFill] = []
         """First legs whose unwind was refused: entries stop."""
         self._blocks = blocks_orders
-        self._fill_timeout = fill_timeout_sec
+        self._fill_policy = LookupPolicy(budget_sec=fill_timeout_sec, interval_sec=FILL_POLL_SEC)
         credentials = {
             "upbit": (keys.upbit_access_key.get_secret_value(), keys.upbit_secret_key.get_secret_value()),
             "binance": (keys.binance_api_key.get_secret_value(), keys.binance_api_secret.get_secret_value()),
@@ -335,15 +331,18 @@ class LiveExecutor:
                 "upbit", symbol, side, params.get("cost", amount), client_id,
                 lambda: client.create_order(market, "market", side, amount, None, params), find,
             )  # fmt: skip
-            done = placed.get("status") == "closed"
-            try:
-                order = placed if done else await self._settled(str(placed["id"]), market)
-            except FillUnknown as unknown:
-                asked, placed_id = params.get("cost", amount), str(placed["id"])
-                raise self._outcome_unknown(
-                    Resolution("upbit", symbol, side, asked, client_id, unknown.why, UNKNOWN, unknown.polls,
-                               unknown.last_error, placed_id)
-                ) from None  # fmt: skip
+            order = placed
+            if placed.get("status") != "closed":
+                placed_id = str(placed["id"])
+                settled = await resolve(self._closed(placed_id, market), self._fill_policy, self._deadline)
+                if settled.outcome != PLACED or settled.order is None:
+                    why = FILL_UNKNOWN_AT_STOP if passed(self._deadline) else FILL_UNKNOWN
+                    raise self._outcome_unknown(
+                        Resolution("upbit", symbol, side, params.get("cost", amount), client_id,
+                                   why.format(timeout=self._fill_policy.budget_sec), UNKNOWN,
+                                   settled.attempts, settled.last_error, placed_id)
+                    )  # fmt: skip
+                order = settled.order
             leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
         except LiveOrderError:
             raise
@@ -354,35 +353,19 @@ class LiveExecutor:
         log.info("upbit %s %.8f %s filled at %.2f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id)
         return leg
 
-    async def _settled(self, order_id: str, market: str) -> dict[str, Any]:
-        """Upbit answers an order as accepted ("wait"); its fill is known once it is no longer open.
+    def _closed(self, order_id: str, market: str) -> Find:
+        """A lookup of a placed Upbit order that finds it only once it is no longer open.
 
-        The order is placed, so a poll that fails is asked again, and an order still open or
-        unanswered when the fill timeout (or the stop's deadline) comes raises FillUnknown: taking
-        it for a refusal would leave a fill the venue may still make out of the ledger.
+        Upbit answers an order as accepted ("wait"), and its fill is known once it is closed. The
+        order is placed, so `resolve` polls it within the fill timeout (and the stop's deadline),
+        and a fill not known by then is an unknown outcome: taking it for a refusal would leave a
+        fill the venue may still make out of the ledger.
         """
-        deadline = time.monotonic() + self._fill_timeout
-        polls, last_error = 0, None
-        while True:
-            polls += 1
-            try:
-                order: dict[str, Any] = await before(
-                    sooner(self._deadline, deadline), self.upbit.fetch_order(order_id, market)
-                )
-            except DeadlinePassed:
-                break
-            except (ccxt.BaseError, ValueError, TypeError, KeyError) as exc:
-                last_error = one_line(exc)
-            else:
-                if order.get("status") != "open":
-                    return order
-                last_error = "still open"
-            if passed(self._deadline) or time.monotonic() + FILL_POLL_SEC >= deadline:
-                break
-            await asyncio.sleep(FILL_POLL_SEC)
-        why = (
-            FILL_UNKNOWN_AT_STOP
-            if passed(self._deadline)
-            else FILL_UNKNOWN.format(timeout=self._fill_timeout)
-        )
-        raise FillUnknown(why, polls, last_error)
+
+        async def closed() -> dict[str, Any]:
+            order: dict[str, Any] = await self.upbit.fetch_order(order_id, market)
+            if order.get("status") == "open":
+                raise ValueError("still open")
+            return order
+
+        return closed

@@ -30,16 +30,6 @@ def sides(quote: Quote, opening: bool) -> tuple[Side, Side]:
     return ("sell", "buy") if upbit_sells else ("buy", "sell")
 
 
-class FillUnknown(Exception):
-    """A placed Upbit order whose fill could not be learnt: `why`, and the last poll's error."""
-
-    def __init__(self, why: str, polls: int, last_error: str | None) -> None:
-        super().__init__(why)
-        self.why = why
-        self.polls = polls
-        self.last_error = last_error
-
-
 class LiveOrderError(Exception):
     """One order was refused or its outcome is unknown; the message is one line with no secrets."""
 
