@@ -17,15 +17,13 @@ from arbitrage.live_orders import LiveExitError
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
 from arbitrage.order_lookup import BUDGET_SPENT, LookupPolicy, Resolution
-from arbitrage.strategy import ExitIntent, OpenPosition, exit_quote
 from harness.exchange_sim.client import SimProcess
 from tests.integration.test_live_executor import (
-    FEES,
-    QTY,
     TEST_KEYS,
     assert_recorded,
     enter_faulted_then_healed,
     entry,
+    exit_intent,
     sim,
     source,
 )
@@ -57,10 +55,7 @@ def test_booked_orders_whose_replies_are_lost_are_found_and_booked_with_their_re
         snapshot = source.snapshot()
         opened = live.enter(entry(snapshot, "binance_rich"), snapshot)
         assert isinstance(opened, PairFill), opened
-        position = OpenPosition("BTC", "binance_rich", QTY, snapshot.tick)
-        close_quote = exit_quote(source.snapshot(), position, FEES)
-        assert close_quote is not None
-        closed = live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+        closed = live.exit(exit_intent(source, "binance_rich", snapshot.tick), opened)
     finally:
         live.close()
     stats = sim.stats()
@@ -113,11 +108,8 @@ def test_an_order_that_cannot_be_looked_up_stays_unknown_and_stops_entries_and_i
         sim.configure({"faults": [], "venues": None})
         before = sim.private_calls()
         third = live.enter(entry(snapshot), snapshot)
-        position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
-        close_quote = exit_quote(source.snapshot(), position, FEES)
-        assert close_quote is not None
         with pytest.raises(LiveExitError) as refused_exit:
-            live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+            live.exit(exit_intent(source, "upbit_rich", snapshot.tick), opened)
         after = sim.private_calls()
     finally:
         live.close()

@@ -75,6 +75,14 @@ def entry(snapshot: MarketSnapshot, direction: Direction = "upbit_rich") -> Entr
     return EntryIntent(quote)
 
 
+def exit_intent(source: CcxtSource, direction: Direction, tick: int, reason: str = "threshold") -> ExitIntent:
+    """The exit of the BTC position `entry` opened at `tick`, priced on a fresh snapshot."""
+    position = OpenPosition("BTC", direction, QTY, tick)
+    quote = exit_quote(source.snapshot(), position, FEES)
+    assert quote is not None
+    return ExitIntent(position, quote, reason)
+
+
 def enter_faulted_then_healed(
     live: LiveExecutor, source: CcxtSource, sim: SimProcess, healed: dict[str, Any]
 ) -> tuple[PairFill | LegFailure | Rejected, PairFill | LegFailure | Rejected]:
@@ -105,11 +113,8 @@ def test_armed_round_trip_places_signed_orders_the_ledger_matches(
         snapshot = source.snapshot()
         opened = live.enter(entry(snapshot, direction), snapshot)
         assert isinstance(opened, PairFill), opened
-        later = source.snapshot()
-        position = OpenPosition("BTC", direction, QTY, snapshot.tick)
-        close_quote = exit_quote(later, position, FEES)
-        assert close_quote is not None
-        closed = live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+        closing = exit_intent(source, direction, snapshot.tick)
+        closed = live.exit(closing, opened)
     finally:
         live.close()
     stats = sim.stats()
@@ -126,7 +131,7 @@ def test_armed_round_trip_places_signed_orders_the_ledger_matches(
         # An Upbit market buy spends KRW (ord_type=price): the KRW asked is spent, to the venue's
         # 1e-8 quantity step, and the quantity is what the book gives for it when the order lands,
         # so it may differ from the quantity sold (the remainder reconciliation has to report).
-        asked = opened.upbit.qty * close_quote.upbit_vwap_krw
+        asked = opened.upbit.qty * closing.quote.upbit_vwap_krw
         assert closed.upbit.notional == pytest.approx(asked, rel=1e-5)
         assert closed.upbit.qty == pytest.approx(opened.upbit.qty, rel=0.01)
     assert {opened.binance.side, closed.binance.side} == {"buy", "sell"}
@@ -162,10 +167,7 @@ def test_a_stopping_run_opens_nothing_and_still_closes_what_it_holds(
         assert isinstance(opened, PairFill), opened
         stop.request("SIGTERM")
         refused = live.enter(entry(snapshot, "binance_rich"), snapshot)
-        position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
-        close_quote = exit_quote(source.snapshot(), position, FEES)
-        assert close_quote is not None
-        closed = live.exit(ExitIntent(position, close_quote, "flatten"), opened)
+        closed = live.exit(exit_intent(source, "upbit_rich", snapshot.tick, "flatten"), opened)
     finally:
         live.close()
     assert isinstance(refused, Rejected) and refused.kind == "stopping", refused
@@ -247,11 +249,8 @@ def test_refused_exit_leg_raises_with_the_leg_that_filled(sim: SimProcess, sourc
         opened = live.enter(entry(snapshot), snapshot)
         assert isinstance(opened, PairFill), opened
         sim.configure({"reject_orders": ["upbit"]})
-        position = OpenPosition("BTC", "upbit_rich", QTY, snapshot.tick)
-        close_quote = exit_quote(source.snapshot(), position, FEES)
-        assert close_quote is not None
         with pytest.raises(LiveExitError) as failure:
-            live.exit(ExitIntent(position, close_quote, "threshold"), opened)
+            live.exit(exit_intent(source, "upbit_rich", snapshot.tick), opened)
     finally:
         live.close()
     assert failure.value.failed_venue == "upbit"
