@@ -118,8 +118,8 @@ def _program(gate: Path | None, name: str) -> str:
 
 
 def _ruff(session: nox.Session, gate: Path | None = None) -> None:
-    session.run(_program(gate, "ruff"), "check", ".", env=_gate_env(gate), external=True)
-    session.run(_program(gate, "ruff"), "format", "--check", ".", env=_gate_env(gate), external=True)
+    for args in (("check", "."), ("format", "--check", ".")):
+        session.run(_program(gate, "ruff"), *args, env=_gate_env(gate))
 
 
 def _lint(session: nox.Session) -> None:
