@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import pytest
@@ -39,15 +40,23 @@ class Slow:
         self.seconds = seconds
         self.cancelled = False
         self.calls = 0
+        self.first_call_at: float | None = None
 
     async def call(self) -> Mapping[str, Any]:
         self.calls += 1
+        if self.first_call_at is None:
+            self.first_call_at = time.monotonic()
         try:
             await asyncio.sleep(self.seconds)
         except asyncio.CancelledError:
             self.cancelled = True
             raise
         return {"id": "answered"}
+
+    def stop_after_first_call(self, seconds: float) -> float | None:
+        """A stop deadline `seconds` after the first call was sent (not after the test began, which a
+        loaded machine can turn into a stop before any call), None until then."""
+        return None if self.first_call_at is None else self.first_call_at + seconds
 
 
 def test_without_a_stop_the_wait_gets_its_answer() -> None:
@@ -58,9 +67,8 @@ def test_without_a_stop_the_wait_gets_its_answer() -> None:
 
 def test_a_deadline_that_passes_cancels_the_wait() -> None:
     venue = Slow(60.0)
-    limit = time.monotonic() + 0.1
     with pytest.raises(DeadlinePassed):
-        asyncio.run(before(lambda: limit, venue.call()))
+        asyncio.run(before(lambda: venue.stop_after_first_call(0.1), venue.call()))
     assert venue.cancelled
 
 
@@ -85,8 +93,8 @@ def test_no_lookup_starts_after_the_deadline() -> None:
 
 def test_a_lookup_in_flight_at_the_deadline_is_abandoned_as_unknown() -> None:
     venue = Slow(60.0)
-    limit = time.monotonic() + 0.1
-    found = asyncio.run(resolve(venue.call, LookupPolicy(budget_sec=120.0), lambda: limit))
+    stop = partial(venue.stop_after_first_call, 0.1)
+    found = asyncio.run(resolve(venue.call, LookupPolicy(budget_sec=120.0), stop))
     assert (found.outcome, found.attempts, venue.cancelled) == (UNKNOWN, 1, True)
 
 
