@@ -15,7 +15,8 @@ venue may have filled it): the order is looked up by its client order id (`order
 found order is booked with its real fill, an absent one is a refusal. One whose outcome stays
 unknown raises `OrderOutcomeUnknown`: no entry is placed after it, no exit on its symbol (a retry
 could double it), and `on_lookup` is told so that the run can stop and be reconciled. So does an
-Upbit order that was placed but whose fill could not be learnt within the fill timeout (polls
+order the venue accepted without a fill (Upbit answers every market order so, Binance one its
+matching engine has not yet filled) whose fill could not be learnt within the fill timeout (polls
 failing, or the order still open): the venue may fill it yet, so it is not a refusal.
 
 Once the run is stopping (`stop_deadline` gives a time), no entry is opened, and no order waits past
@@ -284,20 +285,18 @@ class LiveExecutor:
         client = self.binance
 
         async def find() -> dict[str, Any]:
-            order: dict[str, Any] = await client.fetch_order(None, market, {"origClientOrderId": client_id})
-            if float(order.get("filled") or 0.0) > 0.0:
-                trades = await client.fetch_order_trades(order["id"], market)
-                order = {**order, "fee": None, "fees": [t["fee"] for t in trades if t.get("fee")]}
-            return order
+            order = await client.fetch_order(None, market, {"origClientOrderId": client_id})
+            return await self._with_binance_fees(order, market)
 
         try:
             await before(self._deadline, client.load_markets())
             amount = float(client.amount_to_precision(market, qty))
             params = {"clientOrderId": client_id}
-            order = await self._place(
+            placed = await self._place(
                 "binance", symbol, side, amount, client_id,
                 lambda: client.create_order(market, "market", side, amount, None, params), find,
             )  # fmt: skip
+            order = await self._settled("binance", symbol, side, amount, client_id, placed, market)
             leg = leg_from_order("binance", side, symbol, BINANCE_QUOTE, order)
         except LiveOrderError:
             raise
@@ -309,6 +308,13 @@ class LiveExecutor:
             "binance %s %.8f %s filled at %.8f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id
         )
         return leg
+
+    async def _with_binance_fees(self, order: dict[str, Any], market: str) -> dict[str, Any]:
+        """A looked-up Binance order with its fees, which only its trades state."""
+        if float(order.get("filled") or 0.0) > 0.0:
+            trades = await self.binance.fetch_order_trades(order["id"], market)
+            order = {**order, "fee": None, "fees": [t["fee"] for t in trades if t.get("fee")]}
+        return order
 
     async def _upbit_order(self, symbol: str, side: Side, qty: float, price_krw: float) -> LegFill:
         """A market buy spends `qty * price_krw` KRW (Upbit's `ord_type=price`); a sell sells `qty`."""
@@ -331,18 +337,9 @@ class LiveExecutor:
                 "upbit", symbol, side, params.get("cost", amount), client_id,
                 lambda: client.create_order(market, "market", side, amount, None, params), find,
             )  # fmt: skip
-            order = placed
-            if placed.get("status") != "closed":
-                placed_id = str(placed["id"])
-                settled = await resolve(self._closed(placed_id, market), self._fill_policy, self._deadline)
-                if settled.outcome != PLACED or settled.order is None:
-                    why = FILL_UNKNOWN_AT_STOP if passed(self._deadline) else FILL_UNKNOWN
-                    raise self._outcome_unknown(
-                        Resolution("upbit", symbol, side, params.get("cost", amount), client_id,
-                                   why.format(timeout=self._fill_policy.budget_sec), UNKNOWN,
-                                   settled.attempts, settled.last_error, placed_id)
-                    )  # fmt: skip
-                order = settled.order
+            order = await self._settled(
+                "upbit", symbol, side, params.get("cost", amount), client_id, placed, market
+            )
             leg = leg_from_order("upbit", side, symbol, UPBIT_QUOTE, order)
         except LiveOrderError:
             raise
@@ -353,19 +350,39 @@ class LiveExecutor:
         log.info("upbit %s %.8f %s filled at %.2f (order %s)", side, leg.qty, market, leg.vwap, leg.order_id)
         return leg
 
-    def _closed(self, order_id: str, market: str) -> Find:
-        """A lookup of a placed Upbit order that finds it only once it is no longer open.
+    async def _settled(
+        self, venue: str, symbol: str, side: Side, amount: float, client_id: str,
+        placed: Mapping[str, Any], market: str,
+    ) -> Mapping[str, Any]:  # fmt: skip
+        """The placed order once the venue has settled it: as answered when that is closed, else polled.
 
-        Upbit answers an order as accepted ("wait"), and its fill is known once it is closed. The
-        order is placed, so `resolve` polls it within the fill timeout (and the stop's deadline),
-        and a fill not known by then is an unknown outcome: taking it for a refusal would leave a
-        fill the venue may still make out of the ledger.
+        Upbit answers every market order as accepted ("wait"), and Binance can answer one before its
+        matching engine has filled it (NEW, nothing executed). The order is placed either way, so it
+        is polled by its id within the fill timeout (and the stop's deadline) until it is no longer
+        open; a fill not known by then is an unknown outcome, since taking it for a refusal would
+        leave a fill the venue may still make out of the ledger.
         """
+        if placed.get("status") == "closed":
+            return placed
+        placed_id = str(placed["id"])
+        settled = await resolve(self._closed(venue, placed_id, market), self._fill_policy, self._deadline)
+        if settled.outcome == PLACED and settled.order is not None:
+            return settled.order
+        why = FILL_UNKNOWN_AT_STOP if passed(self._deadline) else FILL_UNKNOWN
+        error = why.format(timeout=self._fill_policy.budget_sec)
+        raise self._outcome_unknown(
+            Resolution(venue, symbol, side, amount, client_id, error, UNKNOWN, settled.attempts,
+                       settled.last_error, placed_id)
+        )  # fmt: skip
+
+    def _closed(self, venue: str, order_id: str, market: str) -> Find:
+        """A lookup of a placed order by its id that finds it only once it is no longer open."""
+        client = self.binance if venue == "binance" else self.upbit
 
         async def closed() -> dict[str, Any]:
-            order: dict[str, Any] = await self.upbit.fetch_order(order_id, market)
-            if order.get("status") == "open":
-                raise ValueError("still open")
-            return order
+            order: dict[str, Any] = await client.fetch_order(order_id, market)
+            if order.get("status") in (None, "open"):
+                raise ValueError(f"still open (status {order.get('status')!r})")
+            return await self._with_binance_fees(order, market) if venue == "binance" else order
 
         return closed

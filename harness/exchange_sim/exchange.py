@@ -6,8 +6,8 @@ Fault kinds: "rate_limit" (429 with the venue's body: Upbit `too_many_requests`,
 (the request is held unanswered until the fault clears), "bad_json" (a 200 that is not JSON),
 "stale" (prices and timestamps frozen when the fault was set; Binance's `lastUpdateId` too),
 "crossed", "empty", "nan" (prices sent as the string "NaN", which JSON parsers accept), "negative",
-and "halted" (see `public`). The order faults "lost_reply", "lost_order" and "lookup_down"
-(`order_faults`) touch only signed order placement and lookup. `error_rate` answers that share of
+and "halted" (see `public`). The order faults "lost_reply", "lost_order", "lookup_down" and
+"late_fill" (`order_faults`) touch only signed order placement and lookup. `error_rate` answers that share of
 requests with a 503; `latency_ms` delays every answer.
 
 The model advances with the wall clock, one step per `dt_sec` since start, so what is served

@@ -7,7 +7,9 @@ through ccxt with the account's keys (not from the engine's own summary), then b
 With "lookup_down" as well, the first order's outcome stays unknown: the run stops
 (ORDER_OUTCOME_UNKNOWN), the kill switch is ACTIVE, event_log says which order, and `reconcile`
 reports the booked order the ledger lacks. With "lookup_down" alone, Upbit's first order is
-placed but its fill cannot be learnt (its polls fail): the same stop, for that order.
+placed but its fill cannot be learnt (its polls fail): the same stop, for that order. With
+"late_fill" Binance answers every order before it is filled (NEW): the ledger holds exactly the
+booked orders, as with lost replies.
 """
 
 from __future__ import annotations
@@ -104,6 +106,31 @@ def ledger_of(dsn: str, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[
     return legs, events
 
 
+def assert_ledger_holds_exactly(
+    booked: dict[str, dict[str, Any]], legs: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
+) -> None:
+    """The ledger's legs are exactly the booked orders, each with the venue's side, fill and fee."""
+    ids = {
+        (corr, "entry" if kind == "TRADE_OPEN" else "exit"): payload["order_ids"]
+        for kind, corr, payload in events
+        if kind in ("TRADE_OPEN", "TRADE_CLOSE")
+    }
+    referenced: list[str] = []
+    for corr, leg, qty, u_side, u_vwap, u_fee, b_side, b_vwap, b_fee in legs:
+        upbit, binance = booked[ids[(corr, leg)]["upbit"]], booked[ids[(corr, leg)]["binance"]]
+        referenced += [upbit["order"]["id"], binance["order"]["id"]]
+        assert (upbit["venue"], upbit["order"]["side"], binance["venue"], binance["order"]["side"]) == (
+            "upbit", u_side, "binance", b_side,
+        )  # fmt: skip
+        assert binance["order"]["filled"] == pytest.approx(float(qty), rel=1e-9)
+        assert upbit["order"]["filled"] == pytest.approx(ids[(corr, leg)]["upbit_qty"], rel=1e-9)
+        assert binance["order"]["average"] == pytest.approx(float(b_vwap), rel=1e-9)
+        assert upbit["order"]["average"] == pytest.approx(float(u_vwap), rel=1e-9)
+        assert binance["fee"] == pytest.approx(float(b_fee), rel=1e-6)
+        assert upbit["fee"] == pytest.approx(float(u_fee), rel=1e-6)
+    assert sorted(referenced) == sorted(booked), "the ledger's legs are exactly the booked orders"
+
+
 def start_armed(engine: EngineLauncher, sim: SimProcess, dsn: str) -> Any:
     release_kill_switch(dsn, "lost replies acceptance run against arbitrage sim", "test_ambiguous_live_run")
     run = engine(env=armed_env() | LOSSY_RUN)
@@ -148,25 +175,7 @@ def test_every_reply_lost_the_ledger_holds_exactly_the_booked_orders_and_reconci
     assert sorted(p["order_id"] for p in lookups) == sorted(booked), "each booked order was found by lookup"
     assert {p["outcome"] for p in lookups} == {"placed"}
     assert {p["client_order_id"] for p in lookups} == {b["order"]["clientOrderId"] for b in booked.values()}
-    ids = {
-        (corr, "entry" if kind == "TRADE_OPEN" else "exit"): payload["order_ids"]
-        for kind, corr, payload in events
-        if kind in ("TRADE_OPEN", "TRADE_CLOSE")
-    }
-    referenced: list[str] = []
-    for corr, leg, qty, u_side, u_vwap, u_fee, b_side, b_vwap, b_fee in legs:
-        upbit, binance = booked[ids[(corr, leg)]["upbit"]], booked[ids[(corr, leg)]["binance"]]
-        referenced += [upbit["order"]["id"], binance["order"]["id"]]
-        assert (upbit["venue"], upbit["order"]["side"], binance["venue"], binance["order"]["side"]) == (
-            "upbit", u_side, "binance", b_side,
-        )  # fmt: skip
-        assert binance["order"]["filled"] == pytest.approx(float(qty), rel=1e-9)
-        assert upbit["order"]["filled"] == pytest.approx(ids[(corr, leg)]["upbit_qty"], rel=1e-9)
-        assert binance["order"]["average"] == pytest.approx(float(b_vwap), rel=1e-9)
-        assert upbit["order"]["average"] == pytest.approx(float(u_vwap), rel=1e-9)
-        assert binance["fee"] == pytest.approx(float(b_fee), rel=1e-6)
-        assert upbit["fee"] == pytest.approx(float(u_fee), rel=1e-6)
-    assert sorted(referenced) == sorted(booked), "the ledger's legs are exactly the booked orders"
+    assert_ledger_holds_exactly(booked, legs, events)
 
     code, out, err = reconcile(run.run_id, lossy_sim, run.evidence_dir.parent, postgres_dsn, redis_url)
     assert (code, problems(out)) == (0, []), out + err
@@ -222,3 +231,18 @@ def test_a_placed_order_whose_fill_stays_unknown_stops_the_run_and_reconcile_nam
     code, out, _ = reconcile(run_id, lossy_sim, evidence.parent, postgres_dsn, redis_url)
     assert code == 1, out
     assert [line for line in problems(out) if upbit_id in line and "missing in the ledger" in line], out
+
+
+@pytest.mark.parametrize("lossy_sim", [("late_fill",)], indirect=True)
+def test_binance_orders_answered_before_their_fill_are_booked_with_the_fills_the_venue_made(
+    lossy_sim: SimProcess, engine: EngineLauncher, postgres_dsn: str
+) -> None:
+    run = start_armed(engine, lossy_sim, postgres_dsn)
+    assert run.wait(timeout=TICKS + 90) == 0, run.describe()
+    assert run.run_id is not None
+    booked = venue_orders(lossy_sim)
+    legs, events = ledger_of(postgres_dsn, run.run_id)
+    binance_orders = [o for o in booked.values() if o["venue"] == "binance"]
+    assert len(legs) >= 2 and lossy_sim.stats()["faulted"]["late_fill"] == len(binance_orders), run.describe()
+    assert_ledger_holds_exactly(booked, legs, events)
+    assert [kind for kind, _, _ in events if kind in ("ORDER_LOOKUP", "LEG_UNWOUND", "EXIT_FAILED")] == []

@@ -2,7 +2,8 @@
 
 The simulator produces each case for real: "lost_reply" books and fills the order, then closes
 the connection without an answer; "lost_order" drops the request before booking it;
-"lookup_down" answers every order lookup 503 (Upbit's fill polls among them). The executor runs
+"lookup_down" answers every order lookup 503 (fill polls among them); "late_fill" answers a
+filled Binance order as accepted with nothing executed (NEW). The executor runs
 real ccxt over HTTP; what it books is compared with the orders the simulator kept.
 """
 
@@ -186,6 +187,57 @@ def test_a_placed_upbit_order_whose_fill_cannot_be_learnt_is_unknown_not_refused
     [resolution] = heard
     assert (resolution.venue, resolution.outcome, resolution.client_order_id, resolution.order_id) == (
         "upbit", "unknown", orders[1]["client_id"], orders[1]["id"],
+    )  # fmt: skip
+    assert resolution.create_error == "placed; its fill was not known within 1 s"
+    assert resolution.attempts >= 2 and "503" in (resolution.lookup_error or "")
+    assert isinstance(later, Rejected) and later.kind == "outcome_unknown", later
+
+
+def test_a_binance_order_answered_before_its_fill_is_polled_and_booked_with_its_real_fill(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    """Binance can answer a market order before its matching engine has filled it (NEW, nothing
+    executed). That order is placed: it is polled until it is filled and booked with its real fill,
+    never taken for a refusal that would unwind or drop a leg the venue holds."""
+    sim.configure({"faults": ["late_fill"]})
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard)
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot, "binance_rich"), snapshot)
+        assert isinstance(opened, PairFill), opened
+        closed = live.exit(exit_intent(source, "binance_rich", snapshot.tick), opened)
+    finally:
+        live.close()
+    stats = sim.stats()
+    assert stats["faulted"]["late_fill"] == 2
+    orders = stats["orders"]
+    assert [o["venue"] for o in orders] == ["binance", "upbit", "binance", "upbit"]
+    for order, leg in zip(orders, (opened.binance, opened.upbit, closed.binance, closed.upbit), strict=True):
+        assert_recorded(order, leg)
+        assert order["fee"] > 0.0
+    requests = sim.private_requests()
+    assert requests["GET /api/v3/order"] == 2, "each NEW Binance order was polled once, by its id"
+    assert requests["GET /api/v3/myTrades"] == 2, "and its fees read from its trades"
+    assert heard == [] and live.unknown == []
+
+
+def test_a_binance_order_answered_before_its_fill_whose_fill_cannot_be_learnt_is_unknown(
+    sim: SimProcess, source: CcxtSource
+) -> None:
+    """The same NEW answer with every poll failing: the order is placed (the simulator filled it),
+    so its outcome is unknown and no second leg is sent, never a refusal."""
+    sim.configure({"faults": ["late_fill", "lookup_down"], "venues": ["binance"]})
+    heard: list[Resolution] = []
+    live = executor(sim, source, heard, fill_timeout_sec=1.0)
+    result, later = enter_faulted_then_healed(live, source, sim, {"faults": [], "venues": None})
+    orders = sim.stats()["orders"]
+    assert [o["venue"] for o in orders] == ["binance"], "no Upbit leg follows an unknown first leg"
+    assert orders[0]["qty"] > 0.0, "the simulator filled the Binance order"
+    assert isinstance(result, Rejected) and result.kind == "outcome_unknown", result
+    [resolution] = heard
+    assert (resolution.venue, resolution.outcome, resolution.client_order_id, resolution.order_id) == (
+        "binance", "unknown", orders[0]["client_id"], orders[0]["id"],
     )  # fmt: skip
     assert resolution.create_error == "placed; its fill was not known within 1 s"
     assert resolution.attempts >= 2 and "503" in (resolution.lookup_error or "")
