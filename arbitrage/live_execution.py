@@ -28,8 +28,8 @@ its budget. Second legs, unwinds and exits still go out until the deadline.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import ccxt
@@ -63,6 +63,7 @@ from arbitrage.order_lookup import (
     passed,
     resolve,
 )
+from arbitrage.order_trail import OrderTrail
 from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 
 log = logging.getLogger("arbitrage.live_execution")
@@ -74,14 +75,11 @@ KILL_SWITCH_REASON = "kill switch active: order not placed"
 OUTCOME_UNKNOWN = "outcome_unknown"
 STOPPING_REASON = "the run is stopping: no new position"
 NOT_SENT_AT_STOP = "not sent: the run is stopping and its deadline for the venues has passed"
+NOT_RECORDED = "not sent: the order could not be recorded durably first (ledger journal)"
 NO_ANSWER_AT_STOP = "no answer before the stop's deadline"
 FILL_UNKNOWN_AT_STOP = "placed; its fill was not known before the stop's deadline"
 FILL_UNKNOWN = "placed; its fill was not known within {timeout:g} s"
 UNHEDGED = "unhedged"
-
-
-def _client_id() -> str:
-    return f"arb{uuid.uuid4().hex[:20]}"
 
 
 class LiveExecutor:
@@ -94,6 +92,7 @@ class LiveExecutor:
     (a refused order is a `LiveOrderError`, so an entry is rejected or unwound and an exit retried).
     `lookup` bounds the look-ups of an ambiguous order; `on_lookup` hears every resolution, and
     `on_unhedged` every first leg whose unwind was refused (open exposure no position holds).
+    `trail` records each order before it is sent and once its fate is known (`order_trail`).
     """
 
     def __init__(
@@ -111,8 +110,10 @@ class LiveExecutor:
         on_lookup: Callable[[Resolution], object] | None = None,
         on_unhedged: Callable[[str, LegFill, str], object] | None = None,
         stop_deadline: Deadline = no_deadline,
+        trail: OrderTrail | None = None,
     ) -> None:
         self.config = config
+        self._trail = trail or OrderTrail()
         self._deadline = stop_deadline
         self._lookup = lookup or LookupPolicy()
         self._on_lookup = on_lookup
@@ -247,6 +248,8 @@ class LiveExecutor:
         ambiguous error; raises LiveOrderError (not placed) or OrderOutcomeUnknown."""
         if passed(self._deadline):
             raise LiveOrderError(venue, client_id, NOT_SENT_AT_STOP)
+        if not self._trail.sent(venue, symbol, side, amount, client_id):
+            raise LiveOrderError(venue, client_id, NOT_RECORDED)
         try:
             return await before(self._deadline, create())
         except DeadlinePassed:
@@ -280,8 +283,10 @@ class LiveExecutor:
         return OrderOutcomeUnknown(resolution)
 
     async def _binance_order(self, symbol: str, side: Side, qty: float) -> LegFill:
+        return await self._trail.traced("binance", partial(self._binance_fill, symbol, side, qty))
+
+    async def _binance_fill(self, symbol: str, side: Side, qty: float, client_id: str) -> LegFill:
         market = f"{symbol}/{BINANCE_QUOTE}"
-        client_id = _client_id()
         client = self.binance
 
         async def find() -> dict[str, Any]:
@@ -318,8 +323,12 @@ class LiveExecutor:
 
     async def _upbit_order(self, symbol: str, side: Side, qty: float, price_krw: float) -> LegFill:
         """A market buy spends `qty * price_krw` KRW (Upbit's `ord_type=price`); a sell sells `qty`."""
+        return await self._trail.traced("upbit", partial(self._upbit_fill, symbol, side, qty, price_krw))
+
+    async def _upbit_fill(
+        self, symbol: str, side: Side, qty: float, price_krw: float, client_id: str
+    ) -> LegFill:
         market = f"{symbol}/{UPBIT_QUOTE}"
-        client_id = _client_id()
         client = self.upbit
         params: dict[str, Any] = {"clientOrderId": client_id}
 

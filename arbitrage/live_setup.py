@@ -15,6 +15,9 @@ trade until an operator has reconciled the venues (`arbitrage reconcile`) and re
 the stop-time flatten still closes every position the run does know, as long as the venues answer
 within the stop's deadline (`VENUE_STOP_SEC`). A first leg whose unwind was refused does the same
 (`UNHEDGED_LEG`): the run holds exposure that no position carries and no flatten closes.
+
+Every order is recorded before it is sent and once its fate is known (`record_durably`,
+`order_trail`), so that an order a crash leaves unbooked is found before the next armed run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from arbitrage.execution import LegFill
     from arbitrage.live_execution import LiveExecutor
     from arbitrage.order_lookup import Deadline, LookupPolicy, Resolution
+    from arbitrage.order_trail import DurableRecord
 
 log = logging.getLogger("arbitrage.live_setup")
 
@@ -116,8 +120,10 @@ class LiveSession:
         run_id: str | None = None,
         stop: Callable[[str], None] | None = None,
         stop_deadline: Deadline,
+        record_durably: DurableRecord | None = None,
     ) -> None:
         from arbitrage.live_execution import LiveExecutor
+        from arbitrage.order_trail import OrderTrail
 
         notional = min(config.strategy.order_notional_usd, plan.notional_usd)
         self.strategy: StrategyConfig = config.strategy.model_copy(update={"order_notional_usd": notional})
@@ -137,6 +143,7 @@ class LiveSession:
             on_lookup=self._on_lookup,
             on_unhedged=self._on_unhedged,
             stop_deadline=stop_deadline,
+            trail=OrderTrail(record_durably),
         )
         record(
             "LIVE_START",

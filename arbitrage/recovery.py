@@ -31,6 +31,7 @@ from arbitrage.ledger import LegRow, connect
 from arbitrage.ledger_records import INSERT_LEG_SQL
 from arbitrage.logs import announce
 from arbitrage.market.book import MarketSnapshot
+from arbitrage.order_trail import unbooked_by_run
 from arbitrage.owner import OwnerState, owner_state, process_create_time
 from arbitrage.recovery_exit import OPEN_ENTRY_COLUMNS, OpenEntry, recovery_exit
 from arbitrage.sources import one_snapshot
@@ -77,7 +78,8 @@ class RunningRow:
 
 @dataclass
 class RunRecovery:
-    """What recovery did to one crashed run: `settled` and `left_open` are symbols (with why)."""
+    """What recovery did to one crashed run: `settled` and `left_open` are symbols (with why);
+    `unbooked` counts the orders a live run sent and never booked (`order_trail`)."""
 
     run_id: str
     mode: str
@@ -85,6 +87,7 @@ class RunRecovery:
     crashed_now: bool
     settled: list[str] = field(default_factory=list)
     left_open: list[tuple[str, str]] = field(default_factory=list)
+    unbooked: int = 0
 
     def line(self) -> str:
         """The operator's one line for this run."""
@@ -93,12 +96,17 @@ class RunRecovery:
             f"arbitrage: crashed run {self.run_id}{pid}, crashed earlier"
         )  # fmt: skip
         if self.mode == "live":
-            if not self.left_open:
+            held = []
+            if self.left_open:
+                symbols = ", ".join(sorted({symbol for symbol, _ in self.left_open}))
+                held.append(f"left {len(self.left_open)} open positions untouched ({symbols})")
+            if self.unbooked:
+                held.append(f"{self.unbooked} orders it sent were never booked")
+            if not held:
                 return f"{head}: live, no open positions"
-            symbols = ", ".join(sorted({symbol for symbol, _ in self.left_open}))
             return (
-                f"{head}: live, left {len(self.left_open)} open positions untouched ({symbols}); live arming"
-                " is refused until they are reconciled on the exchanges and POSITIONS_RECONCILED is recorded"
+                f"{head}: live, {' and '.join(held)}; live arming is refused until they are reconciled on"
+                " the exchanges and POSITIONS_RECONCILED is recorded"
             )
         if not self.settled and not self.left_open:
             return f"{head}: no open positions"
@@ -201,8 +209,12 @@ def recover_crashed_runs(
             report.not_ours.append((row, state))
         elif state == "gone" and mark_crashed(conn, row):
             crashed_now[row.run_id] = row
+    live_crashed = any(row.mode == "live" for row in crashed_now.values())
+    unbooked = unbooked_by_run(conn, None) if live_crashed else {}
     by_run: dict[str, RunRecovery] = {
-        run_id: RunRecovery(run_id, row.mode, row.pid, crashed_now=True)
+        run_id: RunRecovery(
+            run_id, row.mode, row.pid, crashed_now=True, unbooked=len(unbooked.get(run_id, []))
+        )
         for run_id, row in crashed_now.items()
     }
     book: list[MarketSnapshot | None] = []

@@ -241,6 +241,7 @@ class RunBuilder:
             live = LiveSession(
                 cfg, conn.live, conn.kill_switch, record, self.rate_limits, run_id=self.run_id,
                 stop=self.request_stop, stop_deadline=partial(self.stop_deadline, VENUE_STOP_SEC),
+                record_durably=partial(conn.ledger.record_durable_event, self.run_id),
             )  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor
         strategy = Strategy(cfg.strategy if live is None else live.strategy, cfg.run.tick_interval_sec)

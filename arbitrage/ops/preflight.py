@@ -30,6 +30,7 @@ from arbitrage.market.source import MarketSource, book_rejection
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
 from arbitrage.ops.live_arm import check_arming
 from arbitrage.ops.secrets_scan import Status, env_live_file_verdict, tracked_env_secrets_verdict
+from arbitrage.order_trail import unbooked_by_run
 from arbitrage.state import RunState, StateUnavailable, describe_url
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 
@@ -205,8 +206,9 @@ GROUP BY e.run_id ORDER BY e.run_id
 def check_open_positions(
     mode: Mode, conn: psycopg.Connection[Any] | None, run_id: str | None
 ) -> PreflightCheck:
-    """Entry legs without an exit leg in earlier runs of the same mode: positions a crash left open,
-    named by run id and symbol.
+    """Exposure earlier runs of the same mode left that the ledger does not close: entry legs without
+    an exit leg (named by run id and symbol) and, in live mode, orders sent but never booked
+    (`order_trail`: in flight when the run died, or filled with no leg to show it).
 
     After reconciling them on the exchanges, an operator appends a `POSITIONS_RECONCILED`
     event_log row for that run_id, which clears it here.
@@ -217,17 +219,26 @@ def check_open_positions(
         with conn.cursor() as cur:
             cur.execute(_OPEN_ENTRIES_SQL, {"mode": mode, "own": run_id})
             rows = cur.fetchall()
+        unbooked = unbooked_by_run(conn, run_id) if mode == "live" else {}
     except psycopg.errors.UndefinedTable:
         return PreflightCheck("open_positions", "PASS", "no ledger tables yet: no earlier runs")
     except psycopg.Error as exc:
         return live_only(mode, PreflightCheck("open_positions", "FAIL", f"query failed: {_first_line(exc)}"))
-    if not rows:
+    if not rows and not unbooked:
         return PreflightCheck("open_positions", "PASS", f"no {mode} positions left open by earlier runs")
-    listed = ", ".join(f"{run} ({count}: {symbols})" for run, count, symbols in rows[:SHOWN_FINDINGS])
-    total = sum(count for _, count, _ in rows)
-    detail = (
-        f"{total} {mode} position(s) without an exit leg in {len(rows)} earlier run(s): {listed}; "
-        "reconcile on the exchanges, then record POSITIONS_RECONCILED for each run in event_log"
+    findings = []
+    if rows:
+        listed = ", ".join(f"{run} ({count}: {symbols})" for run, count, symbols in rows[:SHOWN_FINDINGS])
+        total = sum(count for _, count, _ in rows)
+        runs = len(rows)
+        findings.append(f"{total} {mode} position(s) without an exit leg in {runs} earlier run(s): {listed}")
+    if unbooked:
+        orders = [f"{run} {order.describe()}" for run, found in unbooked.items() for order in found]
+        shown = ", ".join(orders[:SHOWN_FINDINGS])
+        runs = len(unbooked)
+        findings.append(f"{len(orders)} live order(s) sent, never booked, in {runs} earlier run(s): {shown}")
+    detail = "; ".join(
+        [*findings, "reconcile on the exchanges, then record POSITIONS_RECONCILED for each run in event_log"]
     )
     return live_only(mode, PreflightCheck("open_positions", "FAIL", detail))
 

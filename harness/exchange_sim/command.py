@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 FAULT_CHOICES = (
     "rate_limit", "ban", "server_error", "timeout", "bad_json",
     "stale", "halted", "empty", "crossed", "negative", "nan",
-    "lost_reply", "lost_order", "lookup_down", "late_fill",
+    "lost_reply", "lost_order", "lookup_down", "late_fill", "held_order",
 )  # fmt: skip
 """Kept equal to `control.FAULT_KINDS` (a test checks it) so parsing flags imports nothing heavy."""
 

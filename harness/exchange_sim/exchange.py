@@ -6,9 +6,9 @@ Fault kinds: "rate_limit" (429 with the venue's body: Upbit `too_many_requests`,
 (the request is held unanswered until the fault clears), "bad_json" (a 200 that is not JSON),
 "stale" (prices and timestamps frozen when the fault was set; Binance's `lastUpdateId` too),
 "crossed", "empty", "nan" (prices sent as the string "NaN", which JSON parsers accept), "negative",
-and "halted" (see `public`). The order faults "lost_reply", "lost_order", "lookup_down" and
-"late_fill" (`order_faults`) touch only signed order placement and lookup. `error_rate` answers that share of
-requests with a 503; `latency_ms` delays every answer.
+and "halted" (see `public`). The order faults "lost_reply", "lost_order", "lookup_down",
+"late_fill" and "held_order" (`order_faults`) touch only signed order placement and lookup.
+`error_rate` answers that share of requests with a 503; `latency_ms` delays every answer.
 
 The model advances with the wall clock, one step per `dt_sec` since start, so what is served
 depends only on the seed and the elapsed time.
@@ -175,7 +175,7 @@ class ExchangeSim:
         if private:
             active = state.faults if state.hits(venue) else frozenset()
             answer = partial(self.private.handle, method, path, raw_query, headers or {}, body)
-            return order_fault(active, method, path, answer, self._count)
+            return order_fault(active, method, path, answer, self._count, self._hold)
         return public.answer(self, venue, path, query, state)
 
     def _count(self, kind: str) -> None:
@@ -186,7 +186,7 @@ class ExchangeSim:
         """The answer a venue-wide fault gives instead of data, or None for no such fault."""
         if "timeout" in state.faults:
             self._count("timeout")
-            self._hold()
+            self._hold("timeout")
             return None
         with self._lock:
             unlucky = state.error_rate > 0.0 and self._rng.random() < state.error_rate
@@ -199,10 +199,11 @@ class ExchangeSim:
             odd = self._server_errors % 2 == 1
         return d.venue_error(venue, kind, self.now_ms(), odd, state.retry_after_sec)
 
-    def _hold(self) -> None:
+    def _hold(self, fault: str) -> None:
+        """Return once `fault` is cleared, the server closes, or HOLD_MAX_SEC have passed."""
         deadline = time.monotonic() + HOLD_MAX_SEC
         with self._lock:
-            while "timeout" in self._state.faults and not self._closing.is_set():
+            while fault in self._state.faults and not self._closing.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return

@@ -1,0 +1,159 @@
+"""The order trail of a live run: every order recorded before it is sent, and once its fate is known.
+
+A live order's fill reaches the ledger with the round trip it belongs to: its leg (TRADE_OPEN,
+TRADE_CLOSE) or event (LEG_UNWOUND, EXIT_FAILED). A process that dies between a venue's fill and
+that record (a SIGKILL while the second leg of an entry is under way, a power cut) leaves a
+position on the venue that no leg shows, and the open-position check, which reads legs, would let
+the next armed run trade over it. So the executor records each order as ORDER_SENT (venue, symbol,
+side, amount, client order id) before sending it, durably (journaled, or committed by PostgreSQL),
+and does not send an order that could not be recorded so. Once the order's fate is known, ORDER_DONE
+says filled (with the venue's order id), refused or unknown.
+
+`unbooked_orders` reads a run's trail back: orders sent with no ORDER_DONE (in flight when the
+process died) and filled orders whose venue order id no leg or event of the run carries. Preflight
+refuses arming while an earlier live run has any (`ops.preflight.check_open_positions`), until an
+operator has reconciled the venues and recorded POSITIONS_RECONCILED for that run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from arbitrage.live_orders import LiveOrderError, OrderOutcomeUnknown
+from evidence.ledger_tables import EVENT_LOG, RUNS
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from arbitrage.execution import LegFill
+
+ORDER_SENT: Final = "ORDER_SENT"
+ORDER_DONE: Final = "ORDER_DONE"
+Fate = Literal["filled", "refused", "unknown"]
+BOOKING_EVENTS: Final = ("TRADE_OPEN", "TRADE_CLOSE", "LEG_UNWOUND", "EXIT_FAILED")
+"""The events whose payloads carry the venue order ids of the fills a run booked."""
+
+DurableRecord = Callable[[str, dict[str, Any]], bool]
+"""Records one event of the run; True once it survives the process (journaled, or committed)."""
+
+
+def new_client_order_id() -> str:
+    """The id an order is sent, looked up and recorded under: unique, and accepted by both venues."""
+    return f"arb{uuid.uuid4().hex[:20]}"
+
+
+class OrderTrail:
+    """Records a live executor's orders; without a `record` (an executor outside a run) it records
+    nothing and lets every order go."""
+
+    def __init__(self, record: DurableRecord | None = None) -> None:
+        self._record = record
+        self._sent: set[str] = set()
+
+    def sent(self, venue: str, symbol: str, side: str, amount: float, client_order_id: str) -> bool:
+        """Record an order about to be sent; False when it could not be made durable (do not send it)."""
+        if self._record is None:
+            return True
+        payload = {"venue": venue, "symbol": symbol, "side": side, "amount": amount}
+        payload["client_order_id"] = client_order_id
+        self._sent.add(client_order_id)
+        return self._record(ORDER_SENT, payload)
+
+    async def traced(self, venue: str, fill: Callable[[str], Coroutine[Any, Any, LegFill]]) -> LegFill:
+        """The fill of one order under a fresh client order id, its fate recorded (ORDER_DONE) when it
+        was sent."""
+        client_order_id = new_client_order_id()
+        try:
+            leg = await fill(client_order_id)
+        except OrderOutcomeUnknown as exc:
+            self._done(venue, client_order_id, "unknown", exc.resolution.order_id, str(exc))
+            raise
+        except LiveOrderError as exc:
+            self._done(venue, client_order_id, "refused", None, str(exc))
+            raise
+        self._done(venue, client_order_id, "filled", leg.order_id, "")
+        return leg
+
+    def _done(self, venue: str, client_order_id: str, fate: Fate, order_id: str | None, detail: str) -> None:
+        if self._record is not None and client_order_id in self._sent:
+            self._sent.discard(client_order_id)
+            payload = {
+                "venue": venue, "client_order_id": client_order_id, "fate": fate, "order_id": order_id,
+                "detail": detail,
+            }  # fmt: skip
+            self._record(ORDER_DONE, payload)
+
+
+@dataclass(frozen=True)
+class UnbookedOrder:
+    """An order of a run whose fill may be on the venue with no leg or event of the run showing it."""
+
+    venue: str
+    symbol: str
+    side: str
+    client_order_id: str
+    order_id: str | None
+    """The venue's id when the order was known filled; None for one in flight when the run ended."""
+
+    def describe(self) -> str:
+        state = "in flight" if self.order_id is None else f"filled as order {self.order_id}, not booked"
+        return f"{self.venue} {self.side} {self.symbol} client order id {self.client_order_id} ({state})"
+
+
+def booked_order_ids(events: Iterable[tuple[str, Mapping[str, Any]]]) -> set[str]:
+    """The venue order ids the booking events carry."""
+    ids: set[str] = set()
+    for kind, payload in events:
+        if kind not in BOOKING_EVENTS:
+            continue
+        ids.update(str(v) for k, v in (payload.get("order_ids") or {}).items() if k != "upbit_qty" and v)
+        for key in ("filled", "unwind", "filled_earlier"):
+            leg = payload.get(key)
+            if isinstance(leg, Mapping) and leg.get("order_id"):
+                ids.add(str(leg["order_id"]))
+    return ids
+
+
+def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[UnbookedOrder]:
+    """One run's orders that were sent and neither refused, surfaced as unknown, nor booked."""
+    listed = list(events)
+    booked = booked_order_ids(listed)
+    done = {p["client_order_id"]: p for kind, p in listed if kind == ORDER_DONE}
+    unbooked: list[UnbookedOrder] = []
+    for kind, sent in listed:
+        if kind != ORDER_SENT:
+            continue
+        fate = done.get(sent["client_order_id"])
+        order_id = None if fate is None else fate.get("order_id")
+        if fate is None or (fate["fate"] == "filled" and str(order_id) not in booked):
+            unbooked.append(
+                UnbookedOrder(sent["venue"], sent["symbol"], sent["side"], sent["client_order_id"], order_id)
+            )
+    return unbooked
+
+
+_TRAILS_SQL = f"""
+SELECT v.run_id, v.event_type, v.payload FROM {EVENT_LOG} v JOIN {RUNS} r ON r.run_id = v.run_id
+WHERE r.mode = 'live' AND v.run_id IS DISTINCT FROM %(own)s
+  AND v.event_type = ANY(%(kinds)s)
+  AND EXISTS (SELECT 1 FROM {EVENT_LOG} s WHERE s.run_id = v.run_id AND s.event_type = '{ORDER_SENT}')
+  AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} x
+                  WHERE x.run_id = v.run_id AND x.event_type = 'POSITIONS_RECONCILED')
+ORDER BY v.run_id, v.id
+"""
+
+
+def unbooked_by_run(conn: psycopg.Connection[Any], own_run_id: str | None) -> dict[str, list[UnbookedOrder]]:
+    """Earlier live runs (not reconciled since) with unbooked orders, each with its orders."""
+    kinds = [ORDER_SENT, ORDER_DONE, *BOOKING_EVENTS]
+    with conn.cursor() as cur:
+        cur.execute(_TRAILS_SQL, {"own": own_run_id, "kinds": kinds})
+        rows = cur.fetchall()
+    trails: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for run_id, kind, payload in rows:
+        trails.setdefault(run_id, []).append((kind, payload))
+    found = {run_id: unbooked_orders(trail) for run_id, trail in trails.items()}
+    return {run_id: orders for run_id, orders in found.items() if orders}

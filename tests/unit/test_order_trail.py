@@ -1,0 +1,104 @@
+"""The order trail read back: which orders a run sent and never booked."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from arbitrage.execution import LegFill
+from arbitrage.live_orders import LiveOrderError
+from arbitrage.order_trail import OrderTrail, UnbookedOrder, booked_order_ids, unbooked_orders
+
+
+def sent(client_id: str, venue: str = "binance", symbol: str = "BTC", side: str = "buy") -> tuple[str, Any]:
+    return "ORDER_SENT", {"venue": venue, "symbol": symbol, "side": side, "amount": 0.002,
+                          "client_order_id": client_id}  # fmt: skip
+
+
+def done(client_id: str, fate: str, order_id: str | None = None) -> tuple[str, Any]:
+    payload = {"venue": "binance", "client_order_id": client_id, "fate": fate, "order_id": order_id}
+    return "ORDER_DONE", {**payload, "detail": ""}
+
+
+def leg(order_id: str) -> dict[str, Any]:
+    return {"venue": "binance", "side": "buy", "qty": 0.002, "vwap": 1.0, "fee": 0.0, "order_id": order_id}
+
+
+def test_booking_events_name_the_order_ids_of_their_legs() -> None:
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("TRADE_OPEN", {"order_ids": {"upbit": "u1", "binance": "b1", "upbit_qty": 0.002}}),
+        ("LEG_UNWOUND", {"filled": leg("b2"), "unwind": leg("b3")}),
+        ("LEG_UNWOUND", {"filled": leg("b4"), "unwind": None}),
+        ("EXIT_FAILED", {"filled": leg("b5"), "filled_earlier": None}),
+        ("ORDER_LOOKUP", {"order_id": "b6"}),
+    ]
+    assert booked_order_ids(events) == {"u1", "b1", "b2", "b3", "b4", "b5"}
+
+
+def test_a_sent_order_with_no_fate_is_in_flight() -> None:
+    assert unbooked_orders([sent("c1")]) == [UnbookedOrder("binance", "BTC", "buy", "c1", None)]
+
+
+def test_a_filled_order_no_leg_carries_is_unbooked_and_a_booked_one_is_not() -> None:
+    events = [
+        sent("c1"), done("c1", "filled", "b1"),
+        sent("c2", "upbit", side="sell"), done("c2", "filled", "u2"),
+        ("TRADE_OPEN", {"order_ids": {"upbit": "u9", "binance": "b1", "upbit_qty": 0.002}}),
+    ]  # fmt: skip
+    assert unbooked_orders(events) == [UnbookedOrder("upbit", "BTC", "sell", "c2", "u2")]
+    assert (
+        unbooked_orders(events)[0].describe()
+        == "upbit sell BTC client order id c2 (filled as order u2, not booked)"
+    )
+
+
+def test_refused_and_unknown_orders_are_not_listed() -> None:
+    """A refusal left nothing on the venue; an unknown outcome stopped its run with the kill switch set."""
+    events = [sent("c1"), done("c1", "refused"), sent("c2"), done("c2", "unknown", "b2")]
+    assert unbooked_orders(events) == []
+
+
+def fill(order_id: str) -> LegFill:
+    return LegFill("binance", "buy", 0.002, 100.0, 0.2, 0.0002, order_id)
+
+
+def test_the_trail_records_each_sent_order_and_its_fate_under_one_client_order_id() -> None:
+    recorded: list[tuple[str, dict[str, Any]]] = []
+
+    def record(kind: str, payload: dict[str, Any]) -> bool:
+        recorded.append((kind, payload))
+        return True
+
+    trail = OrderTrail(record)
+
+    async def filled(client_id: str) -> LegFill:
+        assert trail.sent("binance", "BTC", "buy", 0.002, client_id)
+        return fill("b1")
+
+    async def refused(client_id: str) -> LegFill:
+        assert trail.sent("binance", "BTC", "sell", 0.002, client_id)
+        raise LiveOrderError("binance", client_id, "insufficient balance")
+
+    async def never_sent(client_id: str) -> LegFill:
+        raise LiveOrderError("binance", client_id, "not sent")
+
+    assert asyncio.run(trail.traced("binance", filled)) == fill("b1")
+    for order in (refused, never_sent):
+        with pytest.raises(LiveOrderError):
+            asyncio.run(trail.traced("binance", order))
+    kinds = [(kind, p.get("fate")) for kind, p in recorded]
+    assert kinds == [
+        ("ORDER_SENT", None),
+        ("ORDER_DONE", "filled"),
+        ("ORDER_SENT", None),
+        ("ORDER_DONE", "refused"),
+    ]
+    assert recorded[0][1]["client_order_id"] == recorded[1][1]["client_order_id"]
+    assert recorded[2][1]["client_order_id"] == recorded[3][1]["client_order_id"]
+    assert recorded[0][1]["client_order_id"] != recorded[2][1]["client_order_id"]
+    assert recorded[1][1]["order_id"] == "b1" and "insufficient balance" in recorded[3][1]["detail"]
+    assert unbooked_orders([(kind, p) for kind, p in recorded]) == [
+        UnbookedOrder("binance", "BTC", "buy", recorded[0][1]["client_order_id"], "b1")
+    ]
