@@ -9,32 +9,34 @@ side, amount, client order id) before sending it, durably (journaled, or committ
 and does not send an order that could not be recorded so. Once the order's fate is known, ORDER_DONE
 says filled (with the venue's order id), refused or unknown.
 
-`unbooked_orders` reads a run's trail back: orders sent with no ORDER_DONE (in flight when the
-process died) and filled orders whose venue order id no leg or event of the run carries. Preflight
-refuses arming while an earlier live run has any (`ops.preflight.check_open_positions`), until an
-operator has reconciled the venues and recorded POSITIONS_RECONCILED for that run.
+`evidence.order_trail_rule` reads a run's trail back: orders sent with no ORDER_DONE (in flight
+when the process died) and filled orders whose venue order id no leg or event of the run carries.
+`unbooked_by_run` applies it to earlier live runs: preflight refuses arming while one has any
+(`ops.preflight.check_open_positions`), until an operator has reconciled the venues and recorded
+POSITIONS_RECONCILED for that run.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from arbitrage.live_orders import LiveOrderError, OrderOutcomeUnknown
 from evidence.ledger_tables import EVENT_LOG, RUNS
+from evidence.order_trail_rule import (
+    BOOKING_EVENTS,
+    ORDER_DONE,
+    ORDER_SENT,
+    Fate,
+    UnbookedOrder,
+    unbooked_orders,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
     from arbitrage.execution import LegFill
-
-ORDER_SENT: Final = "ORDER_SENT"
-ORDER_DONE: Final = "ORDER_DONE"
-Fate = Literal["filled", "refused", "unknown"]
-BOOKING_EVENTS: Final = ("TRADE_OPEN", "TRADE_CLOSE", "LEG_UNWOUND", "EXIT_FAILED")
-"""The events whose payloads carry the venue order ids of the fills a run booked."""
 
 DurableRecord = Callable[[str, dict[str, Any]], bool]
 """Records one event of the run; True once it survives the process (journaled, or committed)."""
@@ -85,54 +87,6 @@ class OrderTrail:
                 "detail": detail,
             }  # fmt: skip
             self._record(ORDER_DONE, payload)
-
-
-@dataclass(frozen=True)
-class UnbookedOrder:
-    """An order of a run whose fill may be on the venue with no leg or event of the run showing it."""
-
-    venue: str
-    symbol: str
-    side: str
-    client_order_id: str
-    order_id: str | None
-    """The venue's id when the order was known filled; None for one in flight when the run ended."""
-
-    def describe(self) -> str:
-        state = "in flight" if self.order_id is None else f"filled as order {self.order_id}, not booked"
-        return f"{self.venue} {self.side} {self.symbol} client order id {self.client_order_id} ({state})"
-
-
-def booked_order_ids(events: Iterable[tuple[str, Mapping[str, Any]]]) -> set[str]:
-    """The venue order ids the booking events carry."""
-    ids: set[str] = set()
-    for kind, payload in events:
-        if kind not in BOOKING_EVENTS:
-            continue
-        ids.update(str(v) for k, v in (payload.get("order_ids") or {}).items() if k != "upbit_qty" and v)
-        for key in ("filled", "unwind", "filled_earlier"):
-            leg = payload.get(key)
-            if isinstance(leg, Mapping) and leg.get("order_id"):
-                ids.add(str(leg["order_id"]))
-    return ids
-
-
-def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[UnbookedOrder]:
-    """One run's orders that were sent and neither refused, surfaced as unknown, nor booked."""
-    listed = list(events)
-    booked = booked_order_ids(listed)
-    done = {p["client_order_id"]: p for kind, p in listed if kind == ORDER_DONE}
-    unbooked: list[UnbookedOrder] = []
-    for kind, sent in listed:
-        if kind != ORDER_SENT:
-            continue
-        fate = done.get(sent["client_order_id"])
-        order_id = None if fate is None else fate.get("order_id")
-        if fate is None or (fate["fate"] == "filled" and str(order_id) not in booked):
-            unbooked.append(
-                UnbookedOrder(sent["venue"], sent["symbol"], sent["side"], sent["client_order_id"], order_id)
-            )
-    return unbooked
 
 
 _TRAILS_SQL = f"""

@@ -9,7 +9,8 @@ import pytest
 
 from arbitrage.execution import LegFill
 from arbitrage.live_orders import LiveOrderError
-from arbitrage.order_trail import OrderTrail, UnbookedOrder, booked_order_ids, unbooked_orders
+from arbitrage.order_trail import OrderTrail
+from evidence.order_trail_rule import UnbookedOrder, booked_order_ids, unbooked_orders
 
 
 def sent(client_id: str, venue: str = "binance", symbol: str = "BTC", side: str = "buy") -> tuple[str, Any]:
