@@ -321,10 +321,19 @@ class Ledger:
         return self._write([(EVENT, self._event_fields(run_id, event_type, payload, correlation_id))])
 
     def record_durable_event(self, run_id: str | None, event_type: str, payload: dict[str, Any]) -> bool:
-        """`record_event`, saying whether the row will survive this process: committed, or in the
-        journal. What a live order needs before it is sent (`order_trail`)."""
-        acknowledged = self.record_event(run_id, event_type, payload)
-        return acknowledged or (self._journal is not None and self.journal_error is None)
+        """`record_event`, saying whether the row will survive this process and a power cut:
+        committed, or fsynced in the journal. What a live order needs before it is sent (`order_trail`)."""
+        if self.record_event(run_id, event_type, payload):
+            return True
+        journal = self._journal
+        if journal is None or self.journal_error is not None:
+            return False
+        try:
+            journal.sync()
+        except JournalError as exc:
+            self.journal_failed(exc)
+            return False
+        return True
 
     def record_run_start(
         self, run_id: str, phase: str, mode: str, started_at: datetime, seed: int, git_sha: str | None,
