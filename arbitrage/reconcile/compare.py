@@ -11,7 +11,9 @@ quantity, price, fee); an Upbit fill whose quantity drifts from the Binance leg 
 position (a trade with no exit, or a venue's net quantity of the run's orders beyond tolerance);
 a trade's PnL from the venues' fills, or the run's reported PnL, off the ledger's by more than
 `PNL_TOLERANCE_USD`; a balance that changed since the run's start by other than its fills imply
-(`balances`), or no start balances to tell.
+(`balances`), or no start balances to tell. Beside the findings, `order_trail` says for each order
+the run sent and never booked (a crash between an order and its leg) whether the venue has it:
+one it has is a venue order missing in the ledger as well, one it lacks left nothing behind.
 """
 
 from __future__ import annotations
@@ -215,6 +217,16 @@ def _balance_check(
     return compare_balances(venue, start, state.balances, implied, problems)
 
 
+def _order_trail(run: RunLedger, venues: Mapping[str, VenueState]) -> list[dict[str, Any]]:
+    """Each unbooked order of the run, with the venue's order id for its client order id (or None)."""
+    by_client = {(v, o.client_id): o.id for v in VENUES for o in venues[v].orders if o.client_id}
+    return [
+        {"order": order.describe(), "venue": order.venue, "client_order_id": order.client_order_id,
+         "on_venue": by_client.get((order.venue, order.client_order_id))}
+        for order in run.unbooked
+    ]  # fmt: skip
+
+
 def reconcile(
     run: RunLedger, venues: Mapping[str, VenueState], reported_pnl_usd: float | None
 ) -> dict[str, Any]:
@@ -253,6 +265,7 @@ def reconcile(
             "positions": _positions(book, venue, problems),
             "balance_check": _balance_check(run, venue, state, implied, problems),
         }
+    report["order_trail"] = _order_trail(run, venues)
     ledger_pnl = sum(leg["pnl_usd"] or 0.0 for leg in run.legs if leg["leg"] == "exit")
     if reported_pnl_usd is not None and abs(reported_pnl_usd - ledger_pnl) > PNL_TOLERANCE_USD:
         problems.append(f"run PnL reported {reported_pnl_usd} USD, ledger {ledger_pnl:.4f} USD")

@@ -101,6 +101,10 @@ def _reconcile(args: argparse.Namespace, config: AppConfig, dsn: str) -> int:
             f"{len(summary['missing_in_ledger'])} missing in the ledger, "
             f"{len(summary['open_orders'])} open orders"
         )
+    for sent in report["order_trail"]:
+        found = sent["on_venue"]
+        fate = f"on the venue as order {found}" if found else "not on the venue: nothing was booked"
+        print(f"order trail: {sent['order']}: {fate}")
     for problem in report["problems"]:
         print(f"problem: {problem}")
     verdict = "PASS" if report["ok"] else f"FAIL ({len(report['problems'])} problems)"

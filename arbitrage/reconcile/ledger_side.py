@@ -14,6 +14,7 @@ from typing import Any
 
 from arbitrage.ledger import connect
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
+from evidence.order_trail_rule import ORDER_DONE, ORDER_SENT, UnbookedOrder, unbooked_orders
 
 LEG_COLUMNS = (
     "trade_id", "leg", "correlation_id", "symbol", "qty", "upbit_side", "upbit_vwap_krw", "upbit_fee_krw",
@@ -42,6 +43,8 @@ class RunLedger:
     """Each venue's total per asset before the run's first order (its `LIVE_START` event)."""
     start_balances_note: str | None = None
     """Why there are no start balances: none recorded, or the error the run met reading them."""
+    unbooked: list[UnbookedOrder] = field(default_factory=list)
+    """Orders the run sent and never booked, by its order trail (`evidence.order_trail_rule`)."""
 
 
 def latest_live_run(dsn: str) -> str:
@@ -68,7 +71,8 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
         ).fetchall()
         events = conn.execute(
             f"SELECT event_type, correlation_id, payload FROM {EVENT_LOG} WHERE run_id = %s"
-            " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE', 'LEG_UNWOUND', 'EXIT_FAILED', 'LIVE_START')"
+            " AND event_type IN ('TRADE_OPEN', 'TRADE_CLOSE', 'LEG_UNWOUND', 'EXIT_FAILED', 'LIVE_START',"
+            " 'ORDER_SENT', 'ORDER_DONE')"
             " ORDER BY id",
             (run_id,),
         ).fetchall()
@@ -82,6 +86,8 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
     for kind, correlation_id, payload in events:
         if kind == "LIVE_START":
             _start_balances(run, payload)
+        elif kind in (ORDER_SENT, ORDER_DONE):
+            continue
         elif kind in ("TRADE_OPEN", "TRADE_CLOSE") and payload.get("order_ids"):
             leg_kind = "entry" if kind == "TRADE_OPEN" else "exit"
             run.order_ids[(correlation_id, leg_kind)] = {
@@ -95,6 +101,7 @@ def load_run(dsn: str, run_id: str) -> RunLedger:
                     run.side_orders.append({**filled, "symbol": payload.get("symbol"), "event": kind,
                                             "correlation_id": correlation_id})  # fmt: skip
     run.side_orders = _not_in_trades(run)
+    run.unbooked = unbooked_orders((kind, payload) for kind, _, payload in events)
     return run
 
 

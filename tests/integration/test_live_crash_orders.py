@@ -5,7 +5,8 @@ dies after Binance filled an entry's first leg and before any leg of that entry 
 order trail knows of it. Checked from PostgreSQL and the simulator, never from the engine: the venue
 holds the Binance fill and no trade leg shows it; the next live preflight replays the run's journal
 and refuses arming (`open_positions`), naming the Binance order as filled and not booked and the Upbit
-order as in flight, until POSITIONS_RECONCILED is recorded for the run.
+order as in flight, until POSITIONS_RECONCILED is recorded for the run. `arbitrage reconcile` tells
+the operator which of the two the venue has.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from arbitrage.ledger import Ledger, connect
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.engine_process import wait_for
-from tests.support.live_runs import TRADING_SIM, arbitrage, armed_env, release_kill_switch
+from tests.support.live_runs import (
+    TRADING_SIM,
+    arbitrage,
+    armed_env,
+    problems,
+    reconcile,
+    release_kill_switch,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -112,6 +120,17 @@ def test_a_fill_a_killed_run_never_booked_blocks_arming_until_reconciled(
             f" {upbit['side']} {upbit['symbol']} client order id {upbit['client_order_id']} (in flight);"
             " reconcile on the exchanges, then record POSITIONS_RECONCILED for each run in event_log",
         ]
+
+        code, out, _ = reconcile(run_id, holding_sim, evidence_root, postgres_dsn, redis_url, HELD_RUN)
+        assert code == 1, out
+        assert [line for line in out.splitlines() if line.startswith("order trail: ")] == [
+            f"order trail: binance {binance['side']} {binance['symbol']} client order id"
+            f" {filled['client_id']} (filled as order {filled['id']}, not booked): on the venue as order"
+            f" {filled['id']}",
+            f"order trail: upbit {upbit['side']} {upbit['symbol']} client order id"
+            f" {upbit['client_order_id']} (in flight): not on the venue: nothing was booked",
+        ]
+        assert [p for p in problems(out) if filled["id"] in p and "missing in the ledger" in p], out
     finally:
         reconciled = Ledger(postgres_dsn)
         reconciled.open()
