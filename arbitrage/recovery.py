@@ -101,7 +101,7 @@ class RunRecovery:
                 symbols = ", ".join(sorted({symbol for symbol, _ in self.left_open}))
                 held.append(f"left {len(self.left_open)} open positions untouched ({symbols})")
             if self.unbooked:
-                held.append(f"{self.unbooked} orders it sent were never booked")
+                held.append(f"{self.unbooked} sent order(s) never booked")
             if not held:
                 return f"{head}: live, no open positions"
             return (

@@ -111,7 +111,7 @@ def test_a_fill_a_killed_run_never_booked_blocks_arming_until_reconciled(
         assert (binance["side"], binance["symbol"]) == (filled["side"], filled["symbol"])
         assert code == 1, lines
         assert lines[-2:] == [
-            f"arbitrage: recovered crashed run {run_id} (pid {run.pid}): live, 2 orders it sent were never"
+            f"arbitrage: recovered crashed run {run_id} (pid {run.pid}): live, 2 sent order(s) never"
             " booked; live arming is refused until they are reconciled on the exchanges and"
             " POSITIONS_RECONCILED is recorded",
             "arbitrage: preflight failed: open_positions: 2 live order(s) sent, never booked, in 1 earlier"
