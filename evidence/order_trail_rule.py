@@ -6,6 +6,9 @@ booked when a booking event of the run (TRADE_OPEN, TRADE_CLOSE, LEG_UNWOUND, EX
 its venue order id. An order is unbooked when it was sent and has no ORDER_DONE (in flight when the
 process died), or was filled and no booking event carries it. A refusal left nothing on the venue,
 and an unknown outcome has already stopped its run with the kill switch set, so neither is listed.
+
+`venue_order_fates` turns the question around for a judge that reads the venue itself (the chaos
+checker): how the run accounts for each order the venue filled.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 ORDER_SENT: Final = "ORDER_SENT"
+ORDER_LOOKUP: Final = "ORDER_LOOKUP"
 ORDER_DONE: Final = "ORDER_DONE"
 Fate = Literal["filled", "refused", "unknown"]
+Accounted = Literal["booked", "unknown", "unbooked", "lost"]
 BOOKING_EVENTS: Final = ("TRADE_OPEN", "TRADE_CLOSE", "LEG_UNWOUND", "EXIT_FAILED")
 """The events whose payloads carry the venue order ids of the fills a run booked."""
 
@@ -67,3 +72,40 @@ def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Unb
                 UnbookedOrder(sent["venue"], sent["symbol"], sent["side"], sent["client_order_id"], order_id)
             )
     return unbooked
+
+
+_IDS: Final = ("client_order_id", "order_id")
+
+
+def _unknown(kind: str, payload: Mapping[str, Any]) -> bool:
+    """Whether the event says an order's outcome stayed unknown."""
+    if kind == ORDER_DONE:
+        return payload.get("fate") == "unknown"
+    return kind == ORDER_LOOKUP and payload.get("outcome") == "unknown"
+
+
+def venue_order_fates(
+    orders: Iterable[tuple[str, str | None]], events: Iterable[tuple[str, Mapping[str, Any]]]
+) -> dict[str, Accounted]:
+    """How a run accounts for each order the venue filled for it, given as (order id, client order id):
+
+    - booked: a booking event carries its id;
+    - unknown: an ORDER_DONE or ORDER_LOOKUP of unknown outcome names it (the run stopped on it);
+    - unbooked: its order trail lists it (a crash between the order and its leg);
+    - lost: nothing of the run names it.
+    """
+    listed = list(events)
+    booked = booked_order_ids(listed)
+    unknown = {str(p[key]) for kind, p in listed if _unknown(kind, p) for key in _IDS if p.get(key)}
+    unbooked = {order.client_order_id for order in unbooked_orders(listed)}
+    fates: dict[str, Accounted] = {}
+    for order_id, client_id in orders:
+        if order_id in booked:
+            fates[order_id] = "booked"
+        elif order_id in unknown or client_id in unknown:
+            fates[order_id] = "unknown"
+        elif client_id in unbooked:
+            fates[order_id] = "unbooked"
+        else:
+            fates[order_id] = "lost"
+    return fates

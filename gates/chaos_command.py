@@ -1,8 +1,9 @@
 """`arbitrage chaos`: seeded fault campaigns over real engine runs, judged by an independent checker.
 
-`arbitrage chaos [--runs N] [--seed S] [--duration D] [--faults LIST] [--only K | --shard i/n]
-[--dry-run] [--workers W] [--postgres-dsn DSN] [--keep] [--output-root DIR]` plans a schedule from
-the seed, runs it, and leaves `chaos_report.json` and `chaos.html` under
+`arbitrage chaos [--runs N] [--seed S] [--duration D] [--mode paper|live] [--faults LIST]
+[--only K | --shard i/n] [--dry-run] [--workers W] [--postgres-dsn DSN] [--keep] [--output-root DIR]`
+plans a schedule from the seed, runs it (`--mode live`: armed live runs against the simulator, with
+its order faults), and leaves `chaos_report.json` and `chaos.html` under
 `<output-root>/<campaign id>/`; `arbitrage chaos --merge REPORT.json... [--output-root DIR]` sums
 shard reports into one. Exit 0 only when no run lost anything and none is unexplained; 1 otherwise
 or on an expected failure (one line); 2 on a usage error.
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -57,13 +59,6 @@ def _usage_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return checked
 
 
-def _fault_list(text: str) -> tuple[str, ...]:
-    """`--faults`, parsed by the schedule, which loads only when the flag is given."""
-    from gates.chaos.schedule import parse_fault_list
-
-    return parse_fault_list(text)
-
-
 def _shard(text: str) -> tuple[int, int]:
     """`--shard`, parsed by the schedule, which loads only when the flag is given."""
     from gates.chaos.schedule import parse_shard
@@ -80,10 +75,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--duration", type=duration_seconds, metavar="D", help="each run's length, e.g. 10s, 1m (default 10s)"
     )
     chaos.add_argument(
+        "--mode",
+        choices=("paper", "live"),
+        default="paper",
+        help="paper runs (default), or armed live runs against the simulator, with order faults",
+    )
+    chaos.add_argument(
         "--faults",
-        type=_usage_type(_fault_list),
         metavar="LIST",
-        help="comma-separated kinds or groups (pg, redis, exchange, process, disk, all; default all)",
+        help="comma-separated kinds or groups (pg, redis, exchange, process, disk, orders with --mode live,"
+        " all; default all)",
     )
     pick = chaos.add_mutually_exclusive_group()
     pick.add_argument("--only", type=_count("run index", 0), metavar="K", help="run only plan K (0-based)")
@@ -174,13 +175,16 @@ def _finish(report: dict[str, Any], directory: Path) -> int:
 
 def run_chaos(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """The campaign itself; `runner` defaults to `gates.chaos.runner.run_campaign`."""
-    from gates.chaos.model import FAULT_KINDS, Schedule
+    from gates.chaos.model import Schedule
     from gates.chaos.schedule import build_schedule, format_fault_list, replay_command, shard
 
     runs = args.runs or DEFAULT_RUNS
     seed = DEFAULT_SEED if args.seed is None else args.seed
     duration = args.duration or DEFAULT_DURATION_SEC
-    kinds: tuple[str, ...] = args.faults or FAULT_KINDS
+    try:
+        kinds = _fault_kinds(args)
+    except ValueError as exc:
+        return _usage(f"argument --faults: {exc}")
     if args.postgres_dsn is not None:
         from gates.chaos.external_pg import SERVER_ONLY_KINDS, ExternalPostgres, ExternalPostgresError
 
@@ -196,7 +200,8 @@ def run_chaos(args: argparse.Namespace, runner: Runner | None = None) -> int:
     except ValueError as exc:
         return _usage(f"argument --duration: {exc}")
     header = (
-        f"chaos schedule: seed={seed} runs={runs} duration={duration:g}s faults={format_fault_list(kinds)}"
+        f"chaos schedule: seed={seed} runs={runs} duration={duration:g}s"
+        f"{'' if args.mode == 'paper' else ' mode=' + args.mode} faults={format_fault_list(kinds, args.mode)}"
     )
     if args.clock != "run":
         header += f" clock={args.clock}"
@@ -222,7 +227,15 @@ def run_chaos(args: argparse.Namespace, runner: Runner | None = None) -> int:
             connect(dsn, DSN_CHECK_TIMEOUT_SEC, round(DSN_CHECK_TIMEOUT_SEC * 1000)).close()
         except LedgerUnavailable as exc:
             return _fail(f"--postgres-dsn: {exc}")
-    return _campaign(args, full, planned, header, runner or _default_runner(), replay_command)
+    replay = partial(replay_command, mode=args.mode)
+    return _campaign(args, full, planned, header, runner or _default_runner(), replay)
+
+
+def _fault_kinds(args: argparse.Namespace) -> tuple[str, ...]:
+    """`--faults` as kinds of the campaign's mode (without it, every kind of the mode)."""
+    from gates.chaos.schedule import kinds_of, parse_fault_list
+
+    return parse_fault_list(args.faults, args.mode) if args.faults is not None else kinds_of(args.mode)
 
 
 def _default_runner() -> Runner:
@@ -241,6 +254,7 @@ def _options(args: argparse.Namespace, directory: Path) -> ChaosOptions:
         keep=args.keep,
         output_root=directory,
         clock=args.clock,
+        mode=args.mode,
     )
 
 
@@ -289,6 +303,7 @@ def _campaign(
             outcomes, interrupted = list(seen.values()), True
     recorded = {
         "workers": workers,
+        "mode": args.mode,
         "postgres_dsn": None if args.postgres_dsn is None else describe_dsn(args.postgres_dsn),
         "keep": args.keep,
         "output_root": str(args.output_root),

@@ -15,7 +15,7 @@ criteria with the database. A run is then:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,10 +110,11 @@ class LedgerAudit:
             found.append(f"kpi closed_trades {self.kpi['closed_trades']} but {self.exits} exit legs")
         return found
 
-    def unexplained(self, *, killed: bool, evidence_failed: bool = False) -> list[str]:
+    def unexplained(self, *, killed: bool, evidence_failed: bool = False, live: bool = False) -> list[str]:
         """What breaks the protocol without losing data. A killed run is allowed no seal; a run that
         stopped because its evidence could not be written (disk full) may lack what it could not
-        write, but what it sealed must match."""
+        write, but what it sealed must match. A killed live run keeps its open positions (recovery
+        never touches them; preflight refuses arming while they are open)."""
         found = []
         if self.run_row is None:
             found.append("no runs row")
@@ -122,7 +123,7 @@ class LedgerAudit:
         elif killed and self.run_row[0] != "crashed":
             found.append(f"killed run's row is {self.run_row[0]}, expected crashed")
         if killed:
-            if self.unpartnered:
+            if self.unpartnered and not live:
                 found.append(f"killed run still has open entry legs after recovery: {self.unpartnered[:5]}")
             return found
         if self.kpi is not None:
@@ -225,9 +226,11 @@ class EngineResult:
 
 
 def judge(
-    result: EngineResult, dsn: str, verify_criteria: Mapping[str, str] | None
-) -> tuple[Classification, list[str]]:
-    """Classify one run; `verify_criteria` maps verify's criterion names to their verdicts."""
+    result: EngineResult, dsn: str, verify_criteria: Mapping[str, str] | None,
+    venue_orders: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[Classification, list[str]]:  # fmt: skip
+    """Classify one run; `verify_criteria` maps verify's criterion names to their verdicts, and
+    `venue_orders` (a live run's) are the simulator's orders placed while it ran (`venue_audit`)."""
     unexplained: list[str] = []
     lost: list[str] = []
     outputs = [result.stdout, result.stderr, *result.next_start]
@@ -240,6 +243,8 @@ def judge(
         unexplained.append(f"exit code {result.exit_code}, expected one of {sorted(expected_codes)}")
     run_dir = result.run_dir()
     if run_dir is None:
+        if venue_orders:
+            lost.append(f"the venue has {len(venue_orders)} order(s) of a run that never started")
         if result.exit_code == 0:
             unexplained.append("exit 0 without an evidence directory")
         elif not result.stop_line().startswith("arbitrage:") and not result.killed:
@@ -248,7 +253,14 @@ def judge(
     audit = LedgerAudit.of(dsn, run_dir)
     lost += audit.lost()
     evidence_failed = any(line.startswith(EVIDENCE_FAILED) for line in result.stderr.splitlines())
-    unexplained += audit.unexplained(killed=result.killed, evidence_failed=evidence_failed)
+    live = venue_orders is not None
+    unexplained += audit.unexplained(killed=result.killed, evidence_failed=evidence_failed, live=live)
+    if venue_orders is not None:
+        from gates.chaos.venue_audit import audit_venue_orders
+
+        venue_lost, venue_unexplained = audit_venue_orders(dsn, run_dir.name, venue_orders, result.killed)
+        lost += venue_lost
+        unexplained += venue_unexplained
     if verify_criteria is not None and not result.killed:
         if verify_criteria.get("db_recount") == FAIL:
             lost.append("verify: db_recount failed")

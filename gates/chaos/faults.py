@@ -3,7 +3,8 @@
 `strike(rig, fault)` and `clear(rig, fault)` return one short detail for the run's timeline
 (what was really done: how many backends froze, how many connections were reset...).
 `reset(rig)` puts every part back to healthy between runs. Every kind of
-`gates.chaos.model.FAULT_KINDS` has an entry here; `tests/chaos/test_rig.py` checks each effect.
+`gates.chaos.model.LIVE_FAULT_KINDS` (the paper kinds and the order kinds) has an entry here;
+`tests/chaos/test_rig.py` checks each effect.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Final
 
 from arbitrage.ledger import APPLICATION_NAME
 from gates.chaos.disk import fill_to_enospc
-from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
+from gates.chaos.model import EXCHANGE_SIM_FAULT, LIVE_FAULT_KINDS, ORDER_SIM_FAULT, Fault
 from gates.chaos.rig import Rig
 
 __all__ = [
@@ -138,13 +139,21 @@ def _redis_start(rig: Rig) -> str:
 
 
 def _exchange(kind: str, on: bool) -> Action:
-    name = EXCHANGE_SIM_FAULT[kind]
+    name = {**EXCHANGE_SIM_FAULT, **ORDER_SIM_FAULT}[kind]
 
     def toggle(rig: Rig) -> str:
         current = set(rig.sim.stats()["faults"])
         wanted = current | {name} if on else current - {name}
         state = rig.sim.configure({"faults": sorted(wanted)})
         return f"sim faults {state['faults']}"
+
+    return toggle
+
+
+def _refuse_orders(on: bool) -> Action:
+    def toggle(rig: Rig) -> str:
+        state = rig.sim.configure({"reject_orders": ["binance", "upbit"] if on else []})
+        return f"sim refuses orders of {state['reject_orders'] or 'no venue'}"
 
     return toggle
 
@@ -180,6 +189,8 @@ ACTIONS: Final[dict[str, tuple[Action, Action]]] = {
     "redis-kill": (_redis_kill, _redis_start),
     **{kind: (_net(kind, True), _net(kind, False)) for kind in NET_FAULTS},
     **{kind: (_exchange(kind, True), _exchange(kind, False)) for kind in EXCHANGE_SIM_FAULT},
+    **{kind: (_exchange(kind, True), _exchange(kind, False)) for kind in ORDER_SIM_FAULT},
+    "order-refused": (_refuse_orders(True), _refuse_orders(False)),
     "exchange-latency": (_latency(EXCHANGE_LATENCY_MS), _latency(0)),
     "disk-full": (_fill, _free),
 }
@@ -190,7 +201,7 @@ def _actions(kind: str) -> tuple[Action, Action]:
     try:
         return ACTIONS[kind]
     except KeyError:
-        raise FaultError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}") from None
+        raise FaultError(f"unknown fault kind {kind!r}; known: {', '.join(LIVE_FAULT_KINDS)}") from None
 
 
 def strike(rig: Rig, fault: Fault) -> str:

@@ -16,24 +16,26 @@ from pathlib import Path
 
 import pytest
 
-from gates.chaos.model import FAULT_KINDS, ChaosOptions, Clock, RunOutcome
+from gates.chaos.model import FAULT_KINDS, ChaosOptions, Clock, Mode, RunOutcome
 
 ChaosCampaign = Callable[..., list[RunOutcome]]
 
 
 @pytest.fixture
 def chaos_campaign(tmp_path: Path) -> ChaosCampaign:
-    """A callable `(seed, runs, duration=10.0, faults=FAULT_KINDS, workers=1, clock="launch")
-    -> list[RunOutcome]`; `clock` is `ChaosOptions.clock`."""
+    """A callable `(seed, runs, duration=10.0, faults=FAULT_KINDS, workers=1, clock="launch",
+    mode="paper") -> list[RunOutcome]`; `clock` and `mode` are `ChaosOptions`'."""
     from gates.chaos.runner import run_campaign
     from gates.chaos.schedule import build_schedule
 
     def campaign(
         seed: int, runs: int, duration: float = 10.0, faults: Sequence[str] = FAULT_KINDS, workers: int = 1,
-        clock: Clock = "launch",
+        clock: Clock = "launch", mode: Mode = "paper",
     ) -> list[RunOutcome]:  # fmt: skip
         schedule = build_schedule(seed, runs, duration, tuple(faults))
-        options = ChaosOptions(workers=workers, output_root=tmp_path / f"chaos_s{seed}", clock=clock)
+        options = ChaosOptions(
+            workers=workers, output_root=tmp_path / f"chaos_s{seed}", clock=clock, mode=mode
+        )
         return run_campaign(schedule, options, lambda outcome: None)
 
     return campaign

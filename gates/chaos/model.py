@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Clock = Literal["launch", "run"]
+Mode = Literal["paper", "live"]
 
 PROCESS_FAULTS = ("sigterm", "sigkill")
 POSTGRES_FAULTS = (
@@ -28,7 +29,13 @@ DISK_FAULTS = ("disk-full",)
 FAULT_KINDS: tuple[str, ...] = (
     *PROCESS_FAULTS, *POSTGRES_FAULTS, *REDIS_FAULTS, *EXCHANGE_FAULTS, *DISK_FAULTS,
 )  # fmt: skip
-"""Every fault kind a schedule can name, in the order `--faults` lists them."""
+"""Every fault kind a paper campaign's schedule can name, in the order `--faults` lists them."""
+ORDER_FAULTS = (
+    "order-lost-reply", "order-lost", "order-lookup-down", "order-late-fill", "order-held", "order-refused",
+)  # fmt: skip
+"""Faults of the venues' order routes: they matter only to a live campaign, whose engine sends orders."""
+LIVE_FAULT_KINDS: tuple[str, ...] = (*FAULT_KINDS, *ORDER_FAULTS)
+"""Every fault kind a live campaign's schedule can name; paper schedules (and their seeds) are unchanged."""
 
 EXCHANGE_SIM_FAULT = {
     "exchange-429": "rate_limit", "exchange-418": "ban", "exchange-5xx": "server_error",
@@ -37,6 +44,11 @@ EXCHANGE_SIM_FAULT = {
     "exchange-negative": "negative", "exchange-nan": "nan",
 }  # fmt: skip
 """The exchange simulator's own fault name for each exchange kind (latency is a separate knob)."""
+ORDER_SIM_FAULT = {
+    "order-lost-reply": "lost_reply", "order-lost": "lost_order", "order-lookup-down": "lookup_down",
+    "order-late-fill": "late_fill", "order-held": "held_order",
+}  # fmt: skip
+"""The simulator's own order fault for each order kind (`order-refused` is its `reject_orders`)."""
 
 TERMINAL_FAULTS = frozenset(PROCESS_FAULTS)
 """Faults that end the engine: nothing is scheduled after them in the same run."""
@@ -153,3 +165,6 @@ class ChaosOptions:
     """What a plan's strike times count from: the engine's launch (faults may then land in its
     start-up, however long that takes), or the start of its run (its `evidence:` line; every
     fault then meets a running engine, whatever the start-up took)."""
+    mode: Mode = "paper"
+    """`live`: every run is an armed live run against the rig's simulator (its test keys), and the
+    checker also holds the simulator's orders to the run's ledger and order trail."""

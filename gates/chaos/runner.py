@@ -30,12 +30,14 @@ from evidence import names
 from evidence.ledger_tables import RUNS
 from gates.chaos.checker import EngineResult, judge
 from gates.chaos.faults import clear, reset, strike
+from gates.chaos.live_campaign import armed_env, record_reconciled, release_kill_switch
 from gates.chaos.model import (
     TERMINAL_FAULTS,
     ChaosOptions,
     Clock,
     Fault,
     FaultEvent,
+    Mode,
     RunOutcome,
     RunPlan,
     Schedule,
@@ -105,26 +107,34 @@ def run_start(
 class RunDriver:
     """One plan on one rig: launch, strike and clear on time, wait, heal, next start, judge."""
 
-    def __init__(self, rig: Rig, workdir: Path, keep: bool = False, clock: Clock = "launch") -> None:
+    def __init__(
+        self, rig: Rig, workdir: Path, keep: bool = False, clock: Clock = "launch", mode: Mode = "paper"
+    ) -> None:
         self.rig = rig
         self.workdir = workdir
         self.keep = keep
         self.clock = clock
+        self.live = mode == "live"
         self.env = {**os.environ, **ENGINE_ENV}
 
     def run(self, plan: RunPlan) -> RunOutcome:
         reset(self.rig)
         logs = self.workdir / f"run_{plan.index:04d}"
         logs.mkdir(parents=True, exist_ok=True)
+        live_args, env, orders_before = [], self.env, 0
+        if self.live:
+            release_kill_switch(self.rig.direct_dsn)
+            live_args, env = ["--mode", "live"], {**self.env, **armed_env()}
+            orders_before = len(self.rig.sim.stats()["orders"])
         command = engine_command(
             "run", "--duration", f"{plan.duration_sec:g}s", "--seed", str(plan.engine_seed),
-            "--heartbeat-interval", "2", *self.rig.engine_args(),
+            "--heartbeat-interval", "2", *live_args, *self.rig.engine_args(),
         )  # fmt: skip
         started = time.monotonic()
         with open(logs / "stdout.txt", "w+") as out, open(logs / "stderr.txt", "w+") as err:
             process = subprocess.Popen(
                 command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                env=self.env, start_new_session=True,
+                env=env, start_new_session=True,
             )  # fmt: skip
             self.rig.engine = process
             origin = started if self.clock == "launch" else run_start(process, logs / "stdout.txt", started)
@@ -151,9 +161,12 @@ class RunDriver:
             result.next_start = self._next_start(plan, logs)
             next_start_sec = time.monotonic() - next_started
         checker_started = time.monotonic()
-        classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result))
+        venue_orders = self.rig.sim.stats()["orders"][orders_before:] if self.live else None
+        classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result), venue_orders)
         checker_sec = time.monotonic() - checker_started
         run_dir = result.run_dir()
+        if self.live and run_dir is not None:
+            record_reconciled(self.rig.direct_dsn, run_dir.name, classification)
         kept = self._keep(run_dir, logs, keep=self.keep or classification in ("LOST", "UNEXPLAINED"))
         return RunOutcome(
             plan=plan, classification=classification, reasons=reasons, exit_code=result.exit_code,
@@ -280,7 +293,7 @@ def run_campaign(
             failures.append(exc)
             return
         try:
-            driver = RunDriver(rig, root, keep=options.keep, clock=options.clock)
+            driver = RunDriver(rig, root, keep=options.keep, clock=options.clock, mode=options.mode)
             while True:
                 try:
                     plan = plans.get_nowait()

@@ -17,12 +17,15 @@ from gates.chaos.model import (
     DISK_FAULTS,
     EXCHANGE_FAULTS,
     FAULT_KINDS,
+    LIVE_FAULT_KINDS,
+    ORDER_FAULTS,
     POSTGRES_FAULTS,
     PROCESS_FAULTS,
     REDIS_FAULTS,
     TERMINAL_FAULTS,
     Clock,
     Fault,
+    Mode,
     RunPlan,
     Schedule,
 )
@@ -33,8 +36,9 @@ FAULT_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "redis": REDIS_FAULTS,
     "exchange": EXCHANGE_FAULTS,
     "disk": DISK_FAULTS,
+    "orders": ORDER_FAULTS,
 }
-"""Group names `--faults` accepts besides single kinds (and `all`)."""
+"""Group names `--faults` accepts besides single kinds (and `all`); `orders` only in a live campaign."""
 
 SERVER_GROUPS: Final = ("pg", "redis", "exchange")
 """Groups whose faults act on one server: two of them in one run never overlap in time."""
@@ -57,7 +61,9 @@ _TERMINAL_GAP_CS: Final = 25
 
 
 def server_group(kind: str) -> str | None:
-    """The server group a kind acts on (`pg`, `redis`, `exchange`), or None."""
+    """The server group a kind acts on (`pg`, `redis`, `exchange`, which order faults are), or None."""
+    if kind in ORDER_FAULTS:
+        return "exchange"
     for group in SERVER_GROUPS:
         if kind in FAULT_GROUPS[group]:
             return group
@@ -143,7 +149,7 @@ def build_schedule(
     (one line) on arguments no schedule can satisfy.
     """
     kinds = tuple(dict.fromkeys(fault_kinds))
-    unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
+    unknown = [kind for kind in kinds if kind not in LIVE_FAULT_KINDS]
     if unknown or not kinds:
         raise ValueError(f"unknown fault kind {unknown[0]!r}" if unknown else "no fault kinds to schedule")
     if runs < 1:
@@ -193,28 +199,35 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def parse_fault_list(text: str) -> tuple[str, ...]:
-    """Comma-separated kinds and group names as the kinds they name, in `FAULT_KINDS` order."""
+def kinds_of(mode: Mode) -> tuple[str, ...]:
+    """Every kind a campaign of `mode` can schedule (`all`): order faults only where orders are sent."""
+    return LIVE_FAULT_KINDS if mode == "live" else FAULT_KINDS
+
+
+def parse_fault_list(text: str, mode: Mode = "paper") -> tuple[str, ...]:
+    """Comma-separated kinds and group names as the kinds they name, in `kinds_of(mode)` order."""
+    known = kinds_of(mode)
+    groups = {name: members for name, members in FAULT_GROUPS.items() if set(members) <= set(known)}
     chosen: set[str] = set()
     for item in (part.strip() for part in text.split(",")):
         if item == "all":
-            chosen.update(FAULT_KINDS)
-        elif item in FAULT_GROUPS:
-            chosen.update(FAULT_GROUPS[item])
-        elif item in FAULT_KINDS:
+            chosen.update(known)
+        elif item in groups:
+            chosen.update(groups[item])
+        elif item in known:
             chosen.add(item)
         else:
             raise ValueError(
-                f"unknown fault kind {item!r}: expected a comma-separated list of groups "
-                f"({', '.join((*FAULT_GROUPS, 'all'))}) or kinds ({', '.join(FAULT_KINDS)})"
+                f"unknown fault kind {item!r} for a {mode} campaign: expected a comma-separated list of"
+                f" groups ({', '.join((*groups, 'all'))}) or kinds ({', '.join(known)})"
             )
-    return tuple(kind for kind in FAULT_KINDS if kind in chosen)
+    return tuple(kind for kind in known if kind in chosen)
 
 
-def format_fault_list(kinds: Sequence[str]) -> str:
+def format_fault_list(kinds: Sequence[str], mode: Mode = "paper") -> str:
     """The shortest `--faults` text for `kinds` (whole groups by name; `all` for every kind)."""
     wanted = set(kinds)
-    if wanted >= set(FAULT_KINDS):
+    if wanted >= set(kinds_of(mode)):
         return "all"
     parts: list[str] = []
     for group, members in FAULT_GROUPS.items():
@@ -226,13 +239,15 @@ def format_fault_list(kinds: Sequence[str]) -> str:
 
 
 def replay_command(
-    seed: int, runs: int, duration_sec: float, fault_kinds: Sequence[str], index: int, clock: Clock = "run"
-) -> str:
+    seed: int, runs: int, duration_sec: float, fault_kinds: Sequence[str], index: int, clock: Clock = "run",
+    mode: Mode = "paper",
+) -> str:  # fmt: skip
     """The command that replays run `index` of a campaign exactly (the CLI's default clock is `run`)."""
-    faults = format_fault_list(fault_kinds)
+    faults = format_fault_list(fault_kinds, mode)
     faults_arg = "" if faults == "all" else f" --faults {faults}"
     clock_arg = "" if clock == "run" else f" --clock {clock}"
+    mode_arg = "" if mode == "paper" else f" --mode {mode}"
     return (
-        f"arbitrage chaos --seed {seed} --runs {runs} --duration {duration_sec:g}s{faults_arg}{clock_arg}"
-        f" --only {index}"
+        f"arbitrage chaos --seed {seed} --runs {runs} --duration {duration_sec:g}s{mode_arg}{faults_arg}"
+        f"{clock_arg} --only {index}"
     )

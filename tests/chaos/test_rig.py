@@ -16,7 +16,7 @@ import redis
 
 from arbitrage.ledger import APPLICATION_NAME
 from gates.chaos.faults import ACTIONS, EXCHANGE_LATENCY_MS, FaultError, Rig, clear, reset, strike
-from gates.chaos.model import EXCHANGE_SIM_FAULT, FAULT_KINDS, Fault
+from gates.chaos.model import EXCHANGE_SIM_FAULT, LIVE_FAULT_KINDS, ORDER_SIM_FAULT, Fault
 from gates.chaos.postgres import ControlledPostgres
 from harness.cli_process import run_cli, start_cli
 from tests.support.calls import Call
@@ -73,7 +73,7 @@ def redis_client(url: str) -> redis.Redis:
 
 
 def test_every_fault_kind_has_a_strike_and_a_clear() -> None:
-    assert sorted(ACTIONS) == sorted(FAULT_KINDS)
+    assert sorted(ACTIONS) == sorted(LIVE_FAULT_KINDS)
 
 
 def test_an_unknown_or_unavailable_fault_is_refused_with_its_reason(rig: Rig) -> None:
@@ -267,6 +267,23 @@ def test_an_exchange_fault_is_active_until_clear(rig: Rig, kind: str) -> None:
     assert rig.sim.stats()["faults"] == [EXCHANGE_SIM_FAULT[kind]]
     clear(rig, fault(kind))
     assert rig.sim.stats()["faults"] == []
+
+
+@pytest.mark.parametrize("kind", sorted(ORDER_SIM_FAULT))
+def test_an_order_fault_combines_with_an_exchange_fault_and_clears_alone(rig: Rig, kind: str) -> None:
+    strike(rig, fault("exchange-429"))
+    strike(rig, fault(kind))
+    assert rig.sim.stats()["faults"] == sorted(["rate_limit", ORDER_SIM_FAULT[kind]])
+    clear(rig, fault(kind))
+    assert rig.sim.stats()["faults"] == ["rate_limit"]
+    clear(rig, fault("exchange-429"))
+
+
+def test_order_refused_makes_both_venues_refuse_orders_until_clear(rig: Rig) -> None:
+    strike(rig, fault("order-refused"))
+    assert rig.sim.stats()["reject_orders"] == ["binance", "upbit"]
+    clear(rig, fault("order-refused"))
+    assert rig.sim.stats()["reject_orders"] == []
 
 
 def test_two_exchange_faults_combine_and_clear_one_at_a_time(rig: Rig) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from gates.chaos.fixture import ChaosCampaign
+from gates.chaos.model import RunOutcome
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -28,8 +29,13 @@ def test_a_fixed_seed_schedule_loses_nothing(chaos_campaign: ChaosCampaign) -> N
     outcomes = chaos_campaign(
         seed=GATE_SEED, runs=GATE_RUNS, duration=GATE_DURATION_SEC, faults=GATE_KINDS, clock="run"
     )
+    assert_nothing_lost_and_every_kind_struck(outcomes, GATE_RUNS, GATE_KINDS)
 
-    assert len(outcomes) == GATE_RUNS
+
+def assert_nothing_lost_and_every_kind_struck(
+    outcomes: list[RunOutcome], runs: int, kinds: tuple[str, ...]
+) -> None:
+    assert len(outcomes) == runs
     failing = {
         o.plan.line(): (o.classification, o.reasons)
         for o in outcomes
@@ -48,4 +54,4 @@ def test_a_fixed_seed_schedule_loses_nothing(chaos_campaign: ChaosCampaign) -> N
         for o in outcomes
         if {f.kind for f in o.plan.faults} - {e.kind for e in o.events if e.action == "strike"}
     ]
-    assert struck == set(GATE_KINDS), f"runs that ended before a planned strike: {missed}"
+    assert struck == set(kinds), f"runs that ended before a planned strike: {missed}"

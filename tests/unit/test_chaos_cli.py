@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.cli import build_parser, main
-from gates.chaos.model import ChaosOptions, Classification
+from gates.chaos.model import ORDER_FAULTS, ChaosOptions, Classification
 from gates.chaos.schedule import build_schedule
 from gates.chaos_command import run_chaos
 from harness.cli_process import run_cli
@@ -49,6 +49,16 @@ def test_the_launch_clock_is_named_in_the_header_and_keeps_the_schedule(
     assert "argument --clock: invalid choice: 'boot' (choose from 'run', 'launch')" in capsys.readouterr().err
 
 
+def test_a_live_dry_run_names_its_mode_and_plans_order_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["chaos", "--dry-run", "--runs", "5", "--seed", "2", "--mode", "live", "--faults", "orders"])
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "chaos schedule: seed=2 runs=5 duration=10s mode=live faults=orders"
+    assert lines[1:] == [plan.line() for plan in build_schedule(2, 5, 10.0, ORDER_FAULTS).runs]
+
+
 def test_only_prints_plan_k_of_the_same_schedule(capsys: pytest.CaptureFixture[str]) -> None:
     common = ["chaos", "--dry-run", "--runs", "12", "--seed", "3"]
     assert main([*common, "--duration", "1m", "--faults", "pg,sigkill", "--only", "7"]) == 0
@@ -64,6 +74,7 @@ def test_only_prints_plan_k_of_the_same_schedule(capsys: pytest.CaptureFixture[s
         (["--runs", "0"], 2, "invalid run count '0'"),
         (["--seed", "x"], 2, "invalid seed 'x'"),
         (["--faults", "bogus"], 2, "unknown fault kind 'bogus'"),
+        (["--faults", "orders"], 2, "argument --faults: unknown fault kind 'orders' for a paper campaign"),
         (["--runs", "5", "--only", "5"], 2, "run 5 is beyond the schedule: expected 0..4"),
         (["--shard", "3/2"], 2, "invalid shard '3/2'"),
         (["--workers", "0"], 2, "invalid worker count '0'"),

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from gates.chaos.model import FAULT_KINDS, TERMINAL_FAULTS, Schedule
+from gates.chaos.model import FAULT_KINDS, ORDER_FAULTS, TERMINAL_FAULTS, Schedule
 from gates.chaos.schedule import (
     FAULT_GROUPS,
     INSTANT_FAULTS,
@@ -151,4 +151,36 @@ def test_replay_command_names_the_whole_campaign() -> None:
     )
     assert replay_command(3, 20, 10.0, FAULT_KINDS, 7, clock="launch") == (
         "arbitrage chaos --seed 3 --runs 20 --duration 10s --clock launch --only 7"
+    )
+
+
+def test_a_live_campaign_adds_the_order_kinds_and_a_paper_one_refuses_them() -> None:
+    assert parse_fault_list("all", "live") == (*FAULT_KINDS, *ORDER_FAULTS)
+    assert parse_fault_list("orders,sigkill", "live") == ("sigkill", *ORDER_FAULTS)
+    assert format_fault_list(parse_fault_list("all", "live"), "live") == "all"
+    assert format_fault_list(ORDER_FAULTS, "live") == "orders"
+    with pytest.raises(ValueError, match="unknown fault kind 'orders' for a paper campaign"):
+        parse_fault_list("orders")
+    with pytest.raises(ValueError, match="unknown fault kind 'order-held' for a paper campaign"):
+        parse_fault_list("order-held")
+
+
+def test_order_faults_are_the_exchanges_and_never_overlap_its_other_faults() -> None:
+    assert {server_group(kind) for kind in ORDER_FAULTS} == {"exchange"}
+    schedule = build_schedule(4, 200, 10.0, parse_fault_list("exchange,orders", "live"))
+    pairs = [plan.faults for plan in schedule.runs if len(plan.faults) == 2]
+    assert len(pairs) == 100
+    for first, second in pairs:
+        assert (
+            first.at_sec + first.duration_sec <= second.at_sec
+            or second.at_sec + second.duration_sec <= first.at_sec
+        )
+
+
+def test_a_live_replay_names_its_mode() -> None:
+    assert replay_command(3, 20, 10.0, parse_fault_list("all", "live"), 7, mode="live") == (
+        "arbitrage chaos --seed 3 --runs 20 --duration 10s --mode live --only 7"
+    )
+    assert replay_command(3, 20, 10.0, ORDER_FAULTS, 1, mode="live") == (
+        "arbitrage chaos --seed 3 --runs 20 --duration 10s --mode live --faults orders --only 1"
     )

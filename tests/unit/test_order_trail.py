@@ -10,7 +10,7 @@ import pytest
 from arbitrage.execution import LegFill
 from arbitrage.live_orders import LiveOrderError
 from arbitrage.order_trail import OrderTrail
-from evidence.order_trail_rule import UnbookedOrder, booked_order_ids, unbooked_orders
+from evidence.order_trail_rule import UnbookedOrder, booked_order_ids, unbooked_orders, venue_order_fates
 
 
 def sent(client_id: str, venue: str = "binance", symbol: str = "BTC", side: str = "buy") -> tuple[str, Any]:
@@ -103,3 +103,19 @@ def test_the_trail_records_each_sent_order_and_its_fate_under_one_client_order_i
     assert unbooked_orders([(kind, p) for kind, p in recorded]) == [
         UnbookedOrder("binance", "BTC", "buy", recorded[0][1]["client_order_id"], "b1")
     ]
+
+
+def test_venue_orders_are_booked_unknown_unbooked_or_lost() -> None:
+    events = [
+        sent("c1"), done("c1", "filled", "b1"),
+        ("TRADE_OPEN", {"order_ids": {"upbit": "u1", "binance": "b1", "upbit_qty": 0.002}}),
+        sent("c2"), done("c2", "unknown", "b2"),
+        ("ORDER_LOOKUP", {"client_order_id": "c3", "outcome": "unknown", "order_id": None}),
+        sent("c4"), done("c4", "filled", "b4"),
+        ("ORDER_LOOKUP", {"client_order_id": "c6", "outcome": "placed", "order_id": "b6"}),
+    ]  # fmt: skip
+    venue = [("b1", "c1"), ("u1", None), ("b2", "c2"), ("b3", "c3"), ("b4", "c4"), ("b5", "c5"), ("b6", "c6")]
+    assert venue_order_fates(venue, events) == {
+        "b1": "booked", "u1": "booked", "b2": "unknown", "b3": "unknown", "b4": "unbooked", "b5": "lost",
+        "b6": "lost",
+    }  # fmt: skip

@@ -1,0 +1,58 @@
+"""A live run's orders held to what the venue did: the live campaign's part of the checker.
+
+The simulator's own order book is the truth, read from its control API, never from the engine.
+Every order it filled during the run must be accounted for by the run (`evidence.order_trail_rule`):
+booked; or named as of unknown outcome, and then the run left the kill switch ACTIVE; or listed by
+the run's order trail after a crash, and then the next live preflight refuses arming over it. A
+filled order the run does not name at all is LOST; an order the ledger books that the venue does
+not have, or a surfaced order without its safeguard, is UNEXPLAINED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.order_trail import unbooked_by_run
+from evidence.ledger_tables import EVENT_LOG
+from evidence.order_trail_rule import booked_order_ids, venue_order_fates
+
+SHOWN = 5
+
+
+def audit_venue_orders(
+    dsn: str, run_id: str, orders: Sequence[Mapping[str, Any]], killed: bool
+) -> tuple[list[str], list[str]]:
+    """(lost, unexplained) for the run, given the venue's orders placed while it ran."""
+    filled = [(str(o["id"]), o.get("client_id")) for o in orders if float(o.get("qty") or 0.0) > 0.0]
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        events = [
+            (str(kind), dict(payload))
+            for kind, payload in conn.execute(
+                f"SELECT event_type, payload FROM {EVENT_LOG} WHERE run_id = %s ORDER BY id", (run_id,)
+            ).fetchall()
+        ]
+        switch_active = KillSwitch(conn).status().active
+        blocked = unbooked_by_run(conn, None)
+    fates = venue_order_fates(filled, events)
+    lost = [
+        f"the venue filled order {order_id} (client order id {client_id}) and nothing of the run names it"
+        for order_id, client_id in filled
+        if fates[order_id] == "lost"
+    ]
+    unexplained: list[str] = []
+    unknown = [order_id for order_id, fate in fates.items() if fate == "unknown"]
+    if unknown and not switch_active:
+        unexplained.append(f"orders of unknown outcome {unknown[:SHOWN]}, and the kill switch is not active")
+    unbooked = [order_id for order_id, fate in fates.items() if fate == "unbooked"]
+    if unbooked and not killed:
+        unexplained.append(f"filled orders {unbooked[:SHOWN]} left unbooked by a run that was not killed")
+    elif unbooked and run_id not in blocked:
+        unexplained.append(f"unbooked orders {unbooked[:SHOWN]} that the next live preflight would not name")
+    phantom = sorted(booked_order_ids(events) - {str(o["id"]) for o in orders})
+    if phantom:
+        unexplained.append(f"the ledger books orders the venue does not have: {phantom[:SHOWN]}")
+    return lost, unexplained

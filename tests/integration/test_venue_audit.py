@@ -1,0 +1,110 @@
+"""The live campaign's checker against real PostgreSQL: a venue's orders held to a run's events.
+
+Each case writes a live run's events through the ledger, as the engine would, and hands the checker
+the orders a venue reports. Only the checker's verdict is under test; the orders are the venue's
+side, stated by the test.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from arbitrage.ledger import Ledger, connect
+from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.services import ServiceEndpoints
+from gates.chaos.venue_audit import audit_venue_orders
+from tests.support.databases import fresh_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def dsn(server: ServiceEndpoints) -> str:
+    return fresh_database(server.postgres_dsn, "va")
+
+
+def live_run(dsn: str, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    ledger = Ledger(dsn)
+    ledger.open()
+    try:
+        ledger.record_run_start(run_id, "smoke", "live", datetime.now(UTC), 3, None, "cfg")
+        for kind, payload in events:
+            assert ledger.record_event(run_id, kind, payload)
+    finally:
+        ledger.close()
+
+
+def sent(client_id: str) -> tuple[str, dict[str, Any]]:
+    return "ORDER_SENT", {"venue": "binance", "symbol": "BTC", "side": "buy", "amount": 0.002,
+                         "client_order_id": client_id}  # fmt: skip
+
+
+def done(client_id: str, fate: str, order_id: str | None) -> tuple[str, dict[str, Any]]:
+    payload = {"venue": "binance", "client_order_id": client_id, "fate": fate, "order_id": order_id}
+    return "ORDER_DONE", {**payload, "detail": ""}
+
+
+def opened(binance: str, upbit: str) -> tuple[str, dict[str, Any]]:
+    order_ids = {"binance": binance, "upbit": upbit, "upbit_qty": 0.002}
+    return "TRADE_OPEN", {"symbol": "BTC", "order_ids": order_ids}
+
+
+def order(order_id: str, client_id: str | None, qty: float = 0.002) -> dict[str, Any]:
+    return {"venue": "binance", "id": order_id, "client_id": client_id, "qty": qty}
+
+
+def set_kill_switch(dsn: str, active: bool) -> None:
+    with connect(dsn, 5.0, 5000) as conn:
+        switch = KillSwitch(conn)
+        if active:
+            switch.activate("order outcome unknown", "live")
+        else:
+            switch.deactivate("test", "pytest")
+
+
+def test_a_booked_run_passes_and_an_order_nothing_names_is_lost(dsn: str) -> None:
+    live_run(dsn, "live_a", [sent("c1"), done("c1", "filled", "b1"), opened("b1", "u1")])
+    venue = [order("b1", "c1"), order("u1", None)]
+    assert audit_venue_orders(dsn, "live_a", venue, killed=False) == ([], [])
+    lost, unexplained = audit_venue_orders(dsn, "live_a", [*venue, order("b9", "c9")], killed=False)
+    assert lost == ["the venue filled order b9 (client order id c9) and nothing of the run names it"]
+    assert unexplained == []
+    unfilled = order("b8", "c8", qty=0.0)
+    assert audit_venue_orders(dsn, "live_a", [*venue, unfilled], killed=False) == ([], [])
+
+
+def test_an_unknown_outcome_needs_the_kill_switch_active(dsn: str) -> None:
+    live_run(dsn, "live_u", [sent("c2"), done("c2", "unknown", "b2")])
+    set_kill_switch(dsn, False)
+    assert audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False) == (
+        [], ["orders of unknown outcome ['b2'], and the kill switch is not active"],
+    )  # fmt: skip
+    set_kill_switch(dsn, True)
+    assert audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False) == ([], [])
+
+
+def test_an_unbooked_order_is_allowed_only_to_a_killed_run_the_next_preflight_names(dsn: str) -> None:
+    live_run(dsn, "live_k", [sent("c4")])
+    assert audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True) == ([], [])
+    assert audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=False) == (
+        [], ["filled orders ['b4'] left unbooked by a run that was not killed"],
+    )  # fmt: skip
+    ledger = Ledger(dsn)
+    ledger.open()
+    try:
+        assert ledger.record_event("live_k", "POSITIONS_RECONCILED", {"by": "pytest"})
+    finally:
+        ledger.close()
+    assert audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True) == (
+        [], ["unbooked orders ['b4'] that the next live preflight would not name"],
+    )  # fmt: skip
+
+
+def test_a_booked_order_the_venue_does_not_have_is_unexplained(dsn: str) -> None:
+    live_run(dsn, "live_p", [opened("b7", "u7")])
+    assert audit_venue_orders(dsn, "live_p", [order("u7", None)], killed=False) == (
+        [], ["the ledger books orders the venue does not have: ['b7']"],
+    )  # fmt: skip
