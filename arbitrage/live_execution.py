@@ -35,6 +35,7 @@ from typing import Any
 import ccxt
 
 from arbitrage.config import StrategyConfig
+from arbitrage.config.live import DEFAULT_FILL_TIMEOUT_SEC
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
 from arbitrage.live_orders import (
     LiveExitError,
@@ -69,7 +70,7 @@ from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 log = logging.getLogger("arbitrage.live_execution")
 
 DEFAULT_TIMEOUT_SEC = 10.0
-FILL_TIMEOUT_SEC = 5.0
+FILL_TIMEOUT_SEC = DEFAULT_FILL_TIMEOUT_SEC
 FILL_POLL_SEC = 0.2
 KILL_SWITCH_REASON = "kill switch active: order not placed"
 OUTCOME_UNKNOWN = "outcome_unknown"

@@ -13,7 +13,7 @@ by client order id found. One whose outcome stays unknown stops the run (`ORDER_
 and activates the kill switch: the engine no longer knows its exposure, so no further run may
 trade until an operator has reconciled the venues (`arbitrage reconcile`) and released the switch;
 the stop-time flatten still closes every position the run does know, as long as the venues answer
-within the stop's deadline (`VENUE_STOP_SEC`). A first leg whose unwind was refused does the same
+within the stop's deadline (`live.stop_venue_sec`). A first leg whose unwind was refused does the same
 (`UNHEDGED_LEG`): the run holds exposure that no position carries and no flatten closes.
 
 Every order is recorded before it is sent and once its fate is known (`record_durably`,
@@ -92,11 +92,6 @@ def live_plan(config: AppConfig, record: Record, claim: ArmClaim | None = None) 
     return LivePlan(decision.keys, float(decision.notional_usd), decision.to_event())
 
 
-VENUE_STOP_SEC = 4.0
-"""Of the 10 s a stop may take, what the orders still under way may wait on the venues; the rest is
-the close-out's (the last books, the ledger, the evidence)."""
-
-
 def lookup_policy(config: AppConfig) -> LookupPolicy:
     """Look-ups of an ambiguous order within half the watchdog's loop-latency warning, so that
     resolving one never makes the trading loop look stalled; five tries at least."""
@@ -143,6 +138,7 @@ class LiveSession:
             on_lookup=self._on_lookup,
             on_unhedged=self._on_unhedged,
             stop_deadline=stop_deadline,
+            fill_timeout_sec=config.live.fill_timeout_sec,
             trail=OrderTrail(record_durably),
         )
         record(

@@ -23,7 +23,7 @@ from arbitrage.config import AppConfig
 from arbitrage.evidence_failure import EvidenceFailures
 from arbitrage.execution import PaperExecutor
 from arbitrage.ledger import Ledger, LedgerUnavailable, first_line
-from arbitrage.live_setup import VENUE_STOP_SEC, LiveSession, live_plan
+from arbitrage.live_setup import LiveSession, live_plan
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.ops.arm_claim import claim_arm
@@ -240,7 +240,7 @@ class RunBuilder:
             record = partial(conn.ledger.record_event, self.run_id)
             live = LiveSession(
                 cfg, conn.live, conn.kill_switch, record, self.rate_limits, run_id=self.run_id,
-                stop=self.request_stop, stop_deadline=partial(self.stop_deadline, VENUE_STOP_SEC),
+                stop=self.request_stop, stop_deadline=partial(self.stop_deadline, cfg.live.stop_venue_sec),
                 record_durably=partial(conn.ledger.record_durable_event, self.run_id),
             )  # fmt: skip
         executor: Executor = PaperExecutor(cfg.strategy, cfg.run.seed) if live is None else live.executor

@@ -14,6 +14,7 @@ from arbitrage.config.anomaly import AnomalyConfig
 from arbitrage.config.base import Frozen
 from arbitrage.config.debug import DebugConfig
 from arbitrage.config.guards import GuardsConfig
+from arbitrage.config.live import LiveConfig
 from arbitrage.config.metrics import MetricsConfig
 from arbitrage.config.rate_limit import RateLimitConfig
 from arbitrage.config.residual import ResidualConfig
@@ -41,6 +42,7 @@ class AppConfig(Frozen):
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
     residual: ResidualConfig = ResidualConfig()
+    live: LiveConfig = LiveConfig()
     debug: DebugConfig = DebugConfig()
     warn_policy: Literal["stop", "continue"] = "stop"
 

@@ -140,15 +140,17 @@ def start_armed(engine: EngineLauncher, sim: SimProcess, dsn: str) -> Any:
 
 
 def stopped_live_run(
-    sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str, why: str
-) -> tuple[Path, str, tuple[Any, ...] | None, KillSwitchState]:
-    """An armed live run against `sim` that must end with exit 1 and no traceback: its evidence
-    directory, its run id, its `runs` row's (stop_reason, exit_code) and the kill switch after it."""
+    sim: SimProcess, tmp_path: Path, postgres_dsn: str, redis_url: str, why: str,
+    settings: dict[str, str] | None = None,
+) -> tuple[Path, str, tuple[Any, ...] | None, KillSwitchState]:  # fmt: skip
+    """An armed live run against `sim` (with `settings` added to its environment) that must end with
+    exit 1 and no traceback: its evidence directory, its run id, its `runs` row's (stop_reason,
+    exit_code) and the kill switch after it."""
     release_kill_switch(postgres_dsn, why, "test_ambiguous_live_run")
     done = arbitrage(
         "run", "--mode", "live", "--market", "ccxt", "--exchange-url", sim.url, "--ticks", str(TICKS),
         "--seed", "3", *services_args(tmp_path / "evidence", postgres_dsn, redis_url),
-        env=armed_env() | LOSSY_RUN, timeout=TICKS + 90, cwd=tmp_path,
+        env=armed_env() | LOSSY_RUN | (settings or {}), timeout=TICKS + 90, cwd=tmp_path,
     )  # fmt: skip
     [line] = [line for line in done.stdout.splitlines() if line.startswith("evidence: ")]
     evidence = Path(line.removeprefix("evidence: "))
@@ -213,10 +215,12 @@ def test_a_placed_order_whose_fill_stays_unknown_stops_the_run_and_reconcile_nam
 ) -> None:
     """Upbit answers the first Upbit order as accepted, and every poll for its fill then fails. The
     venue filled it, so the run must not take it for a refusal and trade on: it stops
-    (ORDER_OUTCOME_UNKNOWN) with the kill switch ACTIVE, and `reconcile` names the order."""
+    (ORDER_OUTCOME_UNKNOWN) with the kill switch ACTIVE, and `reconcile` names the order. The polls
+    last `live.fill_timeout_sec`, set to 1 s here."""
     evidence, run_id, row, state = stopped_live_run(
-        lossy_sim, tmp_path, postgres_dsn, redis_url, "unknown fill acceptance run"
-    )
+        lossy_sim, tmp_path, postgres_dsn, redis_url, "unknown fill acceptance run",
+        {"ARB_LIVE__FILL_TIMEOUT_SEC": "1"},
+    )  # fmt: skip
     lossy_sim.configure({"faults": []})
     booked = venue_orders(lossy_sim)
     _, events = ledger_of(postgres_dsn, run_id)
@@ -225,6 +229,7 @@ def test_a_placed_order_whose_fill_stays_unknown_stops_the_run_and_reconcile_nam
     assert upbit["order"]["filled"] > 0.0, "the venue filled the order"
     lookups = [payload for kind, _, payload in events if kind == "ORDER_LOOKUP"]
     assert [(p["venue"], p["outcome"], p["order_id"]) for p in lookups] == [("upbit", "unknown", upbit_id)]
+    assert [p["create_error"] for p in lookups] == ["placed; its fill was not known within 1 s"]
     assert (state.active, state.by, state.run_id) == (True, "live", run_id)
     assert upbit["order"]["clientOrderId"] in state.reason
 

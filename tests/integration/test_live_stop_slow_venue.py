@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300
 unknown and positions open are what this test provokes; each such outcome is checked below."""
 
 SLOW_MS = 8_000
-"""Longer than what a stopping run may wait on the venues (`live_setup.VENUE_STOP_SEC`), shorter
+"""Longer than what a stopping run may wait on the venues (`live.stop_venue_sec`, 4 s), shorter
 than ccxt's 10 s timeout: without the stop's deadline, each order would wait for its answer."""
 STOP_BUDGET_SEC = 10.0
 UNIVERSE = {"ARB_SYMBOLS__UNIVERSE": "top5"}

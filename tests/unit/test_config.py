@@ -78,6 +78,14 @@ def test_negative_heartbeat_interval_is_rejected_with_its_bound() -> None:
         load_config(None, env={}, cli={"heartbeat.interval_sec": -1.0})
 
 
+def test_the_venues_share_of_a_stop_leaves_the_close_out_two_seconds_of_its_ten() -> None:
+    assert load_config(None, env={"ARB_LIVE__STOP_VENUE_SEC": "8"}).live.stop_venue_sec == 8.0
+    with pytest.raises(ConfigError, match=r"live\.stop_venue_sec = '8\.5' .*less than or equal to 8"):
+        load_config(None, env={"ARB_LIVE__STOP_VENUE_SEC": "8.5"})
+    with pytest.raises(ConfigError, match=r"live\.fill_timeout_sec = '0' .*greater than 0"):
+        load_config(None, env={"ARB_LIVE__FILL_TIMEOUT_SEC": "0"})
+
+
 def test_secret_values_are_never_echoed_in_errors() -> None:
     with pytest.raises(ConfigError) as err:
         load_config(
