@@ -169,6 +169,9 @@ def _finish(report: dict[str, Any], directory: Path) -> int:
         print(f"  replay: {o['replay_command']}")
     print(f"report: {json_path}")
     print(f"page: {page_path}")
+    venue_orders = report["totals"].get("venue_orders")
+    if venue_orders:
+        print("venue orders filled: " + ", ".join(f"{fate} {n}" for fate, n in sorted(venue_orders.items())))
     print(summary_line(report))
     return exit_code(report)
 

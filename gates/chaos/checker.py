@@ -15,7 +15,7 @@ criteria with the database. A run is then:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from evidence.reader import CorruptEvidenceError, read_jsonl
 from evidence.writer import file_digest
 from gates.analyzer import FAIL
 from gates.chaos.model import Classification
+from gates.chaos.venue_audit import VenueAudit
 
 FINAL_STATUSES = ("ended", "failed", "crashed")
 STRUCTURAL_CRITERIA = ("files_present", "schema_valid", "sha256_match", "completeness")
@@ -226,13 +227,12 @@ class EngineResult:
 
 
 def judge(
-    result: EngineResult, dsn: str, verify_criteria: Mapping[str, str] | None,
-    venue_orders: Sequence[Mapping[str, Any]] | None = None,
-) -> tuple[Classification, list[str]]:  # fmt: skip
+    result: EngineResult, dsn: str, verify_criteria: Mapping[str, str] | None, venue: VenueAudit | None = None
+) -> tuple[Classification, list[str]]:
     """Classify one run; `verify_criteria` maps verify's criterion names to their verdicts, and
-    `venue_orders` (a live run's) are the simulator's orders placed while it ran (`venue_audit`)."""
-    unexplained: list[str] = []
-    lost: list[str] = []
+    `venue` (a live run's) is what the simulator's own orders say about it (`venue_audit`)."""
+    unexplained: list[str] = [] if venue is None else list(venue.unexplained)
+    lost: list[str] = [] if venue is None else list(venue.lost)
     outputs = [result.stdout, result.stderr, *result.next_start]
     if any(TRACEBACK in text for text in outputs):
         unexplained.append("a traceback was printed")
@@ -243,8 +243,6 @@ def judge(
         unexplained.append(f"exit code {result.exit_code}, expected one of {sorted(expected_codes)}")
     run_dir = result.run_dir()
     if run_dir is None:
-        if venue_orders:
-            lost.append(f"the venue has {len(venue_orders)} order(s) of a run that never started")
         if result.exit_code == 0:
             unexplained.append("exit 0 without an evidence directory")
         elif not result.stop_line().startswith("arbitrage:") and not result.killed:
@@ -253,14 +251,8 @@ def judge(
     audit = LedgerAudit.of(dsn, run_dir)
     lost += audit.lost()
     evidence_failed = any(line.startswith(EVIDENCE_FAILED) for line in result.stderr.splitlines())
-    live = venue_orders is not None
+    live = venue is not None
     unexplained += audit.unexplained(killed=result.killed, evidence_failed=evidence_failed, live=live)
-    if venue_orders is not None:
-        from gates.chaos.venue_audit import audit_venue_orders
-
-        venue_lost, venue_unexplained = audit_venue_orders(dsn, run_dir.name, venue_orders, result.killed)
-        lost += venue_lost
-        unexplained += venue_unexplained
     if verify_criteria is not None and not result.killed:
         if verify_criteria.get("db_recount") == FAIL:
             lost.append("verify: db_recount failed")

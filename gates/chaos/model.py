@@ -128,6 +128,9 @@ class RunOutcome:
     replay_command: str = ""
     stop_line: str = ""
     """The engine's own one-line explanation (its `arbitrage:` line or stop reason), if any."""
+    venue_orders: dict[str, int] | None = None
+    """A live run's filled venue orders by how the run accounts for them (booked, unknown,
+    unbooked, lost); None for a paper run."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +153,7 @@ class RunOutcome:
             ],
             "replay_command": self.replay_command,
             "stop_line": self.stop_line,
+            "venue_orders": self.venue_orders,
         }
 
 

@@ -54,9 +54,14 @@ def totals(outcomes: Sequence[Mapping[str, Any]], fault_kinds: Sequence[str]) ->
     per_run = [
         100.0 * float(o["checker_sec"]) / float(o["wallclock_sec"]) for o in outcomes if o["wallclock_sec"]
     ]
+    venue_orders: dict[str, int] = {}
+    for outcome in outcomes:
+        for fate, count in (outcome.get("venue_orders") or {}).items():
+            venue_orders[fate] = venue_orders.get(fate, 0) + count
     return {
         "runs": len(outcomes),
         "faults_struck": struck_total,
+        "venue_orders": venue_orders,
         "by_classification": by_class,
         "by_fault_kind": by_kind,
         "run_wallclock_sec": round(wallclock, 3),

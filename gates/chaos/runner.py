@@ -43,6 +43,7 @@ from gates.chaos.model import (
     Schedule,
 )
 from gates.chaos.rig import Rig
+from gates.chaos.venue_audit import VenueAudit, audit_venue_orders
 
 HANG_GRACE_SEC = 30.0
 """How long past its duration, counted from the moment its run started, an engine may take to exit."""
@@ -161,10 +162,10 @@ class RunDriver:
             result.next_start = self._next_start(plan, logs)
             next_start_sec = time.monotonic() - next_started
         checker_started = time.monotonic()
-        venue_orders = self.rig.sim.stats()["orders"][orders_before:] if self.live else None
-        classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result), venue_orders)
-        checker_sec = time.monotonic() - checker_started
         run_dir = result.run_dir()
+        venue = self._venue_audit(result, orders_before) if self.live else None
+        classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result), venue)
+        checker_sec = time.monotonic() - checker_started
         if self.live and run_dir is not None:
             record_reconciled(self.rig.direct_dsn, run_dir.name, classification)
         kept = self._keep(run_dir, logs, keep=self.keep or classification in ("LOST", "UNEXPLAINED"))
@@ -172,8 +173,15 @@ class RunDriver:
             plan=plan, classification=classification, reasons=reasons, exit_code=result.exit_code,
             run_id=None if run_dir is None else run_dir.name, evidence_dir=kept, wallclock_sec=wallclock,
             checker_sec=checker_sec, next_start_sec=next_start_sec, events=events,
-            stop_line=result.stop_line(),
+            stop_line=result.stop_line(), venue_orders=None if venue is None else venue.fates,
         )  # fmt: skip
+
+    def _venue_audit(self, result: EngineResult, orders_before: int) -> VenueAudit:
+        """The simulator's orders placed since the run began, held to the run (`venue_audit`)."""
+        orders = self.rig.sim.stats()["orders"][orders_before:]
+        run_dir = result.run_dir()
+        run_id = None if run_dir is None else run_dir.name
+        return audit_venue_orders(self.rig.direct_dsn, run_id, orders, result.killed)
 
     def _keep(self, run_dir: Path | None, logs: Path, *, keep: bool) -> Path | None:
         """Move the run's evidence off the rig's small disk: kept beside its logs, or deleted."""

@@ -10,7 +10,9 @@ not have, or a surfaced order without its safeguard, is UNEXPLAINED.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -23,11 +25,24 @@ from evidence.order_trail_rule import booked_order_ids, venue_order_fates
 SHOWN = 5
 
 
+@dataclass(frozen=True)
+class VenueAudit:
+    """What the venue's orders say about one live run: the checker's findings, and how many filled
+    orders the run booked, surfaced as unknown, left unbooked (a crash) or lost."""
+
+    lost: list[str] = field(default_factory=list)
+    unexplained: list[str] = field(default_factory=list)
+    fates: dict[str, int] = field(default_factory=dict)
+
+
 def audit_venue_orders(
-    dsn: str, run_id: str, orders: Sequence[Mapping[str, Any]], killed: bool
-) -> tuple[list[str], list[str]]:
-    """(lost, unexplained) for the run, given the venue's orders placed while it ran."""
+    dsn: str, run_id: str | None, orders: Sequence[Mapping[str, Any]], killed: bool
+) -> VenueAudit:
+    """The audit of run `run_id` (None: it never started), given the venue's orders placed while it ran."""
     filled = [(str(o["id"]), o.get("client_id")) for o in orders if float(o.get("qty") or 0.0) > 0.0]
+    if run_id is None:
+        lost = [f"the venue filled {len(filled)} order(s) of a run that never started"] if filled else []
+        return VenueAudit(lost, [], {"lost": len(filled)} if filled else {})
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         events = [
             (str(kind), dict(payload))
@@ -55,4 +70,4 @@ def audit_venue_orders(
     phantom = sorted(booked_order_ids(events) - {str(o["id"]) for o in orders})
     if phantom:
         unexplained.append(f"the ledger books orders the venue does not have: {phantom[:SHOWN]}")
-    return lost, unexplained
+    return VenueAudit(lost, unexplained, dict(Counter(fates.values())))

@@ -15,7 +15,7 @@ import pytest
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
-from gates.chaos.venue_audit import audit_venue_orders
+from gates.chaos.venue_audit import VenueAudit, audit_venue_orders
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def dsn(server: ServiceEndpoints) -> str:
     return fresh_database(server.postgres_dsn, "va")
+
+
+def findings(audit: VenueAudit) -> tuple[list[str], list[str]]:
+    return audit.lost, audit.unexplained
 
 
 def live_run(dsn: str, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
@@ -68,28 +72,28 @@ def set_kill_switch(dsn: str, active: bool) -> None:
 def test_a_booked_run_passes_and_an_order_nothing_names_is_lost(dsn: str) -> None:
     live_run(dsn, "live_a", [sent("c1"), done("c1", "filled", "b1"), opened("b1", "u1")])
     venue = [order("b1", "c1"), order("u1", None)]
-    assert audit_venue_orders(dsn, "live_a", venue, killed=False) == ([], [])
-    lost, unexplained = audit_venue_orders(dsn, "live_a", [*venue, order("b9", "c9")], killed=False)
-    assert lost == ["the venue filled order b9 (client order id c9) and nothing of the run names it"]
-    assert unexplained == []
+    assert findings(audit_venue_orders(dsn, "live_a", venue, killed=False)) == ([], [])
+    audit = audit_venue_orders(dsn, "live_a", [*venue, order("b9", "c9")], killed=False)
+    assert audit.lost == ["the venue filled order b9 (client order id c9) and nothing of the run names it"]
+    assert (audit.unexplained, audit.fates) == ([], {"booked": 2, "lost": 1})
     unfilled = order("b8", "c8", qty=0.0)
-    assert audit_venue_orders(dsn, "live_a", [*venue, unfilled], killed=False) == ([], [])
+    assert findings(audit_venue_orders(dsn, "live_a", [*venue, unfilled], killed=False)) == ([], [])
 
 
 def test_an_unknown_outcome_needs_the_kill_switch_active(dsn: str) -> None:
     live_run(dsn, "live_u", [sent("c2"), done("c2", "unknown", "b2")])
     set_kill_switch(dsn, False)
-    assert audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False) == (
+    assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == (
         [], ["orders of unknown outcome ['b2'], and the kill switch is not active"],
     )  # fmt: skip
     set_kill_switch(dsn, True)
-    assert audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False) == ([], [])
+    assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == ([], [])
 
 
 def test_an_unbooked_order_is_allowed_only_to_a_killed_run_the_next_preflight_names(dsn: str) -> None:
     live_run(dsn, "live_k", [sent("c4")])
-    assert audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True) == ([], [])
-    assert audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=False) == (
+    assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True)) == ([], [])
+    assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=False)) == (
         [], ["filled orders ['b4'] left unbooked by a run that was not killed"],
     )  # fmt: skip
     ledger = Ledger(dsn)
@@ -98,13 +102,20 @@ def test_an_unbooked_order_is_allowed_only_to_a_killed_run_the_next_preflight_na
         assert ledger.record_event("live_k", "POSITIONS_RECONCILED", {"by": "pytest"})
     finally:
         ledger.close()
-    assert audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True) == (
+    assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True)) == (
         [], ["unbooked orders ['b4'] that the next live preflight would not name"],
     )  # fmt: skip
 
 
 def test_a_booked_order_the_venue_does_not_have_is_unexplained(dsn: str) -> None:
     live_run(dsn, "live_p", [opened("b7", "u7")])
-    assert audit_venue_orders(dsn, "live_p", [order("u7", None)], killed=False) == (
+    assert findings(audit_venue_orders(dsn, "live_p", [order("u7", None)], killed=False)) == (
         [], ["the ledger books orders the venue does not have: ['b7']"],
+    )  # fmt: skip
+
+
+def test_orders_of_a_run_that_never_started_are_lost(dsn: str) -> None:
+    audit = audit_venue_orders(dsn, None, [order("b1", "c1"), order("b2", "c2", qty=0.0)], killed=False)
+    assert (audit.lost, audit.unexplained, audit.fates) == (
+        ["the venue filled 1 order(s) of a run that never started"], [], {"lost": 1},
     )  # fmt: skip

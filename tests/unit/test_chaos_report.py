@@ -61,6 +61,16 @@ def test_totals_and_last_line_from_crafted_outcomes() -> None:
     assert sum(row["struck"] for row in per_kind.values()) == faults
 
 
+def test_a_live_campaign_sums_its_runs_filled_venue_orders_by_fate() -> None:
+    schedule = build_schedule(4, 3, 10.0)
+    outcomes = [outcome_for(plan, "failed-closed") for plan in schedule.runs]
+    outcomes[0].venue_orders = {"booked": 12, "unbooked": 1}
+    outcomes[2].venue_orders = {"booked": 30, "unknown": 2}
+    report = build_report("chaos_live_s4", schedule, 3, {"workers": 1}, outcomes, campaign_wallclock_sec=30.0)
+    assert report["totals"]["venue_orders"] == {"booked": 42, "unbooked": 1, "unknown": 2}
+    assert _report()["totals"]["venue_orders"] == {}, "a paper campaign has no venue orders"
+
+
 def test_faults_struck_counts_measured_strikes_not_plans() -> None:
     plan = build_schedule(4, 1, 10.0).runs[0]
     never = outcome_for(plan)
