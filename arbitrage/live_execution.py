@@ -23,6 +23,8 @@ Once the run is stopping (`stop_deadline` gives a time), no entry is opened, and
 that deadline: an order not sent by then is not sent (a refusal), and one whose answer, lookup or
 fill has not come by then has an unknown outcome, so that a slow venue cannot hold the stop past
 its budget. Second legs, unwinds and exits still go out until the deadline.
+
+Each order is recorded by the run's `OrderTrail` before it is sent and once its fate is known.
 """
 
 from __future__ import annotations
