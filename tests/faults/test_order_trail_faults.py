@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from arbitrage.config import StrategyConfig
-from arbitrage.execution import PairFill, Rejected
+from arbitrage.execution import LegFailure, PairFill, Rejected
 from arbitrage.journal import LedgerJournal
 from arbitrage.ledger import Ledger
 from arbitrage.live_execution import NOT_RECORDED, LiveExecutor
@@ -33,22 +33,36 @@ __all__ = ["sim", "source"]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
-def trail_executor(sim: SimProcess, source: CcxtSource, ledger: Ledger, run_id: str) -> LiveExecutor:
+def entry_while_postgres_is_down(
+    pg: ControlledPostgres, root: Path, sim: SimProcess, source: CcxtSource, run_id: str,
+    fill_disk: bool = False,
+) -> PairFill | LegFailure | Rejected:  # fmt: skip
+    """One entry by an executor whose order trail is the run's journaled ledger, sent while
+    PostgreSQL is stopped (and the journal's disk full, with `fill_disk`); the server is started
+    again and the ledger drained before it returns."""
+    ledger = Ledger(pg.dsn, connect_timeout_sec=2.0, statement_timeout_ms=1000)
+    ledger.open()
+    (root / run_id).mkdir()
+    journal = LedgerJournal(root / run_id, root, run_id)
+    ledger.attach_journal(journal)
     trail = OrderTrail(partial(ledger.record_durable_event, run_id))
-    return LiveExecutor(
+    live = LiveExecutor(
         StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,
         listings=source.listings(), trail=trail,
     )  # fmt: skip
-
-
-def journaled_ledger(dsn: str, root: Path, run_id: str) -> tuple[Ledger, LedgerJournal]:
-    ledger = Ledger(dsn, connect_timeout_sec=2.0, statement_timeout_ms=1000)
-    ledger.open()
-    evidence = root / run_id
-    evidence.mkdir()
-    journal = LedgerJournal(evidence, root, run_id)
-    ledger.attach_journal(journal)
-    return ledger, journal
+    try:
+        if fill_disk:
+            fill_to_enospc(root / ".filler")
+        pg.stop()
+        snapshot = source.snapshot()
+        result = live.enter(entry(snapshot), snapshot)
+        pg.start()
+        assert ledger.drain(20.0) == 0
+        return result
+    finally:
+        live.close()
+        ledger.close()
+        journal.close()
 
 
 @pytest.mark.allow_log("ERROR", "ledger journal unwritable", count=1)
@@ -56,19 +70,7 @@ def journaled_ledger(dsn: str, root: Path, run_id: str) -> tuple[Ledger, LedgerJ
 def test_no_order_is_sent_while_its_record_can_be_neither_committed_nor_journaled(
     controlled_pg: ControlledPostgres, small_tmpfs: Path, sim: SimProcess, source: CcxtSource
 ) -> None:
-    ledger, journal = journaled_ledger(controlled_pg.dsn, small_tmpfs, "run_nowhere")
-    live = trail_executor(sim, source, ledger, "run_nowhere")
-    try:
-        fill_to_enospc(small_tmpfs / ".filler")
-        controlled_pg.stop()
-        snapshot = source.snapshot()
-        result = live.enter(entry(snapshot), snapshot)
-        controlled_pg.start()
-        assert ledger.drain(20.0) == 0
-    finally:
-        live.close()
-        ledger.close()
-        journal.close()
+    result = entry_while_postgres_is_down(controlled_pg, small_tmpfs, sim, source, "run_nowhere", True)
     assert isinstance(result, Rejected) and result.kind == "refused", result
     assert NOT_RECORDED in result.reason
     assert sim.stats()["orders"] == [] and "POST /api/v3/order" not in sim.private_requests()
@@ -85,18 +87,7 @@ def test_no_order_is_sent_while_its_record_can_be_neither_committed_nor_journale
 def test_a_journaled_record_lets_the_order_go_while_postgres_is_down(
     controlled_pg: ControlledPostgres, tmp_path: Path, sim: SimProcess, source: CcxtSource
 ) -> None:
-    ledger, journal = journaled_ledger(controlled_pg.dsn, tmp_path, "run_journaled")
-    live = trail_executor(sim, source, ledger, "run_journaled")
-    try:
-        controlled_pg.stop()
-        snapshot = source.snapshot()
-        result = live.enter(entry(snapshot), snapshot)
-        controlled_pg.start()
-        assert ledger.drain(20.0) == 0
-    finally:
-        live.close()
-        ledger.close()
-        journal.close()
+    result = entry_while_postgres_is_down(controlled_pg, tmp_path, sim, source, "run_journaled")
     assert isinstance(result, PairFill), result
     booked = sim.stats()["orders"]
     with psycopg.connect(controlled_pg.dsn, autocommit=True, connect_timeout=10) as conn:

@@ -9,6 +9,8 @@ real ccxt over HTTP; what it books is compared with the orders the simulator kep
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from arbitrage.config import StrategyConfig
@@ -46,26 +48,36 @@ def executor(
     )  # fmt: skip
 
 
+def round_trip(live: LiveExecutor, source: CcxtSource) -> tuple[PairFill, PairFill]:
+    """A BTC entry and its exit under the simulator's current faults; the executor is closed after."""
+    try:
+        snapshot = source.snapshot()
+        opened = live.enter(entry(snapshot, "binance_rich"), snapshot)
+        assert isinstance(opened, PairFill), opened
+        return opened, live.exit(exit_intent(source, "binance_rich", snapshot.tick), opened)
+    finally:
+        live.close()
+
+
+def assert_round_trip_recorded(orders: list[dict[str, Any]], opened: PairFill, closed: PairFill) -> None:
+    """The simulator booked exactly the round trip's four orders, each as the executor booked its leg."""
+    assert [o["venue"] for o in orders] == ["binance", "upbit", "binance", "upbit"]
+    for order, leg in zip(orders, (opened.binance, opened.upbit, closed.binance, closed.upbit), strict=True):
+        assert_recorded(order, leg)
+        assert order["fee"] > 0.0
+
+
 def test_booked_orders_whose_replies_are_lost_are_found_and_booked_with_their_real_fills(
     sim: SimProcess, source: CcxtSource
 ) -> None:
     sim.configure({"faults": ["lost_reply"]})
     heard: list[Resolution] = []
     live = executor(sim, source, heard)
-    try:
-        snapshot = source.snapshot()
-        opened = live.enter(entry(snapshot, "binance_rich"), snapshot)
-        assert isinstance(opened, PairFill), opened
-        closed = live.exit(exit_intent(source, "binance_rich", snapshot.tick), opened)
-    finally:
-        live.close()
+    opened, closed = round_trip(live, source)
     stats = sim.stats()
     assert stats["faulted"]["lost_reply"] == 4
     orders = stats["orders"]
-    assert len(orders) == 4
-    for order, leg in zip(orders, (opened.binance, opened.upbit, closed.binance, closed.upbit), strict=True):
-        assert_recorded(order, leg)
-        assert order["fee"] > 0.0
+    assert_round_trip_recorded(orders, opened, closed)
     assert [(r.venue, r.outcome, r.attempts) for r in heard] == [
         ("binance", "placed", 1), ("upbit", "placed", 1), ("binance", "placed", 1), ("upbit", "placed", 1),
     ]  # fmt: skip
@@ -202,20 +214,11 @@ def test_a_binance_order_answered_before_its_fill_is_polled_and_booked_with_its_
     sim.configure({"faults": ["late_fill"]})
     heard: list[Resolution] = []
     live = executor(sim, source, heard)
-    try:
-        snapshot = source.snapshot()
-        opened = live.enter(entry(snapshot, "binance_rich"), snapshot)
-        assert isinstance(opened, PairFill), opened
-        closed = live.exit(exit_intent(source, "binance_rich", snapshot.tick), opened)
-    finally:
-        live.close()
+    opened, closed = round_trip(live, source)
     stats = sim.stats()
     assert stats["faulted"]["late_fill"] == 2
     orders = stats["orders"]
-    assert [o["venue"] for o in orders] == ["binance", "upbit", "binance", "upbit"]
-    for order, leg in zip(orders, (opened.binance, opened.upbit, closed.binance, closed.upbit), strict=True):
-        assert_recorded(order, leg)
-        assert order["fee"] > 0.0
+    assert_round_trip_recorded(orders, opened, closed)
     requests = sim.private_requests()
     assert requests["GET /api/v3/order"] == 2, "each NEW Binance order was polled once, by its id"
     assert requests["GET /api/v3/myTrades"] == 2, "and its fees read from its trades"
