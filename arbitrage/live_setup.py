@@ -11,7 +11,8 @@ fills. ccxt is imported by live runs only.
 An order whose outcome was ambiguous is recorded as an `ORDER_LOOKUP` event with what its lookup
 by client order id found. One whose outcome stays unknown stops the run (`ORDER_OUTCOME_UNKNOWN`)
 and activates the kill switch: the engine no longer knows its exposure, so no further run may
-trade until an operator has reconciled the venues (`arbitrage reconcile`) and released the switch;
+trade until an operator has reconciled the venues (`arbitrage reconcile`), released the switch and
+recorded POSITIONS_RECONCILED (preflight names the order until then, whatever the switch says);
 the stop-time flatten still closes every position the run does know, as long as the venues answer
 within the stop's deadline (`live.stop_venue_sec`). A first leg whose unwind was refused does the same
 (`UNHEDGED_LEG`): the run holds exposure that no position carries and no flatten closes.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from arbitrage.config import AppConfig, StrategyConfig
 from arbitrage.market.backoff import RateLimits
-from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
+from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.live_arm import LiveKeys, check_arming
 
 if TYPE_CHECKING:
@@ -193,10 +194,7 @@ class LiveSession:
         if self._stop is not None:
             self._stop(stop_reason)
         log.error("%s", line)
-        try:
-            self._kill_switch.activate(line, "live", run_id=self._run_id)
-        except KillSwitchError as exc:
-            log.error("kill switch activation failed (%s): %s", stop_reason, exc)
+        self._kill_switch.activate_or_retry_at_close(line, "live", run_id=self._run_id)
 
     def close(self) -> None:
         """Close the venue clients and record how often the kill switch was asked."""

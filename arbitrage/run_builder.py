@@ -27,7 +27,7 @@ from arbitrage.live_setup import LiveSession, live_plan
 from arbitrage.market.backoff import RateLimits
 from arbitrage.market.fetcher import DeadlineFetcher
 from arbitrage.ops.arm_claim import claim_arm
-from arbitrage.ops.kill_switch import KillSwitch, KillSwitchError
+from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.ops.preflight import bootstrap_gate
 from arbitrage.ops.run_gate import preflight_context
 from arbitrage.ops.supervisor import Supervisor
@@ -147,11 +147,8 @@ class TripResponse:
         """The trip's event_log row; a trip that stops the run also activates the kill switch."""
         self.ledger.record_event(self.run_id, trip.event_type, trip.to_event())
         if self.kill_switch is not None and trip.stops_run:
-            try:
-                reason = f"{trip.kind} {trip.name}: {trip.detail}"
-                self.kill_switch.activate(reason, trip.kind, run_id=self.run_id)
-            except KillSwitchError as exc:
-                log.error("kill switch activation after %s %s failed: %s", trip.kind, trip.name, exc)
+            reason = f"{trip.kind} {trip.name}: {trip.detail}"
+            self.kill_switch.activate_or_retry_at_close(reason, trip.kind, run_id=self.run_id)
 
 
 class RunBuilder:

@@ -4,8 +4,9 @@ A live run records each order as ORDER_SENT before sending it and ORDER_DONE (fi
 venue's order id, refused, or unknown) once its fate is known (`arbitrage.order_trail`). A fill is
 booked when a booking event of the run (TRADE_OPEN, TRADE_CLOSE, LEG_UNWOUND, EXIT_FAILED) carries
 its venue order id. An order is unbooked when it was sent and has no ORDER_DONE (in flight when the
-process died), or was filled and no booking event carries it. A refusal left nothing on the venue,
-and an unknown outcome has already stopped its run with the kill switch set, so neither is listed.
+process died), was filled and no booking event carries it, or its outcome stayed unknown (its run
+stopped and set the kill switch, but that activation can fail with the database it writes to). A
+refusal left nothing on the venue, so it is not listed.
 
 `venue_order_fates` turns the question around for a judge that reads the venue itself (the chaos
 checker): how the run accounts for each order the venue filled.
@@ -35,10 +36,17 @@ class UnbookedOrder:
     side: str
     client_order_id: str
     order_id: str | None
-    """The venue's id when the order was known filled; None for one in flight when the run ended."""
+    """The venue's id when the run knew it; None for an order in flight when the run ended."""
+    unknown: bool = False
+    """Its outcome stayed unknown (else: in flight, or filled and not booked)."""
 
     def describe(self) -> str:
-        state = "in flight" if self.order_id is None else f"filled as order {self.order_id}, not booked"
+        if self.unknown:
+            state = "outcome unknown" + ("" if self.order_id is None else f", order {self.order_id}")
+        elif self.order_id is None:
+            state = "in flight"
+        else:
+            state = f"filled as order {self.order_id}, not booked"
         return f"{self.venue} {self.side} {self.symbol} client order id {self.client_order_id} ({state})"
 
 
@@ -57,7 +65,7 @@ def booked_order_ids(events: Iterable[tuple[str, Mapping[str, Any]]]) -> set[str
 
 
 def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[UnbookedOrder]:
-    """One run's orders that were sent and neither refused, surfaced as unknown, nor booked."""
+    """One run's orders that were sent and neither refused nor booked."""
     listed = list(events)
     booked = booked_order_ids(listed)
     done = {p["client_order_id"]: p for kind, p in listed if kind == ORDER_DONE}
@@ -67,9 +75,12 @@ def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Unb
             continue
         fate = done.get(sent["client_order_id"])
         order_id = None if fate is None else fate.get("order_id")
-        if fate is None or (fate["fate"] == "filled" and str(order_id) not in booked):
+        unknown = fate is not None and fate["fate"] == "unknown"
+        if fate is None or unknown or (fate["fate"] == "filled" and str(order_id) not in booked):
             unbooked.append(
-                UnbookedOrder(sent["venue"], sent["symbol"], sent["side"], sent["client_order_id"], order_id)
+                UnbookedOrder(
+                    sent["venue"], sent["symbol"], sent["side"], sent["client_order_id"], order_id, unknown
+                )
             )
     return unbooked
 
@@ -91,7 +102,7 @@ def venue_order_fates(
 
     - booked: a booking event carries its id;
     - unknown: an ORDER_DONE or ORDER_LOOKUP of unknown outcome names it (the run stopped on it);
-    - unbooked: its order trail lists it (a crash between the order and its leg);
+    - unbooked: its order trail lists it otherwise (a crash between the order and its leg);
     - lost: nothing of the run names it.
     """
     listed = list(events)

@@ -153,6 +153,7 @@ class KillSwitch:
         self._conn = conn
         self._cache = cache
         self._reconnect = reconnect
+        self._deferred: list[tuple[str, str, str | None]] = []
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._reconnect is not None and (self._conn.closed or self._conn.broken):
@@ -196,12 +197,31 @@ class KillSwitch:
         """Append an ACTIVE row (and its event); works whatever the current state is."""
         return self._change(True, reason, by, run_id)
 
+    def activate_or_retry_at_close(self, reason: str, by: str, run_id: str | None = None) -> bool:
+        """`activate`; when the database refuses it now (an outage), `close` tries it again, so that
+        a stop that sets the switch does not lose it to the outage. False when it is deferred."""
+        try:
+            self.activate(reason, by, run_id)
+        except KillSwitchError as exc:
+            log.error("%s (%s); tried again when the run closes", exc, reason)
+            self._deferred.append((reason, by, run_id))
+            return False
+        return True
+
     def deactivate(self, reason: str, by: str) -> KillSwitchState:
         """Append an INACTIVE row (and its event): the operator's explicit, reasoned release."""
         return self._change(False, reason, by, None)
 
     def close(self) -> None:
-        """Close the connection and the cache this switch was given."""
+        """Make the activations that had to wait, then close the connection and the cache this
+        switch was given."""
+        for reason, by, run_id in self._deferred:
+            try:
+                self.activate(reason, by, run_id)
+                log.warning("kill switch activated at close, after the database refused it: %s", reason)
+            except KillSwitchError as exc:
+                log.error("kill switch still not activated at close: %s (%s)", exc, reason)
+        self._deferred.clear()
         self._conn.close()
         if self._cache is not None:
             self._cache.close()

@@ -2,10 +2,11 @@
 
 The simulator's own order book is the truth, read from its control API, never from the engine.
 Every order it filled during the run must be accounted for by the run (`evidence.order_trail_rule`):
-booked; or named as of unknown outcome, and then the run left the kill switch ACTIVE; or listed by
-the run's order trail after a crash, and then the next live preflight refuses arming over it. A
-filled order the run does not name at all is LOST; an order the ledger books that the venue does
-not have, or a surfaced order without its safeguard, is UNEXPLAINED.
+booked; or named as of unknown outcome, and then the run left the kill switch ACTIVE or the next
+live preflight refuses arming over it; or listed by the run's order trail after a crash, and then
+the next live preflight refuses arming over it. A filled order the run does not name at all is
+LOST; an order the ledger books that the venue does not have, or a surfaced order without its
+safeguard, is UNEXPLAINED.
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ def audit_venue_orders(
     ]
     unexplained: list[str] = []
     unknown = [order_id for order_id, fate in fates.items() if fate == "unknown"]
-    if unknown and not switch_active:
-        unexplained.append(f"orders of unknown outcome {unknown[:SHOWN]}, and the kill switch is not active")
+    if unknown and not switch_active and run_id not in blocked:
+        unexplained.append(
+            f"orders of unknown outcome {unknown[:SHOWN]}: the kill switch is not active and the next"
+            " live preflight would not name them"
+        )
     unbooked = [order_id for order_id, fate in fates.items() if fate == "unbooked"]
     if unbooked and not killed:
         unexplained.append(f"filled orders {unbooked[:SHOWN]} left unbooked by a run that was not killed")

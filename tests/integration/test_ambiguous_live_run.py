@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from arbitrage.ledger import connect
+from arbitrage.ledger import Ledger, connect
 from arbitrage.market.ccxt_source import VenuePair
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchState
 from harness.engine import EngineLauncher
@@ -131,6 +131,26 @@ def assert_ledger_holds_exactly(
     assert sorted(referenced) == sorted(booked), "the ledger's legs are exactly the booked orders"
 
 
+def refused_until_reconciled(
+    tmp_path: Path, postgres_dsn: str, redis_url: str, run_id: str, client_order_id: str
+) -> None:
+    """The next live preflight refuses arming over the run's order of unknown outcome (even where
+    the kill switch could not be set); the operator, having reconciled, records POSITIONS_RECONCILED."""
+    done = arbitrage(
+        "preflight", "--mode", "live", "--postgres-dsn", postgres_dsn, "--redis-url", redis_url,
+        env=armed_env(), cwd=tmp_path, timeout=90,
+    )  # fmt: skip
+    [refusal] = [line for line in done.stdout.splitlines() if line.startswith("FAIL  open_positions ")]
+    assert done.returncode == 1 and f"{run_id} " in refusal, done.stdout + done.stderr
+    assert f"client order id {client_order_id} (outcome unknown" in refusal, refusal
+    ledger = Ledger(postgres_dsn)
+    ledger.open()
+    try:
+        assert ledger.record_event(run_id, "POSITIONS_RECONCILED", {"by": "test_ambiguous_live_run"})
+    finally:
+        ledger.close()
+
+
 def start_armed(engine: EngineLauncher, sim: SimProcess, dsn: str) -> Any:
     release_kill_switch(dsn, "lost replies acceptance run against arbitrage sim", "test_ambiguous_live_run")
     run = engine(env=armed_env() | LOSSY_RUN)
@@ -207,6 +227,7 @@ def test_an_order_whose_outcome_stays_unknown_stops_the_run_and_trips_the_kill_s
     code, out, _ = reconcile(run_id, lossy_sim, evidence.parent, postgres_dsn, redis_url)
     assert code == 1, out
     assert [line for line in problems(out) if order_id in line and "missing in the ledger" in line], out
+    refused_until_reconciled(tmp_path, postgres_dsn, redis_url, run_id, only["order"]["clientOrderId"])
 
 
 @pytest.mark.parametrize("lossy_sim", [("lookup_down",)], indirect=True)
@@ -236,6 +257,7 @@ def test_a_placed_order_whose_fill_stays_unknown_stops_the_run_and_reconcile_nam
     code, out, _ = reconcile(run_id, lossy_sim, evidence.parent, postgres_dsn, redis_url)
     assert code == 1, out
     assert [line for line in problems(out) if upbit_id in line and "missing in the ledger" in line], out
+    refused_until_reconciled(tmp_path, postgres_dsn, redis_url, run_id, upbit["order"]["clientOrderId"])
 
 
 @pytest.mark.parametrize("lossy_sim", [("late_fill",)], indirect=True)

@@ -60,6 +60,15 @@ def order(order_id: str, client_id: str | None, qty: float = 0.002) -> dict[str,
     return {"venue": "binance", "id": order_id, "client_id": client_id, "qty": qty}
 
 
+def reconciled(dsn: str, run_id: str) -> None:
+    ledger = Ledger(dsn)
+    ledger.open()
+    try:
+        assert ledger.record_event(run_id, "POSITIONS_RECONCILED", {"by": "pytest"})
+    finally:
+        ledger.close()
+
+
 def set_kill_switch(dsn: str, active: bool) -> None:
     with connect(dsn, 5.0, 5000) as conn:
         switch = KillSwitch(conn)
@@ -80,14 +89,17 @@ def test_a_booked_run_passes_and_an_order_nothing_names_is_lost(dsn: str) -> Non
     assert findings(audit_venue_orders(dsn, "live_a", [*venue, unfilled], killed=False)) == ([], [])
 
 
-def test_an_unknown_outcome_needs_the_kill_switch_active(dsn: str) -> None:
+def test_an_unknown_outcome_needs_the_kill_switch_active_or_the_next_preflight(dsn: str) -> None:
     live_run(dsn, "live_u", [sent("c2"), done("c2", "unknown", "b2")])
-    set_kill_switch(dsn, False)
-    assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == (
-        [], ["orders of unknown outcome ['b2'], and the kill switch is not active"],
-    )  # fmt: skip
     set_kill_switch(dsn, True)
     assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == ([], [])
+    set_kill_switch(dsn, False)
+    assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == ([], [])
+    reconciled(dsn, "live_u")
+    assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == (
+        [], ["orders of unknown outcome ['b2']: the kill switch is not active and the next live preflight"
+             " would not name them"],
+    )  # fmt: skip
 
 
 def test_an_unbooked_order_is_allowed_only_to_a_killed_run_the_next_preflight_names(dsn: str) -> None:
@@ -96,12 +108,7 @@ def test_an_unbooked_order_is_allowed_only_to_a_killed_run_the_next_preflight_na
     assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=False)) == (
         [], ["filled orders ['b4'] left unbooked by a run that was not killed"],
     )  # fmt: skip
-    ledger = Ledger(dsn)
-    ledger.open()
-    try:
-        assert ledger.record_event("live_k", "POSITIONS_RECONCILED", {"by": "pytest"})
-    finally:
-        ledger.close()
+    reconciled(dsn, "live_k")
     assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True)) == (
         [], ["unbooked orders ['b4'] that the next live preflight would not name"],
     )  # fmt: skip
