@@ -72,7 +72,6 @@ from arbitrage.strategy import EntryIntent, ExitIntent, Quote
 log = logging.getLogger("arbitrage.live_execution")
 
 DEFAULT_TIMEOUT_SEC = 10.0
-FILL_TIMEOUT_SEC = DEFAULT_FILL_TIMEOUT_SEC
 FILL_POLL_SEC = 0.2
 KILL_SWITCH_REASON = "kill switch active: order not placed"
 OUTCOME_UNKNOWN = "outcome_unknown"
@@ -106,7 +105,7 @@ class LiveExecutor:
         *,
         exchange_url: str | None = None,
         timeout_sec: float = DEFAULT_TIMEOUT_SEC,
-        fill_timeout_sec: float = FILL_TIMEOUT_SEC,
+        fill_timeout_sec: float = DEFAULT_FILL_TIMEOUT_SEC,
         listings: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         rate_limits: RateLimits | None = None,
         lookup: LookupPolicy | None = None,

@@ -10,7 +10,8 @@ and does not send an order that could not be recorded so. Once the order's fate 
 says filled (with the venue's order id), refused or unknown.
 
 `evidence.order_trail_rule` reads a run's trail back: orders sent with no ORDER_DONE (in flight
-when the process died) and filled orders whose venue order id no leg or event of the run carries.
+when the process died), filled orders whose venue order id no leg or event of the run carries, and
+orders whose outcome stayed unknown.
 `unbooked_by_run` applies it to earlier live runs: preflight refuses arming while one has any
 (`ops.preflight.check_open_positions`), until an operator has reconciled the venues and recorded
 POSITIONS_RECONCILED for that run.
@@ -59,8 +60,10 @@ class OrderTrail:
         """Record an order about to be sent; False when it could not be made durable (do not send it)."""
         if self._record is None:
             return True
-        payload = {"venue": venue, "symbol": symbol, "side": side, "amount": amount}
-        payload["client_order_id"] = client_order_id
+        payload = {
+            "venue": venue, "symbol": symbol, "side": side, "amount": amount,
+            "client_order_id": client_order_id,
+        }  # fmt: skip
         self._sent.add(client_order_id)
         return self._record(ORDER_SENT, payload)
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 ORDER_SENT: Final = "ORDER_SENT"
-ORDER_LOOKUP: Final = "ORDER_LOOKUP"
 ORDER_DONE: Final = "ORDER_DONE"
 Fate = Literal["filled", "refused", "unknown"]
 Accounted = Literal["booked", "unknown", "unbooked", "lost"]
@@ -85,38 +84,26 @@ def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Unb
     return unbooked
 
 
-_IDS: Final = ("client_order_id", "order_id")
-
-
-def _unknown(kind: str, payload: Mapping[str, Any]) -> bool:
-    """Whether the event says an order's outcome stayed unknown."""
-    if kind == ORDER_DONE:
-        return payload.get("fate") == "unknown"
-    return kind == ORDER_LOOKUP and payload.get("outcome") == "unknown"
-
-
 def venue_order_fates(
     orders: Iterable[tuple[str, str | None]], events: Iterable[tuple[str, Mapping[str, Any]]]
 ) -> dict[str, Accounted]:
     """How a run accounts for each order the venue filled for it, given as (order id, client order id):
 
     - booked: a booking event carries its id;
-    - unknown: an ORDER_DONE or ORDER_LOOKUP of unknown outcome names it (the run stopped on it);
+    - unknown: its order trail says its outcome stayed unknown (the run stopped on it);
     - unbooked: its order trail lists it otherwise (a crash between the order and its leg);
     - lost: nothing of the run names it.
     """
     listed = list(events)
     booked = booked_order_ids(listed)
-    unknown = {str(p[key]) for kind, p in listed if _unknown(kind, p) for key in _IDS if p.get(key)}
-    unbooked = {order.client_order_id for order in unbooked_orders(listed)}
+    trail = {order.client_order_id: order for order in unbooked_orders(listed)}
     fates: dict[str, Accounted] = {}
     for order_id, client_id in orders:
+        sent = trail.get(client_id) if client_id is not None else None
         if order_id in booked:
             fates[order_id] = "booked"
-        elif order_id in unknown or client_id in unknown:
-            fates[order_id] = "unknown"
-        elif client_id in unbooked:
-            fates[order_id] = "unbooked"
+        elif sent is not None:
+            fates[order_id] = "unknown" if sent.unknown else "unbooked"
         else:
             fates[order_id] = "lost"
     return fates

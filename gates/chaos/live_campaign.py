@@ -13,7 +13,7 @@ import time
 from typing import Any, Final
 
 from arbitrage.ledger import Ledger, connect
-from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.ops.kill_switch import KillSwitch, KillSwitchState
 from arbitrage.ops.live_arm import ARM_ACK_VALUE
 from harness.exchange_sim.auth import (
     BINANCE_TEST_KEY,
@@ -40,21 +40,24 @@ def armed_env() -> dict[str, str]:
     }
 
 
-def release_kill_switch(dsn: str) -> None:
+def release_kill_switch(
+    dsn: str, why: str = "next run of the live chaos campaign", by: str = OPERATOR
+) -> KillSwitchState:
     """Create the ledger schema if needed and release the kill switch (ACTIVE on a fresh database)."""
     ledger = Ledger(dsn)
     ledger.open()
     ledger.close()
     with connect(dsn, 10.0, 10_000) as conn:
-        KillSwitch(conn).deactivate("next run of the live chaos campaign", OPERATOR)
+        return KillSwitch(conn).deactivate(why, by)
 
 
-def record_reconciled(dsn: str, run_id: str, classification: str) -> None:
-    """The campaign's operator has settled the run with its venue: its leftovers no longer block arming."""
+def record_reconciled(dsn: str, run_id: str, by: str = OPERATOR, note: str = "") -> bool:
+    """The operator has settled the run with its venues: its leftovers no longer block arming.
+    True once PostgreSQL holds the POSITIONS_RECONCILED row."""
     ledger = Ledger(dsn)
     ledger.open()
     try:
-        payload: dict[str, Any] = {"by": OPERATOR, "classification": classification}
-        ledger.record_event(run_id, "POSITIONS_RECONCILED", payload)
+        payload: dict[str, Any] = {"by": by, "note": note}
+        return ledger.record_event(run_id, "POSITIONS_RECONCILED", payload)
     finally:
         ledger.close()

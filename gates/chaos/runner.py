@@ -167,7 +167,7 @@ class RunDriver:
         classification, reasons = judge(result, self.rig.direct_dsn, self._verify(result), venue)
         checker_sec = time.monotonic() - checker_started
         if self.live and run_dir is not None:
-            record_reconciled(self.rig.direct_dsn, run_dir.name, classification)
+            record_reconciled(self.rig.direct_dsn, run_dir.name, note=f"checker: {classification}")
         kept = self._keep(run_dir, logs, keep=self.keep or classification in ("LOST", "UNEXPLAINED"))
         return RunOutcome(
             plan=plan, classification=classification, reasons=reasons, exit_code=result.exit_code,

@@ -40,8 +40,12 @@ FAULT_GROUPS: Final[dict[str, tuple[str, ...]]] = {
 }
 """Group names `--faults` accepts besides single kinds (and `all`); `orders` only in a live campaign."""
 
-SERVER_GROUPS: Final = ("pg", "redis", "exchange")
-"""Groups whose faults act on one server: two of them in one run never overlap in time."""
+SERVER_FAULTS: Final[dict[str, tuple[str, ...]]] = {
+    "pg": POSTGRES_FAULTS,
+    "redis": REDIS_FAULTS,
+    "exchange": (*EXCHANGE_FAULTS, *ORDER_FAULTS),
+}
+"""The kinds that act on each server: two of one server in one run never overlap in time."""
 
 INSTANT_FAULTS: Final = frozenset({"sigterm", "sigkill", "pg-terminate"})
 """Kinds that act once when struck; their planned duration is zero."""
@@ -61,13 +65,8 @@ _TERMINAL_GAP_CS: Final = 25
 
 
 def server_group(kind: str) -> str | None:
-    """The server group a kind acts on (`pg`, `redis`, `exchange`, which order faults are), or None."""
-    if kind in ORDER_FAULTS:
-        return "exchange"
-    for group in SERVER_GROUPS:
-        if kind in FAULT_GROUPS[group]:
-            return group
-    return None
+    """The server a kind acts on (`pg`, `redis`, `exchange`), or None."""
+    return next((server for server, kinds in SERVER_FAULTS.items() if kind in kinds), None)
 
 
 def _compatible(first: str, second: str) -> bool:

@@ -32,7 +32,7 @@ from harness.exchange_sim import dialects as d
 
 ORDER_FAULTS: Final = ("lost_reply", "lost_order", "lookup_down", "late_fill", "held_order")
 BINANCE_ORDER_ROUTE: Final = ("POST", "/api/v3/order")
-ORDER_ROUTES: Final = frozenset({("POST", "/api/v3/order"), ("POST", "/v1/orders")})
+ORDER_ROUTES: Final = frozenset({BINANCE_ORDER_ROUTE, ("POST", "/v1/orders")})
 LOOKUP_ROUTES: Final = frozenset({("GET", "/api/v3/order"), ("GET", "/v1/order")})
 LOOKUP_DOWN_HTML: Final = d.SERVER_ERROR_HTML.format(code=503, reason="Service Temporarily Unavailable")
 

@@ -13,15 +13,18 @@ from typing import Any
 import psycopg
 import pytest
 
-from arbitrage.ledger import Ledger, connect
+from arbitrage.ledger import connect
 from arbitrage.ops.kill_switch import KillSwitch
 from tests.support.controlled_pg import ControlledPostgres
+from tests.support.live_runs import release_kill_switch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
-def switch_of(dsn: str) -> KillSwitch:
-    """The switch as a run holds it: one connection, and a way to open another once it broke."""
+def released_switch(dsn: str) -> KillSwitch:
+    """The switch as a run holds it (one connection, and a way to open another once it broke),
+    released by an operator."""
+    release_kill_switch(dsn, "a run may trade", "pytest")
 
     def reconnect() -> psycopg.Connection[Any]:
         return connect(dsn, 2.0, 1000)
@@ -40,11 +43,7 @@ def state_in_postgres(dsn: str) -> tuple[bool, str, str | None]:
 def test_an_activation_the_database_refused_is_made_when_the_run_closes(
     controlled_pg: ControlledPostgres,
 ) -> None:
-    ledger = Ledger(controlled_pg.dsn)
-    ledger.open()
-    ledger.close()
-    switch = switch_of(controlled_pg.dsn)
-    switch.deactivate("a run may trade", "pytest")
+    switch = released_switch(controlled_pg.dsn)
     controlled_pg.stop()
     deferred = switch.activate_or_retry_at_close("order outcome unknown: upbit sell SOL", "live", "live_1")
     controlled_pg.start()
@@ -57,11 +56,7 @@ def test_an_activation_the_database_refused_is_made_when_the_run_closes(
 @pytest.mark.allow_log("ERROR", r"kill switch change to ACTIVE failed", count=1)
 @pytest.mark.allow_log("ERROR", r"kill switch still not activated at close", count=1)
 def test_an_activation_still_refused_at_close_says_so(controlled_pg: ControlledPostgres) -> None:
-    ledger = Ledger(controlled_pg.dsn)
-    ledger.open()
-    ledger.close()
-    switch = switch_of(controlled_pg.dsn)
-    switch.deactivate("a run may trade", "pytest")
+    switch = released_switch(controlled_pg.dsn)
     controlled_pg.stop()
     try:
         assert switch.activate_or_retry_at_close("guard max_daily_loss", "guard", "live_2") is False

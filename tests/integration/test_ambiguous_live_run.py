@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from arbitrage.ledger import Ledger, connect
+from arbitrage.ledger import connect
 from arbitrage.market.ccxt_source import VenuePair
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchState
 from harness.engine import EngineLauncher
@@ -32,6 +32,7 @@ from tests.support.live_runs import (
     armed_env,
     problems,
     reconcile,
+    record_reconciled,
     release_kill_switch,
     services_args,
 )
@@ -143,12 +144,7 @@ def refused_until_reconciled(
     [refusal] = [line for line in done.stdout.splitlines() if line.startswith("FAIL  open_positions ")]
     assert done.returncode == 1 and f"{run_id} " in refusal, done.stdout + done.stderr
     assert f"client order id {client_order_id} (outcome unknown" in refusal, refusal
-    ledger = Ledger(postgres_dsn)
-    ledger.open()
-    try:
-        assert ledger.record_event(run_id, "POSITIONS_RECONCILED", {"by": "test_ambiguous_live_run"})
-    finally:
-        ledger.close()
+    record_reconciled(postgres_dsn, run_id, "test_ambiguous_live_run")
 
 
 def start_armed(engine: EngineLauncher, sim: SimProcess, dsn: str) -> Any:

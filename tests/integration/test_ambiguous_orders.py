@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from arbitrage.config import StrategyConfig
+from arbitrage.config.live import DEFAULT_FILL_TIMEOUT_SEC
 from arbitrage.execution import LegFailure, PairFill, Rejected
-from arbitrage.live_execution import FILL_TIMEOUT_SEC, LiveExecutor
+from arbitrage.live_execution import LiveExecutor
 from arbitrage.live_orders import LiveExitError
 from arbitrage.market.ccxt_source import CcxtSource
 from arbitrage.ops.live_arm import LiveKeys
@@ -39,7 +40,10 @@ QUICK_LOOKUP = LookupPolicy(budget_sec=1.0, interval_sec=0.2)
 
 
 def executor(
-    sim: SimProcess, source: CcxtSource, heard: list[Resolution], fill_timeout_sec: float = FILL_TIMEOUT_SEC
+    sim: SimProcess,
+    source: CcxtSource,
+    heard: list[Resolution],
+    fill_timeout_sec: float = DEFAULT_FILL_TIMEOUT_SEC,
 ) -> LiveExecutor:
     return LiveExecutor(
         StrategyConfig(), LiveKeys.from_env(TEST_KEYS), lambda: False, exchange_url=sim.url,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from arbitrage.ledger import Ledger, connect
+from arbitrage.ledger import connect
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.engine_process import wait_for
@@ -27,6 +27,7 @@ from tests.support.live_runs import (
     armed_env,
     problems,
     reconcile,
+    record_reconciled,
     release_kill_switch,
 )
 
@@ -132,12 +133,7 @@ def test_a_fill_a_killed_run_never_booked_blocks_arming_until_reconciled(
         ]
         assert [p for p in problems(out) if filled["id"] in p and "missing in the ledger" in p], out
     finally:
-        reconciled = Ledger(postgres_dsn)
-        reconciled.open()
-        try:
-            assert reconciled.record_event(run_id, "POSITIONS_RECONCILED", {"by": "pytest", "venues": "flat"})
-        finally:
-            reconciled.close()
+        record_reconciled(postgres_dsn, run_id, "test_live_crash_orders")
     _, after = preflight_lines(tmp_path, evidence_root, postgres_dsn, redis_url)
     assert [line for line in after if " open_positions " in line] == [
         "PASS  open_positions   no live positions left open by earlier runs"

@@ -17,6 +17,7 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
 from gates.chaos.venue_audit import VenueAudit, audit_venue_orders
 from tests.support.databases import fresh_database
+from tests.support.live_runs import record_reconciled
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +61,6 @@ def order(order_id: str, client_id: str | None, qty: float = 0.002) -> dict[str,
     return {"venue": "binance", "id": order_id, "client_id": client_id, "qty": qty}
 
 
-def reconciled(dsn: str, run_id: str) -> None:
-    ledger = Ledger(dsn)
-    ledger.open()
-    try:
-        assert ledger.record_event(run_id, "POSITIONS_RECONCILED", {"by": "pytest"})
-    finally:
-        ledger.close()
-
-
 def set_kill_switch(dsn: str, active: bool) -> None:
     with connect(dsn, 5.0, 5000) as conn:
         switch = KillSwitch(conn)
@@ -95,7 +87,7 @@ def test_an_unknown_outcome_needs_the_kill_switch_active_or_the_next_preflight(d
     assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == ([], [])
     set_kill_switch(dsn, False)
     assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == ([], [])
-    reconciled(dsn, "live_u")
+    record_reconciled(dsn, "live_u", "pytest")
     assert findings(audit_venue_orders(dsn, "live_u", [order("b2", "c2")], killed=False)) == (
         [], ["orders of unknown outcome ['b2']: the kill switch is not active and the next live preflight"
              " would not name them"],
@@ -108,7 +100,7 @@ def test_an_unbooked_order_is_allowed_only_to_a_killed_run_the_next_preflight_na
     assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=False)) == (
         [], ["filled orders ['b4'] left unbooked by a run that was not killed"],
     )  # fmt: skip
-    reconciled(dsn, "live_k")
+    record_reconciled(dsn, "live_k", "pytest")
     assert findings(audit_venue_orders(dsn, "live_k", [order("b4", "c4")], killed=True)) == (
         [], ["unbooked orders ['b4'] that the next live preflight would not name"],
     )  # fmt: skip

@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from arbitrage.ledger import Ledger, connect
-from arbitrage.ops.kill_switch import KillSwitch
+from arbitrage.ledger import connect
+from gates.chaos import live_campaign as campaign
 from harness.cli_process import EnvChanges, run_cli
 from harness.engine import EngineProcess
 from harness.exchange_sim.client import SimProcess
@@ -40,11 +40,7 @@ RUN_BOUND_SEC = 120
 def armed_env() -> dict[str, str]:
     """A correctly armed live environment (armed now) with the simulator's keys and trading thresholds."""
     return {
-        "LIVE_ARM_ACK": "I_UNDERSTAND_LIVE_RISK",
-        "LIVE_ARM_AT": str(int(time.time())),
-        "LIVE_MAX_NOTIONAL_USD": "200",
-        "ARBITRAGE_ENV": "live",
-        **SIM_KEYS,
+        **campaign.armed_env(),
         "ARB_STRATEGY__ENTRY_THRESHOLD_PCT": "2.6",
         "ARB_STRATEGY__EXIT_THRESHOLD_PCT": "2.4",
     }
@@ -52,14 +48,12 @@ def armed_env() -> dict[str, str]:
 
 def release_kill_switch(dsn: str, why: str, by: str) -> None:
     """Create the ledger schema in `dsn` if needed and deactivate its kill switch (ACTIVE by default)."""
-    ledger = Ledger(dsn)
-    ledger.open()
-    ledger.close()
-    switch = KillSwitch(connect(dsn, 5.0, 5000))
-    try:
-        assert not switch.deactivate(why, by).active
-    finally:
-        switch.close()
+    assert not campaign.release_kill_switch(dsn, why, by).active
+
+
+def record_reconciled(dsn: str, run_id: str, by: str) -> None:
+    """POSITIONS_RECONCILED for the run, as an operator records it after reconciling."""
+    assert campaign.record_reconciled(dsn, run_id, by)
 
 
 def closed_trades(dsn: str, run_id: str) -> int:

@@ -111,6 +111,8 @@ def test_the_trail_records_each_sent_order_and_its_fate_under_one_client_order_i
 
 
 def test_venue_orders_are_booked_unknown_unbooked_or_lost() -> None:
+    """Only the trail and the booking events account for an order: every live order is in the
+    trail, so a lookup event alone (c3, c6) names nothing."""
     events = [
         sent("c1"), done("c1", "filled", "b1"),
         ("TRADE_OPEN", {"order_ids": {"upbit": "u1", "binance": "b1", "upbit_qty": 0.002}}),
@@ -118,9 +120,13 @@ def test_venue_orders_are_booked_unknown_unbooked_or_lost() -> None:
         ("ORDER_LOOKUP", {"client_order_id": "c3", "outcome": "unknown", "order_id": None}),
         sent("c4"), done("c4", "filled", "b4"),
         ("ORDER_LOOKUP", {"client_order_id": "c6", "outcome": "placed", "order_id": "b6"}),
+        sent("c7"), done("c7", "unknown"),
     ]  # fmt: skip
-    venue = [("b1", "c1"), ("u1", None), ("b2", "c2"), ("b3", "c3"), ("b4", "c4"), ("b5", "c5"), ("b6", "c6")]
+    venue = [
+        ("b1", "c1"), ("u1", None), ("b2", "c2"), ("b3", "c3"), ("b4", "c4"), ("b5", "c5"), ("b6", "c6"),
+        ("b7", "c7"),
+    ]  # fmt: skip
     assert venue_order_fates(venue, events) == {
-        "b1": "booked", "u1": "booked", "b2": "unknown", "b3": "unknown", "b4": "unbooked", "b5": "lost",
-        "b6": "lost",
+        "b1": "booked", "u1": "booked", "b2": "unknown", "b3": "lost", "b4": "unbooked", "b5": "lost",
+        "b6": "lost", "b7": "unknown",
     }  # fmt: skip
