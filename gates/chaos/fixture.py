@@ -24,15 +24,16 @@ ChaosCampaign = Callable[..., list[RunOutcome]]
 @pytest.fixture
 def chaos_campaign(tmp_path: Path) -> ChaosCampaign:
     """A callable `(seed, runs, duration=10.0, faults=FAULT_KINDS, workers=1, clock="launch",
-    mode="paper") -> list[RunOutcome]`; `clock` and `mode` are `ChaosOptions`'."""
+    mode="paper", combo_share=0.5) -> list[RunOutcome]`; `clock` and `mode` are `ChaosOptions`',
+    `combo_share` is `build_schedule`'s."""
     from gates.chaos.runner import run_campaign
     from gates.chaos.schedule import build_schedule
 
     def campaign(
         seed: int, runs: int, duration: float = 10.0, faults: Sequence[str] = FAULT_KINDS, workers: int = 1,
-        clock: Clock = "launch", mode: Mode = "paper",
+        clock: Clock = "launch", mode: Mode = "paper", combo_share: float = 0.5,
     ) -> list[RunOutcome]:  # fmt: skip
-        schedule = build_schedule(seed, runs, duration, tuple(faults))
+        schedule = build_schedule(seed, runs, duration, tuple(faults), combo_share)
         options = ChaosOptions(
             workers=workers, output_root=tmp_path / f"chaos_s{seed}", clock=clock, mode=mode
         )
