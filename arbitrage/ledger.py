@@ -107,6 +107,11 @@ class Ledger:
     def _new_connection(self) -> psycopg.Connection[Any]:
         return connect(self._dsn, self._connect_timeout, self._statement_timeout)
 
+    def reader(self, connect_timeout_sec: float) -> psycopg.Connection[Any]:
+        """A connection of the caller's own, for reading back what the writer committed; the caller
+        closes it and bounds its calls (`guard.bounded`)."""
+        return connect(self._dsn, connect_timeout_sec, self._statement_timeout)
+
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

@@ -177,6 +177,9 @@ class TradingLoop:
         drain_until = time.monotonic() + LEDGER_DRAIN_SEC
         ledger.drain(LEDGER_DRAIN_SEC)
         if parts.live is not None:
+            from arbitrage.order_trail import seal_trail
+
+            seal_trail(ledger, parts.trader.run_id)
             parts.live.close()
         self.publish(parts.trader)
         duration = time.monotonic() - clock.t0

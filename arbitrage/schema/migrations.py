@@ -182,17 +182,21 @@ CREATE TABLE IF NOT EXISTS {LIVE_ARMS} (
 );
 """ + _guarded(_index("alert_deliveries_run_idx", ALERT_DELIVERIES, "run_id, status"))
 
+_EVENT_KINDS_BY_RUN: Final = _guarded(_index("event_log_run_type_idx", EVENT_LOG, "run_id, event_type"))
+
 MIGRATIONS: Final = (
     Migration(1, "ledger", _LEDGER),
     Migration(2, "append_only", _APPEND_ONLY),
     Migration(3, "run_owner_and_event_uid", _RUN_OWNER_AND_EVENT_UID),
     Migration(4, "upbit_qty", _UPBIT_QTY),
     Migration(5, "alerts_and_arms", _ALERTS_AND_ARMS),
+    Migration(6, "event_kinds_by_run", _EVENT_KINDS_BY_RUN),
 )
 """In order: `runs`, `trade_legs`, `event_log`; `system_state` and the append-only triggers; a
 run's owner process (crash recovery) and an event's idempotency key (journal replay); a leg's
 Upbit fill quantity (hedge residual; null in rows written before it); `alert_deliveries` and
-`live_arms`."""
+`live_arms`; an index of each run's events by kind (the order trail query of preflight and recovery
+looks a run's ORDER_SENT, ORDER_TRAIL_CLOSED and POSITIONS_RECONCILED up by it)."""
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 """The version this engine needs and records (in `runs`, RUN_START and the manifest)."""

@@ -25,6 +25,7 @@ from tests.support.live_runs import (
     TRADING_SIM,
     arbitrage,
     armed_env,
+    events_of,
     problems,
     reconcile,
     record_reconciled,
@@ -55,16 +56,6 @@ def booked_binance_order(sim: SimProcess) -> dict[str, Any] | None:
     binance = [order for order in stats["orders"] if order["venue"] == "binance"]
     held = stats["faulted"].get("held_order", 0)
     return binance[0] if binance and held else None
-
-
-def events_of(dsn: str, run_id: str, *kinds: str) -> list[tuple[str, dict[str, Any]]]:
-    with connect(dsn, 5.0, 5000) as conn:
-        rows = conn.execute(
-            "SELECT event_type, payload FROM event_log WHERE run_id = %s AND event_type = ANY(%s)"
-            " ORDER BY id",
-            (run_id, list(kinds)),
-        ).fetchall()
-    return [(kind, payload) for kind, payload in rows]
 
 
 def preflight_lines(tmp_path: Path, evidence_root: Path, dsn: str, redis_url: str) -> tuple[int, list[str]]:
@@ -98,11 +89,12 @@ def test_a_fill_a_killed_run_never_booked_blocks_arming_until_reconciled(
         with connect(postgres_dsn, 5.0, 5000) as conn:
             legs = conn.execute("SELECT count(*) FROM trade_legs WHERE run_id = %s", (run_id,)).fetchone()
             status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-        trail = events_of(postgres_dsn, run_id, "ORDER_SENT", "ORDER_DONE")
+        trail = events_of(postgres_dsn, run_id, "ORDER_SENT", "ORDER_DONE", "ORDER_TRAIL_CLOSED")
         assert legs == (0,), "no leg of the entry was booked"
         assert status == ("crashed",)
         sent = {p["venue"]: p for kind, p in trail if kind == "ORDER_SENT"}
         assert sent["binance"]["client_order_id"] == filled["client_id"]
+        assert "ORDER_TRAIL_CLOSED" not in [kind for kind, _ in trail], "a killed run never closes its trail"
         assert [(p["venue"], p["fate"], p["order_id"]) for kind, p in trail if kind == "ORDER_DONE"] == [
             ("binance", "filled", filled["id"])
         ]

@@ -34,6 +34,7 @@ from tests.support.live_runs import (
     CREDENTIALS,
     TRADING_SIM,
     armed_env,
+    events_of,
     problems,
     release_kill_switch,
     run_until_closed_trades,
@@ -173,6 +174,12 @@ def test_reconcile_after_an_armed_live_run(
             "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'RECONCILIATION'", (run_id,)
         ).fetchall()
     assert [row[0]["ok"] for row in rows] == [True]
+    trail = events_of(postgres_dsn, run_id, "ORDER_SENT", "ORDER_TRAIL_CLOSED")
+    sent = {p["client_order_id"] for kind, p in trail if kind == "ORDER_SENT"}
+    assert {order["client_id"] for order in sim.stats()["orders"]} <= sent
+    assert [p for kind, p in trail if kind == "ORDER_TRAIL_CLOSED"] == [{"orders": len(sent)}], (
+        "the run ended with every order booked, and closed its trail"
+    )
     for venue, quote in (("upbit", "KRW"), ("binance", "USDT")):
         balances = report["venues"][venue]["balance_check"]
         assert all(row["ok"] for row in balances.values()), balances

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 RECORDED = [
     (1, "ledger"), (2, "append_only"), (3, "run_owner_and_event_uid"), (4, "upbit_qty"),
-    (5, "alerts_and_arms"),
+    (5, "alerts_and_arms"), (6, "event_kinds_by_run"),
 ]  # fmt: skip
 LEGACY_ROWS = """
 INSERT INTO runs (run_id, phase, mode, started_at, status, config_hash, schema_version)
@@ -188,7 +188,8 @@ def test_the_application_role_refuses_an_older_schema_until_its_owner_migrates(
     assert line.startswith("arbitrage: postgres schema at "), line
     assert (
         " lacks migrations 0001_ledger, 0002_append_only, 0003_run_owner_and_event_uid, 0004_upbit_qty,"
-        " 0005_alerts_and_arms (this engine needs version 5, the database records none);"
+        " 0005_alerts_and_arms, 0006_event_kinds_by_run (this engine needs version 6, the database records"
+        " none);"
     ) in line
     assert f"role {APP_ROLE} does not own " in line
     assert query(owner, "SELECT to_regclass('schema_version') IS NULL") == [(True,)]
@@ -206,8 +207,8 @@ def test_the_application_role_refuses_an_older_schema_until_its_owner_migrates(
     assert ran.returncode == 0, ran.stderr[-2000:]
     evidence = Path(next(x for x in ran.stdout.splitlines() if x.startswith("evidence: ")).split(" ", 1)[1])
     manifest = json.loads((evidence / names.MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["ledger_schema_version"] == 5
-    assert query(owner, f"SELECT schema_version FROM runs WHERE run_id = '{manifest['run_id']}'") == [(5,)]
+    assert manifest["ledger_schema_version"] == 6
+    assert query(owner, f"SELECT schema_version FROM runs WHERE run_id = '{manifest['run_id']}'") == [(6,)]
 
 
 def test_one_missing_migration_is_named_with_the_version_the_database_records(
@@ -217,7 +218,7 @@ def test_one_missing_migration_is_named_with_the_version_the_database_records(
     with connect(owner, 5.0, 5000) as conn, conn.transaction():
         conn.execute("CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
                      " applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
-        for migration in MIGRATIONS[:4]:
+        for migration in MIGRATIONS[:5]:
             conn.execute(migration.sql)
             conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
                          (migration.version, migration.name))  # fmt: skip
@@ -226,8 +227,8 @@ def test_one_missing_migration_is_named_with_the_version_the_database_records(
         open_ledger(app_dsn(owner))
     message = str(behind.value)
     assert (
-        " lacks migration 0005_alerts_and_arms (this engine needs version 5, the database records 4);"
+        " lacks migration 0006_event_kinds_by_run (this engine needs version 6, the database records 5);"
         in message
     )
     assert "\n" not in message
-    assert query(owner, "SELECT max(version) FROM schema_version") == [(4,)]
+    assert query(owner, "SELECT max(version) FROM schema_version") == [(5,)]

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from arbitrage.ledger import connect
 from gates.chaos import live_campaign as campaign
@@ -75,6 +76,17 @@ def open_entries(dsn: str, run_id: str) -> set[str]:
             (run_id,),
         ).fetchall()
     return {str(row[0]) for row in rows}
+
+
+def events_of(dsn: str, run_id: str, *kinds: str) -> list[tuple[str, dict[str, Any]]]:
+    """The run's events of these kinds in PostgreSQL, in order: (event_type, payload)."""
+    with connect(dsn, 5.0, 5000) as conn:
+        rows = conn.execute(
+            "SELECT event_type, payload FROM event_log WHERE run_id = %s AND event_type = ANY(%s)"
+            " ORDER BY id",
+            (run_id, list(kinds)),
+        ).fetchall()
+    return [(kind, payload) for kind, payload in rows]
 
 
 def run_until_closed_trades(run: EngineProcess, dsn: str, args: Sequence[str], trades: int) -> int:

@@ -13,6 +13,7 @@ RELEASED = {
     3: ("run_owner_and_event_uid", "9d0f9da85efc7bc6e5143ed4302634c3e59914c21fe71d3624881ffb90c5b494"),
     4: ("upbit_qty", "3628376896d6c7fd059c4714216fe7673c93ff92cb4a76a9064d2a72aa64242c"),
     5: ("alerts_and_arms", "91874d8b82f2189022e8ebd87c9a5c8b82b0a7fda743c1728bec45d8df5e0794"),
+    6: ("event_kinds_by_run", "722bc998f88bb37a1d8ee05f5132a45df7c38737d4ffe4ed7d431231a824dd35"),
 }
 """Version -> (name, sha256 of its SQL) as released. A new migration is added here once it ships."""
 
