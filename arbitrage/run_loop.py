@@ -39,6 +39,10 @@ to price its exit on. A request the venue has not answered by then is cancelled 
 closes."""
 
 
+LEAD_LOGGED_SEC = 0.05
+"""A flatten lead this long is said in the log (a paper flatten's, microseconds, is not)."""
+
+
 class TradingLoop:
     """The ticks of one run and their counters (loop count, latencies, market errors, screened books)."""
 
@@ -74,10 +78,10 @@ class TradingLoop:
         event = self.stop.event
         vitals = parts.supervisor.vitals
         next_due = time.monotonic()
-        while not event.is_set() and not self._bound_reached(clock):
+        while not event.is_set() and not self._bound_reached(clock, parts.trader):
             started = time.perf_counter()
             vitals.tick_started_at = time.monotonic()
-            if not self._tick(fetcher, parts.trader, clock.deadline, vitals):
+            if not self._tick(fetcher, parts.trader, self._trading_end(clock, parts.trader), vitals):
                 if not event.is_set():
                     self.request_stop("DURATION_REACHED")
                 break
@@ -89,11 +93,23 @@ class TradingLoop:
             self._record(parts, latency_ms, vitals.last_processing_ms)
             self.show(progress, parts.trader, parts.watcher, time.monotonic() - clock.t0)
             if cfg.ticks is None:
-                next_due = self._pace(next_due, clock)
+                next_due = self._pace(next_due, self._trading_end(clock, parts.trader))
 
-    def _bound_reached(self, clock: RunClock) -> bool:
+    def _trading_end(self, clock: RunClock, trader: Trader) -> float | None:
+        """When the last tick must end (monotonic): the run's deadline less the time the flatten of
+        the open positions is expected to take (`flatten_lead`); None for a tick-bound run."""
+        if clock.deadline is None:
+            return None
+        open_positions = len(trader.portfolio.positions)
+        return clock.deadline - trader.flatten_lead.lead_sec(open_positions, self.config.live.stop_venue_sec)
+
+    def _bound_reached(self, clock: RunClock, trader: Trader) -> bool:
         """True (and the stop requested) once the run's duration or tick count is reached."""
-        if clock.expected is not None and time.monotonic() - clock.t0 >= clock.expected:
+        end = self._trading_end(clock, trader)
+        if end is not None and time.monotonic() >= end:
+            if clock.deadline is not None and clock.deadline - end >= LEAD_LOGGED_SEC:
+                log.info("duration: trading ends %.2fs early for the flatten of %d open position(s)",
+                         clock.deadline - end, len(trader.portfolio.positions))  # fmt: skip
             self.request_stop("DURATION_REACHED")
             return True
         ticks = self.config.run.ticks
@@ -102,12 +118,12 @@ class TradingLoop:
             return True
         return False
 
-    def _pace(self, next_due: float, clock: RunClock) -> float:
-        """Wait for the next tick's slot (never past the deadline); the slot after it is due from."""
+    def _pace(self, next_due: float, end: float | None) -> float:
+        """Wait for the next tick's slot (never past the trading end); the slot after it is due from."""
         next_due += self.config.run.tick_interval_sec
         wait = next_due - time.monotonic()
-        if clock.expected is not None:
-            wait = min(wait, clock.t0 + clock.expected - time.monotonic())
+        if end is not None:
+            wait = min(wait, end - time.monotonic())
         if wait > 0:
             self.stop.event.wait(wait)
             return next_due

@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from arbitrage.execution import LegFailure, LegFill, PairFill, Rejected
+from arbitrage.flatten_lead import FlattenLead
 from arbitrage.ledger import Ledger, LegRow
 from arbitrage.market.book import MarketSnapshot
 from arbitrage.market.last_books import LastUsableBooks
@@ -120,6 +121,8 @@ class Trader:
         """Each filled entry's hedge residual (Upbit minus Binance quantity), summed for kpi.json."""
         self.left_open: list[dict[str, Any]] = []
         """Positions the stop-time flatten could not close: symbol, trade_id and reason."""
+        self.flatten_lead = FlattenLead()
+        """The run's order round trips, timed: how early the loop stops for the flatten."""
         self._closed_pnls: list[float] = []
         self._venue_wait_seen = executor.venue_wait_ms
         self.trace: DecisionTracer | None = None
@@ -231,12 +234,14 @@ class Trader:
 
     def _open(self, symbol: str, snapshot: MarketSnapshot, entry: Any) -> tuple[str, str | None, str]:
         """Enter a position; returns (outcome, trade id, what went wrong) for the decision trace."""
+        started = time.monotonic()
         result = self.executor.enter(entry, snapshot)
         if isinstance(result, Rejected):
             key = result.kind
             self.rejected_orders[key] = self.rejected_orders.get(key, 0) + 1
             log.info("entry on %s rejected: %s", symbol, result.reason)
             return "rejected", None, result.reason
+        self.flatten_lead.entered(time.monotonic() - started)
         trade_id = self.portfolio.next_trade_id()
         correlation_id = f"{self.run_id}:{trade_id}"
         if isinstance(result, LegFailure):
@@ -276,6 +281,13 @@ class Trader:
 
     def _exit_fill(self, position: Position, intent: ExitIntent) -> PairFill | None:
         """Both exit legs; None when a live exit failed, the position then stays open."""
+        started = time.monotonic()
+        try:
+            return self._venue_exit(position, intent)
+        finally:
+            self.flatten_lead.exited(time.monotonic() - started)
+
+    def _venue_exit(self, position: Position, intent: ExitIntent) -> PairFill | None:
         if not self._sized_exits:
             return self.executor.exit(intent)
         from arbitrage.live_orders import LiveExitError  # only live executors size their exits
