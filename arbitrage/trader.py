@@ -241,7 +241,7 @@ class Trader:
             self.rejected_orders[key] = self.rejected_orders.get(key, 0) + 1
             log.info("entry on %s rejected: %s", symbol, result.reason)
             return "rejected", None, result.reason
-        self.flatten_lead.entered(time.monotonic() - started)
+        self.flatten_lead.round_trip(time.monotonic() - started)
         trade_id = self.portfolio.next_trade_id()
         correlation_id = f"{self.run_id}:{trade_id}"
         if isinstance(result, LegFailure):
@@ -285,7 +285,7 @@ class Trader:
         try:
             return self._venue_exit(position, intent)
         finally:
-            self.flatten_lead.exited(time.monotonic() - started)
+            self.flatten_lead.round_trip(time.monotonic() - started)
 
     def _venue_exit(self, position: Position, intent: ExitIntent) -> PairFill | None:
         if not self._sized_exits:
