@@ -36,6 +36,7 @@ from arbitrage.owner import OwnerState, owner_state, process_create_time
 from arbitrage.recovery_exit import OPEN_ENTRY_COLUMNS, OpenEntry, recovery_exit
 from arbitrage.sources import one_snapshot
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
+from evidence.order_trail_rule import POSITIONS_RECONCILED
 
 CRASHED_STOP_REASON = "CRASHED"
 
@@ -57,7 +58,7 @@ WHERE r.status = 'crashed' AND e.leg = 'entry' AND (%(run_id)s::text IS NULL OR 
   AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
                   WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
   AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
-                  WHERE v.run_id = e.run_id AND v.event_type = 'POSITIONS_RECONCILED')
+                  WHERE v.run_id = e.run_id AND v.event_type = '{POSITIONS_RECONCILED}')
 ORDER BY r.started_at, e.run_id, e.trade_id
 """
 _INSERT_EVENT_SQL = (

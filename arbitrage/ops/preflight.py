@@ -33,6 +33,7 @@ from arbitrage.ops.secrets_scan import Status, env_live_file_verdict, tracked_en
 from arbitrage.order_trail import unbooked_by_run
 from arbitrage.state import RunState, StateUnavailable, describe_url
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
+from evidence.order_trail_rule import POSITIONS_RECONCILED
 
 Mode = Literal["paper", "live"]
 
@@ -198,7 +199,7 @@ WHERE e.leg = 'entry' AND r.mode = %(mode)s AND e.run_id IS DISTINCT FROM %(own)
   AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
                   WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
   AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
-                  WHERE v.run_id = e.run_id AND v.event_type = 'POSITIONS_RECONCILED')
+                  WHERE v.run_id = e.run_id AND v.event_type = '{POSITIONS_RECONCILED}')
 GROUP BY e.run_id ORDER BY e.run_id
 """
 

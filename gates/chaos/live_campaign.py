@@ -15,6 +15,7 @@ from typing import Any, Final
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchState
 from arbitrage.ops.live_arm import ARM_ACK_VALUE
+from evidence.order_trail_rule import POSITIONS_RECONCILED
 from harness.exchange_sim.auth import (
     BINANCE_TEST_KEY,
     BINANCE_TEST_SECRET,
@@ -58,6 +59,6 @@ def record_reconciled(dsn: str, run_id: str, by: str = OPERATOR, note: str = "")
     ledger.open()
     try:
         payload: dict[str, Any] = {"by": by, "note": note}
-        return ledger.record_event(run_id, "POSITIONS_RECONCILED", payload)
+        return ledger.record_event(run_id, POSITIONS_RECONCILED, payload)
     finally:
         ledger.close()
