@@ -14,14 +14,13 @@ when the process died), filled orders whose venue order id no leg or event of th
 orders whose outcome stayed unknown.
 `unbooked_by_run` applies it to earlier live runs: preflight refuses arming while one has any
 (`ops.preflight.check_open_positions`), until an operator has reconciled the venues and recorded
-POSITIONS_RECONCILED for that run. `seal_trail` closes a run's trail at its end (ORDER_TRAIL_CLOSED)
-once PostgreSQL shows every order of it booked or refused, so that the query reads only the live
-runs that may still need an operator, however long the ledger's history.
+POSITIONS_RECONCILED for that run. It skips the runs that ended leaving nothing open
+(`evidence.run_closure`), so that it reads only the live runs that may still need an operator,
+however long the ledger's history.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -32,25 +31,19 @@ from evidence.order_trail_rule import (
     BOOKING_EVENTS,
     ORDER_DONE,
     ORDER_SENT,
-    ORDER_TRAIL_CLOSED,
-    TRAIL_CLEARED_BY,
     Fate,
     UnbookedOrder,
     unbooked_orders,
 )
+from evidence.run_closure import LEAVES_NOTHING
 
 if TYPE_CHECKING:
     import psycopg
 
     from arbitrage.execution import LegFill
-    from arbitrage.ledger import Ledger
-
-log = logging.getLogger("arbitrage.order_trail")
 
 TRAIL_KINDS: Final = (ORDER_SENT, ORDER_DONE, *BOOKING_EVENTS)
 """The events `unbooked_orders` reads."""
-SEAL_CONNECT_SEC: Final = 1.0
-"""The seal gives up on a database that does not take a connection at once: the run is stopping."""
 
 DurableRecord = Callable[[str, dict[str, Any]], bool]
 """Records one event of the run; True once it survives the process (journaled, or committed)."""
@@ -111,60 +104,23 @@ WITH open_trails AS (
     WHERE r.mode = 'live' AND r.run_id IS DISTINCT FROM %(own)s
       AND EXISTS (SELECT 1 FROM {EVENT_LOG} s WHERE s.run_id = r.run_id AND s.event_type = '{ORDER_SENT}')
       AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} x
-                      WHERE x.run_id = r.run_id AND x.event_type = ANY(%(cleared_by)s))
+                      WHERE x.run_id = r.run_id AND x.event_type = ANY(%(leaves_nothing)s))
 )
 SELECT v.run_id, v.event_type, v.payload FROM {EVENT_LOG} v JOIN open_trails USING (run_id)
 WHERE v.event_type = ANY(%(kinds)s)
 ORDER BY v.run_id, v.id
 """
 
-_RUN_TRAIL_SQL = f"""
-SELECT event_type, payload FROM {EVENT_LOG} WHERE run_id = %(run)s AND event_type = ANY(%(kinds)s) ORDER BY id
-"""
-
 
 def unbooked_by_run(conn: psycopg.Connection[Any], own_run_id: str | None) -> dict[str, list[UnbookedOrder]]:
-    """Earlier live runs (neither sealed nor reconciled) with unbooked orders, each with its orders."""
+    """Earlier live runs that may leave something open (`evidence.run_closure`) with unbooked
+    orders, each with its orders."""
+    params = {"own": own_run_id, "kinds": list(TRAIL_KINDS), "leaves_nothing": list(LEAVES_NOTHING)}
     with conn.cursor() as cur:
-        cur.execute(
-            _TRAILS_SQL, {"own": own_run_id, "kinds": list(TRAIL_KINDS), "cleared_by": list(TRAIL_CLEARED_BY)}
-        )
+        cur.execute(_TRAILS_SQL, params)
         rows = cur.fetchall()
     trails: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for run_id, kind, payload in rows:
         trails.setdefault(run_id, []).append((kind, payload))
     found = {run_id: unbooked_orders(trail) for run_id, trail in trails.items()}
     return {run_id: orders for run_id, orders in found.items() if orders}
-
-
-def seal_trail(ledger: Ledger, run_id: str) -> int | str:
-    """Record ORDER_TRAIL_CLOSED for a live run at its end, when PostgreSQL has acknowledged every
-    record the run made and its trail there has no unbooked order; the number of orders it closes,
-    or why the trail stays open (for preflight to read, as after a crash).
-
-    Called once no order can be sent any more (after the stop-time flatten and the ledger's drain).
-    It reads the trail back from PostgreSQL, not from memory, so that a booking the run believes it
-    made but the database lacks keeps the trail open. Never raises.
-    """
-    why = _why_open(ledger, run_id)
-    if isinstance(why, str):
-        log.info("order trail of %s left open: %s", run_id, why)
-        return why
-    ledger.record_event(run_id, ORDER_TRAIL_CLOSED, {"orders": why})
-    return why
-
-
-def _why_open(ledger: Ledger, run_id: str) -> int | str:
-    """The run's order count when its trail can be closed, else why not."""
-    if ledger.pending_count:
-        return f"{ledger.pending_count} ledger record(s) not in PostgreSQL yet"
-    try:
-        with ledger.reader(SEAL_CONNECT_SEC) as conn, ledger.guard.bounded(conn), conn.cursor() as cur:
-            cur.execute(_RUN_TRAIL_SQL, {"run": run_id, "kinds": list(TRAIL_KINDS)})
-            trail: list[tuple[str, Mapping[str, Any]]] = [(kind, payload) for kind, payload in cur.fetchall()]
-    except Exception as exc:
-        return f"reading it back failed: {exc}"
-    unbooked = unbooked_orders(trail)
-    if unbooked:
-        return f"{len(unbooked)} order(s) not booked"
-    return sum(1 for kind, _ in trail if kind == ORDER_SENT)

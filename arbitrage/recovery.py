@@ -36,7 +36,7 @@ from arbitrage.owner import OwnerState, owner_state, process_create_time
 from arbitrage.recovery_exit import OPEN_ENTRY_COLUMNS, OpenEntry, recovery_exit
 from arbitrage.sources import one_snapshot
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
-from evidence.order_trail_rule import POSITIONS_RECONCILED
+from evidence.run_closure import POSITIONS_RECONCILED
 
 CRASHED_STOP_REASON = "CRASHED"
 

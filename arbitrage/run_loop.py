@@ -24,6 +24,7 @@ from arbitrage.ops.supervisor import LoopVitals, Supervisor
 from arbitrage.ops.watcher import LoopProgress, RunWatcher
 from arbitrage.portfolio import Portfolio
 from arbitrage.progress import RunProgress
+from arbitrage.run_closure import record_closure
 from arbitrage.run_evidence import latency_histogram, percentiles
 from arbitrage.run_parts import RUN_LOGGER, RunClock, RunParts
 from arbitrage.stop_request import StopRequest
@@ -192,10 +193,8 @@ class TradingLoop:
         parts.trader.flatten(self.books, int(time.time() * 1000), flatten_reason(self.stop.reason))
         drain_until = time.monotonic() + LEDGER_DRAIN_SEC
         ledger.drain(LEDGER_DRAIN_SEC)
+        record_closure(ledger, parts.trader.run_id)
         if parts.live is not None:
-            from arbitrage.order_trail import seal_trail
-
-            seal_trail(ledger, parts.trader.run_id)
             parts.live.close()
         self.publish(parts.trader)
         duration = time.monotonic() - clock.t0

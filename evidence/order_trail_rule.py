@@ -8,10 +8,7 @@ process died), was filled and no booking event carries it, or its outcome stayed
 stopped and set the kill switch, but that activation can fail with the database it writes to). A
 refusal left nothing on the venue, so it is not listed.
 
-A live run that ends with PostgreSQL holding every record it made, and no unbooked order there,
-records ORDER_TRAIL_CLOSED: its trail is complete, so preflight and recovery need not read it again
-(`arbitrage.order_trail.seal_trail`). A run without it (crashed, or its database out of reach at
-the end) is read until an operator records POSITIONS_RECONCILED for it.
+A run whose trail PostgreSQL shows complete at its end says so (`evidence.run_closure`).
 
 `venue_order_fates` turns the question around for a judge that reads the venue itself (the chaos
 checker): how the run accounts for each order the venue filled.
@@ -25,10 +22,6 @@ from typing import Any, Final, Literal
 
 ORDER_SENT: Final = "ORDER_SENT"
 ORDER_DONE: Final = "ORDER_DONE"
-ORDER_TRAIL_CLOSED: Final = "ORDER_TRAIL_CLOSED"
-POSITIONS_RECONCILED: Final = "POSITIONS_RECONCILED"
-TRAIL_CLEARED_BY: Final = (ORDER_TRAIL_CLOSED, POSITIONS_RECONCILED)
-"""Either event of a run means its trail names nothing to reconcile any more."""
 Fate = Literal["filled", "refused", "unknown"]
 Accounted = Literal["booked", "unknown", "unbooked", "lost"]
 BOOKING_EVENTS: Final = ("TRADE_OPEN", "TRADE_CLOSE", "LEG_UNWOUND", "EXIT_FAILED")

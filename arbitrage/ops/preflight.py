@@ -33,7 +33,7 @@ from arbitrage.ops.secrets_scan import Status, env_live_file_verdict, tracked_en
 from arbitrage.order_trail import unbooked_by_run
 from arbitrage.state import RunState, StateUnavailable, describe_url
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
-from evidence.order_trail_rule import POSITIONS_RECONCILED
+from evidence.run_closure import LEAVES_NOTHING
 
 Mode = Literal["paper", "live"]
 
@@ -193,13 +193,17 @@ def check_kill_switch(mode: Mode, conn: psycopg.Connection[Any] | None) -> Prefl
 
 
 _OPEN_ENTRIES_SQL = f"""
+WITH open_runs AS (
+    SELECT r.run_id FROM {RUNS} r
+    WHERE r.mode = %(mode)s AND r.run_id IS DISTINCT FROM %(own)s
+      AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
+                      WHERE v.run_id = r.run_id AND v.event_type = ANY(%(leaves_nothing)s))
+)
 SELECT e.run_id, count(*), string_agg(DISTINCT e.symbol, ', ' ORDER BY e.symbol)
-FROM {TRADE_LEGS} e JOIN {RUNS} r ON r.run_id = e.run_id
-WHERE e.leg = 'entry' AND r.mode = %(mode)s AND e.run_id IS DISTINCT FROM %(own)s
+FROM {TRADE_LEGS} e JOIN open_runs USING (run_id)
+WHERE e.leg = 'entry'
   AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
                   WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
-  AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
-                  WHERE v.run_id = e.run_id AND v.event_type = '{POSITIONS_RECONCILED}')
 GROUP BY e.run_id ORDER BY e.run_id
 """
 
@@ -211,14 +215,17 @@ def check_open_positions(
     an exit leg (named by run id and symbol) and, in live mode, orders sent but never booked
     (`order_trail`: in flight when the run died, or filled with no leg to show it).
 
-    After reconciling them on the exchanges, an operator appends a `POSITIONS_RECONCILED`
+    Runs that ended leaving nothing open are not read (`evidence.run_closure`). After reconciling
+    them on the exchanges, an operator appends a `POSITIONS_RECONCILED`
     event_log row for that run_id, which clears it here.
     """
     if conn is None:
         return live_only(mode, PreflightCheck("open_positions", "FAIL", "unknown: postgres unreachable"))
     try:
         with conn.cursor() as cur:
-            cur.execute(_OPEN_ENTRIES_SQL, {"mode": mode, "own": run_id})
+            cur.execute(
+                _OPEN_ENTRIES_SQL, {"mode": mode, "own": run_id, "leaves_nothing": list(LEAVES_NOTHING)}
+            )
             rows = cur.fetchall()
         unbooked = unbooked_by_run(conn, run_id) if mode == "live" else {}
     except psycopg.errors.UndefinedTable:

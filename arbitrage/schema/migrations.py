@@ -196,7 +196,7 @@ MIGRATIONS: Final = (
 run's owner process (crash recovery) and an event's idempotency key (journal replay); a leg's
 Upbit fill quantity (hedge residual; null in rows written before it); `alert_deliveries` and
 `live_arms`; an index of each run's events by kind (the order trail query of preflight and recovery
-looks a run's ORDER_SENT, ORDER_TRAIL_CLOSED and POSITIONS_RECONCILED up by it)."""
+looks a run's ORDER_SENT, NOTHING_LEFT_OPEN and POSITIONS_RECONCILED up by it)."""
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 """The version this engine needs and records (in `runs`, RUN_START and the manifest)."""

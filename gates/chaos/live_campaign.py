@@ -15,7 +15,7 @@ from typing import Any, Final
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch, KillSwitchState
 from arbitrage.ops.live_arm import ARM_ACK_VALUE
-from evidence.order_trail_rule import POSITIONS_RECONCILED
+from evidence.run_closure import POSITIONS_RECONCILED
 from harness.exchange_sim.auth import (
     BINANCE_TEST_KEY,
     BINANCE_TEST_SECRET,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from arbitrage.ledger import connect
+from evidence.run_closure import NOTHING_LEFT_OPEN
 from harness.engine import EngineLauncher
 from harness.exchange_sim.client import SimProcess, start_exchange_sim
 from tests.support.engine_process import wait_for
@@ -89,12 +90,12 @@ def test_a_fill_a_killed_run_never_booked_blocks_arming_until_reconciled(
         with connect(postgres_dsn, 5.0, 5000) as conn:
             legs = conn.execute("SELECT count(*) FROM trade_legs WHERE run_id = %s", (run_id,)).fetchone()
             status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-        trail = events_of(postgres_dsn, run_id, "ORDER_SENT", "ORDER_DONE", "ORDER_TRAIL_CLOSED")
+        trail = events_of(postgres_dsn, run_id, "ORDER_SENT", "ORDER_DONE", NOTHING_LEFT_OPEN)
         assert legs == (0,), "no leg of the entry was booked"
         assert status == ("crashed",)
         sent = {p["venue"]: p for kind, p in trail if kind == "ORDER_SENT"}
         assert sent["binance"]["client_order_id"] == filled["client_id"]
-        assert "ORDER_TRAIL_CLOSED" not in [kind for kind, _ in trail], "a killed run never closes its trail"
+        assert NOTHING_LEFT_OPEN not in [kind for kind, _ in trail], "a killed run never says so"
         assert [(p["venue"], p["fate"], p["order_id"]) for kind, p in trail if kind == "ORDER_DONE"] == [
             ("binance", "filled", filled["id"])
         ]

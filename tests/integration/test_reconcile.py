@@ -25,6 +25,7 @@ from arbitrage.market.ccxt_source import VenuePair
 from evidence import names
 from evidence.addendum import addendum_problems
 from evidence.completeness import completeness_problems
+from evidence.run_closure import NOTHING_LEFT_OPEN
 from evidence.writer import file_digest
 from harness.cli_process import run_cli
 from harness.engine import EngineLauncher
@@ -174,11 +175,11 @@ def test_reconcile_after_an_armed_live_run(
             "SELECT payload FROM event_log WHERE run_id = %s AND event_type = 'RECONCILIATION'", (run_id,)
         ).fetchall()
     assert [row[0]["ok"] for row in rows] == [True]
-    trail = events_of(postgres_dsn, run_id, "ORDER_SENT", "ORDER_TRAIL_CLOSED")
+    trail = events_of(postgres_dsn, run_id, "ORDER_SENT", NOTHING_LEFT_OPEN)
     sent = {p["client_order_id"] for kind, p in trail if kind == "ORDER_SENT"}
     assert {order["client_id"] for order in sim.stats()["orders"]} <= sent
-    assert [p for kind, p in trail if kind == "ORDER_TRAIL_CLOSED"] == [{"orders": len(sent)}], (
-        "the run ended with every order booked, and closed its trail"
+    assert [p["orders"] for kind, p in trail if kind == NOTHING_LEFT_OPEN] == [len(sent)], (
+        "the run ended with every position closed and every order booked, and said so"
     )
     for venue, quote in (("upbit", "KRW"), ("binance", "USDT")):
         balances = report["venues"][venue]["balance_check"]
