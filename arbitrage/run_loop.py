@@ -196,6 +196,7 @@ class TradingLoop:
         record_closure(ledger, parts.trader.run_id)
         if parts.live is not None:
             parts.live.close()
+        ledger.drain(max(0.0, drain_until - time.monotonic()))
         self.publish(parts.trader)
         duration = time.monotonic() - clock.t0
         self.show(progress, parts.trader, parts.watcher, duration)
