@@ -99,7 +99,7 @@ class OrderTrail:
 
 
 _TRAILS_SQL = f"""
-WITH open_trails AS (
+WITH open_trails AS MATERIALIZED (
     SELECT r.run_id FROM {RUNS} r
     WHERE r.mode = 'live' AND r.run_id IS DISTINCT FROM %(own)s
       AND EXISTS (SELECT 1 FROM {EVENT_LOG} s WHERE s.run_id = r.run_id AND s.event_type = '{ORDER_SENT}')

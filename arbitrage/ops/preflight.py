@@ -193,19 +193,24 @@ def check_kill_switch(mode: Mode, conn: psycopg.Connection[Any] | None) -> Prefl
 
 
 _OPEN_ENTRIES_SQL = f"""
-WITH open_runs AS (
+WITH open_runs AS MATERIALIZED (
     SELECT r.run_id FROM {RUNS} r
     WHERE r.mode = %(mode)s AND r.run_id IS DISTINCT FROM %(own)s
       AND NOT EXISTS (SELECT 1 FROM {EVENT_LOG} v
                       WHERE v.run_id = r.run_id AND v.event_type = ANY(%(leaves_nothing)s))
 )
-SELECT e.run_id, count(*), string_agg(DISTINCT e.symbol, ', ' ORDER BY e.symbol)
-FROM {TRADE_LEGS} e JOIN open_runs USING (run_id)
-WHERE e.leg = 'entry'
-  AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
-                  WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
-GROUP BY e.run_id ORDER BY e.run_id
+SELECT o.run_id, count(*), string_agg(DISTINCT e.symbol, ', ' ORDER BY e.symbol)
+FROM open_runs o CROSS JOIN LATERAL (
+    SELECT e.symbol FROM {TRADE_LEGS} e
+    WHERE e.run_id = o.run_id AND e.leg = 'entry'
+      AND NOT EXISTS (SELECT 1 FROM {TRADE_LEGS} x
+                      WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit')
+) e
+GROUP BY o.run_id ORDER BY o.run_id
 """
+"""Entry legs without an exit leg, per run that may leave something open. The runs come first
+(MATERIALIZED) and their legs by the run's index (LATERAL): joined the other way, the planner scans
+every entry leg of the mode, which grows with the ledger's history."""
 
 
 def check_open_positions(
