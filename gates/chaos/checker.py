@@ -9,7 +9,8 @@ criteria with the database. A run is then:
 - `failed-closed`: the engine stopped (exit 1, or killed by the schedule), said why, and lost nothing;
 - `LOST`: a leg, an event or an acknowledged row is missing from PostgreSQL;
 - `UNEXPLAINED`: a traceback, a hang, a `running` manifest or `runs` row, a wrong exit code, a
-  journal still pending after the next start, or anything else the protocol does not allow.
+  journal still pending after the next start, NOTHING_LEFT_OPEN recorded by a run that left an entry
+  without its exit, or anything else the protocol does not allow.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from evidence import names
 from evidence.completeness import check_completeness
 from evidence.ledger_tables import EVENT_LOG, RUNS, TRADE_LEGS
 from evidence.reader import CorruptEvidenceError, read_jsonl
+from evidence.run_closure import NOTHING_LEFT_OPEN
 from evidence.writer import file_digest
 from gates.analyzer import FAIL
 from gates.chaos.model import Classification
@@ -51,6 +53,8 @@ class LedgerAudit:
     seal_problem: str | None
     sealed_files_match: bool
     missing_records: list[str]
+    nothing_left_open: bool = False
+    """The run recorded NOTHING_LEFT_OPEN: PostgreSQL must then hold an exit leg for each entry."""
 
     @classmethod
     def of(cls, dsn: str, run_dir: Path) -> LedgerAudit:
@@ -74,6 +78,10 @@ class LedgerAudit:
                 f"SELECT status, exit_code, stop_reason FROM {RUNS} WHERE run_id = %s", (run_id,)
             ).fetchone()
             missing = _missing_journal_records(conn, run_dir / names.LEDGER_JOURNAL)
+            closed = conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {EVENT_LOG} WHERE run_id = %s AND event_type = %s)",
+                (run_id, NOTHING_LEFT_OPEN),
+            ).fetchone()
         manifest = _read(run_dir / names.MANIFEST)
         return cls(
             entries=int(legs.get("entry", 0)),
@@ -85,6 +93,7 @@ class LedgerAudit:
             seal_problem=_seal_problem(run_dir, manifest),
             sealed_files_match=_sealed_files_match(run_dir, manifest),
             missing_records=missing,
+            nothing_left_open=bool(closed and closed[0]),
         )
 
     def lost(self) -> list[str]:
@@ -117,6 +126,8 @@ class LedgerAudit:
         write, but what it sealed must match. A killed live run keeps its open positions (recovery
         never touches them; preflight refuses arming while they are open)."""
         found = []
+        if self.nothing_left_open and self.unpartnered:
+            found.append(f"{NOTHING_LEFT_OPEN} recorded, but entry legs have no exit: {self.unpartnered[:5]}")
         if self.run_row is None:
             found.append("no runs row")
         elif self.run_row[0] not in FINAL_STATUSES:

@@ -5,8 +5,8 @@ Every order it filled during the run must be accounted for by the run (`evidence
 booked; or named as of unknown outcome, and then the run left the kill switch ACTIVE or the next
 live preflight refuses arming over it; or listed by the run's order trail after a crash, and then
 the next live preflight refuses arming over it. A filled order the run does not name at all is
-LOST; an order the ledger books that the venue does not have, or a surfaced order without its
-safeguard, is UNEXPLAINED.
+LOST; an order the ledger books that the venue does not have, a surfaced order without its
+safeguard, or one the run did not book although it recorded NOTHING_LEFT_OPEN, is UNEXPLAINED.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.order_trail import unbooked_by_run
 from evidence.ledger_tables import EVENT_LOG
 from evidence.order_trail_rule import booked_order_ids, venue_order_fates
+from evidence.run_closure import NOTHING_LEFT_OPEN
 
 SHOWN = 5
 
@@ -66,6 +67,10 @@ def audit_venue_orders(
             f"orders of unknown outcome {unknown[:SHOWN]}: the kill switch is not active and the next"
             " live preflight would not name them"
         )
+    closed = any(kind == NOTHING_LEFT_OPEN for kind, _ in events)
+    hidden = [order_id for order_id, fate in fates.items() if fate in ("unknown", "unbooked")]
+    if closed and hidden:
+        unexplained.append(f"{NOTHING_LEFT_OPEN} recorded, but orders {hidden[:SHOWN]} were never booked")
     unbooked = [order_id for order_id, fate in fates.items() if fate == "unbooked"]
     if unbooked and not killed:
         unexplained.append(f"filled orders {unbooked[:SHOWN]} left unbooked by a run that was not killed")

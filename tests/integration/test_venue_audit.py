@@ -15,6 +15,7 @@ import pytest
 from arbitrage.ledger import Ledger, connect
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.services import ServiceEndpoints
+from evidence.run_closure import NOTHING_LEFT_OPEN
 from gates.chaos.venue_audit import VenueAudit, audit_venue_orders
 from tests.support.databases import fresh_database
 from tests.support.live_runs import record_reconciled
@@ -118,3 +119,14 @@ def test_orders_of_a_run_that_never_started_are_lost(dsn: str) -> None:
     assert (audit.lost, audit.unexplained, audit.fates) == (
         ["the venue filled 1 order(s) of a run that never started"], [], {"lost": 1},
     )  # fmt: skip
+
+
+def test_a_run_that_says_nothing_is_left_open_must_have_booked_every_fill(dsn: str) -> None:
+    closed = (NOTHING_LEFT_OPEN, {"entries": 0, "orders": 1})
+    live_run(dsn, "live_n", [sent("c6"), done("c6", "filled", "b6"), closed])
+    audit = audit_venue_orders(dsn, "live_n", [order("b6", "c6")], killed=False)
+    assert audit.unexplained[0] == "NOTHING_LEFT_OPEN recorded, but orders ['b6'] were never booked"
+    live_run(dsn, "live_m", [sent("c7"), done("c7", "filled", "b7"), opened("b7", "u7"), closed])
+    assert findings(
+        audit_venue_orders(dsn, "live_m", [order("b7", "c7"), order("u7", None)], killed=False)
+    ) == ([], [])
