@@ -35,6 +35,8 @@ SELECT count(*) FILTER (WHERE e.leg = 'entry'),
            WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit'))
 FROM {TRADE_LEGS} e WHERE e.run_id = %(run)s
 """
+LEG_UNWOUND: Final = "LEG_UNWOUND"
+
 _TRAIL_SQL = f"""
 SELECT event_type, payload FROM {EVENT_LOG} WHERE run_id = %(run)s AND event_type = ANY(%(kinds)s) ORDER BY id
 """
@@ -42,18 +44,21 @@ SELECT event_type, payload FROM {EVENT_LOG} WHERE run_id = %(run)s AND event_typ
 
 @dataclass(frozen=True)
 class Closure:
-    """What the run left in PostgreSQL: positions entered, those without an exit leg, orders sent
-    and those never booked."""
+    """What the run left in PostgreSQL: positions entered, those without an exit leg, orders sent,
+    those never booked, and first legs whose unwind was refused (LEG_UNWOUND without an unwind:
+    exposure no position carries)."""
 
     entries: int
     open_entries: int
     orders: int
     unbooked_orders: int
+    unhedged_legs: int = 0
 
     def why_open(self) -> str | None:
         """None when the run leaves nothing open, else what it leaves."""
         left = [f"{self.open_entries} position(s) without an exit leg"] if self.open_entries else []
         left += [f"{self.unbooked_orders} order(s) not booked"] if self.unbooked_orders else []
+        left += [f"{self.unhedged_legs} leg(s) not unwound"] if self.unhedged_legs else []
         return "; ".join(left) or None
 
 
@@ -82,4 +87,5 @@ def _read_back(ledger: Ledger, run_id: str) -> Closure | str:
         return f"reading it back failed: {exc}"
     entries, open_entries = (0, 0) if legs is None else (int(legs[0]), int(legs[1]))
     orders = sum(1 for kind, _ in trail if kind == ORDER_SENT)
-    return Closure(entries, open_entries, orders, len(unbooked_orders(trail)))
+    unhedged = sum(1 for kind, payload in trail if kind == LEG_UNWOUND and payload.get("unwind") is None)
+    return Closure(entries, open_entries, orders, len(unbooked_orders(trail)), unhedged)
