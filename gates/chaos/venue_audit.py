@@ -71,6 +71,13 @@ def audit_venue_orders(
     hidden = [order_id for order_id, fate in fates.items() if fate in ("unknown", "unbooked")]
     if closed and hidden:
         unexplained.append(f"{NOTHING_LEFT_OPEN} recorded, but orders {hidden[:SHOWN]} were never booked")
+    not_unwound = [
+        str((p.get("filled") or {}).get("order_id"))
+        for k, p in events
+        if k == "LEG_UNWOUND" and p.get("unwind") is None
+    ]
+    if closed and not_unwound:
+        unexplained.append(f"{NOTHING_LEFT_OPEN} recorded, but legs {not_unwound[:SHOWN]} were never unwound")
     unbooked = [order_id for order_id, fate in fates.items() if fate == "unbooked"]
     if unbooked and not killed:
         unexplained.append(f"filled orders {unbooked[:SHOWN]} left unbooked by a run that was not killed")

@@ -130,3 +130,11 @@ def test_a_run_that_says_nothing_is_left_open_must_have_booked_every_fill(dsn: s
     assert findings(
         audit_venue_orders(dsn, "live_m", [order("b7", "c7"), order("u7", None)], killed=False)
     ) == ([], [])
+    unhedged = (
+        "LEG_UNWOUND",
+        {"symbol": "BTC", "filled": {"venue": "binance", "order_id": "b5"}, "unwind": None},
+    )
+    live_run(dsn, "live_h", [sent("c5"), done("c5", "filled", "b5"), unhedged, closed])
+    assert findings(audit_venue_orders(dsn, "live_h", [order("b5", "c5")], killed=False)) == (
+        [], ["NOTHING_LEFT_OPEN recorded, but legs ['b5'] were never unwound"],
+    )  # fmt: skip
