@@ -34,6 +34,7 @@ from evidence.order_trail_rule import (
     Fate,
     UnbookedOrder,
     unbooked_orders,
+    unhedged_legs,
 )
 from evidence.run_closure import LEAVES_NOTHING
 
@@ -114,7 +115,7 @@ ORDER BY v.run_id, v.id
 
 def unbooked_by_run(conn: psycopg.Connection[Any], own_run_id: str | None) -> dict[str, list[UnbookedOrder]]:
     """Earlier live runs that may leave something open (`evidence.run_closure`) with unbooked
-    orders, each with its orders."""
+    orders or first legs never unwound, each with its orders."""
     params = {"own": own_run_id, "kinds": list(TRAIL_KINDS), "leaves_nothing": list(LEAVES_NOTHING)}
     with conn.cursor() as cur:
         cur.execute(_TRAILS_SQL, params)
@@ -122,5 +123,5 @@ def unbooked_by_run(conn: psycopg.Connection[Any], own_run_id: str | None) -> di
     trails: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for run_id, kind, payload in rows:
         trails.setdefault(run_id, []).append((kind, payload))
-    found = {run_id: unbooked_orders(trail) for run_id, trail in trails.items()}
+    found = {run_id: unbooked_orders(trail) + unhedged_legs(trail) for run_id, trail in trails.items()}
     return {run_id: orders for run_id, orders in found.items() if orders}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from arbitrage.order_trail import TRAIL_KINDS
 from evidence.ledger_tables import EVENT_LOG, TRADE_LEGS
-from evidence.order_trail_rule import ORDER_SENT, unbooked_orders
+from evidence.order_trail_rule import ORDER_SENT, unbooked_orders, unhedged_legs
 from evidence.run_closure import NOTHING_LEFT_OPEN
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ SELECT count(*) FILTER (WHERE e.leg = 'entry'),
            WHERE x.run_id = e.run_id AND x.trade_id = e.trade_id AND x.leg = 'exit'))
 FROM {TRADE_LEGS} e WHERE e.run_id = %(run)s
 """
-LEG_UNWOUND: Final = "LEG_UNWOUND"
-
 _TRAIL_SQL = f"""
 SELECT event_type, payload FROM {EVENT_LOG} WHERE run_id = %(run)s AND event_type = ANY(%(kinds)s) ORDER BY id
 """
@@ -87,5 +85,4 @@ def _read_back(ledger: Ledger, run_id: str) -> Closure | str:
         return f"reading it back failed: {exc}"
     entries, open_entries = (0, 0) if legs is None else (int(legs[0]), int(legs[1]))
     orders = sum(1 for kind, _ in trail if kind == ORDER_SENT)
-    unhedged = sum(1 for kind, payload in trail if kind == LEG_UNWOUND and payload.get("unwind") is None)
-    return Closure(entries, open_entries, orders, len(unbooked_orders(trail)), unhedged)
+    return Closure(entries, open_entries, orders, len(unbooked_orders(trail)), len(unhedged_legs(trail)))

@@ -40,9 +40,13 @@ class UnbookedOrder:
     """The venue's id when the run knew it; None for an order in flight when the run ended."""
     unknown: bool = False
     """Its outcome stayed unknown (else: in flight, or filled and not booked)."""
+    unhedged: bool = False
+    """A first leg that filled and whose unwind the venue refused: booked, but no position closes it."""
 
     def describe(self) -> str:
-        if self.unknown:
+        if self.unhedged:
+            state = f"filled as order {self.order_id}, never unwound"
+        elif self.unknown:
             state = "outcome unknown" + ("" if self.order_id is None else f", order {self.order_id}")
         elif self.order_id is None:
             state = "in flight"
@@ -84,6 +88,23 @@ def unbooked_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Unb
                 )
             )
     return unbooked
+
+
+def unhedged_legs(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[UnbookedOrder]:
+    """First legs of a run that filled and were never unwound (LEG_UNWOUND without an unwind): on the
+    venue, with no position of the run to close them (the run stopped with UNHEDGED_LEG)."""
+    listed = list(events)
+    done = [p for kind, p in listed if kind == ORDER_DONE and p.get("order_id")]
+    client_ids = {str(p["order_id"]): str(p["client_order_id"]) for p in done}
+    legs: list[UnbookedOrder] = []
+    for kind, payload in listed:
+        leg = payload.get("filled") if kind == "LEG_UNWOUND" and payload.get("unwind") is None else None
+        if isinstance(leg, Mapping):
+            order_id = str(leg.get("order_id"))
+            client_id = client_ids.get(order_id, "unknown")
+            venue, side, symbol = str(leg.get("venue")), str(leg.get("side")), str(payload.get("symbol"))
+            legs.append(UnbookedOrder(venue, symbol, side, client_id, order_id, unhedged=True))
+    return legs
 
 
 def venue_order_fates(

@@ -142,11 +142,14 @@ def test_an_entry_without_its_exit_leg_keeps_the_run_open(
 def test_a_first_leg_whose_unwind_was_refused_keeps_the_run_open(
     controlled_pg: ControlledPostgres, ledger: Ledger
 ) -> None:
-    first_leg = {"venue": "binance", "order_id": "b1"}
+    first_leg = {"venue": "binance", "side": "buy", "qty": 0.01, "order_id": "b1"}
     unhedged = ("LEG_UNWOUND", {"symbol": "BTC", "filled": first_leg, "unwind": None})
     write_run(controlled_pg.dsn, "live_unhedged", [sent("c1"), filled("c1", "b1"), unhedged], legs=())
     assert record_closure(ledger, "live_unhedged") == Closure(0, 0, 1, 0, unhedged_legs=1)
     assert marks_in_postgres(controlled_pg.dsn, "live_unhedged") == []
+    assert "live_unhedged binance buy BTC client order id c1 (filled as order b1, never unwound)" in (
+        open_positions_detail(controlled_pg.dsn, "live")
+    ), "the next live preflight names it, whatever the kill switch says"
 
 
 @pytest.mark.allow_log("WARNING", r"not acknowledged")

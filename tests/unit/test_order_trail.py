@@ -10,7 +10,13 @@ import pytest
 from arbitrage.execution import LegFill
 from arbitrage.live_orders import LiveOrderError
 from arbitrage.order_trail import OrderTrail
-from evidence.order_trail_rule import UnbookedOrder, booked_order_ids, unbooked_orders, venue_order_fates
+from evidence.order_trail_rule import (
+    UnbookedOrder,
+    booked_order_ids,
+    unbooked_orders,
+    unhedged_legs,
+    venue_order_fates,
+)
 
 
 def sent(client_id: str, venue: str = "binance", symbol: str = "BTC", side: str = "buy") -> tuple[str, Any]:
@@ -52,6 +58,23 @@ def test_a_filled_order_no_leg_carries_is_unbooked_and_a_booked_one_is_not() -> 
     assert (
         unbooked_orders(events)[0].describe()
         == "upbit sell BTC client order id c2 (filled as order u2, not booked)"
+    )
+
+
+def test_a_first_leg_never_unwound_is_listed_as_such_and_an_unwound_one_is_not() -> None:
+    """Its LEG_UNWOUND books it, but no position of the run closes it: the run stopped with
+    UNHEDGED_LEG and set the kill switch, an activation that can fail with the database."""
+    events = [
+        sent("c1"), done("c1", "filled", "b1"), sent("c2", "upbit"), done("c2", "refused"),
+        sent("c3"), done("c3", "refused"),
+        ("LEG_UNWOUND", {"symbol": "BTC", "filled": leg("b1"), "unwind": None}),
+        sent("c4"), done("c4", "filled", "b4"), sent("c5"), done("c5", "filled", "b5"),
+        ("LEG_UNWOUND", {"symbol": "BTC", "filled": leg("b4"), "unwind": leg("b5")}),
+    ]  # fmt: skip
+    assert unbooked_orders(events) == []
+    assert unhedged_legs(events) == [UnbookedOrder("binance", "BTC", "buy", "c1", "b1", unhedged=True)]
+    assert unhedged_legs(events)[0].describe() == (
+        "binance buy BTC client order id c1 (filled as order b1, never unwound)"
     )
 
 
