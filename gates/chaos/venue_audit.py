@@ -21,7 +21,7 @@ import psycopg
 from arbitrage.ops.kill_switch import KillSwitch
 from arbitrage.order_trail import unbooked_by_run
 from evidence.ledger_tables import EVENT_LOG
-from evidence.order_trail_rule import booked_order_ids, venue_order_fates
+from evidence.order_trail_rule import booked_order_ids, unhedged_legs, venue_order_fates
 from evidence.run_closure import NOTHING_LEFT_OPEN
 
 SHOWN = 5
@@ -71,11 +71,7 @@ def audit_venue_orders(
     hidden = [order_id for order_id, fate in fates.items() if fate in ("unknown", "unbooked")]
     if closed and hidden:
         unexplained.append(f"{NOTHING_LEFT_OPEN} recorded, but orders {hidden[:SHOWN]} were never booked")
-    not_unwound = [
-        str((p.get("filled") or {}).get("order_id"))
-        for k, p in events
-        if k == "LEG_UNWOUND" and p.get("unwind") is None
-    ]
+    not_unwound = [leg.order_id for leg in unhedged_legs(events)]
     if closed and not_unwound:
         unexplained.append(f"{NOTHING_LEFT_OPEN} recorded, but legs {not_unwound[:SHOWN]} were never unwound")
     unbooked = [order_id for order_id, fate in fates.items() if fate == "unbooked"]
