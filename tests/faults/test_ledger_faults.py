@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import signal
-import time
 from pathlib import Path
 
 import psycopg
@@ -21,6 +20,7 @@ from gates.chaos.checker import LedgerAudit
 from gates.chaos.disk import fill_to_enospc
 from tests.integration.test_ledger_journal import leg
 from tests.support.controlled_pg import ControlledPostgres
+from tests.support.engine_process import wait_for
 from tests.support.ledger_audit import EngineRun, next_command, tracebacks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -31,15 +31,15 @@ FAULT_WARNINGS = r"not acknowledged|ledger reconnected|insert failed|undelivered
 def wait_for_a_trade(run: EngineRun, within_sec: float = 90.0) -> float:
     """Seconds after launch at which the run's first trade leg is in its journal (start-up on a
     loaded machine can take many seconds, so no fault is scheduled before it)."""
-    deadline = run.elapsed() + within_sec
-    while run.elapsed() < deadline:
+
+    def journaled_a_leg() -> bool:
         if run.process.poll() is not None:
             raise AssertionError(f"engine exited early ({run.process.returncode})")
-        for journal in run.evidence_root.glob("*/ledger_journal.jsonl"):
-            if any(record["op"] == "leg" for record in read_journal(journal)):
-                return run.elapsed()
-        time.sleep(0.05)
-    raise AssertionError(f"no trade leg journaled within {within_sec:g}s of launch")
+        journals = run.evidence_root.glob("*/ledger_journal.jsonl")
+        return any(record["op"] == "leg" for journal in journals for record in read_journal(journal))
+
+    wait_for(journaled_a_leg, within_sec, "a trade leg in the run's journal")
+    return run.elapsed()
 
 
 def audit(run: EngineRun, dsn: str) -> LedgerAudit:

@@ -10,10 +10,11 @@ the preflight check an operator sees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,33 +173,39 @@ def test_records_postgresql_lacks_keep_the_run_open(
     ], "the order the record would have hidden"
 
 
-def test_a_stopped_server_at_the_end_keeps_the_run_open(
-    controlled_pg: ControlledPostgres, ledger: Ledger
-) -> None:
-    write_run(controlled_pg.dsn, "live_stopped", BOOKED)
-    controlled_pg.stop()
+@contextlib.contextmanager
+def stopped(pg: ControlledPostgres) -> Iterator[None]:
+    """The server shut down: a new connection is refused."""
+    pg.stop()
     try:
-        why = record_closure(ledger, "live_stopped")
-        assert str(why).startswith(UNREACHABLE), why
+        yield
     finally:
-        controlled_pg.start()
-    assert ledger.drain(20.0) == 0
-    assert marks_in_postgres(controlled_pg.dsn, "live_stopped") == []
+        pg.start()
 
 
-def test_a_frozen_server_at_the_end_keeps_the_run_open(
-    controlled_pg: ControlledPostgres, ledger: Ledger
-) -> None:
-    write_run(controlled_pg.dsn, "live_frozen", BOOKED)
-    postmaster = int((controlled_pg.data_dir / "postmaster.pid").read_text().split()[0])
+@contextlib.contextmanager
+def frozen(pg: ControlledPostgres) -> Iterator[None]:
+    """The postmaster under SIGSTOP: a new connection is never answered."""
+    postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
     os.kill(postmaster, signal.SIGSTOP)
     try:
-        why = record_closure(ledger, "live_frozen")
-        assert str(why).startswith(UNREACHABLE), why
+        yield
     finally:
         os.kill(postmaster, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("outage", [stopped, frozen])
+def test_a_server_out_of_reach_at_the_end_keeps_the_run_open(
+    outage: Callable[[ControlledPostgres], contextlib.AbstractContextManager[None]],
+    controlled_pg: ControlledPostgres,
+    ledger: Ledger,
+) -> None:
+    write_run(controlled_pg.dsn, "live_unreached", BOOKED)
+    with outage(controlled_pg):
+        why = record_closure(ledger, "live_unreached")
+    assert str(why).startswith(UNREACHABLE), why
     assert ledger.drain(20.0) == 0
-    assert marks_in_postgres(controlled_pg.dsn, "live_frozen") == []
+    assert marks_in_postgres(controlled_pg.dsn, "live_unreached") == []
 
 
 def test_a_run_that_left_nothing_or_was_reconciled_is_not_read_again(

@@ -6,6 +6,7 @@ Redis processes, looked up with psutil before and after.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -208,11 +209,11 @@ def test_a_sigterm_to_a_test_session_tears_its_embedded_servers_down(tmp_path: P
     session = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + DEADLINE_SEC
-    while not (ready.exists() and ready.read_text()) and session.poll() is None:
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # reported below, with the inner session's output
+        wait_for(
+            lambda: (ready.exists() and ready.read_text()) or session.poll() is not None,
+            DEADLINE_SEC, "the inner session to hold its servers or exit",
+        )  # fmt: skip
     if not ready.exists():
         session.kill()
         pytest.fail(f"inner session never held its servers:\n{session.communicate(timeout=10)[0][-3000:]}")
